@@ -1,0 +1,51 @@
+# dispatchflow — developer entry points. Every target creates or reuses the virtualenv in .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+
+.PHONY: help venv demo test lint unit integration bench bench-ingest bench-eta bench-dispatch clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create or update the virtualenv in .venv
+
+demo: $(STAMP) ## run the main job on the embedded broker
+	$(BIN)/dispatchflow demo
+
+test: $(STAMP) lint ## lint, type-check and run the whole test suite (unit + integration on the embedded broker)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+unit: $(STAMP) ## unit tests only
+	$(BIN)/python -m pytest -m "not integration"
+
+integration: $(STAMP) ## integration tests only (real broker)
+	$(BIN)/python -m pytest -m integration
+
+bench: bench-ingest bench-eta bench-dispatch ## every benchmark; figures land in bench-results/
+
+bench-ingest: $(STAMP) ## ping ingest: our worker vs a plain aiokafka + rocksdict + changelog loop
+	$(BIN)/dispatchflow bench ingest --json bench-results/ingest.json
+
+bench-eta: $(STAMP) ## ETA models on the shared DoorDash and NYC files, plus inference speed
+	$(BIN)/dispatchflow bench eta --shared $(SHARED) --out bench-results
+
+bench-dispatch: $(STAMP) ## decide() tick latency on synthetic shards
+	$(BIN)/dispatchflow bench dispatch --json bench-results/dispatch.json
+
+clean: ## remove build and test leftovers (keeps .venv)
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache bench-results demo-output

@@ -1,0 +1,1 @@
+"""Event contracts: JSON Schemas (the source of truth), typed records and ingress validation."""

@@ -1,0 +1,9 @@
+"""Subcommands contributed by `contracts`."""
+
+from __future__ import annotations
+
+from dispatchflow.commands import CommandRegistry
+
+
+def register(registry: CommandRegistry) -> None:
+    """Attach this package's subcommands to `registry`."""

@@ -1,0 +1,1 @@
+"""The dispatch decision core: candidates, bundles, costs, assignment, policy. Pure: no Kafka."""

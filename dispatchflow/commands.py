@@ -1,0 +1,37 @@
+"""The registry each package uses to add its subcommands to the one `dispatchflow` CLI."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: A command handler receives the parsed arguments and returns the process exit code.
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class CommandRegistry:
+    """Where packages attach subcommands.
+
+    Attributes:
+        top: subparsers of `dispatchflow` itself (`dispatchflow worker`, `dispatchflow train`, ...).
+        bench: subparsers of `dispatchflow bench` (`dispatchflow bench ingest`, ...).
+    """
+
+    top: argparse._SubParsersAction[argparse.ArgumentParser]
+    bench: argparse._SubParsersAction[argparse.ArgumentParser]
+
+    def add(
+        self, name: str, handler: Handler, help_text: str, *, bench: bool = False
+    ) -> argparse.ArgumentParser:
+        """Add a subcommand that runs `handler`; returns its parser so options can be added."""
+        group = self.bench if bench else self.top
+        parser = group.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        parser.set_defaults(handler=handler)
+        return parser

@@ -1,0 +1,1 @@
+"""Windowed feature definitions (pure) and their online and offline materializations."""

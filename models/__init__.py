@@ -1,0 +1,1 @@
+"""ETA: base-ETA providers, residual quantile models, calibration, registry, training, serving."""

@@ -1,0 +1,1 @@
+"""City simulator, MDRP benchmark loader and simulator, replay driver and evaluation reports."""

@@ -1,0 +1,1 @@
+"""The Faust application: agents, tables, timers and web views. The only code that touches Kafka."""
