@@ -1,0 +1,366 @@
+"""Feature definitions: pure per-entity state with `update(event)` and `value(now_ms)`.
+
+Each `FeatureDef` names an entity kind (merchant, courier or zone), a staleness SLA, the event
+types it consumes and a factory of `FeatureState` objects. A state holds everything about one
+entity (or one coarser prior: a city or the whole marketplace), updates from events in event
+time, reports its values at any `now_ms`, and round-trips through JSON-ready `to_state()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from features import events as ev
+from features.windows import BucketedStats, LastSeen
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+#: Orders open longer than this are forgotten (abandoned without a closing event).
+OPEN_ORDER_TTL_MS = 6 * HOUR_MS
+
+Values = dict[str, float | None]
+
+
+class FeatureState(Protocol):
+    """State of one feature for one entity (or prior level).
+
+    `update` must be pure on its input (the event is not modified) and deterministic;
+    `value(now_ms)` must not change the state; `load_state(to_state())` reproduces the values.
+    """
+
+    updated_ts_ms: int
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Apply one validated event."""
+        ...
+
+    def value(self, now_ms: int) -> Values:
+        """The feature's outputs at `now_ms` (None where undefined)."""
+        ...
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        ...
+
+
+def _mark(state: Any, ts_ms: int) -> None:
+    state.updated_ts_ms = max(state.updated_ts_ms, ts_ms)
+
+
+class PrepTimeState:
+    """Merchant prep time (order created → merchant ready): mean, p50, p90 and count."""
+
+    def __init__(self, window_ms: int, bucket_ms: int) -> None:
+        self.updated_ts_ms = -1
+        self.pending: dict[str, int] = {}
+        self.stats = BucketedStats(window_ms, bucket_ms, bin_width=30.0, max_bins=480)
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Track created orders; on ready, record the prep time of a known order."""
+        ts = int(event["ts_ms"])
+        if event["type"] == ev.ORDER_CREATED:
+            self.pending[str(event["order_id"])] = ts
+            horizon = ts - OPEN_ORDER_TTL_MS
+            for k in [k for k, t in self.pending.items() if t < horizon]:
+                del self.pending[k]
+        elif event["type"] == ev.MERCHANT_READY:
+            created = self.pending.pop(str(event["order_id"]), None)
+            if created is None or ts < created:
+                return
+            self.stats.add(ts, (ts - created) / 1000.0)
+            _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """`prep_mean_s`, `prep_p50_s`, `prep_p90_s`, `prep_count`."""
+        return {
+            "prep_mean_s": self.stats.mean(now_ms),
+            "prep_p50_s": self.stats.quantile(now_ms, 0.5),
+            "prep_p90_s": self.stats.quantile(now_ms, 0.9),
+            "prep_count": float(self.stats.count(now_ms)),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {
+            "u": self.updated_ts_ms,
+            "p": sorted(self.pending.items()),
+            "s": self.stats.to_state(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.pending = {str(k): int(v) for k, v in state["p"]}
+        self.stats.load_state(state["s"])
+
+
+class OrdersWaitingState:
+    """Orders created and not yet picked up or cancelled."""
+
+    def __init__(self) -> None:
+        self.updated_ts_ms = -1
+        self.open: dict[str, int] = {}
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Open on `order_created`, close on `picked_up` or `order_cancelled`."""
+        ts = int(event["ts_ms"])
+        oid = str(event["order_id"])
+        if event["type"] == ev.ORDER_CREATED:
+            self.open[oid] = ts
+        else:
+            self.open.pop(oid, None)
+        horizon = ts - OPEN_ORDER_TTL_MS
+        for k in [k for k, t in self.open.items() if t < horizon]:
+            del self.open[k]
+        _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """`orders_waiting`: open orders created at or before `now_ms`."""
+        return {"orders_waiting": float(sum(1 for t in self.open.values() if t <= now_ms))}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "o": sorted(self.open.items())}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.open = {str(k): int(v) for k, v in state["o"]}
+
+
+class MeanState:
+    """Windowed mean of one numeric event field (courier speed, zone observed speed)."""
+
+    def __init__(self, window_ms: int, bucket_ms: int, field: str, output: str) -> None:
+        self.updated_ts_ms = -1
+        self.field = field
+        self.output = output
+        self.stats = BucketedStats(window_ms, bucket_ms)
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Add the event's field value when present."""
+        v = event.get(self.field)
+        if v is None:
+            return
+        ts = int(event["ts_ms"])
+        self.stats.add(ts, float(v))
+        _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """The windowed mean under the output name."""
+        return {self.output: self.stats.mean(now_ms)}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.stats.load_state(state["s"])
+
+
+class AcceptanceState:
+    """Courier acceptance rate: accepts over responses in the window."""
+
+    def __init__(self, window_ms: int, bucket_ms: int) -> None:
+        self.updated_ts_ms = -1
+        self.stats = BucketedStats(window_ms, bucket_ms)
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Record 1 for accept, 0 for decline."""
+        ts = int(event["ts_ms"])
+        self.stats.add(ts, 1.0 if event["response"] == "accept" else 0.0)
+        _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """`acceptance_rate` and `responses`."""
+        return {
+            "acceptance_rate": self.stats.mean(now_ms),
+            "responses": float(self.stats.count(now_ms)),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.stats.load_state(state["s"])
+
+
+class CountState:
+    """Windowed count of events (zone demand)."""
+
+    def __init__(self, window_ms: int, bucket_ms: int, output: str) -> None:
+        self.updated_ts_ms = -1
+        self.output = output
+        self.stats = BucketedStats(window_ms, bucket_ms)
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Count the event."""
+        ts = int(event["ts_ms"])
+        self.stats.add(ts, 1.0)
+        _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """The count under the output name."""
+        return {self.output: float(self.stats.count(now_ms))}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.stats.load_state(state["s"])
+
+
+class SupplyState:
+    """Distinct couriers pinging within the window (zone supply)."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.updated_ts_ms = -1
+        self.seen = LastSeen(window_ms)
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Mark the pinging courier as present."""
+        ts = int(event["ts_ms"])
+        self.seen.add(ts, str(event["courier_id"]))
+        _mark(self, ts)
+
+    def value(self, now_ms: int) -> Values:
+        """`supply_couriers`."""
+        return {"supply_couriers": float(self.seen.distinct(now_ms))}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "s": self.seen.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.seen.load_state(state["s"])
+
+
+MERCHANT = "merchant"
+COURIER = "courier"
+ZONE = "zone"
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One feature: what it keys on, what it consumes, how fresh it must be.
+
+    Attributes:
+        name: unique feature name (also the storage key prefix).
+        entity: `merchant`, `courier` or `zone`.
+        consumes: event types that update it.
+        sla_ms: beyond this age (now − last update) the value degrades to a coarser prior.
+        factory: makes an empty state.
+        outputs: names of the values it reports.
+    """
+
+    name: str
+    entity: str
+    consumes: frozenset[str]
+    sla_ms: int
+    factory: Callable[[], FeatureState]
+    outputs: tuple[str, ...]
+
+
+def default_features() -> tuple[FeatureDef, ...]:
+    """The marketplace features the ETA and dispatch models read."""
+    return (
+        FeatureDef(
+            "merchant_prep_30d",
+            MERCHANT,
+            frozenset({ev.ORDER_CREATED, ev.MERCHANT_READY}),
+            7 * DAY_MS,
+            lambda: PrepTimeState(30 * DAY_MS, DAY_MS),
+            ("prep_mean_s", "prep_p50_s", "prep_p90_s", "prep_count"),
+        ),
+        FeatureDef(
+            "merchant_prep_2h",
+            MERCHANT,
+            frozenset({ev.ORDER_CREATED, ev.MERCHANT_READY}),
+            2 * HOUR_MS,
+            lambda: PrepTimeState(2 * HOUR_MS, 5 * MINUTE_MS),
+            ("prep_mean_s", "prep_p50_s", "prep_p90_s", "prep_count"),
+        ),
+        FeatureDef(
+            "merchant_orders_waiting",
+            MERCHANT,
+            frozenset({ev.ORDER_CREATED, ev.PICKED_UP, ev.ORDER_CANCELLED}),
+            2 * HOUR_MS,
+            OrdersWaitingState,
+            ("orders_waiting",),
+        ),
+        FeatureDef(
+            "courier_speed_30d",
+            COURIER,
+            frozenset({ev.COURIER_PING}),
+            DAY_MS,
+            lambda: MeanState(30 * DAY_MS, DAY_MS, "speed_mps", "speed_mean_mps"),
+            ("speed_mean_mps",),
+        ),
+        FeatureDef(
+            "courier_acceptance_30d",
+            COURIER,
+            frozenset({ev.ASSIGNMENT_RESPONSE}),
+            7 * DAY_MS,
+            lambda: AcceptanceState(30 * DAY_MS, DAY_MS),
+            ("acceptance_rate", "responses"),
+        ),
+        FeatureDef(
+            "zone_supply",
+            ZONE,
+            frozenset({ev.COURIER_PING}),
+            10 * MINUTE_MS,
+            lambda: SupplyState(10 * MINUTE_MS),
+            ("supply_couriers",),
+        ),
+        FeatureDef(
+            "zone_demand_1h",
+            ZONE,
+            frozenset({ev.ORDER_CREATED}),
+            6 * HOUR_MS,
+            lambda: CountState(HOUR_MS, 5 * MINUTE_MS, "demand_orders"),
+            ("demand_orders",),
+        ),
+        FeatureDef(
+            "zone_speed_1h",
+            ZONE,
+            frozenset({ev.COURIER_PING}),
+            15 * MINUTE_MS,
+            lambda: MeanState(HOUR_MS, 5 * MINUTE_MS, "speed_mps", "observed_speed_mps"),
+            ("observed_speed_mps",),
+        ),
+    )
+
+
+def hour_of_week(now_ms: int, utc_offset_ms: int = 0) -> float:
+    """Fractional local hour of the week in [0, 168), Monday 00:00 = 0.
+
+    Example:
+        >>> hour_of_week(0)  # 1970-01-01 was a Thursday
+        72.0
+    """
+    hours = (now_ms + utc_offset_ms) / HOUR_MS
+    return float(((hours // 24 + 3) % 7) * 24 + hours % 24)
+
+
+def supply_demand_ratio(supply: float | None, demand: float | None) -> float | None:
+    """Couriers per order in the last hour (demand floored at 1); None if either is unknown."""
+    if supply is None or demand is None:
+        return None
+    return supply / max(demand, 1.0)
