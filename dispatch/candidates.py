@@ -1,0 +1,186 @@
+"""Candidate (order, courier) pairs for new jobs and their planned times.
+
+Candidates come from a k-d tree over where couriers become free, with a third coordinate that
+turns a courier's remaining busy time into distance (`index_speed_mps`), so a courier freeing
+up soon next door ranks near and one free now but far away ranks far. Each order keeps its
+`max_candidates` nearest couriers; pairs past the policy's travel cap or whose pickup would be
+after the courier's shift end are dropped.
+
+All times inside the engine are float seconds relative to the tick (`now` = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from dispatch.policy import Policy
+from dispatch.snapshot import NO_PICKUP, OPEN, Snapshot
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class TickFrame:
+    """Per-tick arrays derived once from a snapshot (relative seconds, masks).
+
+    Attributes:
+        now_ts_ms: tick time.
+        half_pickup_s: half the merchant service time.
+        half_dropoff_s: half the customer service time.
+        ready_s: ready time of each order, seconds from now.
+        placed_s: placement time of each order, seconds from now.
+        promise_s: promise of each order, seconds from now.
+        direct_p50_s: merchant-to-customer travel p50 of each order.
+        direct_p90_s: merchant-to-customer travel p90 of each order.
+        open_rows: rows of open orders.
+        free_s: when each courier becomes free, seconds from now.
+        shift_end_s: each courier's shift end, seconds from now.
+        pending_pickup_s: planned pending handover, seconds from now (NaN if none).
+        eligible: couriers that may take a new job (shift not over, spare capacity).
+    """
+
+    now_ts_ms: int
+    half_pickup_s: float
+    half_dropoff_s: float
+    ready_s: FloatArray
+    placed_s: FloatArray
+    promise_s: FloatArray
+    direct_p50_s: FloatArray
+    direct_p90_s: FloatArray
+    open_rows: IntArray
+    free_s: FloatArray
+    shift_end_s: FloatArray
+    pending_pickup_s: FloatArray
+    eligible: BoolArray
+
+
+def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
+    """Derive the per-tick arrays of `snapshot`."""
+    now = snapshot.now_ts_ms
+    orders = snapshot.orders
+    couriers = snapshot.couriers
+    direct = snapshot.eta.travel_s(orders.pickup_xy_m, orders.dropoff_xy_m)
+    pending = couriers.pending_pickup_ts_ms
+    shift_end_s = (couriers.shift_end_ts_ms - now) / 1000.0
+    return TickFrame(
+        now_ts_ms=now,
+        half_pickup_s=snapshot.service.pickup_s / 2.0,
+        half_dropoff_s=snapshot.service.dropoff_s / 2.0,
+        ready_s=(orders.ready_ts_ms - now) / 1000.0,
+        placed_s=(orders.placed_ts_ms - now) / 1000.0,
+        promise_s=(orders.promise_ts_ms - now) / 1000.0,
+        direct_p50_s=np.asarray(direct.p50_s, dtype=np.float64),
+        direct_p90_s=np.asarray(direct.p90_s, dtype=np.float64),
+        open_rows=np.flatnonzero(orders.courier_index == OPEN),
+        free_s=(couriers.free_ts_ms - now) / 1000.0,
+        shift_end_s=shift_end_s,
+        pending_pickup_s=np.where(pending == NO_PICKUP, np.nan, (pending - now) / 1000.0),
+        eligible=(shift_end_s >= policy.shift_end_margin_s) & (couriers.spare_capacity >= 1),
+    )
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Candidate new-job pairs with their planned times (seconds from now).
+
+    Attributes:
+        order_row: order row of each pair.
+        courier_row: courier row of each pair.
+        travel_p50_s: courier travel to the merchant, p50.
+        arrival_p50_s: arrival at the merchant, p50.
+        pickup_p50_s: handover at the merchant, p50.
+        pickup_p90_s: handover if travel takes its p90 time.
+        dropoff_p50_s: customer handover, p50.
+        dropoff_p90_s: customer handover with p90 legs.
+    """
+
+    order_row: IntArray
+    courier_row: IntArray
+    travel_p50_s: FloatArray
+    arrival_p50_s: FloatArray
+    pickup_p50_s: FloatArray
+    pickup_p90_s: FloatArray
+    dropoff_p50_s: FloatArray
+    dropoff_p90_s: FloatArray
+
+    @property
+    def size(self) -> int:
+        """Number of pairs."""
+        return int(self.order_row.size)
+
+
+def nearest_couriers(
+    snapshot: Snapshot, frame: TickFrame, rows: IntArray, policy: Policy
+) -> tuple[IntArray, IntArray]:
+    """Candidate pairs `(order_row, courier_row)` for the orders in `rows`.
+
+    Each order gets its `max_candidates` nearest eligible couriers in the time-aware index,
+    or every eligible courier when there are no more than that.
+    """
+    couriers = np.flatnonzero(frame.eligible)
+    if rows.size == 0 or couriers.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    k = min(policy.max_candidates, couriers.size)
+    if k == couriers.size:
+        return np.repeat(rows, k), np.tile(couriers, rows.size)
+    busy_m = np.maximum(frame.free_s[couriers], 0.0) * policy.index_speed_mps
+    points = np.column_stack([snapshot.couriers.free_xy_m[couriers], busy_m])
+    tree = cKDTree(points)
+    pickup = snapshot.orders.pickup_xy_m[rows]
+    unique, inverse = np.unique(pickup, axis=0, return_inverse=True)
+    queries = np.column_stack([unique, np.zeros(unique.shape[0])])
+    _, nearest = tree.query(queries, k=k)
+    nearest = np.asarray(nearest, dtype=np.int64).reshape(unique.shape[0], k)
+    chosen = couriers[nearest[inverse.reshape(-1)]]
+    return np.repeat(rows, k), chosen.reshape(-1)
+
+
+def plan_pairs(
+    snapshot: Snapshot,
+    frame: TickFrame,
+    order_row: IntArray,
+    courier_row: IntArray,
+    policy: Policy,
+) -> PairTable:
+    """Planned times of new jobs (courier goes from where it is free to the merchant).
+
+    Pairs whose travel exceeds `max_pickup_s` or whose p90 pickup is after the shift end
+    (less the margin) are dropped.
+    """
+    eta = snapshot.eta.travel_s(
+        snapshot.couriers.free_xy_m[courier_row], snapshot.orders.pickup_xy_m[order_row]
+    )
+    travel50 = np.asarray(eta.p50_s, dtype=np.float64)
+    travel90 = np.asarray(eta.p90_s, dtype=np.float64)
+    free = frame.free_s[courier_row]
+    start = np.maximum(free, 0.0)
+    # A courier already at the merchant arrived when it became free there.
+    arrival50 = np.where(travel50 == 0, free, start + travel50)
+    arrival90 = np.where(travel90 == 0, free, start + travel90)
+    ready = frame.ready_s[order_row]
+    half = frame.half_pickup_s
+    pickup50 = np.maximum(np.maximum(ready, arrival50 + half), 0.0)
+    pickup90 = np.maximum(np.maximum(ready, arrival90 + half), 0.0)
+    tail = half + frame.half_dropoff_s
+    dropoff50 = pickup50 + tail + frame.direct_p50_s[order_row]
+    dropoff90 = pickup90 + tail + frame.direct_p90_s[order_row]
+    keep = (travel50 <= policy.max_pickup_s) & (
+        pickup90 <= frame.shift_end_s[courier_row] - policy.shift_end_margin_s
+    )
+    return PairTable(
+        order_row=order_row[keep],
+        courier_row=courier_row[keep],
+        travel_p50_s=travel50[keep],
+        arrival_p50_s=arrival50[keep],
+        pickup_p50_s=pickup50[keep],
+        pickup_p90_s=pickup90[keep],
+        dropoff_p50_s=dropoff50[keep],
+        dropoff_p90_s=dropoff90[keep],
+    )

@@ -1,0 +1,70 @@
+"""Cost terms of a (bundle, courier) choice, each a weight times a quantity in minutes.
+
+Terms (columns of every cost matrix, in this order):
+
+- `delay`: click-to-door delay of the new orders above their direct minimum (ready, then
+  straight to the customer): food waiting for the courier plus batching detours.
+- `detour`: delay a bundle change imposes on orders already in the courier's pending pickup.
+- `late`: minutes the p90 drop-off is past the promise (summed over the bundle's orders).
+- `courier_wait`: minutes the courier idles at the merchant before the handover.
+- `travel`: minutes the courier drives empty to the merchant.
+- `pay`: marginal courier pay (1 per order given to a courier past its guaranteed minimum).
+
+The total cost of a choice is the sum of its weighted terms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dispatch.candidates import PairTable, TickFrame
+from dispatch.policy import Policy
+from dispatch.snapshot import Snapshot
+
+FloatArray = NDArray[np.float64]
+
+TERM_NAMES: tuple[str, ...] = ("delay", "detour", "late", "courier_wait", "travel", "pay")
+N_TERMS = len(TERM_NAMES)
+
+
+def term_weights(policy: Policy) -> FloatArray:
+    """Weights of the terms, in `TERM_NAMES` order."""
+    return np.array(
+        [
+            policy.w_delay,
+            policy.w_detour,
+            policy.w_late,
+            policy.w_courier_wait,
+            policy.w_travel,
+            policy.w_pay,
+        ],
+        dtype=np.float64,
+    )
+
+
+def past_guarantee(snapshot: Snapshot, policy: Policy) -> FloatArray:
+    """1.0 for couriers whose delivered orders already cover their guaranteed pay, else 0.0."""
+    couriers = snapshot.couriers
+    hours = (couriers.shift_end_ts_ms - couriers.shift_start_ts_ms) / 3_600_000.0
+    covered = couriers.orders_done >= policy.guarantee_orders_per_hour * hours
+    return covered.astype(np.float64)
+
+
+def single_terms(
+    snapshot: Snapshot, frame: TickFrame, pairs: PairTable, policy: Policy
+) -> FloatArray:
+    """Weighted terms of new single-order jobs, shape `(pairs.size, N_TERMS)`."""
+    raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
+    o = pairs.order_row
+    raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
+    raw[:, 2] = np.maximum(pairs.dropoff_p90_s - frame.promise_s[o], 0.0) / 60.0
+    raw[:, 3] = (
+        np.maximum(
+            pairs.pickup_p50_s - np.maximum(pairs.arrival_p50_s + frame.half_pickup_s, 0.0), 0.0
+        )
+        / 60.0
+    )
+    raw[:, 4] = pairs.travel_p50_s / 60.0
+    raw[:, 5] = past_guarantee(snapshot, policy)[pairs.courier_row]
+    return raw * term_weights(policy)

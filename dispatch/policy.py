@@ -1,0 +1,135 @@
+"""Dispatch policies: every weight, flag and limit `decide()` uses, in one frozen object."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+
+class PolicyError(ValueError):
+    """A policy with an out-of-range value or an unknown name."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Weights, flags and limits of the dispatch decision.
+
+    Costs are in "minutes of customer delay" units: each weight multiplies a quantity measured
+    in minutes, so `w_delay = 1` prices one minute of click-to-door delay at 1.
+
+    Attributes:
+        name: policy name, recorded on every decision.
+        mode: `"optimize"` (candidates, bundles, min-cost matching, just-in-time commitment) or
+            `"greedy"` (each open order, in ready-time order, to the free courier with the
+            earliest pickup; also the circuit-breaker fallback).
+        max_candidates: couriers considered per order, nearest first in the spatial index.
+        max_pickup_s: hard cap on the courier's travel time to the merchant.
+        index_speed_mps: converts a courier's remaining busy time into distance in the spatial
+            index, so that couriers freeing up soon count as near.
+        max_pairs: circuit breaker: above this many candidate pairs the tick runs greedy.
+        w_delay: per minute of click-to-door delay of the new orders above their direct
+            minimum (food waiting for the courier plus batching detours).
+        w_detour: per minute of delay imposed on orders already in the courier's bundle.
+        w_late: per minute the p90 drop-off is past the promise.
+        w_courier_wait: per minute the courier idles at the merchant before the handover.
+        w_travel: per minute the courier drives empty to the merchant.
+        w_pay: per order given to a courier who already earned its guaranteed minimum pay
+            (orders done at least `guarantee_orders_per_hour` times its shift hours): the
+            marginal pay of the order, since work below the guarantee is already paid for.
+        guarantee_orders_per_hour: orders per shift hour the guaranteed pay covers.
+        bundling: whether orders may be added to a courier's pending pickup.
+        nearby_merchant_bundles: whether a bundle may join orders of different merchants whose
+            pickups are within `nearby_merchant_m` (off for the MDRP benchmark).
+        nearby_merchant_m: radius of "nearby" merchants, metres.
+        max_bundle_size: most orders in one bundle.
+        max_ready_gap_s: freshness: an order joins a pending pickup only if it is ready at most
+            this long after the planned handover.
+        max_detour_s: hard cap on the delay a bundle change imposes on an order already in it.
+        max_food_wait_s: freshness cap on food waiting (pickup minus ready) for bundled orders.
+        jit: just-in-time commitment: an order is committed only when its best courier must
+            leave now to be at the merchant when the food is ready (or it is already late);
+            otherwise it is held for a later tick.
+        commit_buffer_s: commit this much earlier than strictly needed (ETA risk margin).
+        hold_cost: cost of leaving an order without any courier in this tick's matching.
+        reposition: send idle couriers without work towards merchants ahead of demand.
+        reposition_max_s: longest reposition move, seconds.
+        reposition_min_gain_s: a move must bring the courier at least this much closer (in
+            travel time) to the demand it targets.
+        demand_half_life_s: half-life of the per-merchant demand estimate used for coverage.
+        coverage_radius_s: a merchant counts as covered by an idle courier within this time.
+        shift_end_margin_s: planned pickups must be this long before the shift end.
+    """
+
+    name: str = "default"
+    mode: Literal["optimize", "greedy"] = "optimize"
+    max_candidates: int = 48
+    max_pickup_s: float = 3600.0
+    index_speed_mps: float = 5.0
+    max_pairs: int = 400_000
+    w_delay: float = 1.0
+    w_detour: float = 1.0
+    w_late: float = 0.25
+    w_courier_wait: float = 0.02
+    w_travel: float = 0.05
+    w_pay: float = 0.0
+    guarantee_orders_per_hour: float = 1.5
+    bundling: bool = True
+    nearby_merchant_bundles: bool = False
+    nearby_merchant_m: float = 300.0
+    max_bundle_size: int = 4
+    max_ready_gap_s: float = 600.0
+    max_detour_s: float = 1200.0
+    max_food_wait_s: float = 1800.0
+    jit: bool = True
+    commit_buffer_s: float = 0.0
+    hold_cost: float = 1000.0
+    reposition: bool = True
+    reposition_max_s: float = 900.0
+    reposition_min_gain_s: float = 120.0
+    demand_half_life_s: float = 3600.0
+    coverage_radius_s: float = 300.0
+    shift_end_margin_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("optimize", "greedy"):
+            raise PolicyError(f"mode must be 'optimize' or 'greedy', got {self.mode!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or f.name in ("name", "mode"):
+                continue
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise PolicyError(f"{f.name} must be a finite non-negative number, got {value!r}")
+        if self.max_candidates < 1:
+            raise PolicyError("max_candidates must be at least 1")
+        if self.max_bundle_size < 1:
+            raise PolicyError("max_bundle_size must be at least 1")
+        if self.index_speed_mps <= 0:
+            raise PolicyError("index_speed_mps must be positive")
+
+    def replace(self, **changes: object) -> Policy:
+        """A copy with some fields changed (validated like a new policy)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+#: The production policy: matching, bundling, just-in-time commitment, repositioning.
+DEFAULT_POLICY = Policy()
+
+#: Greedy nearest-available: the baseline and the circuit-breaker fallback.
+GREEDY_POLICY = Policy(name="greedy", mode="greedy", bundling=False, jit=False, reposition=False)
+
+POLICIES: dict[str, Policy] = {p.name: p for p in (DEFAULT_POLICY, GREEDY_POLICY)}
+
+
+def policy_by_name(name: str) -> Policy:
+    """The named policy.
+
+    Raises:
+        PolicyError: if no policy has that name.
+    """
+    try:
+        return POLICIES[name]
+    except KeyError:
+        known = ", ".join(sorted(POLICIES))
+        raise PolicyError(f"unknown policy {name!r}; known: {known}") from None

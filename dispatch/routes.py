@@ -1,0 +1,105 @@
+"""Turning planned times (seconds from now) into decision records with explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dispatch.costs import TERM_NAMES
+from dispatch.decisions import Assignment, Explanation, Stop, decision_id
+from dispatch.snapshot import Snapshot
+
+
+def to_ts_ms(now_ts_ms: int, seconds: float) -> int:
+    """Absolute epoch-ms time of a time given in seconds from the tick."""
+    return int(now_ts_ms + round(seconds * 1000.0))
+
+
+def explanation(
+    terms: Sequence[float],
+    runner_up_courier_id: str | None,
+    runner_up_cost: float | None,
+    reason: str,
+) -> Explanation:
+    """An explanation whose total is the sum of its weighted terms."""
+    pairs = tuple((name, float(value)) for name, value in zip(TERM_NAMES, terms, strict=True))
+    return Explanation(
+        terms=pairs,
+        total_cost=float(sum(value for _, value in pairs)),
+        runner_up_courier_id=runner_up_courier_id,
+        runner_up_cost=None if runner_up_cost is None else float(runner_up_cost),
+        reason=reason,
+    )
+
+
+def build_assignment(
+    snapshot: Snapshot,
+    courier_row: int,
+    sequence: Sequence[int],
+    new_rows: Sequence[int],
+    *,
+    updates_pending: bool,
+    depart_s: float,
+    arrival_s: float,
+    pickup_p50_s: float,
+    pickup_p90_s: float,
+    dropoff_p50_s: Sequence[float],
+    dropoff_p90_s: Sequence[float],
+    explain: Explanation,
+) -> Assignment:
+    """An `Assignment` for the bundle `sequence` (order rows in drop-off order)."""
+    orders = snapshot.orders
+    now = snapshot.now_ts_ms
+    ids = tuple(orders.order_id[r] for r in sequence)
+    courier_id = snapshot.couriers.courier_id[courier_row]
+    pickup_xy = orders.pickup_xy_m[sequence[0]]
+    stops = [
+        Stop(
+            kind="pickup",
+            order_ids=ids,
+            xy_m=(float(pickup_xy[0]), float(pickup_xy[1])),
+            arrival_ts_ms=to_ts_ms(now, arrival_s),
+            handover_ts_ms=to_ts_ms(now, pickup_p50_s),
+            handover_p90_ts_ms=to_ts_ms(now, pickup_p90_s),
+        )
+    ]
+    half_dropoff_s = snapshot.service.dropoff_s / 2.0
+    for row, drop50, drop90 in zip(sequence, dropoff_p50_s, dropoff_p90_s, strict=True):
+        xy = orders.dropoff_xy_m[row]
+        stops.append(
+            Stop(
+                kind="dropoff",
+                order_ids=(orders.order_id[row],),
+                xy_m=(float(xy[0]), float(xy[1])),
+                arrival_ts_ms=to_ts_ms(now, drop50 - half_dropoff_s),
+                handover_ts_ms=to_ts_ms(now, drop50),
+                handover_p90_ts_ms=to_ts_ms(now, drop90),
+            )
+        )
+    new_ids = tuple(orders.order_id[r] for r in new_rows)
+    return Assignment(
+        decision_id=decision_id("assign", snapshot.shard_id, now, courier_id, ids),
+        courier_id=courier_id,
+        merchant_id=orders.merchant_id[sequence[0]],
+        order_ids=ids,
+        new_order_ids=new_ids,
+        updates_pending=updates_pending,
+        depart_ts_ms=to_ts_ms(now, depart_s),
+        stops=tuple(stops),
+        cost=explain.total_cost,
+        explanation=explain,
+    )
+
+
+def runner_up(
+    candidate_couriers: np.ndarray, candidate_costs: np.ndarray, chosen_courier: int
+) -> tuple[int | None, float | None]:
+    """Cheapest candidate whose courier differs from the chosen one (ties: lower row)."""
+    other = candidate_couriers != chosen_courier
+    if not other.any():
+        return None, None
+    couriers = candidate_couriers[other]
+    costs = candidate_costs[other]
+    best = np.lexsort((couriers, costs))[0]
+    return int(couriers[best]), float(costs[best])

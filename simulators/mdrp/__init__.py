@@ -1,0 +1,1 @@
+"""The Grubhub Meal Delivery Routing Problem benchmark: loader, simulator, checker, metrics."""
