@@ -1,22 +1,26 @@
 """Order and courier lifecycles: pure state machines over input events.
 
-`apply_order_event` / `apply_courier_event` return the new state or raise `EventRejected` (unknown
-id, duplicate `event_id`, invalid transition). Events may arrive out of event-time order:
+Events may be consumed in any order across topics, so the outcome depends only on the set of
+events, never on their arrival order:
 
-* order milestones (accepted, ready, arrived, picked up, delivered, cancelled) keep their own
-  timestamps; a late event fills its milestone without moving the status backwards, and a repeated
-  milestone keeps the earliest `(ts_ms, event_id)`;
-* contradictions are decided by arrival order, which Kafka fixes per partition: a cancelled order
-  accepts no pickup or delivery, and a picked-up or delivered order accepts no cancellation;
+* an order's status is derived from its accepted events by event time (the furthest milestone
+  reached; a repeated milestone counts from its earliest `(ts_ms, event_id)`);
+* a cancellation and a pickup or delivery contradict each other: if the order was picked up or
+  delivered at or before the (earliest) cancellation, the cancellation is invalid; otherwise every
+  event after the cancellation is. Whichever loses is rejected, even if it was accepted before
+  the winner arrived (it is then returned as *evicted*);
 * courier status, capacity and vehicle are last-writer-wins by `(ts_ms, event_id)`.
 
-Replaying the same partition therefore always yields the same states.
+Every accepted event remembers its `Source` (topic, partition, offset): the same record consumed
+again after a restart raises `AlreadyApplied` (skip it), while the same `event_id` in another
+record is a duplicate and is rejected.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -27,6 +31,58 @@ from contracts.validation import Event, EventRejected, RejectReason
 CREATION_SKEW_MS = 60_000
 #: Event ids remembered per courier for duplicate detection.
 COURIER_EVENT_MEMORY = 32
+
+
+class AlreadyApplied(Exception):
+    """This very record was applied before (a redelivery after a restart): skip it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an input record came from, and its bytes (for dead-lettering it later)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+
+    def same_record(self, other: Source | None) -> bool:
+        """True if `other` is this very record (same topic, partition and offset)."""
+        return other is not None and (self.topic, self.partition, self.offset) == (
+            other.topic,
+            other.partition,
+            other.offset,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": _b64(self.key),
+            "value": _b64(self.value),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        """Inverse of `to_dict`."""
+        return cls(
+            data["topic"],
+            data["partition"],
+            data["offset"],
+            _unb64(data["key"]),
+            _unb64(data["value"]),
+        )
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return base64.b64encode(raw).decode() if raw is not None else None
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text is not None else None
 
 
 class OrderStatus(enum.StrEnum):
@@ -45,36 +101,70 @@ class OrderStatus(enum.StrEnum):
         return self in (OrderStatus.DELIVERED, OrderStatus.CANCELLED)
 
 
-#: Milestone field set by each order event type.
-_MILESTONE_OF = {
-    "merchant_accepted": "accepted_ts_ms",
-    "order_ready": "ready_ts_ms",
-    "delivery_picked_up": "picked_up_ts_ms",
-    "delivery_delivered": "delivered_ts_ms",
-    "order_cancelled": "cancelled_ts_ms",
-}
 ORDER_EVENT_TYPES = frozenset(
-    ("order_created", "delivery_arrived", *_MILESTONE_OF)
+    (
+        "order_created",
+        "order_cancelled",
+        "merchant_accepted",
+        "order_ready",
+        "delivery_arrived",
+        "delivery_picked_up",
+        "delivery_delivered",
+    )
 )
+_PROGRESS = frozenset(("delivery_picked_up", "delivery_delivered"))
 
 
 @dataclass(frozen=True)
-class Milestone:
-    """When something happened to an order, and which event said so."""
+class OrderEvent:
+    """An accepted event of an order (everything but its creation)."""
 
+    kind: str
     ts_ms: int
     event_id: str
+    courier_id: str | None = None
+    stop: str | None = None
+    estimated_ready_ts_ms: int | None = None
+    reason: str | None = None
+    source: Source | None = None
 
-    def earlier(self, other: Milestone | None) -> Milestone:
-        """The earlier of two milestones by `(ts_ms, event_id)`."""
-        if other is None or (self.ts_ms, self.event_id) < (other.ts_ms, other.event_id):
-            return self
-        return other
+    @property
+    def rank(self) -> tuple[int, str]:
+        """Event-time order: `(ts_ms, event_id)`."""
+        return (self.ts_ms, self.event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        data = {k: v for k, v in self.__dict__.items() if k != "source" and v is not None}
+        if self.source is not None:
+            data["source"] = self.source.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrderEvent:
+        """Inverse of `to_dict`."""
+        source = data.get("source")
+        fields = {k: v for k, v in data.items() if k != "source"}
+        return cls(**fields, source=Source.from_dict(source) if source else None)
+
+    @classmethod
+    def of(cls, event: Event, source: Source | None) -> OrderEvent:
+        """The accepted form of an input event."""
+        return cls(
+            kind=str(event["type"]),
+            ts_ms=int(event["ts_ms"]),
+            event_id=str(event["event_id"]),
+            courier_id=event.get("courier_id"),
+            stop=event.get("stop"),
+            estimated_ready_ts_ms=event.get("estimated_ready_ts_ms"),
+            reason=event.get("reason"),
+            source=source,
+        )
 
 
 @dataclass(frozen=True)
 class OrderState:
-    """Everything known about one order, from its events."""
+    """Everything known about one order, from its accepted events."""
 
     order_id: str
     shard: str
@@ -84,106 +174,118 @@ class OrderState:
     dropoff_lat: float
     dropoff_lon: float
     placed_ts_ms: int
+    created_event_id: str
+    created_source: Source | None = None
     promise_ts_ms: int | None = None
     prep_estimate_s: float | None = None
     n_items: int | None = None
-    estimated_ready_ts_ms: int | None = None
-    courier_id: str | None = None
-    cancel_reason: str | None = None
-    milestones: dict[str, Milestone] = field(default_factory=dict)
-    event_ids: tuple[str, ...] = ()
+    events: tuple[OrderEvent, ...] = ()
+    rejected: tuple[Source, ...] = field(default=())
 
-    def ts(self, milestone: str) -> int | None:
-        """Time of a milestone (`accepted_ts_ms`, `ready_ts_ms`, ...) or None if not reached."""
-        m = self.milestones.get(milestone)
-        return m.ts_ms if m is not None else None
+    def first(self, kind: str, stop: str | None = None) -> OrderEvent | None:
+        """Earliest accepted event of `kind` (and `stop`), by event time."""
+        found = [e for e in self.events if e.kind == kind and (stop is None or e.stop == stop)]
+        return min(found, key=lambda e: e.rank) if found else None
+
+    def ts(self, kind: str, stop: str | None = None) -> int | None:
+        """Time of the earliest event of `kind`, or None."""
+        event = self.first(kind, stop)
+        return event.ts_ms if event is not None else None
 
     @property
     def status(self) -> OrderStatus:
         """The furthest milestone reached (cancellation overrides)."""
-        has = self.milestones.__contains__
-        if has("cancelled_ts_ms"):
+        kinds = {e.kind for e in self.events}
+        if "order_cancelled" in kinds:
             return OrderStatus.CANCELLED
-        if has("delivered_ts_ms"):
+        if "delivery_delivered" in kinds:
             return OrderStatus.DELIVERED
-        if has("picked_up_ts_ms"):
+        if "delivery_picked_up" in kinds:
             return OrderStatus.PICKED_UP
-        if has("ready_ts_ms"):
+        if "order_ready" in kinds:
             return OrderStatus.READY
-        if has("accepted_ts_ms"):
+        if "merchant_accepted" in kinds:
             return OrderStatus.ACCEPTED
         return OrderStatus.PLACED
 
+    @property
+    def courier_id(self) -> str | None:
+        """Courier of the newest pickup, arrival or delivery event."""
+        with_courier = [e for e in self.events if e.courier_id is not None]
+        return max(with_courier, key=lambda e: e.rank).courier_id if with_courier else None
+
+    @property
+    def estimated_ready_ts_ms(self) -> int | None:
+        """The merchant's newest estimate of when the order is ready."""
+        estimates = [e for e in self.events if e.estimated_ready_ts_ms is not None]
+        if not estimates:
+            return None
+        return max(estimates, key=lambda e: e.rank).estimated_ready_ts_ms
+
+    def seen(self, source: Source) -> bool:
+        """True if this very record was applied or rejected before."""
+        if source.same_record(self.created_source):
+            return True
+        return any(source.same_record(e.source) for e in self.events) or any(
+            source.same_record(r) for r in self.rejected
+        )
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        """Ids of every accepted event, creation included."""
+        return frozenset((self.created_event_id, *(e.event_id for e in self.events)))
+
     def to_json(self) -> bytes:
         """Serialize for a table value."""
-        data = asdict(self)
-        data["event_ids"] = list(self.event_ids)
+        data = {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ("events", "rejected", "created_source")
+        }
+        data["events"] = [e.to_dict() for e in self.events]
+        data["rejected"] = [r.to_dict() for r in self.rejected]
+        data["created_source"] = self.created_source.to_dict() if self.created_source else None
         return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes) -> OrderState:
         """Inverse of `to_json`."""
         data: dict[str, Any] = orjson.loads(raw)
-        data["milestones"] = {k: Milestone(**v) for k, v in data["milestones"].items()}
-        data["event_ids"] = tuple(data["event_ids"])
+        data["events"] = tuple(OrderEvent.from_dict(e) for e in data["events"])
+        data["rejected"] = tuple(Source.from_dict(r) for r in data["rejected"])
+        created = data["created_source"]
+        data["created_source"] = Source.from_dict(created) if created else None
         return cls(**data)
 
-
-def apply_order_event(state: OrderState | None, event: Event) -> OrderState:
-    """The order's state after `event`; raises `EventRejected` if the event cannot apply."""
-    kind = event["type"]
-    event_id = str(event["event_id"])
-    if kind == "order_created":
-        return _create_order(state, event)
-    if state is None:
-        msg = f"{kind} for unknown order {event['order_id']!r}"
-        raise EventRejected(RejectReason.UNKNOWN_ID, msg)
-    if event_id in state.event_ids:
-        raise EventRejected(RejectReason.DUPLICATE_EVENT, f"event {event_id!r} already applied")
-    ts_ms = int(event["ts_ms"])
-    if ts_ms < state.placed_ts_ms - CREATION_SKEW_MS:
-        msg = f"{kind} at {ts_ms} is before order {state.order_id!r} was placed"
-        raise EventRejected(RejectReason.INVALID_TRANSITION, msg)
-    status = state.status
-    if kind in ("delivery_picked_up", "delivery_delivered", "delivery_arrived") and (
-        status is OrderStatus.CANCELLED
-    ):
-        msg = f"{kind} for cancelled order {state.order_id!r}"
-        raise EventRejected(RejectReason.INVALID_TRANSITION, msg)
-    if kind == "order_cancelled" and status in (OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
-        msg = f"cannot cancel order {state.order_id!r}: already {status.value}"
-        raise EventRejected(RejectReason.INVALID_TRANSITION, msg)
-    if kind in ("merchant_accepted", "order_ready") and status is OrderStatus.CANCELLED:
-        cancelled = state.ts("cancelled_ts_ms")
-        if cancelled is not None and ts_ms >= cancelled:
-            msg = f"{kind} after order {state.order_id!r} was cancelled"
-            raise EventRejected(RejectReason.INVALID_TRANSITION, msg)
-    changes: dict[str, Any] = {"event_ids": (*state.event_ids, event_id)}
-    milestones = dict(state.milestones)
-    if kind == "delivery_arrived":
-        name = f"arrived_{event['stop']}_ts_ms"
-        milestones[name] = Milestone(ts_ms, event_id).earlier(milestones.get(name))
-    else:
-        name = _MILESTONE_OF[kind]
-        milestones[name] = Milestone(ts_ms, event_id).earlier(milestones.get(name))
-    if kind == "merchant_accepted" and "estimated_ready_ts_ms" in event:
-        changes["estimated_ready_ts_ms"] = int(event["estimated_ready_ts_ms"])
-    if kind in ("delivery_picked_up", "delivery_delivered", "delivery_arrived"):
-        changes["courier_id"] = str(event["courier_id"])
-    if kind == "order_cancelled":
-        changes["cancel_reason"] = str(event["reason"])
-    changes["milestones"] = milestones
-    return replace(state, **changes)
+    def public_view(self) -> dict[str, Any]:
+        """What operators see of the order (no record bytes)."""
+        return {
+            "order_id": self.order_id,
+            "shard": self.shard,
+            "merchant_id": self.merchant_id,
+            "status": self.status.value,
+            "placed_ts_ms": self.placed_ts_ms,
+            "promise_ts_ms": self.promise_ts_ms,
+            "courier_id": self.courier_id,
+            "events": sorted((e.kind, e.ts_ms, e.event_id) for e in self.events),
+        }
 
 
-def _create_order(state: OrderState | None, event: Event) -> OrderState:
-    event_id = str(event["event_id"])
-    if state is not None:
-        if event_id in state.event_ids:
-            msg = f"event {event_id!r} already applied"
-            raise EventRejected(RejectReason.DUPLICATE_EVENT, msg)
-        msg = f"order {state.order_id!r} already exists"
-        raise EventRejected(RejectReason.INVALID_TRANSITION, msg)
+@dataclass(frozen=True)
+class OrderUpdate:
+    """Result of applying one event: the new state, and which events (if any) lost.
+
+    `rejected` is the new event's rejection (it was not accepted); `evicted` lists events accepted
+    earlier that an event-time-earlier arrival has now made invalid.
+    """
+
+    state: OrderState
+    rejected: EventRejected | None = None
+    evicted: tuple[tuple[OrderEvent, EventRejected], ...] = ()
+
+
+def create_order(event: Event, source: Source | None = None) -> OrderState:
+    """The state of a newly created order."""
     pickup, dropoff = event["pickup"], event["dropoff"]
     return OrderState(
         order_id=str(event["order_id"]),
@@ -194,11 +296,116 @@ def _create_order(state: OrderState | None, event: Event) -> OrderState:
         dropoff_lat=float(dropoff["lat"]),
         dropoff_lon=float(dropoff["lon"]),
         placed_ts_ms=int(event["ts_ms"]),
+        created_event_id=str(event["event_id"]),
+        created_source=source,
         promise_ts_ms=event.get("promise_ts_ms"),
         prep_estimate_s=event.get("prep_estimate_s"),
         n_items=event.get("n_items"),
-        event_ids=(event_id,),
     )
+
+
+def apply_order_event(
+    state: OrderState | None, event: Event, source: Source | None = None
+) -> OrderUpdate:
+    """Apply one schema-valid order event.
+
+    Raises `EventRejected(UNKNOWN_ID)` for an event of an order that does not exist (yet) and
+    `AlreadyApplied` for a record seen before; every other outcome is in the `OrderUpdate`.
+    """
+    kind = str(event["type"])
+    event_id = str(event["event_id"])
+    if state is not None and source is not None and state.seen(source):
+        raise AlreadyApplied(f"{source.topic}[{source.partition}]@{source.offset}")
+    if kind == "order_created":
+        if state is None:
+            return OrderUpdate(create_order(event, source))
+        reason = (
+            RejectReason.DUPLICATE_EVENT
+            if event_id in state.event_ids
+            else RejectReason.INVALID_TRANSITION
+        )
+        message = (
+            f"event {event_id!r} already applied"
+            if reason is RejectReason.DUPLICATE_EVENT
+            else f"order {state.order_id!r} already exists"
+        )
+        return _reject(state, source, EventRejected(reason, message))
+    if state is None:
+        msg = f"{kind} for unknown order {event['order_id']!r}"
+        raise EventRejected(RejectReason.UNKNOWN_ID, msg)
+    if event_id in state.event_ids:
+        return _reject(
+            state,
+            source,
+            EventRejected(RejectReason.DUPLICATE_EVENT, f"event {event_id!r} already applied"),
+        )
+    new = OrderEvent.of(event, source)
+    if new.ts_ms < state.placed_ts_ms - CREATION_SKEW_MS:
+        msg = f"{kind} at {new.ts_ms} is before order {state.order_id!r} was placed"
+        return _reject(state, source, EventRejected(RejectReason.INVALID_TRANSITION, msg))
+    kept, losers = _resolve((*state.events, new))
+    rejected = next((error for event_, error in losers if event_ is new), None)
+    evicted = tuple((e, error) for e, error in losers if e is not new)
+    lost_sources = tuple(e.source for e, _ in losers if e.source is not None)
+    updated = replace(state, events=kept, rejected=(*state.rejected, *lost_sources))
+    return OrderUpdate(updated, rejected, evicted)
+
+
+def _reject(state: OrderState, source: Source | None, error: EventRejected) -> OrderUpdate:
+    rejected = (*state.rejected, source) if source is not None else state.rejected
+    return OrderUpdate(replace(state, rejected=rejected), error)
+
+
+def _resolve(
+    events: tuple[OrderEvent, ...],
+) -> tuple[tuple[OrderEvent, ...], list[tuple[OrderEvent, EventRejected]]]:
+    """Split events into the consistent ones and the losers of a cancel/progress conflict."""
+    cancels = [e for e in events if e.kind == "order_cancelled"]
+    if not cancels:
+        return events, []
+    cancel = min(cancels, key=lambda e: e.rank)
+    progress = [e for e in events if e.kind in _PROGRESS]
+    first_progress = min(progress, key=lambda e: e.rank) if progress else None
+    losers: list[tuple[OrderEvent, EventRejected]] = []
+    if first_progress is not None and first_progress.ts_ms <= cancel.ts_ms:
+        done = first_progress.kind.removeprefix("delivery_")
+        for c in cancels:
+            msg = f"cannot cancel: the order was {done} at {first_progress.ts_ms}"
+            losers.append((c, EventRejected(RejectReason.INVALID_TRANSITION, msg)))
+    else:
+        for e in events:
+            if e.kind != "order_cancelled" and e.ts_ms > cancel.ts_ms:
+                msg = f"{e.kind} at {e.ts_ms} after the order was cancelled at {cancel.ts_ms}"
+                losers.append((e, EventRejected(RejectReason.INVALID_TRANSITION, msg)))
+    lost = {id(e) for e, _ in losers}
+    return tuple(e for e in events if id(e) not in lost), losers
+
+
+def apply_parked(
+    state: OrderState, parked: list[tuple[Event, Source | None]]
+) -> tuple[OrderState, list[tuple[int, EventRejected]], list[tuple[OrderEvent, EventRejected]]]:
+    """Apply events that arrived before their order, in `(ts_ms, event_id)` order.
+
+    Returns the new state, the parked events rejected (index into `parked`, error), and accepted
+    events evicted along the way.
+    """
+    rejected: list[tuple[int, EventRejected]] = []
+    evicted: list[tuple[OrderEvent, EventRejected]] = []
+    order = sorted(
+        range(len(parked)),
+        key=lambda i: (int(parked[i][0]["ts_ms"]), str(parked[i][0]["event_id"])),
+    )
+    for i in order:
+        event, source = parked[i]
+        try:
+            update = apply_order_event(state, event, source)
+        except AlreadyApplied:
+            continue
+        state = update.state
+        if update.rejected is not None:
+            rejected.append((i, update.rejected))
+        evicted.extend(update.evicted)
+    return state, rejected, evicted
 
 
 class CourierStatus(enum.StrEnum):
@@ -217,25 +424,25 @@ class CourierState:
     status_ts_ms: int
     status_event_id: str
     capacity: int
-    capacity_ts_ms: int
+    capacity_rank: tuple[int, str]
     vehicle: str
-    vehicle_ts_ms: int
+    vehicle_rank: tuple[int, str]
     shard: str | None
     shift_end_ts_ms: int | None = None
-    recent_event_ids: tuple[str, ...] = ()
+    recent: tuple[tuple[str, str], ...] = ()  # (event_id, "topic:partition:offset")
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""
-        data = asdict(self)
-        data["recent_event_ids"] = list(self.recent_event_ids)
-        return orjson.dumps(data)
+        return orjson.dumps(self.__dict__)
 
     @classmethod
     def from_json(cls, raw: bytes) -> CourierState:
         """Inverse of `to_json`."""
         data: dict[str, Any] = orjson.loads(raw)
         data["status"] = CourierStatus(data["status"])
-        data["recent_event_ids"] = tuple(data["recent_event_ids"])
+        data["capacity_rank"] = tuple(data["capacity_rank"])
+        data["vehicle_rank"] = tuple(data["vehicle_rank"])
+        data["recent"] = tuple(tuple(x) for x in data["recent"])
         return cls(**data)
 
 
@@ -244,15 +451,22 @@ COURIER_EVENT_TYPES = frozenset(
 )
 
 
-def apply_courier_event(state: CourierState | None, event: Event, shard: str | None) -> CourierState:
+def _where(source: Source | None) -> str:
+    return f"{source.topic}:{source.partition}:{source.offset}" if source is not None else ""
+
+
+def apply_courier_event(
+    state: CourierState | None, event: Event, shard: str | None, source: Source | None = None
+) -> CourierState:
     """The courier's state after `event`; `shard` is the shard of the event's position, if any.
 
     Raises `EventRejected` for unknown couriers (anything before a first `courier_online`) and
-    duplicate event ids.
+    duplicate event ids, `AlreadyApplied` for a record seen before.
     """
     kind = event["type"]
     event_id = str(event["event_id"])
-    ts_ms = int(event["ts_ms"])
+    rank = (int(event["ts_ms"]), event_id)
+    where = _where(source)
     if state is None:
         if kind != "courier_online":
             msg = f"{kind} for unknown courier {event['courier_id']!r}"
@@ -260,33 +474,38 @@ def apply_courier_event(state: CourierState | None, event: Event, shard: str | N
         return CourierState(
             courier_id=str(event["courier_id"]),
             status=CourierStatus.ONLINE,
-            status_ts_ms=ts_ms,
+            status_ts_ms=rank[0],
             status_event_id=event_id,
             capacity=int(event["capacity"]),
-            capacity_ts_ms=ts_ms,
+            capacity_rank=rank,
             vehicle=str(event["vehicle"]),
-            vehicle_ts_ms=ts_ms,
+            vehicle_rank=rank,
             shard=shard,
             shift_end_ts_ms=event.get("shift_end_ts_ms"),
-            recent_event_ids=(event_id,),
+            recent=((event_id, where),),
         )
-    if event_id in state.recent_event_ids:
-        raise EventRejected(RejectReason.DUPLICATE_EVENT, f"event {event_id!r} already applied")
-    changes: dict[str, Any] = {
-        "recent_event_ids": (*state.recent_event_ids, event_id)[-COURIER_EVENT_MEMORY:]
-    }
-    newer_status = (ts_ms, event_id) > (state.status_ts_ms, state.status_event_id)
-    if kind in ("courier_online", "courier_offline") and newer_status:
-        changes["status"] = CourierStatus.ONLINE if kind == "courier_online" else CourierStatus.OFFLINE
-        changes["status_ts_ms"] = ts_ms
+    for seen_id, seen_where in state.recent:
+        if where and seen_where == where:
+            raise AlreadyApplied(where)
+        if seen_id == event_id:
+            raise EventRejected(RejectReason.DUPLICATE_EVENT, f"event {event_id!r} already applied")
+    changes: dict[str, Any] = {"recent": (*state.recent, (event_id, where))[-COURIER_EVENT_MEMORY:]}
+    if kind in ("courier_online", "courier_offline") and rank > (
+        state.status_ts_ms,
+        state.status_event_id,
+    ):
+        changes["status"] = (
+            CourierStatus.ONLINE if kind == "courier_online" else CourierStatus.OFFLINE
+        )
+        changes["status_ts_ms"] = rank[0]
         changes["status_event_id"] = event_id
         if kind == "courier_online":
             changes["shard"] = shard
             changes["shift_end_ts_ms"] = event.get("shift_end_ts_ms")
-    if "capacity" in event and ts_ms >= state.capacity_ts_ms:
+    if "capacity" in event and rank > state.capacity_rank:
         changes["capacity"] = int(event["capacity"])
-        changes["capacity_ts_ms"] = ts_ms
-    if "vehicle" in event and ts_ms >= state.vehicle_ts_ms:
+        changes["capacity_rank"] = rank
+    if "vehicle" in event and rank > state.vehicle_rank:
         changes["vehicle"] = str(event["vehicle"])
-        changes["vehicle_ts_ms"] = ts_ms
+        changes["vehicle_rank"] = rank
     return replace(state, **changes)

@@ -41,7 +41,7 @@ class CityConfig:
     n_merchants: int = 40
     n_couriers: int = 100
     n_orders: int = 300
-    duration_s: int = 600
+    duration_s: int = 1200
     ping_interval_s: int = 4
     start_ts_ms: int = 1_795_000_000_000
     shard_precision: int = 4
@@ -174,7 +174,7 @@ class SyntheticCity:
             pickup = merchants[m]
             dropoff = self._point(3_000, around=pickup)
             shard = shard_of(pickup[0], pickup[1], cfg.shard_precision)
-            placed = cfg.start_ts_ms + int(self.rng.integers(0, cfg.duration_s * 1000 // 2))
+            placed = cfg.start_ts_ms + int(self.rng.integers(0, cfg.duration_s * 1000 * 2 // 5))
             prep_ms = int(self.rng.integers(4 * 60_000, 12 * 60_000))
             common = {"order_id": order_id, "shard": shard}
             yield _record(

@@ -1,9 +1,196 @@
-"""Subcommands contributed by `streams`."""
+"""Subcommands that run or manage the stream worker: `broker`, `topics`, `worker`, `demo`."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
 from dispatchflow.commands import CommandRegistry
+from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings
+from streams.broker import BrokerStartError, EmbeddedBroker
+from streams.kafka_config import aiokafka_kwargs
+from streams.topics import (
+    DEFAULT_TOPICS_FILE,
+    Drift,
+    TopicAdmin,
+    TopicsFileError,
+    load_topics,
+    rule_violations,
+)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with any command-line flags taking precedence."""
+    overrides: dict[str, Any] = {}
+    for name in ("broker_url", "broker_kind", "web_port", "web_host", "datadir", "app_id"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        dest="broker_url",
+        help=f"bootstrap servers host:port[,host:port] [env: {ENV_PREFIX}BROKER_URL]",
+    )
+    parser.add_argument(
+        "--broker-kind",
+        choices=[k.value for k in BrokerKind],
+        help=f"`embedded` enables embedded-broker workarounds [env: {ENV_PREFIX}BROKER_KIND]",
+    )
+
+
+def _broker(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        broker = EmbeddedBroker(port=args.port).start()
+    except BrokerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"embedded broker ready at {broker.bootstrap} (pid {broker.pid}); Ctrl+C stops it")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        broker.stop()
+        print("embedded broker stopped")
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    action = getattr(args, "action", None)
+    if action is None:
+        print("usage: dispatchflow topics {check,apply,verify} ...", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    try:
+        topics = load_topics(Path(args.file), app_id=settings.app_id)
+    except TopicsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    problems = rule_violations(topics)
+    if action == "check" or problems:
+        for problem in problems:
+            print(f"rule broken: {problem}", file=sys.stderr)
+        if not problems:
+            print(f"{args.file}: {len(topics.topics)} topics, all rules hold")
+        return 1 if problems else 0
+    replication = args.replication if args.replication is not None else settings.replication_factor
+    admin = TopicAdmin(aiokafka_kwargs(settings), replication=replication)
+    if action == "apply":
+        created = asyncio.run(admin.apply(topics.topics))
+        print(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
+        return 0
+    drift = asyncio.run(admin.verify(topics.topics))
+    for line in drift.lines():
+        print(line)
+    if drift.clean:
+        print(f"cluster matches {args.file} ({len(topics.topics)} topics)")
+    return 0 if drift.clean else 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    settings = settings_from_args(args)
+    log = logging.getLogger(__name__)
+    log.info("settings: %s", settings.as_log_dict())
+    topics = load_topics(Path(args.topics_file), app_id=settings.app_id)
+    admin = TopicAdmin(aiokafka_kwargs(settings), replication=settings.replication_factor)
+    drift = asyncio.run(admin.verify(topics.topics))
+    if drift.missing or drift.partition_mismatch:
+        fatal = Drift(missing=drift.missing, partition_mismatch=drift.partition_mismatch)
+        for line in fatal.lines():
+            print(f"error: {line}", file=sys.stderr)
+        print(
+            "error: the cluster does not have the topics this worker needs; "
+            "run `dispatchflow topics apply` first",
+            file=sys.stderr,
+        )
+        return 1
+    for line in drift.lines():
+        log.warning("topic drift: %s", line)
+    runtime = create_app(settings, Path(args.topics_file))
+    worker = faust.Worker(runtime.app, loglevel=settings.log_level)
+    worker.execute_from_commandline()  # exits the process
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(args)
 
 
 def register(registry: CommandRegistry) -> None:
-    """Attach this package's subcommands to `registry`."""
+    """Attach `broker`, `topics`, `worker` and `demo`."""
+    broker = registry.add(
+        "broker",
+        _broker,
+        "run the embedded Kafka-compatible broker (memory storage) until Ctrl+C or SIGTERM",
+    )
+    broker.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+
+    topics = registry.top.add_parser(
+        "topics",
+        help="check topics.yaml, or create (apply) / compare (verify) its topics on a cluster",
+        description=(
+            "topics.yaml is the source of truth for every topic. `check` validates the file "
+            "itself; `apply` creates missing topics with explicit configs; `verify` reports "
+            "drift and exits 1 if there is any."
+        ),
+    )
+    topics.set_defaults(handler=_topics)
+    sub = topics.add_subparsers(title="actions", metavar="ACTION", dest="action")
+    for action, text in (
+        ("check", "validate topics.yaml's own rules (no broker needed)"),
+        ("apply", "create the topics missing on the cluster"),
+        ("verify", "report topics, partition counts and configs that differ from the file"),
+    ):
+        p = sub.add_parser(
+            action, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+        p.add_argument("--file", default=str(DEFAULT_TOPICS_FILE), help="the topics file")
+        p.add_argument("--app-id", dest="app_id", help="app id for ${app_id} in topic names")
+        p.add_argument(
+            "--replication",
+            type=int,
+            default=None,
+            help="override every topic's replication factor (e.g. 1 on a one-broker cluster)",
+        )
+        _add_broker_flags(p)
+
+    worker = registry.add(
+        "worker",
+        _worker,
+        "run a stream worker (Faust): ingest, state tables, web views. "
+        f"Every setting is an env var {ENV_PREFIX}<NAME>; flags override them.",
+    )
+    _add_broker_flags(worker)
+    worker.add_argument("--web-port", type=int, help=f"[env: {ENV_PREFIX}WEB_PORT]")
+    worker.add_argument("--web-host", help=f"[env: {ENV_PREFIX}WEB_HOST]")
+    worker.add_argument("--datadir", help=f"local state directory [env: {ENV_PREFIX}DATADIR]")
+    worker.add_argument("--app-id", dest="app_id", help=f"[env: {ENV_PREFIX}APP_ID]")
+    worker.add_argument("--topics-file", default=str(DEFAULT_TOPICS_FILE), help="topics.yaml")
+
+    demo = registry.add(
+        "demo",
+        _demo,
+        "start the embedded broker and a worker, feed a synthetic city's events (some invalid), "
+        "print shard state and dead letters by reason, then stop everything",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the synthetic city")
+    demo.add_argument("--couriers", type=int, default=100, help="couriers in the city")
+    demo.add_argument("--orders", type=int, default=300, help="orders placed")

@@ -1,0 +1,134 @@
+"""The one settings object: every tunable of a worker, read from `DISPATCHFLOW_*` env vars.
+
+Nothing else in the code base reads the environment. Secrets are `SecretStr` and are masked by
+`Settings.as_log_dict()`.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DISPATCHFLOW_"
+
+
+class BrokerKind(enum.StrEnum):
+    """Which broker the worker talks to; embedded-only workarounds switch on this, never on URL."""
+
+    EMBEDDED = "embedded"
+    KAFKA = "kafka"
+
+
+class SecurityProtocol(enum.StrEnum):
+    """Kafka `security.protocol` values."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(enum.StrEnum):
+    """Kafka SASL mechanisms supported by the client."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class Settings(BaseSettings):
+    """Worker configuration. Every field can be set as `DISPATCHFLOW_<FIELD_NAME>` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    # --- broker -------------------------------------------------------------------------------
+    broker_url: str = Field(
+        "127.0.0.1:9092", description="bootstrap servers, comma separated host:port"
+    )
+    broker_kind: BrokerKind = Field(
+        BrokerKind.KAFKA, description="`embedded` switches on workarounds for the embedded broker"
+    )
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    session_timeout_s: float = Field(10.0, ge=2.0, description="consumer group session timeout")
+    heartbeat_interval_s: float = Field(1.0, gt=0.0)
+    request_timeout_s: float = Field(30.0, gt=0.0)
+
+    replication_factor: int | None = Field(
+        None, ge=1, description="override topics.yaml replication (1 on a one-broker cluster)"
+    )
+
+    # --- application --------------------------------------------------------------------------
+    app_id: str = Field("dispatchflow", pattern=r"^[a-z][a-z0-9_.-]*$")
+    datadir: Path = Field(Path("dispatchflow-data"), description="local RocksDB state directory")
+    partitions: int = Field(8, ge=1, le=1024, description="partitions of every shard-keyed topic")
+    table_standby_replicas: int = Field(1, ge=0)
+    consumer_group_instance_id: str | None = Field(
+        None, description="static group membership id (pod name in a StatefulSet)"
+    )
+    shard_precision: int = Field(4, ge=1, le=8, description="geohash length of a shard")
+    zone_precision: int = Field(6, ge=1, le=9, description="geohash length of a feature zone")
+    max_event_age_s: float = Field(
+        86_400.0, gt=0, description="events older than this vs. their record time are dead letters"
+    )
+    max_event_lead_s: float = Field(
+        300.0, gt=0, description="events newer than this vs. their record time are dead letters"
+    )
+    position_replay_window_s: float = Field(
+        300.0, gt=0, description="positions older than this are not restored after a restart"
+    )
+    orphan_ttl_s: float = Field(
+        300.0, gt=0, description="how long events may wait for their order to be created"
+    )
+    max_ping_batch: int = Field(10_000, ge=1, description="largest ping batch accepted")
+
+    # --- web ----------------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        sasl = self.security_protocol in (
+            SecurityProtocol.SASL_PLAINTEXT,
+            SecurityProtocol.SASL_SSL,
+        )
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            msg = (
+                f"security_protocol={self.security_protocol.value} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+            raise ValueError(msg)
+        if self.heartbeat_interval_s * 2 > self.session_timeout_s:
+            msg = "heartbeat_interval_s must be at most half of session_timeout_s"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL split into host:port entries (any `kafka://` scheme removed)."""
+        return [s.strip().removeprefix("kafka://") for s in self.broker_url.split(",") if s.strip()]
+
+    def as_log_dict(self) -> dict[str, Any]:
+        """All settings as plain values with secrets masked, safe to log."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, enum.Enum):
+                out[name] = value.value
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out

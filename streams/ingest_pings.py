@@ -1,0 +1,159 @@
+"""The ping hot path.
+
+1. `pings`: a `courier_pings` record (one fix or a batch) → valid fixes, grouped by shard, one
+   `courier_positions` record per shard; invalid fixes → `courier_pings_dlq`, one letter each.
+2. `positions`: a `courier_positions` record → the partition's `PositionStore` in one write;
+   couriers new to a shard → `courier_sightings` for the courier directory.
+
+Work per record is vectorized; nothing is written per fix to a Faust table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+import numpy as np
+import orjson
+
+from contracts.geo import encode_many
+from contracts.pings import decode_pings
+from contracts.positions import decode_position_batch, encode_position_batch
+from contracts.schemas import SCHEMA_VERSION
+from contracts.validation import EventRejected
+from streams.dead_letters import DeadLetter
+from streams.kafka_config import aiokafka_kwargs
+from streams.position_replay import replay_positions
+from streams.runtime import Runtime, record_ts_ms
+
+logger = logging.getLogger(__name__)
+
+PINGS_TOPIC = "courier_pings"
+POSITIONS_TOPIC = "courier_positions"
+SIGHTINGS_TOPIC = "courier_sightings"
+
+
+def register(rt: Runtime) -> None:
+    """Attach the ping and position agents and the position rebuild hooks to `rt.app`."""
+    app = rt.app
+    settings = rt.settings
+    bounds = rt.validator.time_bounds
+
+    @app.agent(rt.topic(PINGS_TOPIC), name="pings")
+    @rt.guarded("pings")
+    async def pings(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
+            try:
+                decoded = decode_pings(
+                    message.value, record_ts_ms(message), bounds, settings.max_ping_batch
+                )
+            except EventRejected as exc:
+                await rt.reject(message, exc)
+                rt.observe("pings", PINGS_TOPIC, started, None)
+                continue
+            for reject in decoded.rejects:
+                await rt.dead_letter(
+                    DeadLetter(
+                        source_topic=message.topic,
+                        source_partition=message.partition,
+                        source_offset=message.offset,
+                        key=message.key,
+                        value=orjson.dumps(reject.fix),
+                        reason=reject.reason.value,
+                        message=reject.message,
+                        index=reject.index,
+                    )
+                )
+            fixes = decoded.columns
+            if len(fixes):
+                shards = encode_many(fixes.lat, fixes.lon, settings.shard_precision)
+                batch_ts_ms = int(fixes.ts_ms.max())
+                for shard in np.unique(shards):
+                    index = np.flatnonzero(shards == shard)
+                    value = encode_position_batch(
+                        str(shard), f"{decoded.event_id}:{shard}", batch_ts_ms, fixes.take(index)
+                    )
+                    await rt.send(POSITIONS_TOPIC, str(shard).encode(), value)
+                rt.metrics.pings.inc(len(fixes))
+            rt.observe(
+                "pings", PINGS_TOPIC, started, int(fixes.ts_ms.max()) if len(fixes) else None
+            )
+
+    @app.agent(rt.topic(POSITIONS_TOPIC), name="positions")
+    @rt.guarded("positions")
+    async def positions(stream: Any) -> None:
+        store = rt.positions
+        async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
+            partition = message.partition
+            store.open(partition)
+            shard, fixes = decode_position_batch(message.value)
+            last = store.last_offset(partition)
+            replayed = last is not None and message.offset <= last
+            arrivals = store.apply(partition, message.offset, shard, fixes)
+            couriers = {a.courier_id: a.ts_ms for a in arrivals}
+            if replayed:
+                # The sightings of an already applied record may not have been sent; resend
+                # them for couriers this record still places in the shard (the directory
+                # ignores sightings that change nothing).
+                for courier_id in np.unique(fixes.courier_id).tolist():
+                    current = store.get(courier_id)
+                    if current is not None and current.shard == shard:
+                        couriers.setdefault(courier_id, current.ts_ms)
+            for courier_id, ts_ms in couriers.items():
+                await rt.send(
+                    SIGHTINGS_TOPIC, courier_id.encode(), _sighting(courier_id, shard, ts_ms)
+                )
+            rt.metrics.couriers_tracked.set(len(store))
+            rt.observe(
+                "positions",
+                POSITIONS_TOPIC,
+                started,
+                int(fixes.ts_ms.max()) if len(fixes) else None,
+            )
+
+    async def rebuild_positions(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        wanted = {tp.partition for tp in assigned if tp.topic == POSITIONS_TOPIC}
+        store = rt.positions
+        for partition in store.partitions - wanted:
+            store.close(partition)
+        new = wanted - store.partitions
+        if not new:
+            return
+        started = time.perf_counter()
+        rt.health.positions_replaying = True
+        try:
+            for partition in new:
+                store.open(partition)
+            read = await replay_positions(
+                store,
+                POSITIONS_TOPIC,
+                new,
+                aiokafka_kwargs(settings),
+                int(settings.position_replay_window_s * 1000),
+            )
+        finally:
+            rt.health.positions_replaying = False
+        rt.metrics.position_replay_records.inc(read)
+        rt.metrics.position_replay_seconds.observe(time.perf_counter() - started)
+        rt.metrics.couriers_tracked.set(len(store))
+
+    app.on_partitions_assigned.connect(cast(Any, rebuild_positions))
+
+
+def _sighting(courier_id: str, shard: str, ts_ms: int) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"sighting:{courier_id}:{shard}:{ts_ms}",
+            "type": "courier_sighting",
+            "v": SCHEMA_VERSION,
+            "ts_ms": ts_ms,
+            "courier_id": courier_id,
+            "shard": shard,
+        }
+    )

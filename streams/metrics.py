@@ -1,0 +1,92 @@
+"""Prometheus metrics of a worker, in a registry we own (never the global default), base units."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_PROCESSING_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    10,
+)
+
+
+class Metrics:
+    """Every metric the stream layer exports; one instance per app."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_consumed = Counter(
+            "dispatchflow_events_consumed",
+            "Records consumed, per topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.events_produced = Counter(
+            "dispatchflow_events_produced",
+            "Records produced, per topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "dispatchflow_dead_letters",
+            "Input records or ping fixes sent to a dead-letter topic, per source topic and reason.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.pings = Counter(
+            "dispatchflow_pings",
+            "Valid courier ping fixes ingested.",
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "dispatchflow_courier_handoffs",
+            "Couriers that crossed from one shard into another.",
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "dispatchflow_event_processing_seconds",
+            "Time to process one consumed record, per agent.",
+            ["agent"],
+            buckets=_PROCESSING_BUCKETS_S,
+            registry=r,
+        )
+        self.last_event_time = Gauge(
+            "dispatchflow_last_event_timestamp_seconds",
+            "Event time of the newest record processed, per topic (heartbeat of the stage).",
+            ["topic"],
+            registry=r,
+        )
+        self.position_replay_records = Counter(
+            "dispatchflow_position_replay_records",
+            "courier_positions records re-read to rebuild positions after an assignment.",
+            registry=r,
+        )
+        self.position_replay_seconds = Histogram(
+            "dispatchflow_position_replay_seconds",
+            "Time to rebuild positions of newly assigned partitions.",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.agent_crashes = Counter(
+            "dispatchflow_agent_crashes",
+            "Agents that raised an unexpected error (the worker then stops).",
+            ["agent"],
+            registry=r,
+        )
+        self.couriers_tracked = Gauge(
+            "dispatchflow_couriers_tracked",
+            "Couriers with a position in the partitions this worker owns.",
+            registry=r,
+        )

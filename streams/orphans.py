@@ -1,0 +1,124 @@
+"""Order events that arrived before their order: parked until it is created, or dead-lettered.
+
+Records of different topics have no common order in Kafka, so an `order_ready` can be consumed
+before the `order_created` it follows (a backlog drains topic by topic). Such events are kept in
+the `order_orphans` table, keyed by order id in the order's partition, and applied when the order
+appears. An orphan still waiting `ttl_ms` of event time after it was first seen is dead-lettered
+as `unknown_id`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dispatch.lifecycle import Source
+
+
+@dataclass(frozen=True)
+class ParkedRecord:
+    """An input record waiting for its order: the decoded event and where it came from."""
+
+    event: dict[str, Any]
+    source: Source
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"event": self.event, "source": self.source.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParkedRecord:
+        """Inverse of `to_dict`."""
+        return cls(data["event"], Source.from_dict(data["source"]))
+
+
+@dataclass(frozen=True)
+class Orphans:
+    """All records parked for one order id."""
+
+    order_id: str
+    partition: int
+    first_seen_ts_ms: int
+    records: tuple[ParkedRecord, ...]
+
+    def add(self, record: ParkedRecord) -> Orphans:
+        """These orphans plus `record`."""
+        first = min(self.first_seen_ts_ms, int(record.event["ts_ms"]))
+        return Orphans(self.order_id, self.partition, first, (*self.records, record))
+
+    def to_json(self) -> bytes:
+        """Serialize for a table value."""
+        return orjson.dumps(
+            {
+                "order_id": self.order_id,
+                "partition": self.partition,
+                "first_seen_ts_ms": self.first_seen_ts_ms,
+                "records": [r.to_dict() for r in self.records],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Orphans:
+        """Inverse of `to_json`."""
+        data = orjson.loads(raw)
+        records = tuple(ParkedRecord.from_dict(r) for r in data["records"])
+        return cls(data["order_id"], data["partition"], data["first_seen_ts_ms"], records)
+
+
+class OrphanIndex:
+    """Which orders of each partition have parked records, and since when (event time).
+
+    Expiry compares against a per-partition watermark: the least, over the topics seen on the
+    partition, of the newest event time seen on each. A topic consumed ahead of the others thus
+    cannot expire events whose order is still in an unread part of another topic.
+    """
+
+    def __init__(self) -> None:
+        self._by_partition: dict[int, dict[str, int]] = defaultdict(dict)
+        self._newest: dict[int, dict[str, int]] = defaultdict(dict)
+        self.loaded = False
+
+    def observe(self, partition: int, topic: str, ts_ms: int) -> None:
+        """Advance the newest event time seen on `topic` in `partition`."""
+        newest = self._newest[partition]
+        if ts_ms > newest.get(topic, -1):
+            newest[topic] = ts_ms
+
+    def watermark(self, partition: int) -> int | None:
+        """Event time every topic seen on `partition` has reached, or None before any record."""
+        newest = self._newest.get(partition)
+        return min(newest.values()) if newest else None
+
+    def load(self, all_orphans: list[Orphans]) -> None:
+        """Replace every entry with those of `all_orphans` (after a rebalance or recovery)."""
+        self._by_partition.clear()
+        for orphans in all_orphans:
+            self.add(orphans.partition, orphans.order_id, orphans.first_seen_ts_ms)
+        self.loaded = True
+
+    def reset(self) -> None:
+        """Mark the index stale; it is loaded again before its next use."""
+        self._by_partition.clear()
+        self._newest.clear()
+        self.loaded = False
+
+    def add(self, partition: int, order_id: str, first_seen_ts_ms: int) -> None:
+        """Note parked records for `order_id`."""
+        current = self._by_partition[partition].get(order_id)
+        if current is None or first_seen_ts_ms < current:
+            self._by_partition[partition][order_id] = first_seen_ts_ms
+
+    def discard(self, partition: int, order_id: str) -> None:
+        """Forget `order_id`."""
+        self._by_partition[partition].pop(order_id, None)
+
+    def expired(self, partition: int, ttl_ms: int) -> list[str]:
+        """Order ids of `partition` whose orphans were first seen `ttl_ms` before the watermark."""
+        watermark = self.watermark(partition)
+        if watermark is None:
+            return []
+        cutoff = watermark - ttl_ms
+        return sorted(o for o, ts in self._by_partition[partition].items() if ts < cutoff)

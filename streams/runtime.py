@@ -1,0 +1,182 @@
+"""What every agent of one worker shares: settings, topics, metrics, health, stores, sinks."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
+from dispatchflow.settings import Settings
+from streams.dead_letters import DeadLetter
+from streams.health import Health
+from streams.metrics import Metrics
+from streams.positions import PositionStore
+from streams.topics import TopicsFile
+
+logger = logging.getLogger(__name__)
+
+AgentFun = Callable[[Any], Awaitable[None]]
+
+
+def record_ts_ms(message: Any) -> int | None:
+    """The Kafka record timestamp of a Faust message in epoch ms (None if absent)."""
+    ts = getattr(message, "timestamp", None)
+    if ts is None or ts < 0:
+        return None
+    return round(float(ts) * 1000)
+
+
+@dataclass
+class Runtime:
+    """Shared services of one worker; built by `streams.app.create_app`."""
+
+    app: faust.App
+    settings: Settings
+    topics: TopicsFile
+    metrics: Metrics
+    health: Health
+    positions: PositionStore
+    validator: IngressValidator
+    raw_topics: dict[str, faust.TopicT]
+
+    @classmethod
+    def build(cls, app: faust.App, settings: Settings, topics: TopicsFile) -> Runtime:
+        """Create the shared services for `app`."""
+        rules = default_rules({t.name: t.value_schemas for t in topics.inputs()})
+        validator = IngressValidator(
+            rules,
+            TimeBounds(
+                max_age_ms=int(settings.max_event_age_s * 1000),
+                max_lead_ms=int(settings.max_event_lead_s * 1000),
+            ),
+            settings.shard_precision,
+        )
+        raw_topics = {
+            t.name: app.topic(
+                t.name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=t.partitions,
+                internal=False,
+            )
+            for t in topics.topics
+            if not t.changelog_of and "__assignor" not in t.name
+        }
+        return cls(
+            app=app,
+            settings=settings,
+            topics=topics,
+            metrics=Metrics(),
+            health=Health(),
+            positions=PositionStore(settings.datadir / "positions"),
+            validator=validator,
+            raw_topics=raw_topics,
+        )
+
+    def topic(self, *names: str) -> faust.TopicT:
+        """A raw-bytes Faust topic over one or several declared topics."""
+        for name in names:
+            self.topics[name]  # raises KeyError for undeclared topics
+        if len(names) == 1:
+            return self.raw_topics[names[0]]
+        return self.app.topic(
+            *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    def table(self, name: str, partitions: int, help_text: str) -> Any:
+        """A changelogged RocksDB table with raw bytes keys and values."""
+        return self.app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            help=help_text,
+        )
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Produce one record to a declared topic (buffered; flushed before offsets commit)."""
+        await self.raw_topics[topic].send(
+            key=key, value=value, partition=partition, headers=headers
+        )
+        self.metrics.events_produced.labels(topic).inc()
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Send a dead letter to its topic (same partition as its source) and count it."""
+        await self.send(
+            letter.topic,
+            letter.key,
+            letter.value if letter.value is not None else b"",
+            partition=letter.source_partition,
+            headers=letter.headers(),
+        )
+        self.metrics.dead_letters.labels(letter.source_topic, letter.reason).inc()
+        logger.debug(
+            "dead letter from %s[%d]@%d: %s: %s",
+            letter.source_topic,
+            letter.source_partition,
+            letter.source_offset,
+            letter.reason,
+            letter.message,
+        )
+
+    async def reject(self, message: Any, error: EventRejected) -> None:
+        """Dead-letter a whole input record for `error`."""
+        await self.dead_letter(
+            DeadLetter(
+                source_topic=message.topic,
+                source_partition=message.partition,
+                source_offset=message.offset,
+                key=message.key,
+                value=message.value,
+                reason=error.reason.value,
+                message=error.message,
+                exception=type(error).__name__,
+            )
+        )
+
+    def guarded(self, name: str) -> Callable[[AgentFun], AgentFun]:
+        """Wrap an agent so that an unexpected error marks the worker unhealthy and stops it."""
+
+        def decorate(fun: AgentFun) -> AgentFun:
+            @functools.wraps(fun)
+            async def agent(stream: Any) -> None:
+                try:
+                    await fun(stream)
+                except Exception as exc:
+                    self.health.agent_crashed(name, exc)
+                    self.metrics.agent_crashes.labels(name).inc()
+                    logger.exception("agent %s crashed; stopping the worker", name)
+                    await self.app.crash(exc)
+                    raise
+
+            return agent
+
+        return decorate
+
+    def observe(self, agent: str, topic: str, started_s: float, event_ts_ms: int | None) -> None:
+        """Count one processed record of `topic` by `agent` that started at `started_s`."""
+        self.metrics.processing_seconds.labels(agent).observe(time.perf_counter() - started_s)
+        self.metrics.events_consumed.labels(topic).inc()
+        if event_ts_ms is not None:
+            self.metrics.last_event_time.labels(topic).set(event_ts_ms / 1000)
+
+
+def tables_by_name(app: faust.App) -> Mapping[str, Any]:
+    """The app's tables by name."""
+    return {name: table for name, table in app.tables.items()}

@@ -1,0 +1,106 @@
+"""Worker HTTP views: `/healthz`, `/readyz`, `/metrics`, and `/state` for operators."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dispatch.lifecycle import OrderState
+from streams.runtime import Runtime
+
+JSON = "application/json"
+
+
+def readiness(rt: Runtime) -> dict[str, Any]:
+    """Why the worker is or is not ready: tables recovered, not rebalancing, positions rebuilt."""
+    app = rt.app
+    checks = {
+        "started": bool(getattr(app, "started", False)),
+        "tables_recovered": bool(app.tables.actives_ready),
+        "not_rebalancing": not app.rebalancing,
+        "positions_rebuilt": not rt.health.positions_replaying,
+        "alive": rt.health.alive,
+    }
+    return {"ready": all(checks.values()), "checks": checks}
+
+
+def _clean(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def state_snapshot(rt: Runtime, detail: bool) -> dict[str, Any]:
+    """Per-shard summary of the state this worker owns; with `detail`, every record."""
+    tables: Any = rt.app.tables
+    shards: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"orders_by_status": Counter(), "couriers_by_status": Counter(), "positions": 0}
+    )
+    orders: dict[str, Any] = {}
+    for _, raw in tables["orders"].items():
+        order = OrderState.from_json(raw)
+        shards[order.shard]["orders_by_status"][order.status.value] += 1
+        if detail:
+            orders[order.order_id] = order.public_view()
+    couriers: dict[str, Any] = {}
+    for _, raw in tables["couriers"].items():
+        courier = orjson.loads(raw)
+        shards[courier["shard"]]["couriers_by_status"][courier["status"]] += 1
+        if detail:
+            couriers[courier["courier_id"]] = courier
+    directory = {}
+    if detail:
+        directory = {
+            key.decode(): orjson.loads(raw) for key, raw in tables["courier_directory"].items()
+        }
+    positions: dict[str, Any] = {}
+    for position in rt.positions:
+        shards[position.shard]["positions"] += 1
+        if detail:
+            positions[position.courier_id] = {
+                "shard": position.shard,
+                "lat": position.lat,
+                "lon": position.lon,
+                "ts_ms": position.ts_ms,
+                "speed_mps": _clean(position.speed_mps),
+                "heading_deg": _clean(position.heading_deg),
+                "accuracy_m": _clean(position.accuracy_m),
+            }
+    out: dict[str, Any] = {"shards": {k: shards[k] for k in sorted(shards)}}
+    if detail:
+        out.update(
+            orders=orders, couriers=couriers, courier_directory=directory, positions=positions
+        )
+    return out
+
+
+def register(rt: Runtime) -> None:
+    """Mount the views on the Faust web server of `rt.app`."""
+    app = rt.app
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        crashed = dict(rt.health.crashed_agents)
+        if getattr(app, "crash_reason", None) is not None:
+            crashed.setdefault("app", repr(app.crash_reason))
+        body = {"alive": not crashed, "crashed_agents": crashed}
+        return web.bytes(orjson.dumps(body), content_type=JSON, status=200 if not crashed else 503)
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        body = readiness(rt)
+        return web.bytes(
+            orjson.dumps(body), content_type=JSON, status=200 if body["ready"] else 503
+        )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(rt.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/state")
+    async def state(web: Any, request: Any) -> Any:
+        detail = request.query.get("detail", "0") in ("1", "true", "yes")
+        body = orjson.dumps(state_snapshot(rt, detail), option=orjson.OPT_SORT_KEYS)
+        return web.bytes(body, content_type=JSON)

@@ -1,0 +1,150 @@
+"""A stream worker in a child process, for the demo, integration tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import SecretStr
+
+from dispatchflow.settings import ENV_PREFIX, Settings
+
+
+class WorkerStartError(RuntimeError):
+    """The worker did not become ready in time."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`DISPATCHFLOW_*` environment variables that reproduce `settings` in another process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif hasattr(value, "value"):
+            value = value.value
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """`dispatchflow worker` as a child process with its own log file."""
+
+    def __init__(self, settings: Settings, log_path: Path, extra_args: list[str] | None = None):
+        self.settings = settings
+        self.log_path = log_path
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_s = 0.0
+        self.ready_after_s: float | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the worker's web server."""
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self, ready_timeout_s: float = 60.0) -> WorkerProcess:
+        """Start the worker and wait for `/readyz`; raise `WorkerStartError` on failure."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env.update(settings_env(self.settings))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.started_s = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dispatchflow", "worker", *self.extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        self.wait_ready(ready_timeout_s)
+        self.ready_after_s = time.monotonic() - self.started_s
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Poll `/readyz` until it answers 200; raise if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                code = self.process.returncode if self.process else None
+                msg = f"worker exited with code {code}; log:\n{self.log_tail()}"
+                raise WorkerStartError(msg)
+            status, _ = self.request("/readyz")
+            if status == 200:
+                return
+            time.sleep(0.1)
+        msg = f"worker not ready within {timeout_s} s; log:\n{self.log_tail()}"
+        raise WorkerStartError(msg)
+
+    def request(self, path: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
+        """GET `path`; (status, body), with status 0 when the server does not answer."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return 0, b""
+
+    def get_json(self, path: str) -> Any:
+        """GET `path` and decode its JSON body; raise on a non-200 answer."""
+        status, body = self.request(path, timeout_s=30.0)
+        if status != 200:
+            msg = f"GET {path} answered {status}: {body[:500]!r}"
+            raise RuntimeError(msg)
+        return json.loads(body)
+
+    def log_tail(self, max_bytes: int = 6000) -> str:
+        """The end of the worker's log."""
+        try:
+            return self.log_path.read_bytes()[-max_bytes:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker (and anything it started) and reap it."""
+        self._signal(signal.SIGKILL, timeout_s=10.0)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout_s`; return the exit code."""
+        return self._signal(signal.SIGTERM, timeout_s)
+
+    def _signal(self, signum: int, timeout_s: float) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        return process.returncode
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
