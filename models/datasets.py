@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.geo import haversine_m_np
 from models.base_eta import StraightLineProvider
-from models.legs import TRAVEL_FEATURES, Leg, TravelFeatureConfig, travel_features
+from models.legs import Leg, TravelFeatureConfig, travel_features
 from models.residual import TrainingData
 from models.timeparts import local_parts, zone
 
@@ -239,8 +240,10 @@ def doordash_training_data(
 
 # --- NYC taxi ---------------------------------------------------------------------------------
 
+#: JFK and LaGuardia airports and Midtown (Penn Station).
+NYC_LANDMARKS = ((40.6413, -73.7781), (40.7769, -73.8740), (40.7506, -73.9935))
 NYC_FEATURE_CONFIG = TravelFeatureConfig(
-    timezone=NYC_TIMEZONE, grid_rotation_deg=NYC_GRID_ROTATION_DEG
+    timezone=NYC_TIMEZONE, grid_rotation_deg=NYC_GRID_ROTATION_DEG, landmarks=NYC_LANDMARKS
 )
 
 
@@ -275,15 +278,14 @@ def nyc_training_data(
     dlat = df["dropoff_latitude"].to_numpy(np.float64)
     dlon = df["dropoff_longitude"].to_numpy(np.float64)
     ts = df["pickup_ts_ms"].to_numpy(np.int64)
-    from features.geo import haversine_m_np
-
-    base = prov.eta_s_batch(olat, olon, haversine_m_np(olat, olon, dlat, dlon))
+    dist = haversine_m_np(olat, olon, dlat, dlon)
+    base = prov.eta_s_batch(olat, olon, dist)
     leg = np.full(len(df), int(Leg.RIDE), dtype=np.int64)
-    x = travel_features(olat, olon, dlat, dlon, ts, leg, base, NYC_FEATURE_CONFIG)
+    x = travel_features(olat, olon, dlat, dlon, ts, leg, base, NYC_FEATURE_CONFIG, dist_m=dist)
     return TrainingData(
         features=x,
         base_eta_s=base,
         actual_s=df["trip_duration"].to_numpy(np.float64),
         ts_ms=ts,
-        feature_names=TRAVEL_FEATURES,
+        feature_names=NYC_FEATURE_CONFIG.feature_names(),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,23 @@ class TrainConfig:
         min_child_weight: minimum hessian per leaf.
         subsample: row subsampling per tree.
         colsample_bytree: column subsampling per tree.
+        p50_objective: `quantile` (pinball loss at `p50_alpha`) or `pseudohuber` (robust
+            centre of the target, converges in fewer trees).
         p50_alpha: quantile of the point model; above 0.5 makes lateness cost more than
             earliness (asymmetric loss).
+        huber_slope: transition point of the pseudo-Huber loss, in target units.
+        p90_mode: `model` (a p90 quantile booster plus one conformal margin) or `binned`
+            (p50 plus a conformal margin per bin of `p90_bin_feature`: Mondrian conformal,
+            no second booster, so inference costs half).
+        p90_bins: number of equal-count bins in `binned` mode.
+        p90_bin_feature: feature whose value picks the bin.
+        distill_rounds: when > 0 (and a synthesizer is given), the served p50 booster is a
+            compact student of this many rounds fitted to the full model's predictions on the
+            training rows plus `distill_samples` jittered copies: the full model's accuracy
+            at a fraction of the inference cost.
+        distill_depth: tree depth of the student.
+        distill_learning_rate: shrinkage of the student.
+        distill_samples: synthetic rows added for the student.
         coverage: target coverage of the upper quantile.
         calibration_days: length of the recent calibration window carved out of training.
         calibration_blocks: time blocks of the calibration window (see `conformal_margin`).
@@ -102,7 +117,16 @@ class TrainConfig:
     min_child_weight: float = 20.0
     subsample: float = 0.8
     colsample_bytree: float = 0.8
+    p50_objective: str = "quantile"
     p50_alpha: float = 0.5
+    huber_slope: float = 0.15
+    p90_mode: str = "model"
+    p90_bins: int = 8
+    p90_bin_feature: str = "base_eta_s"
+    distill_rounds: int = 0
+    distill_depth: int = 8
+    distill_learning_rate: float = 0.3
+    distill_samples: int = 400_000
     coverage: float = 0.9
     calibration_days: float = 7.0
     calibration_blocks: int = 7
@@ -137,8 +161,10 @@ class ResidualQuantileModel:
         feature_names: column order of the feature matrix.
         target: residual target form.
         booster_p50: XGBoost model of the p50 target.
-        booster_p90: XGBoost model of the (uncalibrated) p90 target.
-        p90_margin: conformal margin added to the p90 target.
+        booster_p90: XGBoost model of the (uncalibrated) p90 target, or None when the p90 is
+            p50 plus a binned margin.
+        p90_margin: conformal margin added to the p90 target (model mode).
+        p90_bins: binned mode: (feature index, bin edges, margin per bin).
         clamp: allowed residual range.
         ratio_floor_s: base floor of the log-ratio target.
         metadata: free-form facts (training window, metrics, feature config) saved alongside.
@@ -148,20 +174,26 @@ class ResidualQuantileModel:
     feature_names: tuple[str, ...]
     target: Target
     booster_p50: xgb.Booster
-    booster_p90: xgb.Booster
+    booster_p90: xgb.Booster | None
     p90_margin: float
     clamp: ClampConfig
     ratio_floor_s: float = 60.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    p90_bins: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.booster_p90 is None) == (self.p90_bins is None):
+            raise ValueError("exactly one of booster_p90 and p90_bins must be given")
 
     def set_threads(self, nthread: int) -> None:
         """Use `nthread` threads for prediction."""
         self.booster_p50.set_param({"nthread": nthread})
-        self.booster_p90.set_param({"nthread": nthread})
+        if self.booster_p90 is not None:
+            self.booster_p90.set_param({"nthread": nthread})
 
     def predict_target(self, features: npt.NDArray[np.float32]) -> tuple[FloatArray, FloatArray]:
         """Raw p50 and calibrated p90 of the target for a feature matrix."""
-        x = np.ascontiguousarray(features, dtype=np.float32)
+        x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
             raise ValueError(
                 f"expected a matrix with {len(self.feature_names)} columns, got shape {x.shape}"
@@ -169,8 +201,13 @@ class ResidualQuantileModel:
         if x.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
         q50 = np.asarray(self.booster_p50.inplace_predict(x), dtype=np.float64)
-        q90 = np.asarray(self.booster_p90.inplace_predict(x), dtype=np.float64) + self.p90_margin
-        return q50, q90
+        if self.booster_p90 is not None:
+            q90 = np.asarray(self.booster_p90.inplace_predict(x), dtype=np.float64)
+            return q50, q90 + self.p90_margin
+        assert self.p90_bins is not None  # noqa: S101 - guaranteed by __post_init__
+        col, edges, margins = self.p90_bins
+        idx = np.searchsorted(np.asarray(edges, dtype=np.float32), x[:, col], side="right")
+        return q50, q50 + np.asarray(margins)[idx]
 
     def residual_s(self, q: FloatArray, base_eta_s: FloatArray) -> FloatArray:
         """Residual in seconds for a target value."""
@@ -212,6 +249,13 @@ class ResidualQuantileModel:
             "feature_names": list(self.feature_names),
             "target": self.target.value,
             "p90_margin": self.p90_margin,
+            "p90_bins": None
+            if self.p90_bins is None
+            else {
+                "feature": self.feature_names[self.p90_bins[0]],
+                "edges": list(self.p90_bins[1]),
+                "margins": list(self.p90_bins[2]),
+            },
             "clamp": asdict(self.clamp),
             "ratio_floor_s": self.ratio_floor_s,
             **self.metadata,
@@ -241,14 +285,19 @@ class _TqdmCallback(xgb.callback.TrainingCallback):
 def _fit_quantile(
     x: npt.NDArray[np.float32],
     z: FloatArray,
-    alpha: float,
+    alpha: float | None,
     rounds: int,
     config: TrainConfig,
     bar: tqdm | None,  # type: ignore[type-arg]
 ) -> xgb.Booster:
+    """Quantile booster at `alpha`, or the pseudo-Huber centre when `alpha` is None."""
+    objective: dict[str, Any] = (
+        {"objective": "reg:pseudohubererror", "huber_slope": config.huber_slope}
+        if alpha is None
+        else {"objective": "reg:quantileerror", "quantile_alpha": alpha}
+    )
     params: dict[str, Any] = {
-        "objective": "reg:quantileerror",
-        "quantile_alpha": alpha,
+        **objective,
         "tree_method": "hist",
         "max_depth": config.max_depth,
         "learning_rate": config.learning_rate,
@@ -261,6 +310,10 @@ def _fit_quantile(
     callbacks = [_TqdmCallback(bar)] if bar is not None else []
     dtrain = xgb.DMatrix(x, label=z, nthread=config.nthread)
     return xgb.train(params, dtrain, num_boost_round=rounds, callbacks=callbacks)
+
+
+#: `synthesize(data, rows, n, rng)`: n feature rows jittered around `data.features[rows]`.
+Synthesizer = Callable[["TrainingData", npt.NDArray[np.bool_], int, np.random.Generator], Any]
 
 
 @dataclass(frozen=True)
@@ -298,6 +351,7 @@ def train_residual_model(
     clamp: ClampConfig,
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
+    synthesize: Synthesizer | None = None,
 ) -> ResidualQuantileModel:
     """Fit p50 on all rows, p90 on rows before the calibration window, and calibrate p90.
 
@@ -318,27 +372,58 @@ def train_residual_model(
     proper = keep & ~cal
     if proper.sum() < 20:
         raise CalibrationError("no training rows precede the calibration window")
-    total = config.rounds_p50 + config.rounds_p90
+    if config.p50_objective not in ("quantile", "pseudohuber"):
+        raise ValueError(f"unknown p50_objective {config.p50_objective!r}")
+    if config.p90_mode not in ("model", "binned"):
+        raise ValueError(f"unknown p90_mode {config.p90_mode!r}")
+    alpha50 = config.p50_alpha if config.p50_objective == "quantile" else None
+    binned = config.p90_mode == "binned"
+    distill = config.distill_rounds > 0 and synthesize is not None
+    rng = np.random.default_rng(config.seed)
+    per_p50 = config.rounds_p50 + (config.distill_rounds if distill else 0)
+    total = per_p50 * (2 if binned else 1) + (0 if binned else config.rounds_p90)
+
+    def fit_p50(rows: npt.NDArray[np.bool_], bar: tqdm) -> xgb.Booster:  # type: ignore[type-arg]
+        full = _fit_quantile(data.features[rows], z[rows], alpha50, config.rounds_p50, config, bar)
+        if not distill:
+            return full
+        assert synthesize is not None  # noqa: S101 - narrowing only
+        x = np.vstack([data.features[rows], synthesize(data, rows, config.distill_samples, rng)])
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return _fit_student(full, x, config, bar)
+
+    b90: xgb.Booster | None = None
+    bins: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None
+    margin = 0.0
     with tqdm(total=total, desc=f"train {kind}", unit="round", disable=not progress) as bar:
-        b90 = _fit_quantile(
-            data.features[proper], z[proper], config.coverage, config.rounds_p90, config, bar
-        )
-        q90_cal = np.asarray(b90.inplace_predict(data.features[cal]), dtype=np.float64)
-        margin = conformal_margin(
-            z[cal] - q90_cal,
-            config.coverage,
-            blocks=config.calibration_blocks,
-            ts_ms=data.ts_ms[cal],
-        )
-        b50 = _fit_quantile(
-            data.features[keep], z[keep], config.p50_alpha, config.rounds_p50, config, bar
-        )
+        if binned:
+            # Mondrian conformal: scores of a p50 model that never saw the window, per bin.
+            proper50 = fit_p50(proper, bar)
+            q_cal = np.asarray(proper50.inplace_predict(data.features[cal]), dtype=np.float64)
+            col = feature_index(data.feature_names, [config.p90_bin_feature])[0]
+            bins = _binned_margins(
+                data.features[cal][:, col], z[cal] - q_cal, config.p90_bins, config.coverage
+            )
+            bins = (col, bins[0], bins[1])
+        else:
+            b90 = _fit_quantile(
+                data.features[proper], z[proper], config.coverage, config.rounds_p90, config, bar
+            )
+            q90_cal = np.asarray(b90.inplace_predict(data.features[cal]), dtype=np.float64)
+            margin = conformal_margin(
+                z[cal] - q90_cal,
+                config.coverage,
+                blocks=config.calibration_blocks,
+                ts_ms=data.ts_ms[cal],
+            )
+        b50 = fit_p50(keep, bar)
     meta: dict[str, Any] = {
         "training_window_ms": [int(data.ts_ms[keep].min()), t_end],
         "calibration_window_ms": [cal_start, t_end],
         "n_train": int(keep.sum()),
         "n_calibration": int(cal.sum()),
         "train_config": asdict(config),
+        "distilled": distill,
     }
     meta.update(metadata or {})
     return ResidualQuantileModel(
@@ -351,7 +436,42 @@ def train_residual_model(
         clamp=clamp,
         ratio_floor_s=config.ratio_floor_s,
         metadata=meta,
+        p90_bins=bins,
     )
+
+
+def _fit_student(
+    teacher: xgb.Booster,
+    x: npt.NDArray[np.float32],
+    config: TrainConfig,
+    bar: tqdm | None,  # type: ignore[type-arg]
+) -> xgb.Booster:
+    """A compact booster fitted (squared error) to `teacher`'s predictions on `x`."""
+    y = np.asarray(teacher.inplace_predict(x), dtype=np.float64)
+    params: dict[str, Any] = {
+        "objective": "reg:squarederror",
+        "tree_method": "hist",
+        "max_depth": config.distill_depth,
+        "learning_rate": config.distill_learning_rate,
+        "min_child_weight": 2.0,
+        "seed": config.seed,
+        "nthread": config.nthread,
+    }
+    callbacks = [_TqdmCallback(bar)] if bar is not None else []
+    dtrain = xgb.DMatrix(x, label=y, nthread=config.nthread)
+    return xgb.train(params, dtrain, num_boost_round=config.distill_rounds, callbacks=callbacks)
+
+
+def _binned_margins(
+    values: npt.NDArray[np.float32], scores: FloatArray, n_bins: int, coverage: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Equal-count bin edges of `values` and the split-conformal margin of each bin."""
+    n_bins = max(1, min(n_bins, scores.size // 30))
+    qs = np.quantile(values.astype(np.float64), np.linspace(0, 1, n_bins + 1)[1:-1])
+    edges = np.unique(qs.astype(np.float32))
+    idx = np.searchsorted(edges, values, side="right")
+    margins = [conformal_margin(scores[idx == b], coverage) for b in range(len(edges) + 1)]
+    return tuple(float(e) for e in edges), tuple(margins)
 
 
 def _sha256(path: Path) -> str:
@@ -362,12 +482,12 @@ def save_model(model: ResidualQuantileModel, directory: Path) -> None:
     """Write the boosters and `metadata.json` (with file checksums) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     model.booster_p50.save_model(str(directory / _P50_FILE))
-    model.booster_p90.save_model(str(directory / _P90_FILE))
+    files = [_P50_FILE]
+    if model.booster_p90 is not None:
+        model.booster_p90.save_model(str(directory / _P90_FILE))
+        files.append(_P90_FILE)
     meta = model.describe()
-    meta["files"] = {
-        _P50_FILE: _sha256(directory / _P50_FILE),
-        _P90_FILE: _sha256(directory / _P90_FILE),
-    }
+    meta["files"] = {name: _sha256(directory / name) for name in files}
     (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -384,17 +504,19 @@ def load_model(directory: Path) -> ResidualQuantileModel:
     try:
         meta = json.loads(meta_path.read_text())
         files: Mapping[str, str] = meta["files"]
-        for name in (_P50_FILE, _P90_FILE):
+        if _P50_FILE not in files:
+            raise ModelLoadError("metadata lists no p50 model file")
+        for name in files:
             path = directory / name
             if not path.is_file():
                 raise ModelMissingError(f"model file missing: {path}")
             if _sha256(path) != files[name]:
                 raise ModelLoadError(f"checksum mismatch for {path}: file is corrupt")
-        boosters = []
-        for name in (_P50_FILE, _P90_FILE):
+        boosters: dict[str, xgb.Booster] = {}
+        for name in files:
             b = xgb.Booster()
             b.load_model(str(directory / name))
-            boosters.append(b)
+            boosters[name] = b
         if int(meta["format_version"]) != MODEL_FORMAT_VERSION:
             raise ModelLoadError(f"unsupported model format {meta['format_version']}")
         known = {
@@ -403,26 +525,39 @@ def load_model(directory: Path) -> ResidualQuantileModel:
             "feature_names",
             "target",
             "p90_margin",
+            "p90_bins",
             "clamp",
             "ratio_floor_s",
             "files",
         }
+        names = tuple(str(n) for n in meta["feature_names"])
+        bins_meta = meta.get("p90_bins")
+        bins = None
+        if bins_meta is not None:
+            bins = (
+                names.index(bins_meta["feature"]),
+                tuple(float(e) for e in bins_meta["edges"]),
+                tuple(float(m) for m in bins_meta["margins"]),
+            )
+            if len(bins[2]) != len(bins[1]) + 1:
+                raise ModelLoadError("p90_bins: need one more margin than edges")
         model = ResidualQuantileModel(
             kind=str(meta["kind"]),
-            feature_names=tuple(meta["feature_names"]),
+            feature_names=names,
             target=Target(meta["target"]),
-            booster_p50=boosters[0],
-            booster_p90=boosters[1],
+            booster_p50=boosters[_P50_FILE],
+            booster_p90=boosters.get(_P90_FILE),
             p90_margin=float(meta["p90_margin"]),
             clamp=ClampConfig(**meta["clamp"]),
             ratio_floor_s=float(meta["ratio_floor_s"]),
             metadata={k: v for k, v in meta.items() if k not in known},
+            p90_bins=bins,
         )
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, TypeError, xgb.core.XGBoostError) as exc:
         raise ModelLoadError(f"cannot load model from {directory}: {exc}") from exc
-    for b in boosters:
+    for b in boosters.values():
         if b.num_features() != len(model.feature_names):
             raise ModelLoadError("booster feature count does not match metadata feature_names")
     return model

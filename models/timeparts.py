@@ -38,9 +38,25 @@ def utc_offset_ms(ts_ms: npt.NDArray[np.int64], tz: ZoneInfo) -> npt.NDArray[np.
 
     if offset_at(lo) == offset_at(hi) and hi - lo < 24 * 7:
         return np.full(ts.shape, offset_at(lo), dtype=np.int64)
-    uniq, inverse = np.unique(hours, return_inverse=True)
-    table = np.array([offset_at(int(h)) for h in uniq], dtype=np.int64)
-    return table[inverse].reshape(ts.shape)
+    # Find the hours where the offset changes (DST switches) by bisecting daily samples.
+    starts = [lo]
+    values = [offset_at(lo)]
+    day = lo
+    while day < hi:
+        nxt = min(day + 24, hi)
+        if offset_at(nxt) != values[-1]:
+            a, b = day, nxt
+            while b - a > 1:
+                mid = (a + b) // 2
+                if offset_at(mid) == values[-1]:
+                    a = mid
+                else:
+                    b = mid
+            starts.append(b)
+            values.append(offset_at(b))
+        day = nxt
+    idx = np.searchsorted(np.array(starts, dtype=np.int64), hours, side="right") - 1
+    return np.array(values, dtype=np.int64)[idx]
 
 
 def local_parts(

@@ -1,0 +1,172 @@
+"""`POST /eta`: a pure request handler (bytes in → status and JSON bytes out) and an aiohttp app.
+
+Request (JSON object, at most `MAX_BODY_BYTES`)::
+
+    {"origin": {"lat": 40.75, "lon": -73.99}, "destination": {"lat": 40.76, "lon": -73.97},
+     "request_time_ms": 1700000000000, "leg": "pickup" | "dropoff" | "ride",
+     "base_eta_s": 420.0,                      # optional: straight-line base when absent
+     "context": {"zone_speed_mps": {"value": 6.1, "ts_ms": 1699999990000}}}   # optional
+
+Response 200::
+
+    {"p50_s": ..., "p90_s": ..., "base_eta_s": ..., "fallback_used": false,
+     "fallback_reason": null, "model_version": "v0003"}
+
+Errors are 4xx with `{"error": "<message>"}`: 400 malformed or invalid input, 413 body too
+large. A model failure is never an error: it is a 200 with `fallback_used: true`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from models.legs import Leg
+from models.service import EtaService, LegBatch
+
+MAX_BODY_BYTES = 8 * 1024
+MAX_CONTEXT_ITEMS = 32
+#: Request times further than this from the newest sane epoch are rejected (year 2286).
+_MAX_TS_MS = 10**13
+_MAX_BASE_ETA_S = 86_400.0
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> tuple[int, bytes]:
+    return status, orjson.dumps({"error": message})
+
+
+def _number(obj: dict[str, Any], key: str, where: str) -> float:
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise RequestError(f"{where}{key} must be a finite number")
+    return float(v)
+
+
+def _point(req: dict[str, Any], key: str) -> tuple[float, float]:
+    p = req.get(key)
+    if not isinstance(p, dict):
+        raise RequestError(f"{key} must be an object with lat and lon")
+    lat = _number(p, "lat", f"{key}.")
+    lon = _number(p, "lon", f"{key}.")
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        raise RequestError(f"{key} coordinates out of range")
+    return lat, lon
+
+
+def parse_eta_request(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> LegBatch:
+    """Validate a request body and turn it into a one-leg batch.
+
+    Raises:
+        RequestError: with the HTTP status (400 or 413) and a message naming the field.
+    """
+    if len(body) > max_body_bytes:
+        raise RequestError(f"body larger than {max_body_bytes} bytes", status=413)
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(req, dict):
+        raise RequestError("body must be a JSON object")
+    olat, olon = _point(req, "origin")
+    dlat, dlon = _point(req, "destination")
+    ts = req.get("request_time_ms")
+    if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS_MS:
+        raise RequestError("request_time_ms must be an integer epoch-millisecond time")
+    leg_name = req.get("leg")
+    if not isinstance(leg_name, str):
+        raise RequestError("leg must be one of pickup, dropoff, ride")
+    try:
+        leg = Leg.parse(leg_name)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from exc
+    base: np.ndarray[Any, Any] | None = None
+    if req.get("base_eta_s") is not None:
+        b = _number(req, "base_eta_s", "")
+        if not 0.0 <= b <= _MAX_BASE_ETA_S:
+            raise RequestError(f"base_eta_s must be in [0, {_MAX_BASE_ETA_S:.0f}]")
+        base = np.array([b])
+    ctx_in = req.get("context", {})
+    if ctx_in is None:
+        ctx_in = {}
+    if not isinstance(ctx_in, dict) or len(ctx_in) > MAX_CONTEXT_ITEMS:
+        raise RequestError(f"context must be an object with at most {MAX_CONTEXT_ITEMS} items")
+    context = {}
+    for name, item in ctx_in.items():
+        if not isinstance(item, dict):
+            raise RequestError(f"context.{name} must be an object with value and ts_ms")
+        value = _number(item, "value", f"context.{name}.")
+        item_ts = item.get("ts_ms")
+        if not isinstance(item_ts, int) or isinstance(item_ts, bool) or item_ts < 0:
+            raise RequestError(f"context.{name}.ts_ms must be a non-negative integer")
+        context[str(name)] = (np.array([value]), np.array([item_ts], dtype=np.int64))
+    return LegBatch(
+        origin_lat=np.array([olat]),
+        origin_lon=np.array([olon]),
+        dest_lat=np.array([dlat]),
+        dest_lon=np.array([dlon]),
+        request_ts_ms=np.array([ts], dtype=np.int64),
+        leg=np.array([int(leg)], dtype=np.int64),
+        base_eta_s=base,
+        context=context,
+    )
+
+
+def handle_eta(
+    service: EtaService, body: bytes, max_body_bytes: int = MAX_BODY_BYTES
+) -> tuple[int, bytes]:
+    """Answer one `POST /eta` body: (HTTP status, JSON response bytes). Never raises."""
+    try:
+        batch = parse_eta_request(body, max_body_bytes)
+    except RequestError as exc:
+        return _error(exc.status, str(exc))
+    result = service.predict_legs(batch)
+    return 200, orjson.dumps(
+        {
+            "p50_s": round(float(result.p50_s[0]), 3),
+            "p90_s": round(float(result.p90_s[0]), 3),
+            "base_eta_s": round(float(result.base_eta_s[0]), 3),
+            "fallback_used": bool(result.fallback[0]),
+            "fallback_reason": result.reason_at(0),
+            "model_version": result.model_version,
+        }
+    )
+
+
+def make_app(service: EtaService, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+    """An aiohttp `web.Application` with `POST /eta` mounted (the worker can mount
+    `eta_view(service)` on its own app instead)."""
+    from aiohttp import web
+
+    app = web.Application(client_max_size=max_body_bytes + 1)
+    app.router.add_post("/eta", eta_view(service, max_body_bytes))
+    return app
+
+
+def eta_view(service: EtaService, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+    """An aiohttp request handler for `POST /eta` backed by `handle_eta`."""
+    from aiohttp import web
+
+    async def view(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            status, payload = _error(413, f"body larger than {max_body_bytes} bytes")
+        else:
+            try:
+                body = await request.content.read(max_body_bytes + 1)
+            except (ValueError, OSError) as exc:
+                status, payload = _error(400, f"cannot read body: {exc}")
+            else:
+                status, payload = handle_eta(service, body, max_body_bytes)
+        return web.Response(status=status, body=payload, content_type="application/json")
+
+    return view

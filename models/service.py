@@ -1,0 +1,311 @@
+"""ETA serving: the vectorized batch API for dispatch and the single-request path.
+
+`EtaService.predict_legs` takes arrays of travel legs and returns arrays of p50/p90 seconds
+with per-row fallback flags and reasons. Whatever goes wrong — no model, a corrupt model, a
+missing or stale required feature, a model slower than its timeout, a NaN/inf output — the
+row is answered with its base ETA, `fallback=True` and a `FallbackReason`; the service never
+raises for a model failure.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from features.geo import haversine_m_np
+from models.base_eta import StraightLineProvider
+from models.fallback import FallbackCounts, FallbackReason, report_reasons
+from models.legs import TravelFeatureConfig, travel_features
+from models.residual import ResidualQuantileModel
+
+FloatArray = npt.NDArray[np.float64]
+
+#: The model call's default timeout: well below a 15 ms caller budget.
+DEFAULT_MODEL_TIMEOUT_S = 0.008
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve, with the version it was loaded from."""
+
+    model: ResidualQuantileModel
+    version: str
+
+
+@dataclass(frozen=True)
+class ModelUnavailable:
+    """Why no model can serve (`MISSING_MODEL` or `CORRUPT_MODEL`) and details."""
+
+    reason: FallbackReason
+    detail: str
+
+
+class ModelSource(Protocol):
+    """Where the service gets its current model (e.g. `models.registry.ModelRegistry`)."""
+
+    def current(self) -> LoadedModel | ModelUnavailable:
+        """The model to serve now, or why there is none."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticModelSource:
+    """A fixed model (or fixed unavailability), for tests, benchmarks and embedding."""
+
+    entry: LoadedModel | ModelUnavailable
+
+    def current(self) -> LoadedModel | ModelUnavailable:
+        """The fixed entry."""
+        return self.entry
+
+
+@dataclass(frozen=True)
+class ContextFeature:
+    """A model input taken from request context (e.g. the origin zone's observed speed).
+
+    Attributes:
+        name: feature name in the request context and the model's feature list.
+        sla_ms: the value's `ts_ms` may lag the request time by at most this much.
+        required: a missing value is a fallback (else it is passed to the model as missing).
+    """
+
+    name: str
+    sla_ms: int
+    required: bool = True
+
+
+def travel_config_of(model: ResidualQuantileModel) -> TravelFeatureConfig:
+    """The travel-feature config stored in a model's metadata (`feature_config`)."""
+    raw = model.metadata.get("feature_config")
+    return TravelFeatureConfig.from_dict(raw) if isinstance(raw, dict) else TravelFeatureConfig()
+
+
+def context_features_of(model: ResidualQuantileModel) -> tuple[ContextFeature, ...]:
+    """The context features declared in a model's metadata (`context_features`)."""
+    specs = model.metadata.get("context_features", [])
+    return tuple(
+        ContextFeature(str(s["name"]), int(s["sla_ms"]), bool(s.get("required", True)))
+        for s in specs
+    )
+
+
+@dataclass
+class LegBatch:
+    """Travel legs to predict, as parallel arrays of length n.
+
+    Attributes:
+        origin_lat: origin latitudes (degrees).
+        origin_lon: origin longitudes.
+        dest_lat: destination latitudes.
+        dest_lon: destination longitudes.
+        request_ts_ms: request times (epoch ms).
+        leg: `models.legs.Leg` codes.
+        base_eta_s: base ETAs; None to use the service's straight-line provider.
+        context: per context feature, (values, ts_ms) arrays; NaN value = missing.
+    """
+
+    origin_lat: FloatArray
+    origin_lon: FloatArray
+    dest_lat: FloatArray
+    dest_lon: FloatArray
+    request_ts_ms: npt.NDArray[np.int64]
+    leg: npt.NDArray[np.int64]
+    base_eta_s: FloatArray | None = None
+    context: Mapping[str, tuple[FloatArray, npt.NDArray[np.int64]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(np.shape(self.origin_lat)[0])
+
+
+@dataclass
+class EtaBatchResult:
+    """Predictions for a `LegBatch`.
+
+    Attributes:
+        p50_s: p50 ETA per leg (seconds).
+        p90_s: p90 ETA per leg (seconds, ≥ p50_s).
+        base_eta_s: base ETA per leg.
+        fallback: True where the base was served.
+        reason: `FallbackReason` code per leg (0 where no fallback).
+        model_version: version of the model used, or None when none was.
+    """
+
+    p50_s: FloatArray
+    p90_s: FloatArray
+    base_eta_s: FloatArray
+    fallback: npt.NDArray[np.bool_]
+    reason: npt.NDArray[np.int8]
+    model_version: str | None
+
+    def reason_at(self, i: int) -> str | None:
+        """Wire name of the fallback reason of row `i` (None if no fallback)."""
+        return FallbackReason(int(self.reason[i])).wire
+
+
+class ShadowSink(Protocol):
+    """Receives a candidate model's predictions (see `models.registry.ShadowScorer`)."""
+
+    def score(
+        self, features: npt.NDArray[np.float32], base_eta_s: FloatArray, served: EtaBatchResult
+    ) -> None:
+        """Score the candidate on the same inputs; must never affect what was served."""
+        ...
+
+
+class EtaService:
+    """Serves travel-leg ETAs from a model source, with fallback to the base ETA.
+
+    Args:
+        source: where the current model comes from (registry or static).
+        provider: base-ETA provider used when a batch carries no base ETAs.
+        model_timeout_s: budget of the model call; None runs it inline with no timeout.
+        metrics: counters of served rows, fallbacks by reason and clamps.
+        shadow: optional candidate scorer, called after serving.
+        clock: monotonic seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        source: ModelSource,
+        provider: StraightLineProvider | None = None,
+        model_timeout_s: float | None = DEFAULT_MODEL_TIMEOUT_S,
+        metrics: FallbackCounts | None = None,
+        shadow: ShadowSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.provider = provider or StraightLineProvider()
+        self.model_timeout_s = model_timeout_s
+        self.metrics = metrics or FallbackCounts()
+        self.shadow = shadow
+        self.clock = clock
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the model thread (if one was started)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _run_with_timeout(
+        self, fn: Callable[[], Any], timeout_s: float | None
+    ) -> tuple[Any, FallbackReason]:
+        if timeout_s is None:
+            try:
+                return fn(), FallbackReason.NONE
+            except Exception:  # a model failure must never escape the service
+                return None, FallbackReason.MODEL_ERROR
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="eta-model"
+            )
+        future = self._executor.submit(fn)
+        try:
+            return future.result(timeout=timeout_s), FallbackReason.NONE
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return None, FallbackReason.MODEL_TIMEOUT
+        except Exception:  # a model failure must never escape the service
+            return None, FallbackReason.MODEL_ERROR
+
+    def predict_legs(
+        self, batch: LegBatch, timeout_s: float | None | str = "default"
+    ) -> EtaBatchResult:
+        """p50/p90 ETAs for every leg of `batch` (see `EtaBatchResult`).
+
+        `timeout_s` overrides the service's model timeout for this call (None = no timeout).
+        """
+        n = len(batch)
+        olat = np.asarray(batch.origin_lat, dtype=np.float64)
+        olon = np.asarray(batch.origin_lon, dtype=np.float64)
+        dlat = np.asarray(batch.dest_lat, dtype=np.float64)
+        dlon = np.asarray(batch.dest_lon, dtype=np.float64)
+        dist = haversine_m_np(olat, olon, dlat, dlon)
+        if batch.base_eta_s is None:
+            base = self.provider.eta_s_batch(olat, olon, dist)
+        else:
+            base = np.asarray(batch.base_eta_s, dtype=np.float64)
+        reason = np.zeros(n, dtype=np.int8)
+        entry = self.source.current()
+        if isinstance(entry, ModelUnavailable):
+            reason[:] = entry.reason
+            return self._finish(base, base.copy(), base.copy(), reason, None, None)
+        model = entry.model
+        config = travel_config_of(model)
+        feats = travel_features(
+            olat,
+            olon,
+            dlat,
+            dlon,
+            batch.request_ts_ms,
+            batch.leg,
+            base,
+            config,
+            dist_m=dist,
+        )
+        ctx_specs = context_features_of(model)
+        if ctx_specs:
+            cols = [feats]
+            for spec in ctx_specs:
+                values, ts = batch.context.get(
+                    spec.name, (np.full(n, np.nan), np.zeros(n, dtype=np.int64))
+                )
+                v = np.asarray(values, dtype=np.float64)
+                missing = ~np.isfinite(v)
+                stale = ~missing & (np.asarray(batch.request_ts_ms) - np.asarray(ts) > spec.sla_ms)
+                if spec.required:
+                    reason[(reason == 0) & missing] = FallbackReason.MISSING_FEATURE
+                    reason[(reason == 0) & stale] = FallbackReason.STALE_FEATURE
+                v = np.where(stale, np.nan, v)
+                cols.append(v.astype(np.float32)[:, None])
+            feats = np.ascontiguousarray(np.hstack(cols))
+        n_travel = len(config.feature_names())
+        if feats.shape[1] != len(model.feature_names) or (
+            model.feature_names[:n_travel] != config.feature_names()
+        ):
+            reason[:] = FallbackReason.CORRUPT_MODEL
+            return self._finish(base, base.copy(), base.copy(), reason, entry.version, None)
+        limit = self.model_timeout_s if timeout_s == "default" else timeout_s
+        assert limit is None or isinstance(limit, float | int)  # noqa: S101 - narrowing only
+        out, failure = self._run_with_timeout(lambda: model.predict(feats, base), limit)
+        if failure is not FallbackReason.NONE:
+            reason[reason == 0] = failure
+            return self._finish(base, base.copy(), base.copy(), reason, entry.version, None)
+        reason[(reason == 0) & ~out.finite] = FallbackReason.NON_FINITE_OUTPUT
+        self.metrics.add_clamped(int(np.count_nonzero(out.clamped)))
+        result = self._finish(base, out.p50_s, out.p90_s, reason, entry.version, None)
+        if self.shadow is not None:
+            try:
+                self.shadow.score(feats, base, result)
+            except Exception:  # noqa: S110 - a candidate must never affect serving
+                pass
+        return result
+
+    def _finish(
+        self,
+        base: FloatArray,
+        p50: FloatArray,
+        p90: FloatArray,
+        reason: npt.NDArray[np.int8],
+        version: str | None,
+        _: None,
+    ) -> EtaBatchResult:
+        fb = reason != 0
+        if fb.any():
+            p50 = np.where(fb, base, p50)
+            p90 = np.where(fb, base, p90)
+        report_reasons(reason, self.metrics)
+        return EtaBatchResult(
+            p50_s=p50,
+            p90_s=p90,
+            base_eta_s=base,
+            fallback=fb,
+            reason=reason,
+            model_version=version,
+        )
