@@ -4,15 +4,14 @@ Every event is a plain dict (decoded JSON) with `type`, `event_id` (str), `ts_ms
 epoch milliseconds, int) and the fields below. Unknown extra fields are ignored; a missing or
 malformed field raises `EventError`.
 
-| type | fields | meaning |
-| --- | --- | --- |
-| `order_created` | `order_id`, `merchant_id`, `pickup_lat`, `pickup_lon`, `dropoff_lat`, `dropoff_lon` | a customer placed an order |
-| `merchant_ready` | `order_id`, `merchant_id` | the merchant marked the order ready for pickup |
-| `courier_ping` | `courier_id`, `lat`, `lon`, `speed_mps` | a courier position; `speed_mps` may be null |
-| `assignment_response` | `courier_id`, `order_id`, `response` (`accept` or `decline`) | a courier answered an offer |
-| `picked_up` | `order_id`, `merchant_id`, `courier_id` | the courier picked the order up |
-| `delivered` | `order_id`, `courier_id` | the order reached the customer |
-| `order_cancelled` | `order_id`, `merchant_id` | the order was cancelled |
+- `order_created`: `order_id`, `merchant_id`, `pickup_lat`, `pickup_lon`, `dropoff_lat`,
+  `dropoff_lon` (degrees): a customer placed an order (pickup = the merchant's location).
+- `merchant_ready`: `order_id`, `merchant_id`: the merchant marked the order ready.
+- `courier_ping`: `courier_id`, `lat`, `lon`, `speed_mps` (null allowed): a courier position.
+- `assignment_response`: `courier_id`, `order_id`, `response` (`accept` | `decline`).
+- `picked_up`: `order_id`, `merchant_id`, `courier_id`: the courier picked the order up.
+- `delivered`: `order_id`, `courier_id`: the order reached the customer.
+- `order_cancelled`: `order_id`, `merchant_id`: the order was cancelled.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def validate_event(event: Mapping[str, Any]) -> str:
         EventError: with a message naming the offending field.
     """
     etype = event.get("type")
-    if etype not in EVENT_FIELDS:
+    if not isinstance(etype, str) or etype not in EVENT_FIELDS:
         raise EventError(f"unknown event type {etype!r}")
     eid = event.get("event_id")
     if not isinstance(eid, str) or not eid:

@@ -123,19 +123,13 @@ def geohash_int_np(
     lat_bits = nbits // 2
     la = np.asarray(lat, dtype=np.float64)
     lo = np.asarray(lon, dtype=np.float64)
-    lat_i = np.clip(
-        ((la + 90.0) / 180.0 * (1 << lat_bits)).astype(np.int64), 0, (1 << lat_bits) - 1
-    )
-    lon_i = np.clip(
-        ((lo + 180.0) / 360.0 * (1 << lon_bits)).astype(np.int64), 0, (1 << lon_bits) - 1
-    )
+    lat_i = _cell_index(la, -90.0, 180.0, lat_bits)
+    lon_i = _cell_index(lo, -180.0, 360.0, lon_bits)
     out = np.zeros(la.shape, dtype=np.int64)
     # Interleave: bit 0 (most significant) is longitude, then latitude, alternating.
     for i in range(nbits):
-        if i % 2 == 0:
-            b = (lon_i >> (lon_bits - 1 - i // 2)) & 1
-        else:
-            b = (lat_i >> (lat_bits - 1 - i // 2)) & 1
+        src, bits = (lon_i, lon_bits) if i % 2 == 0 else (lat_i, lat_bits)
+        b = (src >> (bits - 1 - i // 2)) & 1
         out = (out << 1) | b
     return out
 
@@ -149,6 +143,20 @@ def geohash_to_int(cell: str) -> int:
             raise GeoError(f"not a geohash: {cell!r}")
         value = (value << 5) | idx
     return value
+
+
+def _cell_index(
+    v: npt.NDArray[np.float64], lo: float, span: float, bits: int
+) -> npt.NDArray[np.int64]:
+    """Index of the 2**bits-cell interval holding v, exact at cell edges (edges belong above)."""
+    n = 1 << bits
+    width = span / n
+    idx = np.clip(np.floor((v - lo) / width).astype(np.int64), 0, n - 1)
+    # Rounding in (v - lo) can land a value next to an edge in the wrong cell: fix by comparing
+    # with the exact (dyadic) edges, as the bisection encoder does.
+    idx = np.where((idx > 0) & (v < lo + idx * width), idx - 1, idx)
+    idx = np.where((idx < n - 1) & (v >= lo + (idx + 1) * width), idx + 1, idx)
+    return idx
 
 
 def geohash_int_to_str(value: int, precision: int) -> str:

@@ -71,8 +71,7 @@ def replay_order_rows(
     events: Iterable[Mapping[str, Any]],
     engine: FeatureEngine,
 ) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
-    """Apply events in the given order; yield (order_created event, feature row) before each
-    order is applied."""
+    """Apply events in order; yield (order_created event, its feature row before applying it)."""
     for event in events:
         if event["type"] == ev.ORDER_CREATED:
             row = engine.order_features(

@@ -58,6 +58,7 @@ class DegradationCounts:
         self._counts: dict[tuple[str, str, str], int] = {}
 
     def __call__(self, feature: str, level: str, reason: str) -> None:
+        """Count one degradation."""
         with self._lock:
             key = (feature, level, reason)
             self._counts[key] = self._counts.get(key, 0) + 1
@@ -194,6 +195,7 @@ class FeatureEngine:
 
     def _targets(self, fdef: FeatureDef, event: Mapping[str, Any]) -> list[tuple[str, str]]:
         etype = event["type"]
+        city: str | None
         if fdef.entity == MERCHANT:
             mid = str(event["merchant_id"])
             if etype == ev.ORDER_CREATED:
@@ -280,8 +282,11 @@ class FeatureEngine:
     def order_features(
         self, merchant_id: str, pickup_lat: float, pickup_lon: float, now_ms: int
     ) -> dict[str, Any]:
-        """The feature row of an order at `now_ms`: `<feature>.<output>` values, `<feature>@level`
-        levels, plus `supply_demand_ratio` and `hour_of_week`."""
+        """The feature row of an order at `now_ms`.
+
+        Keys: `<feature>.<output>` values, `<feature>@level` levels, `supply_demand_ratio` and
+        `hour_of_week`.
+        """
         zone = geohash_encode(pickup_lat, pickup_lon, ZONE_PRECISION)
         city = zone[:CITY_PRECISION]
         row: dict[str, Any] = {}

@@ -120,7 +120,9 @@ class StraightLineProvider:
         return np.asarray(dist_m, dtype=np.float64) * self.detour_factor / speed
 
     def _zone_table(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        cached = self.__dict__.get("_table")
+        cached: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = self.__dict__.get(
+            "_table"
+        )
         if cached is None:
             items = sorted((geohash_to_int(k), float(v)) for k, v in self.zone_speeds_mps.items())
             cached = (
@@ -128,4 +130,4 @@ class StraightLineProvider:
                 np.array([v for _, v in items], dtype=np.float64),
             )
             object.__setattr__(self, "_table", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached

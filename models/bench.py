@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,7 +33,6 @@ from models.residual import (
     Target,
     TrainConfig,
     TrainingData,
-    load_model,
     save_model,
     train_residual_model,
 )
@@ -106,6 +107,16 @@ def load_rows(dataset: str, train_path: Path, test_path: Path) -> DatasetRows:
         raise ds.DatasetError("training rows overlap the test period: split by time")
     hour, _, _ = local_parts(test.ts_ms, zone(tz))
     return DatasetRows(train=train, test=test, test_hour=hour, timezone=tz)
+
+
+def load_train_rows(dataset: str, train_path: Path) -> TrainingData:
+    """Training rows of one file (history features from the file itself, causally)."""
+    if dataset == "doordash":
+        tr = ds.DoorDashFrame.read(train_path)
+        return ds.doordash_training_data(tr, tr)
+    if dataset == "nyc":
+        return ds.nyc_training_data(ds.nyc_read(train_path))
+    raise ds.DatasetError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
 
 
 def train_for(dataset: str, rows: TrainingData, progress: bool = True) -> ResidualQuantileModel:
@@ -229,8 +240,10 @@ def legs_like(test: TrainingData, n_pairs: int, seed: int = 0) -> LegBatch:
 
 
 def vectorized_throughput(model: ResidualQuantileModel, test: TrainingData, n_pairs: int) -> float:
-    """Legs per CPU-second through `EtaService.predict_legs` on one thread, features and
-    straight-line base included (best of three runs)."""
+    """Legs per CPU-second through `EtaService.predict_legs` on one thread.
+
+    Features and the straight-line base are included; the best of three runs counts.
+    """
     model.set_threads(1)
     service = EtaService(StaticModelSource(LoadedModel(model, "bench")), model_timeout_s=None)
     batch = legs_like(test, n_pairs)
@@ -272,26 +285,17 @@ def split_shared(shared: Path, out: Path) -> dict[str, tuple[Path, Path]]:
 # --- HTTP latency -----------------------------------------------------------------------------
 
 
-def _serve(model_dir: str, port: int) -> None:  # pragma: no cover - runs in a child process
-    from aiohttp import web
-
-    from models.http import make_app
-
-    model = load_model(Path(model_dir))
-    model.set_threads(1)
-    service = EtaService(StaticModelSource(LoadedModel(model, model_dir)))
-    web.run_app(make_app(service), host="127.0.0.1", port=port, print=None, handle_signals=True)
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-async def _wait_port(port: int, timeout_s: float) -> None:
+async def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
+        if proc.poll() is not None:
+            raise OSError(f"the ETA server exited with code {proc.returncode}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -304,31 +308,55 @@ async def _wait_port(port: int, timeout_s: float) -> None:
 
 
 async def _load(
-    port: int, bodies: list[bytes], rps: float, warmup: int
-) -> tuple[list[float], list[int]]:
-    import aiohttp
+    port: int, bodies: list[bytes], rps: float, warmup: int, connections: int = 8
+) -> tuple[list[float], list[float], list[int]]:
+    """Open-loop load: request i is due at t0 + i / rps on a pool of keep-alive connections.
 
-    url = f"http://127.0.0.1:{port}/eta"
+    The client is a minimal HTTP/1.1 writer/reader on asyncio streams so that the load
+    generator itself costs little CPU next to the server on the same machine.
+    """
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
     latencies: list[float] = []
+    from_schedule: list[float] = []
     statuses: list[int] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
 
-        async def one(i: int, due: float) -> None:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            async with session.post(
-                url, data=bodies[i], headers={"Content-Type": "application/json"}
-            ) as resp:
-                await resp.read()
-                if i >= warmup:
-                    # Measured from the scheduled send time: queueing delay counts.
-                    latencies.append(time.perf_counter() - due)
-                    statuses.append(resp.status)
+    async def one(i: int, due: float) -> None:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        reader, writer = await pool.get()
+        sent = time.perf_counter()
+        body = bodies[i]
+        writer.write(
+            b"POST /eta HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        done = time.perf_counter()
+        pool.put_nowait((reader, writer))
+        if i >= warmup:
+            latencies.append(done - sent)
+            # Also from the scheduled time: client timer lateness and queueing count too.
+            from_schedule.append(done - due)
+            statuses.append(status)
 
-        t0 = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(i, t0 + i / rps) for i in range(len(bodies))))
-    return latencies, statuses
+    t0 = time.perf_counter() + 0.2
+    await asyncio.gather(*(one(i, t0 + i / rps) for i in range(len(bodies))))
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+    return latencies, from_schedule, statuses
 
 
 def http_latency(
@@ -350,16 +378,25 @@ def http_latency(
     with tempfile.TemporaryDirectory() as tmp:
         save_model(model, Path(tmp) / "model")
         port = _free_port()
-        ctx = multiprocessing.get_context("spawn")
-        proc = ctx.Process(target=_serve, args=(str(Path(tmp) / "model"), port), daemon=True)
-        proc.start()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "models.serve",
+                "--model",
+                str(Path(tmp) / "model"),
+                "--port",
+                str(port),
+            ]
+        )
         try:
-            asyncio.run(_wait_port(port, 30.0))
-            lat, statuses = asyncio.run(_load(port, bodies, rps, warmup=int(rps)))
+            asyncio.run(_wait_port(port, 30.0, proc))
+            lat, sched, statuses = asyncio.run(_load(port, bodies, rps, warmup=int(rps)))
         finally:
             proc.terminate()
-            proc.join(10)
+            proc.wait(10)
     arr = np.array(lat) * 1000.0
+    sch = np.array(sched) * 1000.0
     return {
         "rps": rps,
         "requests": len(arr),
@@ -367,6 +404,9 @@ def http_latency(
         "p50_ms": float(np.percentile(arr, 50)),
         "p99_ms": float(np.percentile(arr, 99)),
         "max_ms": float(arr.max()),
+        "p99_from_schedule_ms": float(np.percentile(sch, 99)),
+        "load_average_1m": os.getloadavg()[0],
+        "cpu_count": os.cpu_count() or 0,
     }
 
 

@@ -1,9 +1,226 @@
-"""Subcommands contributed by `models`."""
+"""Subcommands contributed by `models`: train, evaluate, `eta bench` and `bench eta`."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 from dispatchflow.commands import CommandRegistry
+
+_DATASET_HELP = (
+    "input format: `doordash` (historical_data-style deliveries → total click-to-door model, "
+    "base = DoorDash's order-place + drive estimates) or `nyc` (taxi trips → travel-leg model, "
+    "base = straight line × detour ÷ speed)"
+)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from models.calibration import CalibrationError
+    from models.datasets import DatasetError
+    from models.registry import RegistryError
+    from models.residual import ModelLoadError
+
+    return (DatasetError, CalibrationError, ModelLoadError, RegistryError, OSError)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    keys = [
+        "dataset",
+        "n_test",
+        "base_mae_min",
+        "base_offset_mae_min",
+        "mae_min",
+        "p50_abs_err_min",
+        "p90_abs_err_min",
+        "p90_coverage",
+        "fallback_rate",
+        "predict_pairs_per_s",
+    ]
+    print("  ".join(f"{k:>20}" for k in keys))
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k, "")
+            cells.append(f"{v:>20.4f}" if isinstance(v, float) else f"{v!s:>20}")
+        print("  ".join(cells))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models import bench
+    from models.registry import ModelRegistry
+
+    try:
+        rows = bench.load_train_rows(args.dataset, args.train)
+        model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
+        version = ModelRegistry(args.registry).publish(model)
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "registry": str(args.registry),
+                "kind": model.kind,
+                "n_train": model.metadata.get("n_train"),
+                "training_window_ms": model.metadata.get("training_window_ms"),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.report import evaluate_registry_model
+
+    try:
+        report = evaluate_registry_model(
+            args.dataset, args.registry, args.version, args.train, args.test, args.out
+        )
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    _print_table([report["metrics"] | {"dataset": args.dataset}])
+    print(f"report: {args.out / 'report.json'}  plots: {', '.join(report['plots'])}")
+    return 0
+
+
+def _cmd_eta_bench(args: argparse.Namespace) -> int:
+    from models import bench
+
+    try:
+        figures, _ = bench.eta_bench(
+            args.dataset,
+            args.train,
+            args.test,
+            plots_dir=args.json.parent if args.plots else None,
+            progress=not args.no_progress,
+        )
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2))
+    _print_table([figures])
+    print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_bench_eta(args: argparse.Namespace) -> int:
+    from models import bench
+    from models.registry import ModelRegistry
+
+    out: Path = args.out
+    try:
+        paths = bench.split_shared(args.shared, out / "eta-splits")
+        results = []
+        models = {}
+        for name in bench.DATASETS:
+            train, test = paths[name]
+            figures, model = bench.eta_bench(
+                name, train, test, plots_dir=out, progress=not args.no_progress
+            )
+            figures["train_file"], figures["test_file"] = str(train), str(test)
+            (out / f"eta_{name}.json").write_text(json.dumps(figures, indent=2))
+            figures["model_version"] = ModelRegistry(out / "models" / name).publish(model)
+            results.append(figures)
+            models[name] = model
+        rows = bench.load_rows("nyc", *paths["nyc"])
+        vec = bench.vectorized_throughput(models["nyc"], rows.test, n_pairs=args.pairs)
+        http = bench.http_latency(models["nyc"], rows.test, rps=args.rps, seconds=args.seconds)
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    inference = {
+        "vectorized_travel_legs_per_s_one_core": vec,
+        "vectorized_pairs": args.pairs,
+        "eta_http": http,
+    }
+    (out / "eta_inference.json").write_text(json.dumps(inference, indent=2))
+    _print_table(results)
+    print()
+    print(f"vectorized travel-leg inference: {vec:,.0f} pairs/s on one core (XGBoost nthread=1)")
+    print(
+        f"POST /eta at {http['rps']:.0f} req/s on loopback: p50 {http['p50_ms']:.2f} ms, "
+        f"p99 {http['p99_ms']:.2f} ms, max {http['max_ms']:.2f} ms "
+        f"({http['requests']} requests, ok rate {http['ok_rate']:.3f}; "
+        f"p99 from scheduled send time {http['p99_from_schedule_ms']:.2f} ms)"
+    )
+    print(f"wrote {out}/eta_doordash.json, eta_nyc.json, eta_inference.json and plots")
+    return 0
 
 
 def register(registry: CommandRegistry) -> None:
     """Attach this package's subcommands to `registry`."""
+    p = registry.add(
+        "train",
+        _cmd_train,
+        "train a residual ETA model (p50/p90, conformal p90) on a data file and publish it as "
+        "the next version in a model registry directory",
+    )
+    p.add_argument("--dataset", choices=("doordash", "nyc"), required=True, help=_DATASET_HELP)
+    p.add_argument("--train", type=Path, required=True, help="training data file (CSV)")
+    p.add_argument("--registry", type=Path, required=True, help="model registry directory")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = registry.add(
+        "evaluate",
+        _cmd_evaluate,
+        "evaluate a registry model on a test file: report.json (MAE, p50/p90 absolute error, "
+        "p90 coverage, bias by segment) and PNG plots (calibration curve, error by hour)",
+    )
+    p.add_argument("--dataset", choices=("doordash", "nyc"), required=True, help=_DATASET_HELP)
+    p.add_argument("--registry", type=Path, required=True, help="model registry directory")
+    p.add_argument("--version", default=None, help="model version (default: pinned or newest)")
+    p.add_argument(
+        "--train",
+        type=Path,
+        required=True,
+        help="the model's training file (history features and the base offset come from it)",
+    )
+    p.add_argument("--test", type=Path, required=True, help="test data file, after training")
+    p.add_argument("--out", type=Path, default=Path("reports/eta"), help="report directory")
+
+    eta = registry.add("eta", _missing_subcommand, "ETA model tools (see `eta bench`)")
+    sub = eta.add_subparsers(title="eta commands", metavar="COMMAND")
+    b = sub.add_parser(
+        "bench",
+        help="train on one file, evaluate on another, print a table and write JSON",
+        description=(
+            "Train the dataset's residual model on --train, evaluate on --test (which must be "
+            "later in time), print a table and write JSON with n_test, base_mae_min, "
+            "base_offset_mae_min, mae_min, p50_abs_err_min, p90_abs_err_min, p90_coverage, "
+            "fallback_rate, predict_pairs_per_s."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    b.set_defaults(handler=_cmd_eta_bench)
+    b.add_argument("--dataset", choices=("doordash", "nyc"), required=True, help=_DATASET_HELP)
+    b.add_argument("--train", type=Path, required=True, help="training data file (CSV)")
+    b.add_argument("--test", type=Path, required=True, help="test data file (CSV)")
+    b.add_argument("--json", type=Path, required=True, help="where to write the figures")
+    b.add_argument("--plots", action="store_true", help="also write PNG plots next to the JSON")
+    b.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = registry.add(
+        "eta",
+        _cmd_bench_eta,
+        "ETA accuracy on the shared DoorDash (last 7 days held out) and NYC (last 20 %% held "
+        "out) files, plus vectorized inference speed and POST /eta latency",
+        bench=True,
+    )
+    p.add_argument("--shared", type=Path, default=Path("../shared"), help="shared directory")
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
+    p.add_argument("--pairs", type=int, default=1_000_000, help="legs in the vectorized batch")
+    p.add_argument("--rps", type=float, default=200.0, help="request rate of the /eta load")
+    p.add_argument("--seconds", type=float, default=15.0, help="duration of the /eta load")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _missing_subcommand(args: argparse.Namespace) -> int:
+    return _fail("missing subcommand; run `dispatchflow eta --help`")

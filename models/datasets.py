@@ -264,7 +264,7 @@ def nyc_split(df: pd.DataFrame, test_frac: float = 0.2) -> tuple[pd.DataFrame, p
         raise DatasetError(f"test_frac must be in (0, 1), got {test_frac}")
     order = pd.to_datetime(df["pickup_datetime"], errors="coerce").argsort(kind="stable")
     ordered = df.iloc[order.to_numpy()]
-    cut = int(round(len(ordered) * (1.0 - test_frac)))
+    cut = round(len(ordered) * (1.0 - test_frac))
     return ordered.iloc[:cut], ordered.iloc[cut:]
 
 

@@ -45,6 +45,7 @@ class FallbackCounts:
         self.clamped = 0
 
     def __call__(self, reason: FallbackReason, count: int) -> None:
+        """Count `count` served rows answered with `reason`."""
         with self._lock:
             if reason is FallbackReason.NONE:
                 self.served += count

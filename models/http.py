@@ -144,8 +144,10 @@ def handle_eta(
 
 
 def make_app(service: EtaService, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
-    """An aiohttp `web.Application` with `POST /eta` mounted (the worker can mount
-    `eta_view(service)` on its own app instead)."""
+    """An aiohttp `web.Application` with `POST /eta` mounted.
+
+    The worker can mount `eta_view(service)` on its own app instead.
+    """
     from aiohttp import web
 
     app = web.Application(client_max_size=max_body_bytes + 1)

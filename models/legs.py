@@ -177,8 +177,11 @@ def jittered_travel_rows(
     jitter_deg: float = 0.004,
     jitter_h: float = 1.0,
 ) -> npt.NDArray[np.float32]:
-    """`n` synthetic travel legs around the given rows: endpoints moved by N(0, jitter_deg),
-    request times by N(0, jitter_h) hours; features rebuilt with `travel_features`."""
+    """Features of `n` synthetic travel legs around the given rows.
+
+    Endpoints move by N(0, jitter_deg) degrees, request times by N(0, jitter_h) hours; the
+    features are rebuilt with `travel_features`.
+    """
     if features.shape[0] == 0:
         return np.zeros((0, len(names)), dtype=np.float32)
     pos = {name: i for i, name in enumerate(names)}

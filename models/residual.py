@@ -27,6 +27,9 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 MODEL_FORMAT_VERSION = 1
+#: Batches up to this size are predicted by walking the trees in Python (no per-call
+#: XGBoost overhead); larger ones go through XGBoost's predictor.
+SMALL_BATCH_ROWS = 4
 _P50_FILE = "p50.ubj"
 _P90_FILE = "p90.ubj"
 METADATA_FILE = "metadata.json"
@@ -185,6 +188,31 @@ class ResidualQuantileModel:
         if (self.booster_p90 is None) == (self.p90_bins is None):
             raise ValueError("exactly one of booster_p90 and p90_bins must be given")
 
+    def _walkers(self) -> tuple[Any, Any] | None:
+        """Python tree walkers for tiny batches (built once; None if unsupported)."""
+        cached = self.__dict__.get("_walker_cache", ...)
+        if cached is not ...:
+            return cached
+        from models.treewalk import TreeWalker, TreeWalkError
+
+        rng = np.random.default_rng(0)
+        probe = rng.normal(0.0, 1.0, (64, len(self.feature_names))).astype(np.float32)
+        probe *= np.float32(1000.0)
+        probe[::7, 0] = np.nan
+        walkers: tuple[Any, Any] | None
+        try:
+            w50 = TreeWalker.from_booster(self.booster_p50, probe)
+            w90 = (
+                TreeWalker.from_booster(self.booster_p90, probe)
+                if self.booster_p90 is not None
+                else None
+            )
+            walkers = (w50, w90)
+        except (TreeWalkError, ValueError, KeyError):
+            walkers = None
+        self.__dict__["_walker_cache"] = walkers
+        return walkers
+
     def set_threads(self, nthread: int) -> None:
         """Use `nthread` threads for prediction."""
         self.booster_p50.set_param({"nthread": nthread})
@@ -200,9 +228,16 @@ class ResidualQuantileModel:
             )
         if x.shape[0] == 0:
             return np.zeros(0), np.zeros(0)
-        q50 = np.asarray(self.booster_p50.inplace_predict(x), dtype=np.float64)
+        walkers = self._walkers() if x.shape[0] <= SMALL_BATCH_ROWS else None
+        if walkers is not None:
+            q50 = walkers[0].predict(x)
+        else:
+            q50 = np.asarray(self.booster_p50.inplace_predict(x), dtype=np.float64)
         if self.booster_p90 is not None:
-            q90 = np.asarray(self.booster_p90.inplace_predict(x), dtype=np.float64)
+            if walkers is not None:
+                q90 = walkers[1].predict(x)
+            else:
+                q90 = np.asarray(self.booster_p90.inplace_predict(x), dtype=np.float64)
             return q50, q90 + self.p90_margin
         assert self.p90_bins is not None  # noqa: S101 - guaranteed by __post_init__
         col, edges, margins = self.p90_bins
@@ -273,7 +308,7 @@ def residual_target(
 
 
 class _TqdmCallback(xgb.callback.TrainingCallback):
-    def __init__(self, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def __init__(self, bar: tqdm) -> None:
         super().__init__()
         self._bar = bar
 
@@ -288,7 +323,7 @@ def _fit_quantile(
     alpha: float | None,
     rounds: int,
     config: TrainConfig,
-    bar: tqdm | None,  # type: ignore[type-arg]
+    bar: tqdm | None,
 ) -> xgb.Booster:
     """Quantile booster at `alpha`, or the pseudo-Huber centre when `alpha` is None."""
     objective: dict[str, Any] = (
@@ -383,7 +418,7 @@ def train_residual_model(
     per_p50 = config.rounds_p50 + (config.distill_rounds if distill else 0)
     total = per_p50 * (2 if binned else 1) + (0 if binned else config.rounds_p90)
 
-    def fit_p50(rows: npt.NDArray[np.bool_], bar: tqdm) -> xgb.Booster:  # type: ignore[type-arg]
+    def fit_p50(rows: npt.NDArray[np.bool_], bar: tqdm) -> xgb.Booster:
         full = _fit_quantile(data.features[rows], z[rows], alpha50, config.rounds_p50, config, bar)
         if not distill:
             return full
@@ -401,10 +436,10 @@ def train_residual_model(
             proper50 = fit_p50(proper, bar)
             q_cal = np.asarray(proper50.inplace_predict(data.features[cal]), dtype=np.float64)
             col = feature_index(data.feature_names, [config.p90_bin_feature])[0]
-            bins = _binned_margins(
+            edges, margins = _binned_margins(
                 data.features[cal][:, col], z[cal] - q_cal, config.p90_bins, config.coverage
             )
-            bins = (col, bins[0], bins[1])
+            bins = (col, edges, margins)
         else:
             b90 = _fit_quantile(
                 data.features[proper], z[proper], config.coverage, config.rounds_p90, config, bar
@@ -444,7 +479,7 @@ def _fit_student(
     teacher: xgb.Booster,
     x: npt.NDArray[np.float32],
     config: TrainConfig,
-    bar: tqdm | None,  # type: ignore[type-arg]
+    bar: tqdm | None,
 ) -> xgb.Booster:
     """A compact booster fitted (squared error) to `teacher`'s predictions on `x`."""
     y = np.asarray(teacher.inplace_predict(x), dtype=np.float64)

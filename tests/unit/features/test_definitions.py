@@ -1,0 +1,60 @@
+import copy
+
+import numpy as np
+import orjson
+import pytest
+
+from features.definitions import default_features, hour_of_week, supply_demand_ratio
+from features.synthetic import generate_event_log
+
+EVENTS = generate_event_log(np.random.default_rng(3), n_orders=40, duration_ms=3_600_000)
+END = EVENTS[-1]["ts_ms"]
+
+
+@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
+def test_state_round_trips_through_bytes(fdef) -> None:  # type: ignore[no-untyped-def]
+    """Serialized and restored state gives the same values (contract for every feature)."""
+    state = fdef.factory()
+    for e in EVENTS:
+        if e["type"] in fdef.consumes:
+            state.update(e)
+    restored = fdef.factory()
+    restored.load_state(orjson.loads(orjson.dumps(state.to_state())))
+    assert restored.value(END) == state.value(END)
+    assert restored.updated_ts_ms == state.updated_ts_ms
+
+
+@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
+def test_update_does_not_modify_the_event(fdef) -> None:  # type: ignore[no-untyped-def]
+    """update() is pure on its input."""
+    state = fdef.factory()
+    for e in EVENTS:
+        if e["type"] in fdef.consumes:
+            before = copy.deepcopy(e)
+            state.update(e)
+            assert e == before
+
+
+@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
+def test_value_reports_exactly_the_declared_outputs(fdef) -> None:  # type: ignore[no-untyped-def]
+    """value() returns the outputs the definition declares, and does not change state."""
+    state = fdef.factory()
+    for e in EVENTS:
+        if e["type"] in fdef.consumes:
+            state.update(e)
+    snapshot = state.to_state()
+    assert tuple(state.value(END)) == fdef.outputs
+    assert state.to_state() == snapshot
+
+
+def test_hour_of_week_starts_monday() -> None:
+    """Monday 1970-01-05 00:00 UTC is hour 0; the week wraps at 168."""
+    monday_ms = 4 * 24 * 3_600_000
+    assert hour_of_week(monday_ms) == 0.0
+    assert hour_of_week(monday_ms + 7 * 24 * 3_600_000 - 1) < 168.0
+
+
+def test_supply_demand_ratio_floors_demand_at_one() -> None:
+    """Zero demand does not divide by zero; unknown inputs give None."""
+    assert supply_demand_ratio(3.0, 0.0) == 3.0
+    assert supply_demand_ratio(None, 2.0) is None

@@ -1,0 +1,63 @@
+from features.definitions import HOUR_MS, MINUTE_MS
+from features.geo import geohash_encode
+from features.store import CITY, ENTITY, GLOBAL, MISSING, DegradationCounts, OnlineFeatureStore
+
+
+def ping(eid: str, ts: int, courier: str, lat: float, lon: float) -> dict[str, object]:
+    """A courier ping event."""
+    return {
+        "type": "courier_ping",
+        "event_id": eid,
+        "ts_ms": ts,
+        "courier_id": courier,
+        "lat": lat,
+        "lon": lon,
+        "speed_mps": 5.0,
+    }
+
+
+def test_fresh_zone_value_is_served_at_entity_level() -> None:
+    """A value within its SLA is served from the zone itself, with no degradation."""
+    counts = DegradationCounts()
+    store = OnlineFeatureStore({}, on_degrade=counts)
+    store.apply(ping("e1", 0, "c1", 40.75, -73.99))
+    r = store.read("zone_speed_1h", geohash_encode(40.75, -73.99, 6), 60_000)
+    assert r.level == ENTITY
+    assert counts.total() == 0
+
+
+def test_stale_zone_value_degrades_to_city_and_is_counted() -> None:
+    """Beyond the SLA the zone value is replaced by the fresher city prior."""
+    counts = DegradationCounts()
+    store = OnlineFeatureStore({}, on_degrade=counts)
+    zone = geohash_encode(40.75, -73.99, 6)
+    store.apply(ping("e1", 0, "c1", 40.75, -73.99))
+    store.apply(ping("e2", 20 * MINUTE_MS, "c2", 40.77, -73.96))  # same city, other zone
+    assert geohash_encode(40.77, -73.96, 6) != zone
+    r = store.read("zone_speed_1h", zone, 21 * MINUTE_MS)
+    assert r.level == CITY
+    assert counts.snapshot() == {("zone_speed_1h", CITY, "stale"): 1}
+
+
+def test_everything_stale_degrades_to_global_then_missing() -> None:
+    """With zone and city stale the global prior serves; with all stale the value is missing."""
+    counts = DegradationCounts()
+    store = OnlineFeatureStore({}, on_degrade=counts)
+    zone = geohash_encode(40.75, -73.99, 6)
+    store.apply(ping("e1", 0, "c1", 40.75, -73.99))
+    store.apply(ping("e2", 20 * MINUTE_MS, "c2", 51.5, -0.12))  # another city
+    assert store.read("zone_speed_1h", zone, 21 * MINUTE_MS).level == GLOBAL
+    late = store.read("zone_speed_1h", zone, 3 * HOUR_MS)
+    assert late.level == MISSING
+    assert late.values == {"observed_speed_mps": None}
+    assert counts.total() == 2
+
+
+def test_unknown_entity_degrades_as_missing() -> None:
+    """A never-seen courier is served from the global prior and counted as missing."""
+    counts = DegradationCounts()
+    store = OnlineFeatureStore({}, on_degrade=counts)
+    store.apply(ping("e1", 0, "c1", 40.75, -73.99))
+    r = store.read("courier_speed_30d", "nobody", 1_000)
+    assert r.level == GLOBAL
+    assert counts.snapshot() == {("courier_speed_30d", GLOBAL, "missing"): 1}
