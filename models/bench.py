@@ -119,6 +119,34 @@ def load_train_rows(dataset: str, train_path: Path) -> TrainingData:
     raise ds.DatasetError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
 
 
+#: Prep-time model (order → ready) trained on event-log feature rows.
+PREP_CONFIG = TrainConfig(
+    rounds_p50=300,
+    rounds_p90=300,
+    max_depth=4,
+    learning_rate=0.05,
+    min_child_weight=10.0,
+    calibration_days=2.0,
+)
+
+
+def train_prep_from_log(path: Path, progress: bool = True) -> ResidualQuantileModel:
+    """Prep-time model from a JSON-Lines event log (see `features.offline`)."""
+    from features.offline import build_training_rows
+    from models.prep import prep_training_data
+
+    data = prep_training_data(build_training_rows(path))
+    return train_residual_model(
+        data,
+        kind="prep",
+        target=Target.ADDITIVE,
+        config=PREP_CONFIG,
+        clamp=ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0),
+        metadata={"dataset": "events", "source": path.name},
+        progress=progress,
+    )
+
+
 def train_for(dataset: str, rows: TrainingData, progress: bool = True) -> ResidualQuantileModel:
     """Train the dataset's residual model with its standard configuration."""
     if dataset == "doordash":

@@ -22,13 +22,14 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
+def _known_errors() -> tuple[type[Exception], ...]:
+    from features.offline import EventLogError
     from models.calibration import CalibrationError
     from models.datasets import DatasetError
     from models.registry import RegistryError
     from models.residual import ModelLoadError
 
-    return (DatasetError, CalibrationError, ModelLoadError, RegistryError, OSError)
+    return (DatasetError, CalibrationError, ModelLoadError, RegistryError, EventLogError, OSError)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -58,8 +59,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from models.registry import ModelRegistry
 
     try:
-        rows = bench.load_train_rows(args.dataset, args.train)
-        model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
+        if args.dataset == "events":
+            model = bench.train_prep_from_log(args.train, progress=not args.no_progress)
+        else:
+            rows = bench.load_train_rows(args.dataset, args.train)
+            model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
         version = ModelRegistry(args.registry).publish(model)
     except _known_errors() as exc:
         return _fail(str(exc))
@@ -163,8 +167,14 @@ def register(registry: CommandRegistry) -> None:
         "train a residual ETA model (p50/p90, conformal p90) on a data file and publish it as "
         "the next version in a model registry directory",
     )
-    p.add_argument("--dataset", choices=("doordash", "nyc"), required=True, help=_DATASET_HELP)
-    p.add_argument("--train", type=Path, required=True, help="training data file (CSV)")
+    p.add_argument(
+        "--dataset",
+        choices=("doordash", "nyc", "events"),
+        required=True,
+        help=_DATASET_HELP + "; `events`: a JSON-Lines event log → prep-time model (features "
+        "built by the same definitions the online store uses)",
+    )
+    p.add_argument("--train", type=Path, required=True, help="training data file (CSV or JSONL)")
     p.add_argument("--registry", type=Path, required=True, help="model registry directory")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
