@@ -337,7 +337,7 @@ async def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes])
 
 async def _load(
     port: int, bodies: list[bytes], rps: float, warmup: int, connections: int = 8
-) -> tuple[list[float], list[float], list[int]]:
+) -> tuple[list[float], list[float], list[int], list[float]]:
     """Open-loop load: request i is due at t0 + i / rps on a pool of keep-alive connections.
 
     The client is a minimal HTTP/1.1 writer/reader on asyncio streams so that the load
@@ -349,6 +349,7 @@ async def _load(
     latencies: list[float] = []
     from_schedule: list[float] = []
     statuses: list[int] = []
+    handler: list[float] = []
 
     async def one(i: int, due: float) -> None:
         delay = due - time.perf_counter()
@@ -373,6 +374,9 @@ async def _load(
         await reader.readexactly(length)
         done = time.perf_counter()
         pool.put_nowait((reader, writer))
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"server-timing:") and b"dur=" in line and i >= warmup:
+                handler.append(float(line.split(b"dur=", 1)[1]) / 1000.0)
         if i >= warmup:
             latencies.append(done - sent)
             # Also from the scheduled time: client timer lateness and queueing count too.
@@ -384,7 +388,7 @@ async def _load(
     while not pool.empty():
         _, writer = pool.get_nowait()
         writer.close()
-    return latencies, from_schedule, statuses
+    return latencies, from_schedule, statuses, handler
 
 
 def http_latency(
@@ -419,7 +423,7 @@ def http_latency(
         )
         try:
             asyncio.run(_wait_port(port, 30.0, proc))
-            lat, sched, statuses = asyncio.run(_load(port, bodies, rps, warmup=int(rps)))
+            lat, sched, statuses, handler = asyncio.run(_load(port, bodies, rps, warmup=int(rps)))
         finally:
             proc.terminate()
             proc.wait(10)
@@ -433,6 +437,9 @@ def http_latency(
         "p99_ms": float(np.percentile(arr, 99)),
         "max_ms": float(arr.max()),
         "p99_from_schedule_ms": float(np.percentile(sch, 99)),
+        "handler_p99_ms": float(np.percentile(np.array(handler) * 1000.0, 99))
+        if handler
+        else float("nan"),
         "load_average_1m": os.getloadavg()[0],
         "cpu_count": os.cpu_count() or 0,
     }

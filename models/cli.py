@@ -153,7 +153,9 @@ def _cmd_bench_eta(args: argparse.Namespace) -> int:
         f"POST /eta at {http['rps']:.0f} req/s on loopback: p50 {http['p50_ms']:.2f} ms, "
         f"p99 {http['p99_ms']:.2f} ms, max {http['max_ms']:.2f} ms "
         f"({http['requests']} requests, ok rate {http['ok_rate']:.3f}; "
-        f"p99 from scheduled send time {http['p99_from_schedule_ms']:.2f} ms)"
+        f"p99 from scheduled send time {http['p99_from_schedule_ms']:.2f} ms; "
+        f"handler p99 {http['handler_p99_ms']:.2f} ms; "
+        f"1-min load average {http['load_average_1m']:.2f} on {http['cpu_count']} CPUs)"
     )
     print(f"wrote {out}/eta_doordash.json, eta_nyc.json, eta_inference.json and plots")
     return 0

@@ -13,12 +13,14 @@ Response 200::
      "fallback_reason": null, "model_version": "v0003"}
 
 Errors are 4xx with `{"error": "<message>"}`: 400 malformed or invalid input, 413 body too
-large. A model failure is never an error: it is a 200 with `fallback_used: true`.
+large. A model failure is never an error: it is a 200 with `fallback_used: true`. Answers
+carry a `Server-Timing: eta;dur=<ms>` header with the handler's own time.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -168,7 +170,15 @@ def eta_view(service: EtaService, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
             except (ValueError, OSError) as exc:
                 status, payload = _error(400, f"cannot read body: {exc}")
             else:
+                start = time.perf_counter()
                 status, payload = handle_eta(service, body, max_body_bytes)
+                elapsed_ms = (time.perf_counter() - start) * 1000.0
+                return web.Response(
+                    status=status,
+                    body=payload,
+                    content_type="application/json",
+                    headers={"Server-Timing": f"eta;dur={elapsed_ms:.3f}"},
+                )
         return web.Response(status=status, body=payload, content_type="application/json")
 
     return view

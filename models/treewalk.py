@@ -80,17 +80,22 @@ class TreeWalker:
         out = np.empty(x.shape[0], dtype=np.float64)
         for r in range(x.shape[0]):
             row = [float(v) for v in x[r]]
+            has_nan = any(math.isnan(v) for v in row)
             total = self.base
             for tree in self.trees:
                 node = tree[0]
-                while node[0] >= 0:
-                    v = row[node[0]]
-                    if math.isnan(v):
-                        node = tree[node[4]]
-                    elif v < node[1]:
-                        node = tree[node[2]]
-                    else:
-                        node = tree[node[3]]
+                if has_nan:
+                    while node[0] >= 0:
+                        v = row[node[0]]
+                        if math.isnan(v):
+                            node = tree[node[4]]
+                        elif v < node[1]:
+                            node = tree[node[2]]
+                        else:
+                            node = tree[node[3]]
+                else:
+                    while node[0] >= 0:
+                        node = tree[node[2]] if row[node[0]] < node[1] else tree[node[3]]
                 total += node[5]
             out[r] = total
         return out
