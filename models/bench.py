@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -336,7 +337,12 @@ async def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes])
 
 
 async def _load(
-    port: int, bodies: list[bytes], rps: float, warmup: int, connections: int = 8
+    port: int,
+    bodies: list[bytes],
+    rps: float,
+    warmup: int,
+    connections: int = 8,
+    path: bytes = b"/eta",
 ) -> tuple[list[float], list[float], list[int], list[float]]:
     """Open-loop load: request i is due at t0 + i / rps on a pool of keep-alive connections.
 
@@ -359,7 +365,9 @@ async def _load(
         sent = time.perf_counter()
         body = bodies[i]
         writer.write(
-            b"POST /eta HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"POST "
+            + path
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + b"Content-Length: "
             + str(len(body)).encode()
             + b"\r\n\r\n"
@@ -383,8 +391,22 @@ async def _load(
             from_schedule.append(done - due)
             statuses.append(status)
 
-    t0 = time.perf_counter() + 0.2
-    await asyncio.gather(*(one(i, t0 + i / rps) for i in range(len(bodies))))
+    # The load generator's own garbage collection must not pause it mid-measurement, and
+    # requests are started as they fall due rather than all parked at once.
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter() + 0.2
+        tasks = []
+        for i in range(len(bodies)):
+            due = t0 + i / rps
+            delay = due - time.perf_counter() - 0.002
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+    finally:
+        gc.enable()
     while not pool.empty():
         _, writer = pool.get_nowait()
         writer.close()
@@ -419,11 +441,15 @@ def http_latency(
                 str(Path(tmp) / "model"),
                 "--port",
                 str(port),
+                "--with-noop",
             ]
         )
         try:
             asyncio.run(_wait_port(port, 30.0, proc))
             lat, sched, statuses, handler = asyncio.run(_load(port, bodies, rps, warmup=int(rps)))
+            # The same load on an endpoint that does no work: what the machine, the HTTP
+            # stack and the client cost by themselves.
+            noop, _, _, _ = asyncio.run(_load(port, bodies, rps, warmup=int(rps), path=b"/noop"))
         finally:
             proc.terminate()
             proc.wait(10)
@@ -437,6 +463,8 @@ def http_latency(
         "p99_ms": float(np.percentile(arr, 99)),
         "max_ms": float(arr.max()),
         "p99_from_schedule_ms": float(np.percentile(sch, 99)),
+        "noop_endpoint_p50_ms": float(np.percentile(np.array(noop) * 1000.0, 50)),
+        "noop_endpoint_p99_ms": float(np.percentile(np.array(noop) * 1000.0, 99)),
         "handler_p99_ms": float(np.percentile(np.array(handler) * 1000.0, 99))
         if handler
         else float("nan"),

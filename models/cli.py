@@ -154,7 +154,8 @@ def _cmd_bench_eta(args: argparse.Namespace) -> int:
         f"p99 {http['p99_ms']:.2f} ms, max {http['max_ms']:.2f} ms "
         f"({http['requests']} requests, ok rate {http['ok_rate']:.3f}; "
         f"p99 from scheduled send time {http['p99_from_schedule_ms']:.2f} ms; "
-        f"handler p99 {http['handler_p99_ms']:.2f} ms; "
+        f"handler p99 {http['handler_p99_ms']:.2f} ms; no-op endpoint at the same rate: "
+        f"p50 {http['noop_endpoint_p50_ms']:.2f} ms, p99 {http['noop_endpoint_p99_ms']:.2f} ms; "
         f"1-min load average {http['load_average_1m']:.2f} on {http['cpu_count']} CPUs)"
     )
     print(f"wrote {out}/eta_doordash.json, eta_nyc.json, eta_inference.json and plots")

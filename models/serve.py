@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registry", type=Path, help="a registry directory (serve its newest)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address")
     parser.add_argument("--port", type=int, default=8080, help="bind port")
+    parser.add_argument(
+        "--with-noop",
+        action="store_true",
+        help="also mount POST /noop (answers {} without work): a latency baseline for benchmarks",
+    )
     args = parser.parse_args(argv)
     source: ModelSource
     if args.model is not None:
@@ -41,7 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = EtaService(source)
     gc.collect()
     gc.freeze()
-    web.run_app(make_app(service), host=args.host, port=args.port, print=None, access_log=None)
+    app = make_app(service)
+    if args.with_noop:
+
+        async def noop(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(body=b"{}", content_type="application/json")
+
+        app.router.add_post("/noop", noop)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
 
 
