@@ -471,8 +471,3 @@ def http_latency(
         "load_average_1m": os.getloadavg()[0],
         "cpu_count": os.cpu_count() or 0,
     }
-
-
-def frame_from(path: Path) -> pd.DataFrame:
-    """Read a CSV (helper for callers that only need the raw rows)."""
-    return ds.read_csv(path, ())

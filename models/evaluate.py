@@ -84,8 +84,8 @@ def write_plots(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    # Calibration: observed coverage of p50·k/… is only defined at the served quantiles, so
-    # the curve also shows coverage of p50 + t·(p90 − p50) for t in [-1, 2].
+    # Nominal levels exist only at the two served quantiles (t = 0 and t = 1); the curve shows
+    # the observed coverage of p50 + t·(p90 − p50) around them.
     ts = np.linspace(-1.0, 2.0, 31)
     observed = [float(np.mean(actual_s <= p50_s + t * (p90_s - p50_s))) for t in ts]
     fig, ax = plt.subplots(figsize=(6, 4.5))
