@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from models import datasets as ds
 from models.base_eta import StraightLineProvider
