@@ -172,6 +172,7 @@ def insertions(snapshot: Snapshot, frame: TickFrame, policy: Policy) -> list[Ins
             raw[2] = max(new_late - old_late, 0.0) / 60.0
             raw[3] = (pickup - pickup_old) / 60.0
             raw[5] = pay[c]
+            raw[7] = (drops50.max() - old50.max()) / 60.0
             found.append(
                 Insertion(
                     order_row=o,

@@ -93,6 +93,7 @@ class PairTable:
         order_row: order row of each pair.
         courier_row: courier row of each pair.
         travel_p50_s: courier travel to the merchant, p50.
+        travel_p90_s: courier travel to the merchant, p90.
         arrival_p50_s: arrival at the merchant, p50.
         pickup_p50_s: handover at the merchant, p50.
         pickup_p90_s: handover if travel takes its p90 time.
@@ -103,6 +104,7 @@ class PairTable:
     order_row: IntArray
     courier_row: IntArray
     travel_p50_s: FloatArray
+    travel_p90_s: FloatArray
     arrival_p50_s: FloatArray
     pickup_p50_s: FloatArray
     pickup_p90_s: FloatArray
@@ -178,6 +180,7 @@ def plan_pairs(
         order_row=order_row[keep],
         courier_row=courier_row[keep],
         travel_p50_s=travel50[keep],
+        travel_p90_s=travel90[keep],
         arrival_p50_s=arrival50[keep],
         pickup_p50_s=pickup50[keep],
         pickup_p90_s=pickup90[keep],

@@ -9,6 +9,10 @@ Terms (columns of every cost matrix, in this order):
 - `courier_wait`: minutes the courier idles at the merchant before the handover.
 - `travel`: minutes the courier drives empty to the merchant.
 - `pay`: marginal courier pay (1 per order given to a courier past its guaranteed minimum).
+- `courier_time`: minutes of courier time the job uses (from when the courier is free to the
+  end of its last drop-off; for a bundle change, how much later its route ends).
+- `coverage`: expected demand coverage lost while the courier is on the job (increase of the
+  expected shortfall, order-minutes per hour, times the job's hours; see `dispatch.coverage`).
 
 The total cost of a choice is the sum of its weighted terms.
 """
@@ -24,7 +28,16 @@ from dispatch.snapshot import Snapshot
 
 FloatArray = NDArray[np.float64]
 
-TERM_NAMES: tuple[str, ...] = ("delay", "detour", "late", "courier_wait", "travel", "pay")
+TERM_NAMES: tuple[str, ...] = (
+    "delay",
+    "detour",
+    "late",
+    "courier_wait",
+    "travel",
+    "pay",
+    "coverage",
+    "courier_time",
+)
 N_TERMS = len(TERM_NAMES)
 
 
@@ -38,6 +51,8 @@ def term_weights(policy: Policy) -> FloatArray:
             policy.w_courier_wait,
             policy.w_travel,
             policy.w_pay,
+            policy.w_coverage,
+            policy.w_courier_time,
         ],
         dtype=np.float64,
     )
@@ -52,9 +67,17 @@ def past_guarantee(snapshot: Snapshot, policy: Policy) -> FloatArray:
 
 
 def single_terms(
-    snapshot: Snapshot, frame: TickFrame, pairs: PairTable, policy: Policy
+    snapshot: Snapshot,
+    frame: TickFrame,
+    pairs: PairTable,
+    policy: Policy,
+    coverage_loss: FloatArray | None = None,
 ) -> FloatArray:
-    """Weighted terms of new single-order jobs, shape `(pairs.size, N_TERMS)`."""
+    """Weighted terms of new single-order jobs, shape `(pairs.size, N_TERMS)`.
+
+    `coverage_loss` is the per-courier increase of the expected shortfall (order-minutes per
+    hour) if the courier is taken away; None prices coverage at zero.
+    """
     raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
     o = pairs.order_row
     raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
@@ -67,4 +90,10 @@ def single_terms(
     )
     raw[:, 4] = pairs.travel_p50_s / 60.0
     raw[:, 5] = past_guarantee(snapshot, policy)[pairs.courier_row]
+    job_min = (
+        pairs.dropoff_p50_s + frame.half_dropoff_s - np.maximum(frame.free_s[pairs.courier_row], 0)
+    ) / 60.0
+    if coverage_loss is not None:
+        raw[:, 6] = coverage_loss[pairs.courier_row] * job_min / 60.0
+    raw[:, 7] = job_min
     return raw * term_weights(policy)

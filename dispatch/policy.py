@@ -39,6 +39,10 @@ class Policy:
             (orders done at least `guarantee_orders_per_hour` times its shift hours): the
             marginal pay of the order, since work below the guarantee is already paid for.
         guarantee_orders_per_hour: orders per shift hour the guaranteed pay covers.
+        w_courier_time: per minute of courier time the job uses (a price on courier capacity:
+            it favours bundles and short jobs when couriers are scarce).
+        w_coverage: per order-minute of expected coverage shortfall caused by taking the
+            courier away for the job (see `dispatch.coverage`).
         bundling: whether orders may be added to a courier's pending pickup.
         nearby_merchant_bundles: whether a bundle may join orders of different merchants whose
             pickups are within `nearby_merchant_m` (off for the MDRP benchmark).
@@ -52,13 +56,28 @@ class Policy:
             leave now to be at the merchant when the food is ready (or it is already late);
             otherwise it is held for a later tick.
         commit_buffer_s: commit this much earlier than strictly needed (ETA risk margin).
+        min_alternatives: commit an on-time order early, to its idle matched courier, once
+            fewer than this many couriers not matched elsewhere could still hand it over at
+            ready time (1 disables early commitment).
+        chain_hold: hold a due commitment when another courier, right after the job it is
+            matched to, would pick the order up no later.
         hold_cost: cost of leaving an order without any courier in this tick's matching.
+        w_age: matching priority per minute an order has waited since it was ready: its edges
+            are discounted by this much so that old orders are not starved by cheaper new ones
+            (a priority, not part of the choice's cost).
         reposition: send idle couriers without work towards merchants ahead of demand.
         reposition_max_s: longest reposition move, seconds.
-        reposition_min_gain_s: a move must bring the courier at least this much closer (in
-            travel time) to the demand it targets.
-        demand_half_life_s: half-life of the per-merchant demand estimate used for coverage.
-        coverage_radius_s: a merchant counts as covered by an idle courier within this time.
+        reposition_transit_weight: share of the move's travel time counted against the
+            coverage the move buys (0: only the destination matters).
+        reposition_min_gain: a move must cut the expected coverage shortfall by at least this
+            many order-minutes per hour.
+        reposition_merchants: most merchants (by demand) considered as demand points and
+            targets.
+        coverage_horizon_s: couriers freeing up within this time count as covering demand.
+        coverage_slack_s: a merchant reached by an available courier within this time counts
+            as covered; beyond it, each second of travel is shortfall.
+        open_order_weight: coverage weight of each open order's merchant (whose slack is the
+            time left until the food is ready), so moves do not strand held orders.
         shift_end_margin_s: planned pickups must be this long before the shift end.
     """
 
@@ -75,6 +94,8 @@ class Policy:
     w_travel: float = 0.05
     w_pay: float = 0.0
     guarantee_orders_per_hour: float = 1.5
+    w_coverage: float = 0.0
+    w_courier_time: float = 0.0
     bundling: bool = True
     nearby_merchant_bundles: bool = False
     nearby_merchant_m: float = 300.0
@@ -84,12 +105,19 @@ class Policy:
     max_food_wait_s: float = 1800.0
     jit: bool = True
     commit_buffer_s: float = 0.0
+    chain_hold: bool = True
+    min_alternatives: int = 1
     hold_cost: float = 1000.0
+    w_age: float = 0.5
     reposition: bool = True
     reposition_max_s: float = 900.0
-    reposition_min_gain_s: float = 120.0
-    demand_half_life_s: float = 3600.0
-    coverage_radius_s: float = 300.0
+    reposition_transit_weight: float = 0.25
+    reposition_min_gain: float = 1.0
+    reposition_merchants: int = 64
+    coverage_horizon_s: float = 600.0
+    coverage_slack_s: float = 300.0
+    open_order_weight: float = 10.0
+    keep_backups: bool = True
     shift_end_margin_s: float = 0.0
 
     def __post_init__(self) -> None:

@@ -216,6 +216,42 @@ class CourierTable:
 
 
 @dataclass(frozen=True, eq=False)
+class MerchantTable:
+    """Merchants with their expected demand, used to reposition idle couriers.
+
+    Attributes:
+        merchant_id: unique merchant ids.
+        xy_m: merchant locations, metres, shape `(r, 2)`.
+        demand_per_h: expected orders per hour at each merchant (non-negative; a recent-rate
+            estimate from the feature layer).
+    """
+
+    merchant_id: tuple[str, ...]
+    xy_m: FloatArray
+    demand_per_h: FloatArray
+
+    def __post_init__(self) -> None:
+        ids = _ids("merchant_id", self.merchant_id)
+        r = len(ids)
+        object.__setattr__(self, "merchant_id", ids)
+        object.__setattr__(self, "xy_m", _points("xy_m", self.xy_m, r))
+        demand = np.asarray(self.demand_per_h, dtype=np.float64)
+        if demand.shape != (r,) or not np.isfinite(demand).all() or (demand < 0).any():
+            raise SnapshotError("demand_per_h must be finite, non-negative, one per merchant")
+        object.__setattr__(self, "demand_per_h", demand)
+
+    @property
+    def n(self) -> int:
+        """Number of merchants."""
+        return len(self.merchant_id)
+
+    @classmethod
+    def empty(cls) -> MerchantTable:
+        """A table with no merchants (no repositioning)."""
+        return cls((), np.zeros((0, 2)), np.zeros(0))
+
+
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """Everything one tick of one shard sees; `decide()` never looks elsewhere.
 
@@ -226,6 +262,7 @@ class Snapshot:
         couriers: couriers that may receive work.
         eta: travel-time provider (p50/p90 seconds).
         service: service times at merchants and customers.
+        merchants: merchants and their expected demand (for repositioning; may be empty).
         shard_id: shard name, part of every decision id.
     """
 
@@ -235,6 +272,7 @@ class Snapshot:
     couriers: CourierTable
     eta: EtaProvider
     service: ServiceTimes = field(default_factory=ServiceTimes)
+    merchants: MerchantTable = field(default_factory=MerchantTable.empty)
     shard_id: str = ""
 
     def __post_init__(self) -> None:

@@ -31,6 +31,7 @@ from dispatch.snapshot import (
     NO_PICKUP,
     OPEN,
     CourierTable,
+    MerchantTable,
     OrderTable,
     ServiceTimes,
     Snapshot,
@@ -112,6 +113,8 @@ class MdrpSimulator:
         courier_lookahead_min: couriers whose shift starts within this many minutes are shown
             to `decide()` (free at their on-location at their on-time).
         capacity: most orders a courier carries at once (MDRP bundles are unlimited).
+        demand_half_life_min: half-life of the per-restaurant demand estimate (orders seen so
+            far, exponentially decayed) passed to `decide()` for repositioning.
         decide_fn: the decision function (the dispatch core's `decide` by default).
     """
 
@@ -123,12 +126,17 @@ class MdrpSimulator:
         tick_min: int = 1,
         courier_lookahead_min: int = 30,
         capacity: int = 1000,
+        demand_half_life_min: float = 120.0,
         decide_fn: DecideFn = decide,
     ) -> None:
         if tick_min < 1:
             raise ValueError(f"tick_min must be a positive number of minutes, got {tick_min}")
-        if courier_lookahead_min < 0 or capacity < 1:
-            raise ValueError("courier_lookahead_min must be >= 0 and capacity >= 1")
+        if courier_lookahead_min < 0 or capacity < 1 or demand_half_life_min <= 0:
+            raise ValueError(
+                "courier_lookahead_min must be >= 0, capacity >= 1, demand_half_life_min > 0"
+            )
+        self.demand_half_life_min = demand_half_life_min
+        self.demand = np.zeros(len(instance.restaurant_id), dtype=np.float64)
         self.instance = instance
         self.policy = policy
         self.tick_min = tick_min
@@ -394,6 +402,7 @@ class MdrpSimulator:
             orders_done=np.array([self.couriers[c].delivered for c in visible], dtype=np.int64),
             shift_start_ts_ms=inst.on_min[visible] * MS_PER_MIN,
         )
+        rate_per_h = self.demand * (np.log(2.0) * 60.0 / self.demand_half_life_min)
         snapshot = Snapshot(
             now_ts_ms=now * MS_PER_MIN,
             tick_s=self.tick_min * 60.0,
@@ -401,6 +410,7 @@ class MdrpSimulator:
             couriers=couriers,
             eta=self.eta,
             service=self.service,
+            merchants=MerchantTable(inst.restaurant_id, inst.restaurant_xy, rate_per_h),
             shard_id=inst.name,
         )
         return snapshot, visible
@@ -423,8 +433,14 @@ class MdrpSimulator:
         seconds = 0.0
         now = start
         while now <= last_pickup:
-            while next_order < by_placement.size and inst.placement_min[by_placement[next_order]] <= now:
-                self.status[by_placement[next_order]] = _OPEN
+            self.demand *= 0.5 ** (self.tick_min / self.demand_half_life_min)
+            while (
+                next_order < by_placement.size
+                and inst.placement_min[by_placement[next_order]] <= now
+            ):
+                placed = by_placement[next_order]
+                self.status[placed] = _OPEN
+                self.demand[inst.order_restaurant[placed]] += 1.0
                 next_order += 1
             self._fix_due(now)
             open_rows = np.flatnonzero(self.status == _OPEN)
