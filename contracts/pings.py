@@ -27,17 +27,21 @@ from contracts.validation import (
 _FIX_FIELDS = ("courier_id", "lat", "lon", "ts_ms", "speed_mps", "heading_deg", "accuracy_m")
 _REQUIRED = frozenset(("courier_id", "lat", "lon", "ts_ms"))
 _ALLOWED = frozenset(_FIX_FIELDS)
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+_IDS = re.compile(r"(?:[A-Za-z0-9_.:@-]{1,128}\n)*")
+_NAN = float("nan")
 _OPTIONAL_RANGES = {"speed_mps": (0.0, 70.0), "heading_deg": (0.0, 360.0), "accuracy_m": (0.0, 1e4)}
 _MAX_TS_MS = 4102444800000
-_NUMBER = (int, float)
+_NUMBER: frozenset[type] = frozenset((int, float))
+_OPTIONAL_NUMBER: frozenset[type] = frozenset((int, float, type(None)))
+_STR: frozenset[type] = frozenset((str,))
+_INT: frozenset[type] = frozenset((int,))
 
 
 @dataclass
 class PingColumns:
     """Valid fixes as parallel arrays; optional fields are NaN where absent."""
 
-    courier_id: npt.NDArray[np.str_]
+    courier_id: npt.NDArray[np.object_]
     lat: npt.NDArray[np.float64]
     lon: npt.NDArray[np.float64]
     ts_ms: npt.NDArray[np.int64]
@@ -130,11 +134,9 @@ def _validate_envelope(raw: dict[str, Any]) -> None:
 def _decode_fixes(
     fixes: list[Any], record_ts_ms: int | None, bounds: TimeBounds, event_id: str
 ) -> DecodedPings:
-    if _fast_path_valid(fixes):
-        columns = _columns_from_fixes(fixes)
-        bad_time = _time_violations(columns.ts_ms, record_ts_ms, bounds)
-        if not bad_time.any():
-            return DecodedPings(columns, [], event_id)
+    columns = _fast_columns(fixes)
+    if columns is not None and not _time_violations(columns.ts_ms, record_ts_ms, bounds).any():
+        return DecodedPings(columns, [], event_id)
     good: list[dict[str, Any]] = []
     rejects: list[PingReject] = []
     for i, fix in enumerate(fixes):
@@ -152,34 +154,49 @@ def _decode_fixes(
     return DecodedPings(_columns_from_fixes(good), rejects, event_id)
 
 
-def _fast_path_valid(fixes: list[Any]) -> bool:
-    """True only if every fix is certainly schema-valid (False means: check one by one)."""
-    for fix in fixes:
-        if type(fix) is not dict:
-            return False
-        keys = fix.keys()
-        if not (_REQUIRED <= keys <= _ALLOWED):
-            return False
-        cid = fix["courier_id"]
-        if type(cid) is not str or _ID_PATTERN.fullmatch(cid) is None:
-            return False
-        if type(fix["ts_ms"]) is not int:
-            return False
-        for name in ("lat", "lon", *_OPTIONAL_RANGES):
-            if name in fix and type(fix[name]) not in _NUMBER:
-                return False
-    lat = np.fromiter((f["lat"] for f in fixes), dtype=np.float64, count=len(fixes))
-    lon = np.fromiter((f["lon"] for f in fixes), dtype=np.float64, count=len(fixes))
-    ts = np.fromiter((f["ts_ms"] for f in fixes), dtype=np.int64, count=len(fixes))
-    if (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
-        return False
-    if (ts < 0).any() or (ts > _MAX_TS_MS).any():
-        return False
+def _types_within(values: list[Any], allowed: frozenset[type]) -> bool:
+    return set(map(type, values)) <= allowed
+
+
+def _fast_columns(fixes: list[Any]) -> PingColumns | None:
+    """Columns of `fixes` if every fix is certainly schema-valid, else None (check one by one)."""
+    if not all(type(f) is dict and _REQUIRED <= f.keys() <= _ALLOWED for f in fixes):
+        return None
+    ids = [f["courier_id"] for f in fixes]
+    if not _types_within(ids, _STR) or _IDS.fullmatch("\n".join(ids) + "\n") is None:
+        return None
+    ts = [f["ts_ms"] for f in fixes]
+    if not _types_within(ts, _INT):
+        return None
+    lat = [f["lat"] for f in fixes]
+    lon = [f["lon"] for f in fixes]
+    if not (_types_within(lat, _NUMBER) and _types_within(lon, _NUMBER)):
+        return None
+    lat_a = np.array(lat, dtype=np.float64)
+    lon_a = np.array(lon, dtype=np.float64)
+    ts_a = np.array(ts, dtype=np.int64)
+    if (np.abs(lat_a) > 90).any() or (np.abs(lon_a) > 180).any():
+        return None
+    if (ts_a < 0).any() or (ts_a > _MAX_TS_MS).any():
+        return None
+    optional: dict[str, npt.NDArray[np.float64]] = {}
     for name, (low, high) in _OPTIONAL_RANGES.items():
-        values = np.fromiter((f.get(name, low) for f in fixes), dtype=np.float64, count=len(fixes))
-        if (values < low).any() or (values > high).any():
-            return False
-    return True
+        values = [f.get(name) for f in fixes]
+        if not _types_within(values, _OPTIONAL_NUMBER):
+            return None
+        array = np.array([_NAN if v is None else v for v in values], dtype=np.float64)
+        if (array < low).any() or (array > high).any():
+            return None
+        optional[name] = array
+    return PingColumns(
+        courier_id=np.array(ids, dtype=object),
+        lat=lat_a,
+        lon=lon_a,
+        ts_ms=ts_a,
+        speed_mps=optional["speed_mps"],
+        heading_deg=optional["heading_deg"],
+        accuracy_m=optional["accuracy_m"],
+    )
 
 
 def _time_violations(
@@ -200,7 +217,7 @@ def _columns_from_fixes(fixes: list[dict[str, Any]]) -> PingColumns:
         return np.fromiter((f.get(name, nan) for f in fixes), dtype=np.float64, count=n)
 
     return PingColumns(
-        courier_id=np.array([f["courier_id"] for f in fixes], dtype=np.str_).reshape(n),
+        courier_id=np.array([f["courier_id"] for f in fixes], dtype=object).reshape(n),
         lat=floats("lat"),
         lon=floats("lon"),
         ts_ms=np.fromiter((f["ts_ms"] for f in fixes), dtype=np.int64, count=n),

@@ -1,51 +1,116 @@
-"""`courier_position_batch`: valid fixes of one shard, column-wise (the internal ping log)."""
+"""`courier_position_batch`: the valid fixes of one shard, column-wise (the internal ping log).
+
+This internal record is binary, not JSON: it is the hot path's log, written and read once per
+ping message, and its size drives the cost of producing, storing and fetching it. Layout (all
+little-endian):
+
+    magic      5 bytes   b"DFPB1"
+    header_len uint32    length of the JSON header that follows
+    header     JSON      {"event_id", "ts_ms", "shard", "n", "base_ts_ms", "ids_len"}
+    ids        n lines   courier ids, UTF-8, each ended by a newline byte
+    lat        float64[n]
+    lon        float64[n]
+    ts_delta   int32[n]  fix time minus base_ts_ms, in ms
+    speed_mps  float32[n]  (NaN when absent)
+    heading    float32[n]  (NaN when absent)
+    accuracy_m float32[n]  (NaN when absent)
+"""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
 import orjson
 
 from contracts.pings import PingColumns
-from contracts.schemas import SCHEMA_VERSION
+
+MAGIC = b"DFPB1"
+_LEN = struct.Struct("<I")
+_MAX_DELTA_MS = 2**31 - 1
+
+
+class PositionBatchError(ValueError):
+    """Bytes that are not a position batch."""
 
 
 def encode_position_batch(shard: str, event_id: str, ts_ms: int, columns: PingColumns) -> bytes:
-    """JSON bytes of a `courier_position_batch` for `shard` (NaN optional fields become null)."""
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "type": "courier_position_batch",
-        "v": SCHEMA_VERSION,
-        "ts_ms": int(ts_ms),
-        "shard": shard,
-        "courier_id": columns.courier_id.tolist(),
-        "lat": columns.lat,
-        "lon": columns.lon,
-        "pos_ts_ms": columns.ts_ms,
-        "speed_mps": columns.speed_mps,
-        "heading_deg": columns.heading_deg,
-        "accuracy_m": columns.accuracy_m,
-    }
-    return orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+    """Binary `courier_position_batch` for `shard`."""
+    n = len(columns)
+    base_ts_ms = int(columns.ts_ms.min()) if n else int(ts_ms)
+    delta = columns.ts_ms - base_ts_ms
+    if n and int(delta.max()) > _MAX_DELTA_MS:
+        msg = "fixes of one batch must lie within 24 days of each other"
+        raise PositionBatchError(msg)
+    ids = "".join(f"{c}\n" for c in columns.courier_id.tolist()).encode()
+    header = orjson.dumps(
+        {
+            "event_id": event_id,
+            "ts_ms": int(ts_ms),
+            "shard": shard,
+            "n": n,
+            "base_ts_ms": base_ts_ms,
+            "ids_len": len(ids),
+        }
+    )
+    return b"".join(
+        (
+            MAGIC,
+            _LEN.pack(len(header)),
+            header,
+            ids,
+            columns.lat.astype("<f8", copy=False).tobytes(),
+            columns.lon.astype("<f8", copy=False).tobytes(),
+            delta.astype("<i4").tobytes(),
+            columns.speed_mps.astype("<f4").tobytes(),
+            columns.heading_deg.astype("<f4").tobytes(),
+            columns.accuracy_m.astype("<f4").tobytes(),
+        )
+    )
 
 
 def decode_position_batch(raw: bytes) -> tuple[str, PingColumns]:
-    """Inverse of `encode_position_batch`: the shard and its fixes."""
-    event = orjson.loads(raw)
-    n = len(event["courier_id"])
+    """Inverse of `encode_position_batch`: the shard and its fixes (optional fields as float64)."""
+    if not raw.startswith(MAGIC):
+        msg = "not a position batch (bad magic)"
+        raise PositionBatchError(msg)
+    start = len(MAGIC)
+    (header_len,) = _LEN.unpack_from(raw, start)
+    start += _LEN.size
+    header = orjson.loads(raw[start : start + header_len])
+    start += header_len
+    n = int(header["n"])
+    ids_len = int(header["ids_len"])
+    ids = raw[start : start + ids_len - 1].decode().split("\n") if n else []
+    start += ids_len
+    if len(ids) != n:
+        msg = f"position batch announces {n} fixes but holds {len(ids)} ids"
+        raise PositionBatchError(msg)
+    view = memoryview(raw)
 
-    def floats(name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-        values = event[name]
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64).reshape(n)
+    def column(dtype: str, size: int) -> np.ndarray[Any, Any]:
+        nonlocal start
+        array = np.frombuffer(view[start : start + size * n], dtype=dtype, count=n)
+        start += size * n
+        return array
 
+    lat = column("<f8", 8).astype(np.float64)
+    lon = column("<f8", 8).astype(np.float64)
+    ts_ms = column("<i4", 4).astype(np.int64) + int(header["base_ts_ms"])
+    speed = column("<f4", 4).astype(np.float64)
+    heading = column("<f4", 4).astype(np.float64)
+    accuracy = column("<f4", 4).astype(np.float64)
+    if start != len(raw):
+        msg = f"position batch has {len(raw) - start} trailing bytes"
+        raise PositionBatchError(msg)
     columns = PingColumns(
-        courier_id=np.array(event["courier_id"], dtype=np.str_).reshape(n),
-        lat=np.asarray(event["lat"], dtype=np.float64).reshape(n),
-        lon=np.asarray(event["lon"], dtype=np.float64).reshape(n),
-        ts_ms=np.asarray(event["pos_ts_ms"], dtype=np.int64).reshape(n),
-        speed_mps=floats("speed_mps"),
-        heading_deg=floats("heading_deg"),
-        accuracy_m=floats("accuracy_m"),
+        courier_id=np.array(ids, dtype=object).reshape(n),
+        lat=lat,
+        lon=lon,
+        ts_ms=ts_ms,
+        speed_mps=speed,
+        heading_deg=heading,
+        accuracy_m=accuracy,
     )
-    return str(event["shard"]), columns
+    return str(header["shard"]), columns

@@ -159,32 +159,15 @@ class CourierPingBatch(TypedDict):
     pings: list[PingFix]
 
 
-class CourierPositionBatch(TypedDict):
-    """Latest positions of couriers of one shard, column-wise (internal)."""
-
-    event_id: str
-    type: Literal["courier_position_batch"]
-    v: int
-    ts_ms: int
-    shard: str
-    courier_id: list[str]
-    lat: list[float]
-    lon: list[float]
-    pos_ts_ms: list[int]
-    speed_mps: list[float | None]
-    heading_deg: list[float | None]
-    accuracy_m: list[float | None]
-
-
 class CourierSighting(TypedDict):
-    """A shard saw positions of a courier it did not hold (internal)."""
+    """A shard saw couriers it did not hold, all of the record's partition (internal)."""
 
     event_id: str
     type: Literal["courier_sighting"]
     v: int
     ts_ms: int
-    courier_id: str
     shard: str
+    couriers: list[dict[str, Any]]
 
 
 class CourierStateUpdate(TypedDict):
@@ -402,7 +385,6 @@ RECORD_TYPES: dict[str, type] = {
     "courier_online": CourierOnline,
     "courier_ping": CourierPing,
     "courier_ping_batch": CourierPingBatch,
-    "courier_position_batch": CourierPositionBatch,
     "courier_sighting": CourierSighting,
     "courier_state_update": CourierStateUpdate,
     "courier_vehicle": CourierVehicle,

@@ -134,6 +134,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _bench_ingest(args: argparse.Namespace) -> int:
+    from streams.bench_ingest import run_bench
+
+    return run_bench(args)
+
+
 def register(registry: CommandRegistry) -> None:
     """Attach `broker`, `topics`, `worker` and `demo`."""
     broker = registry.add(
@@ -194,3 +200,17 @@ def register(registry: CommandRegistry) -> None:
     demo.add_argument("--seed", type=int, default=7, help="random seed of the synthetic city")
     demo.add_argument("--couriers", type=int, default=100, help="couriers in the city")
     demo.add_argument("--orders", type=int, default=300, help="orders placed")
+
+    bench = registry.add(
+        "ingest",
+        _bench_ingest,
+        "pings/s of the worker and of a plain aiokafka + rocksdict + changelog loop on the same "
+        "generated input (batched), and of the worker on one ping per record",
+        bench=True,
+    )
+    bench.add_argument("--pings", type=int, default=1_000_000, help="pings in the batched runs")
+    bench.add_argument("--batch", type=int, default=500, help="pings per record (gateway batch)")
+    bench.add_argument("--single-pings", type=int, default=50_000, help="pings, one per record")
+    bench.add_argument("--couriers", type=int, default=5000, help="distinct couriers")
+    bench.add_argument("--seed", type=int, default=11)
+    bench.add_argument("--json", default="bench-results/ingest.json", help="figures as JSON")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -110,14 +111,17 @@ def register(rt: Runtime) -> None:
                 sighting = validate_schema(
                     orjson.loads(message.value), frozenset(("courier_sighting",))
                 )
-                key = str(sighting["courier_id"]).encode()
-                raw = directory.get(key)
-                if raw is not None:
+                shard = str(sighting["shard"])
+                for seen in sighting["couriers"]:
+                    key = str(seen["courier_id"]).encode()
+                    raw = directory.get(key)
+                    if raw is None:
+                        continue
                     old = CourierState.from_json(raw)
-                    if old.shard != sighting["shard"]:
-                        new = CourierState(**{**old.__dict__, "shard": str(sighting["shard"])})
+                    if old.shard != shard:
+                        new = replace(old, shard=shard)
                         directory[key] = new.to_json()
-                        await tell_shards(old, new, int(sighting["ts_ms"]), "status")
+                        await tell_shards(old, new, int(seen["ts_ms"]), "status")
                 rt.observe("courier_directory", SIGHTINGS_TOPIC, started, int(sighting["ts_ms"]))
                 continue
             try:
@@ -127,7 +131,7 @@ def register(rt: Runtime) -> None:
                 key = str(courier_event["courier_id"]).encode()
                 raw = directory.get(key)
                 old_state = CourierState.from_json(raw) if raw else None
-                shard = (
+                position_shard = (
                     shard_of(
                         courier_event["lat"], courier_event["lon"], rt.settings.shard_precision
                     )
@@ -135,7 +139,7 @@ def register(rt: Runtime) -> None:
                     else (old_state.shard if old_state else None)
                 )
                 source = Source(message.topic, message.partition, message.offset)
-                new_state = apply_courier_event(old_state, courier_event, shard, source)
+                new_state = apply_courier_event(old_state, courier_event, position_shard, source)
             except AlreadyApplied:
                 rt.observe("courier_directory", message.topic, started, None)
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from typing import Any, cast
 
 import numpy as np
@@ -24,6 +25,7 @@ from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import EventRejected
 from streams.dead_letters import DeadLetter
 from streams.kafka_config import aiokafka_kwargs
+from streams.partitioning import partition_for_key
 from streams.position_replay import replay_positions
 from streams.runtime import Runtime, record_ts_ms
 
@@ -38,6 +40,7 @@ def register(rt: Runtime) -> None:
     """Attach the ping and position agents and the position rebuild hooks to `rt.app`."""
     app = rt.app
     settings = rt.settings
+    sighting_partitions = rt.topics[SIGHTINGS_TOPIC].partitions
     bounds = rt.validator.time_bounds
 
     @app.agent(rt.topic(PINGS_TOPIC), name="pings")
@@ -104,10 +107,18 @@ def register(rt: Runtime) -> None:
                     current = store.get(courier_id)
                     if current is not None and current.shard == shard:
                         couriers.setdefault(courier_id, current.ts_ms)
+            by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for courier_id, ts_ms in couriers.items():
+                target = partition_for_key(courier_id.encode(), sighting_partitions)
+                by_partition[target].append({"courier_id": courier_id, "ts_ms": ts_ms})
+            for target, seen in sorted(by_partition.items()):
                 await rt.send(
-                    SIGHTINGS_TOPIC, courier_id.encode(), _sighting(courier_id, shard, ts_ms)
+                    SIGHTINGS_TOPIC,
+                    shard.encode(),
+                    _sighting(shard, message.partition, message.offset, seen),
+                    partition=target,
                 )
+            rt.metrics.positions_applied.inc(len(fixes))
             rt.metrics.couriers_tracked.set(len(store))
             rt.observe(
                 "positions",
@@ -137,23 +148,28 @@ def register(rt: Runtime) -> None:
                 aiokafka_kwargs(settings),
                 int(settings.position_replay_window_s * 1000),
             )
+            store.flush_all()
         finally:
             rt.health.positions_replaying = False
         rt.metrics.position_replay_records.inc(read)
         rt.metrics.position_replay_seconds.observe(time.perf_counter() - started)
         rt.metrics.couriers_tracked.set(len(store))
 
+    async def snapshot_positions(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        rt.positions.close_all()
+
     app.on_partitions_assigned.connect(cast(Any, rebuild_positions))
+    app.on_before_shutdown.connect(cast(Any, snapshot_positions))
 
 
-def _sighting(courier_id: str, shard: str, ts_ms: int) -> bytes:
+def _sighting(shard: str, partition: int, offset: int, couriers: list[dict[str, Any]]) -> bytes:
     return orjson.dumps(
         {
-            "event_id": f"sighting:{courier_id}:{shard}:{ts_ms}",
+            "event_id": f"sighting:{shard}:{partition}:{offset}:{couriers[0]['courier_id']}",
             "type": "courier_sighting",
             "v": SCHEMA_VERSION,
-            "ts_ms": ts_ms,
-            "courier_id": courier_id,
+            "ts_ms": max(c["ts_ms"] for c in couriers),
             "shard": shard,
+            "couriers": couriers,
         }
     )

@@ -50,6 +50,11 @@ class Metrics:
             "Valid courier ping fixes ingested.",
             registry=r,
         )
+        self.positions_applied = Counter(
+            "dispatchflow_positions_applied",
+            "Ping fixes applied to the position store (including ones older than the stored fix).",
+            registry=r,
+        )
         self.handoffs = Counter(
             "dispatchflow_courier_handoffs",
             "Couriers that crossed from one shard into another.",

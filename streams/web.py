@@ -97,7 +97,9 @@ def register(rt: Runtime) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(rt.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(
+            generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     @app.page("/state")
     async def state(web: Any, request: Any) -> Any:
