@@ -6,7 +6,7 @@ little-endian):
 
     magic      5 bytes   b"DFPB1"
     header_len uint32    length of the JSON header that follows
-    header     JSON      {"event_id", "ts_ms", "shard", "n", "base_ts_ms", "ids_len"}
+    header     JSON      {"event_id", "ts_ms", "shard", "n", "base_ts_ms", "ids_len", "left"}
     ids        n lines   courier ids, UTF-8, each ended by a newline byte
     lat        float64[n]
     lon        float64[n]
@@ -14,11 +14,16 @@ little-endian):
     speed_mps  float32[n]  (NaN when absent)
     heading    float32[n]  (NaN when absent)
     accuracy_m float32[n]  (NaN when absent)
+
+A batch with `"left": true` is a tombstone: the listed couriers left the shard at their `ts`
+(only ids and times are meaningful). Tombstones live in the same log as fixes so that replaying
+the log alone rebuilds the same positions.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,8 +40,19 @@ class PositionBatchError(ValueError):
     """Bytes that are not a position batch."""
 
 
-def encode_position_batch(shard: str, event_id: str, ts_ms: int, columns: PingColumns) -> bytes:
-    """Binary `courier_position_batch` for `shard`."""
+@dataclass(frozen=True)
+class PositionBatch:
+    """A decoded position batch: fixes in `shard`, or (if `left`) couriers that left it."""
+
+    shard: str
+    fixes: PingColumns
+    left: bool = False
+
+
+def encode_position_batch(
+    shard: str, event_id: str, ts_ms: int, columns: PingColumns, *, left: bool = False
+) -> bytes:
+    """Binary `courier_position_batch` for `shard` (a tombstone batch when `left`)."""
     n = len(columns)
     base_ts_ms = int(columns.ts_ms.min()) if n else int(ts_ms)
     delta = columns.ts_ms - base_ts_ms
@@ -52,6 +68,7 @@ def encode_position_batch(shard: str, event_id: str, ts_ms: int, columns: PingCo
             "n": n,
             "base_ts_ms": base_ts_ms,
             "ids_len": len(ids),
+            "left": left,
         }
     )
     return b"".join(
@@ -70,8 +87,8 @@ def encode_position_batch(shard: str, event_id: str, ts_ms: int, columns: PingCo
     )
 
 
-def decode_position_batch(raw: bytes) -> tuple[str, PingColumns]:
-    """Inverse of `encode_position_batch`: the shard and its fixes (optional fields as float64)."""
+def decode_position_batch(raw: bytes) -> PositionBatch:
+    """Inverse of `encode_position_batch` (optional fields as float64)."""
     if not raw.startswith(MAGIC):
         msg = "not a position batch (bad magic)"
         raise PositionBatchError(msg)
@@ -113,4 +130,4 @@ def decode_position_batch(raw: bytes) -> tuple[str, PingColumns]:
         heading_deg=heading,
         accuracy_m=accuracy,
     )
-    return str(header["shard"]), columns
+    return PositionBatch(str(header["shard"]), columns, bool(header.get("left", False)))

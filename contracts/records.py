@@ -1,6 +1,8 @@
-"""Typed records of every event, kept equal to the JSON Schemas by a test (the schemas win)."""
+"""Typed records of every event, kept equal to the JSON Schemas by a test (the schemas win).
 
-from __future__ import annotations
+No `from __future__ import annotations` here: TypedDict needs real annotations to tell
+required keys from `NotRequired` ones.
+"""
 
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -10,6 +12,45 @@ class Point(TypedDict):
 
     lat: float
     lon: float
+
+
+class PingFix(TypedDict):
+    """One fix inside a `courier_ping_batch`."""
+
+    courier_id: str
+    lat: float
+    lon: float
+    ts_ms: int
+    speed_mps: NotRequired[float]
+    heading_deg: NotRequired[float]
+    accuracy_m: NotRequired[float]
+
+
+class RouteStop(TypedDict):
+    """A planned stop of an assignment's route."""
+
+    kind: Literal["pickup", "dropoff"]
+    order_id: str
+    lat: float
+    lon: float
+    planned_ts_ms: int
+
+
+class Eta(TypedDict):
+    """ETA quantiles in seconds from the decision time."""
+
+    p50_s: float
+    p90_s: float
+    fallback_used: NotRequired[bool]
+    fallback_reason: NotRequired[str | None]
+
+
+class Explanation(TypedDict):
+    """Why a decision was made: cost terms and the runner-up."""
+
+    terms: dict[str, float]
+    runner_up_courier_id: NotRequired[str | None]
+    runner_up_cost: NotRequired[float | None]
 
 
 class AssignmentCommitted(TypedDict):
@@ -332,45 +373,6 @@ class SurgeUpdate(TypedDict):
     supply: int
     demand: int
     multiplier: float
-
-
-class PingFix(TypedDict):
-    """One fix inside a `courier_ping_batch`."""
-
-    courier_id: str
-    lat: float
-    lon: float
-    ts_ms: int
-    speed_mps: NotRequired[float]
-    heading_deg: NotRequired[float]
-    accuracy_m: NotRequired[float]
-
-
-class RouteStop(TypedDict):
-    """A planned stop of an assignment's route."""
-
-    kind: Literal["pickup", "dropoff"]
-    order_id: str
-    lat: float
-    lon: float
-    planned_ts_ms: int
-
-
-class Eta(TypedDict):
-    """ETA quantiles in seconds from the decision time."""
-
-    p50_s: float
-    p90_s: float
-    fallback_used: NotRequired[bool]
-    fallback_reason: NotRequired[str | None]
-
-
-class Explanation(TypedDict):
-    """Why a decision was made: cost terms and the runner-up."""
-
-    terms: dict[str, float]
-    runner_up_courier_id: NotRequired[str | None]
-    runner_up_cost: NotRequired[float | None]
 
 
 #: Record type of every event type with a schema.

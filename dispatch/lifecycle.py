@@ -7,8 +7,10 @@ events, never on their arrival order:
   reached; a repeated milestone counts from its earliest `(ts_ms, event_id)`);
 * a cancellation and a pickup or delivery contradict each other: if the order was picked up or
   delivered at or before the (earliest) cancellation, the cancellation is invalid; otherwise every
-  event after the cancellation is. Whichever loses is rejected, even if it was accepted before
-  the winner arrived (it is then returned as *evicted*);
+  event after the cancellation is. The state keeps every event and derives the winners from all of
+  them, so the final state never depends on arrival order. An event is reported (rejected, or
+  *evicted* if it had been accepted) the first time it loses; in the rare case that a later
+  arrival makes it win again, it counts again in the state, and its earlier report stands;
 * courier status, capacity and vehicle are last-writer-wins by `(ts_ms, event_id)`.
 
 Every accepted event remembers its `Source` (topic, partition, offset): the same record consumed
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -179,11 +182,22 @@ class OrderState:
     promise_ts_ms: int | None = None
     prep_estimate_s: float | None = None
     n_items: int | None = None
-    events: tuple[OrderEvent, ...] = ()
+    all_events: tuple[OrderEvent, ...] = ()
+    reported: tuple[str, ...] = ()
     rejected: tuple[Source, ...] = field(default=())
 
+    @property
+    def events(self) -> tuple[OrderEvent, ...]:
+        """The events that count: all received ones minus the losers of conflicts."""
+        return _resolve(self.all_events)[0]
+
+    @property
+    def lost_event_ids(self) -> frozenset[str]:
+        """Ids of received events that currently lose a conflict."""
+        return frozenset(e.event_id for e, _ in _resolve(self.all_events)[1])
+
     def first(self, kind: str, stop: str | None = None) -> OrderEvent | None:
-        """Earliest accepted event of `kind` (and `stop`), by event time."""
+        """Earliest counting event of `kind` (and `stop`), by event time."""
         found = [e for e in self.events if e.kind == kind and (stop is None or e.stop == stop)]
         return min(found, key=lambda e: e.rank) if found else None
 
@@ -226,23 +240,23 @@ class OrderState:
         """True if this very record was applied or rejected before."""
         if source.same_record(self.created_source):
             return True
-        return any(source.same_record(e.source) for e in self.events) or any(
+        return any(source.same_record(e.source) for e in self.all_events) or any(
             source.same_record(r) for r in self.rejected
         )
 
     @property
     def event_ids(self) -> frozenset[str]:
-        """Ids of every accepted event, creation included."""
-        return frozenset((self.created_event_id, *(e.event_id for e in self.events)))
+        """Ids of every received event, creation included."""
+        return frozenset((self.created_event_id, *(e.event_id for e in self.all_events)))
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""
         data = {
             k: v
             for k, v in self.__dict__.items()
-            if k not in ("events", "rejected", "created_source")
+            if k not in ("all_events", "rejected", "created_source")
         }
-        data["events"] = [e.to_dict() for e in self.events]
+        data["all_events"] = [e.to_dict() for e in self.all_events]
         data["rejected"] = [r.to_dict() for r in self.rejected]
         data["created_source"] = self.created_source.to_dict() if self.created_source else None
         return orjson.dumps(data)
@@ -251,7 +265,8 @@ class OrderState:
     def from_json(cls, raw: bytes) -> OrderState:
         """Inverse of `to_json`."""
         data: dict[str, Any] = orjson.loads(raw)
-        data["events"] = tuple(OrderEvent.from_dict(e) for e in data["events"])
+        data["all_events"] = tuple(OrderEvent.from_dict(e) for e in data["all_events"])
+        data["reported"] = tuple(data["reported"])
         data["rejected"] = tuple(Source.from_dict(r) for r in data["rejected"])
         created = data["created_source"]
         data["created_source"] = Source.from_dict(created) if created else None
@@ -343,12 +358,13 @@ def apply_order_event(
     if new.ts_ms < state.placed_ts_ms - CREATION_SKEW_MS:
         msg = f"{kind} at {new.ts_ms} is before order {state.order_id!r} was placed"
         return _reject(state, source, EventRejected(RejectReason.INVALID_TRANSITION, msg))
-    kept, losers = _resolve((*state.events, new))
-    rejected = next((error for event_, error in losers if event_ is new), None)
-    evicted = tuple((e, error) for e, error in losers if e is not new)
-    lost_sources = tuple(e.source for e, _ in losers if e.source is not None)
-    updated = replace(state, events=kept, rejected=(*state.rejected, *lost_sources))
-    return OrderUpdate(updated, rejected, evicted)
+    all_events = (*state.all_events, new)
+    _, losers = _resolve(all_events)
+    fresh = [(e, error) for e, error in losers if e.event_id not in state.reported]
+    rejected = next((error for e, error in fresh if e is new), None)
+    evicted = tuple((e, error) for e, error in fresh if e is not new)
+    reported = (*state.reported, *(e.event_id for e, _ in fresh))
+    return OrderUpdate(replace(state, all_events=all_events, reported=reported), rejected, evicted)
 
 
 def _reject(state: OrderState, source: Source | None, error: EventRejected) -> OrderUpdate:
@@ -382,7 +398,7 @@ def _resolve(
 
 
 def apply_parked(
-    state: OrderState, parked: list[tuple[Event, Source | None]]
+    state: OrderState, parked: Sequence[tuple[Event, Source | None]]
 ) -> tuple[OrderState, list[tuple[int, EventRejected]], list[tuple[OrderEvent, EventRejected]]]:
     """Apply events that arrived before their order, in `(ts_ms, event_id)` order.
 

@@ -35,6 +35,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> Runtime:
     """Build the worker: the Faust app with all agents, tables and views, and its runtime."""
     topics = load_topics(topics_file, app_id=settings.app_id)
+    settings.datadir.mkdir(parents=True, exist_ok=True)
     partitions = topics["order_events"].partitions
     if settings.broker_kind is BrokerKind.EMBEDDED:
         install_highwater_fix(aiokafka_kwargs(settings))

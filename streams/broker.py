@@ -42,7 +42,15 @@ async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
     """Return once `bootstrap` answers a metadata request; raise `BrokerStartError` on timeout."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
+    host, _, port = bootstrap.rpartition(":")
     while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                pass
+        except OSError as exc:
+            last_error = exc
+            await asyncio.sleep(0.05)
+            continue
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
         try:
             await admin.start()

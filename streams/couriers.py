@@ -15,9 +15,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import orjson
 
 from contracts.geo import shard_of
+from contracts.pings import PingColumns
+from contracts.positions import encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import EventRejected, validate_schema
 from dispatch.lifecycle import AlreadyApplied, CourierState, Source, apply_courier_event
@@ -27,6 +30,7 @@ COURIER_EVENTS_TOPIC = "courier_events"
 SIGHTINGS_TOPIC = "courier_sightings"
 STATE_UPDATES_TOPIC = "courier_state_updates"
 HANDOFFS_TOPIC = "courier_handoffs"
+POSITIONS_TOPIC = "courier_positions"
 DIRECTORY_TABLE = "courier_directory"
 COURIERS_TABLE = "couriers"
 
@@ -48,6 +52,17 @@ def state_update(state: CourierState, shard: str, kind: str, ts_ms: int) -> byte
             "shift_end_ts_ms": state.shift_end_ts_ms,
             "status_ts_ms": state.status_ts_ms,
         }
+    )
+
+
+def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:
+    """A `courier_positions` tombstone: `courier_id` left `shard` at `ts_ms`."""
+    nan = np.array([np.nan])
+    columns = PingColumns(
+        np.array([courier_id], dtype=object), nan, nan, np.array([ts_ms]), nan, nan, nan
+    )
+    return encode_position_batch(
+        shard, f"left:{courier_id}:{shard}:{ts_ms}", ts_ms, columns, left=True
     )
 
 
@@ -165,8 +180,11 @@ def register(rt: Runtime) -> None:
                 raw = couriers.get(key)
                 if raw is not None and orjson.loads(raw)["shard"] == update["shard"]:
                     del couriers[key]
-                rt.positions.remove(
-                    message.partition, str(update["courier_id"]), str(update["shard"])
+                shard = str(update["shard"])
+                await rt.send(
+                    POSITIONS_TOPIC,
+                    shard.encode(),
+                    left_tombstone(shard, str(update["courier_id"]), int(update["ts_ms"])),
                 )
             else:
                 couriers[key] = orjson.dumps(

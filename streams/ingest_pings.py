@@ -94,7 +94,13 @@ def register(rt: Runtime) -> None:
             message = event.message
             partition = message.partition
             store.open(partition)
-            shard, fixes = decode_position_batch(message.value)
+            batch = decode_position_batch(message.value)
+            shard, fixes = batch.shard, batch.fixes
+            if batch.left:
+                store.apply_left(partition, message.offset, shard, fixes)
+                rt.metrics.couriers_tracked.set(len(store))
+                rt.observe("positions", POSITIONS_TOPIC, started, None)
+                continue
             last = store.last_offset(partition)
             replayed = last is not None and message.offset <= last
             arrivals = store.apply(partition, message.offset, shard, fixes)

@@ -119,8 +119,11 @@ async def _read_to_end(
         batches = await consumer.getmany(*pending, timeout_ms=500)
         for tp, records in batches.items():
             for record in records:
-                shard, fixes = decode_position_batch(record.value)
-                store.apply(tp.partition, record.offset, shard, fixes)
+                batch = decode_position_batch(record.value)
+                if batch.left:
+                    store.apply_left(tp.partition, record.offset, batch.shard, batch.fixes)
+                else:
+                    store.apply(tp.partition, record.offset, batch.shard, batch.fixes)
                 read += 1
         for tp in list(pending):
             if await consumer.position(tp) >= ends[tp]:

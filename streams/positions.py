@@ -193,11 +193,12 @@ class PositionStore:
         self._dbs[partition] = db
         self._parts[partition] = part
 
-    def close(self, partition: int) -> None:
-        """Snapshot and close the database of `partition` (its files stay)."""
+    def close(self, partition: int, *, flush: bool = True) -> None:
+        """Close the database of `partition`, after a snapshot unless `flush` is False."""
         if partition not in self._dbs:
             return
-        self.flush(partition)
+        if flush:
+            self.flush(partition)
         self._parts.pop(partition)
         self._dbs.pop(partition).close()
 
@@ -269,15 +270,27 @@ class PositionStore:
             self.flush(partition)
         return arrivals
 
-    def remove(self, partition: int, courier_id: str, shard: str) -> bool:
-        """Forget a courier that left `shard`, unless a newer fix already placed it elsewhere."""
-        part = self._parts.get(partition)
-        slot = part.slot_of.get(courier_id) if part is not None else None
-        if part is None or slot is None or part.shard[slot] != self._shard_code.get(shard):
-            return False
-        part.shard[slot] = _NO_SHARD
-        part.dirty[slot] = True
-        return True
+    def apply_left(self, partition: int, offset: int, shard: str, left: PingColumns) -> int:
+        """Apply a tombstone record: forget couriers that left `shard` at their listed time.
+
+        A courier whose stored fix is newer than its departure, or that is stored in another
+        shard, is kept. Returns how many couriers were forgotten.
+        """
+        part = self._part(partition)
+        code = self._shard_code.get(shard)
+        removed = 0
+        for courier_id, ts_ms in zip(left.courier_id.tolist(), left.ts_ms.tolist(), strict=True):
+            slot = part.slot_of.get(courier_id)
+            if slot is None or code is None or part.shard[slot] != code:
+                continue
+            if part.ts_ms[slot] > ts_ms:
+                continue
+            part.shard[slot] = _NO_SHARD
+            part.dirty[slot] = True
+            removed += 1
+        if part.last_offset is None or offset > part.last_offset:
+            part.last_offset = offset
+        return removed
 
     def flush(self, partition: int) -> int:
         """Write the rows changed since the last snapshot, with the log offset; return how many."""

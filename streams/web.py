@@ -25,7 +25,9 @@ def readiness(rt: Runtime) -> dict[str, Any]:
         "positions_rebuilt": not rt.health.positions_replaying,
         "alive": rt.health.alive,
     }
-    return {"ready": all(checks.values()), "checks": checks}
+    assigned = app.consumer.assignment() if getattr(app, "_consumer", None) is not None else set()
+    partitions = sorted(tp.partition for tp in assigned if tp.topic == "order_events")
+    return {"ready": all(checks.values()), "checks": checks, "shard_partitions": partitions}
 
 
 def _clean(value: float) -> float | None:

@@ -1,0 +1,103 @@
+"""Fixtures for tests against a real Kafka-compatible broker (the embedded one by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatchflow.settings import Settings
+from simulators.synthetic import Record
+from streams.broker import EmbeddedBroker
+from streams.dead_letter_report import read_dead_letters
+from streams.demo import CONSUMED_TOPICS, embedded_settings
+from streams.kafka_config import aiokafka_kwargs
+from streams.produce import produce_records, wait_caught_up
+from streams.topics import TopicAdmin, load_topics
+from streams.worker_process import WorkerProcess
+
+#: Set to host:port to run the session-scoped tests against another Kafka-compatible broker.
+EXTERNAL_BROKER_ENV = "DISPATCHFLOW_TEST_BROKER"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory is an integration test."""
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """A broker for the whole session: a fresh embedded one, or $DISPATCHFLOW_TEST_BROKER."""
+    external = os.environ.get(EXTERNAL_BROKER_ENV)
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as embedded:
+        yield embedded.bootstrap
+
+
+@dataclass
+class Cluster:
+    """A broker with every topic of topics.yaml, plus helpers to run workers against it."""
+
+    bootstrap: str
+    workdir: Path
+    app_id: str = "dispatchflow"
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def client(self) -> dict[str, Any]:
+        """Aiokafka client options."""
+        return aiokafka_kwargs(Settings(broker_url=self.bootstrap))
+
+    def settings(self, name: str = "w1", **overrides: Any) -> Settings:
+        """Worker settings with their own data dir and web port."""
+        return embedded_settings(
+            self.bootstrap, self.workdir / name / "data", app_id=self.app_id, **overrides
+        )
+
+    def apply_topics(self) -> None:
+        """Create every topic of topics.yaml."""
+        topics = load_topics(app_id=self.app_id).topics
+        asyncio.run(TopicAdmin(self.client, replication=1).apply(topics))
+
+    def start_worker(self, name: str = "w1", **overrides: Any) -> WorkerProcess:
+        """Start a worker and wait until it is ready; it is stopped at teardown."""
+        worker = WorkerProcess(self.settings(name, **overrides), self.workdir / f"{name}.log")
+        self.workers.append(worker)
+        return worker.start(ready_timeout_s=90)
+
+    def produce(self, records: Sequence[Record]) -> None:
+        """Produce records and wait for their acknowledgement."""
+        asyncio.run(produce_records(self.client, records))
+
+    def wait_caught_up(
+        self, topics: Sequence[str] = CONSUMED_TOPICS, timeout_s: float = 90
+    ) -> None:
+        """Wait until the worker group has committed every record of `topics`."""
+        asyncio.run(wait_caught_up(self.client, self.app_id, topics, timeout_s=timeout_s))
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every dead letter of every input topic so far."""
+        dlq = [t.dead_letter for t in load_topics(app_id=self.app_id).inputs() if t.dead_letter]
+        return asyncio.run(read_dead_letters(self.client, dlq))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh embedded broker with all topics, for tests that need a clean slate."""
+    with EmbeddedBroker() as embedded:
+        c = Cluster(embedded.bootstrap, tmp_path)
+        c.apply_topics()
+        try:
+            yield c
+        finally:
+            for worker in c.workers:
+                worker.stop(timeout_s=20)

@@ -1,0 +1,154 @@
+"""Operating the worker: topics as code, refusing to start without them, health, loud crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from simulators.synthetic import Record
+from streams.broker import EmbeddedBroker
+from streams.topics import TopicAdmin, load_topics
+from streams.worker_process import WorkerProcess, WorkerStartError
+from tests.integration.conftest import Cluster
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `dispatchflow ARGS` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatchflow", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_topics_apply_creates_everything_and_verify_then_finds_no_drift(broker: str) -> None:
+    """On the session broker, apply creates the file's topics; verify exits 0 afterwards."""
+    applied = run_cli(
+        "topics", "apply", "--broker", broker, "--replication", "1", "--app-id", "opsapp"
+    )
+    assert applied.returncode == 0, applied.stderr
+    verified = run_cli(
+        "topics", "verify", "--broker", broker, "--replication", "1", "--app-id", "opsapp"
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "cluster matches" in verified.stdout
+
+
+def test_verify_reports_a_partition_count_that_drifted(tmp_path: Path) -> None:
+    """A topic created by hand with the wrong partition count is reported, exit code 1."""
+    with EmbeddedBroker() as broker:
+
+        async def make_wrong() -> None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+            await admin.start()
+            await admin.create_topics(
+                [NewTopic("order_events", 3, 1, topic_configs={"cleanup.policy": "delete"})]
+            )
+            await admin.close()
+
+        asyncio.run(make_wrong())
+        run_cli("topics", "apply", "--broker", broker.bootstrap, "--replication", "1")
+        result = run_cli("topics", "verify", "--broker", broker.bootstrap, "--replication", "1")
+    assert result.returncode == 1
+    assert "order_events: 8 partitions declared, 3 on cluster" in result.stdout
+
+
+def test_worker_refuses_to_start_on_a_cluster_without_its_topics(tmp_path: Path) -> None:
+    """Against an empty cluster the worker exits 1 and says to run `topics apply`."""
+    with EmbeddedBroker() as broker:
+        env = {
+            "DISPATCHFLOW_BROKER_URL": broker.bootstrap,
+            "DISPATCHFLOW_DATADIR": str(tmp_path / "d"),
+        }
+        result = run_cli("worker", env=env)
+    assert result.returncode == 1
+    assert "dispatchflow topics apply" in result.stderr
+
+
+def test_health_and_metrics_endpoints_answer(cluster: Cluster) -> None:
+    """A running worker is alive, ready, and exports our counters in base units."""
+    worker = cluster.start_worker()
+    status, body = worker.request("/healthz")
+    assert status == 200 and orjson.loads(body)["alive"] is True
+    ready = worker.get_json("/readyz")
+    assert ready["ready"] is True and ready["checks"]["tables_recovered"] is True
+    status, metrics = worker.request("/metrics")
+    assert status == 200
+    text = metrics.decode()
+    assert "# TYPE dispatchflow_events_consumed_total counter" in text
+    assert "# TYPE dispatchflow_event_processing_seconds histogram" in text
+
+
+def test_an_agent_error_stops_the_worker_loudly(cluster: Cluster) -> None:
+    """A corrupt internal record crashes its agent and the worker exits non-zero, loudly."""
+    worker = cluster.start_worker()
+    corrupt = Record("courier_positions", b"dr5r", b"DFPB1\x05\x00\x00\x00{bad}", 1)
+    cluster.produce([corrupt])
+    deadline = time.monotonic() + 60
+    process = worker.process
+    assert process is not None
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.returncode not in (None, 0)
+    assert "agent positions crashed" in worker.log_tail(200_000)
+
+
+def test_worker_start_fails_clearly_when_the_broker_is_down(tmp_path: Path) -> None:
+    """A worker pointed at nothing does not become ready; the error carries its log."""
+    from streams.demo import embedded_settings
+
+    settings = embedded_settings("127.0.0.1:1", tmp_path / "d", request_timeout_s=2.0)
+    worker = WorkerProcess(settings, tmp_path / "w.log")
+    try:
+        worker.start(ready_timeout_s=20)
+    except WorkerStartError as exc:
+        assert "worker" in str(exc)
+    else:  # pragma: no cover - the assertion below reports it
+        raise AssertionError("worker became ready without a broker")
+    finally:
+        worker.stop()
+
+
+def test_broker_command_serves_until_sigterm() -> None:
+    """`dispatchflow broker` prints its address, answers, and exits 0 on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dispatchflow", "broker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "embedded broker ready at 127.0.0.1:" in line
+    bootstrap = line.split(" at ")[1].split()[0]
+    topics = load_topics().topics[:2]
+    created = asyncio.run(TopicAdmin({"bootstrap_servers": bootstrap}, replication=1).apply(topics))
+    assert len(created) == 2
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    pid = int(line.split("pid ")[1].split(")")[0])
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )
+
+
+def test_demo_runs_end_to_end_and_reports_dead_letters() -> None:
+    """`dispatchflow demo` starts everything, reports shard state and dead letters, exits 0."""
+    result = run_cli("demo", "--couriers", "30", "--orders", "80", timeout_s=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "dead letters by reason" in result.stdout
+    assert "undecodable" in result.stdout
+    assert "worker stopped" in result.stdout and "broker stopped" in result.stdout

@@ -1,0 +1,33 @@
+from streams.orphans import OrphanIndex
+
+
+def test_no_expiry_before_every_seen_topic_has_passed_the_ttl() -> None:
+    """An orphan expires only when the slowest topic seen on the partition is ttl past it."""
+    index = OrphanIndex()
+    index.load([])
+    index.add(0, "o1", first_seen_ts_ms=1_000)
+    index.observe(0, "merchant_ready", 100_000)
+    index.observe(0, "order_events", 5_000)
+    assert index.expired(0, ttl_ms=10_000) == []
+    index.observe(0, "order_events", 12_000)
+    assert index.expired(0, ttl_ms=10_000) == ["o1"]
+
+
+def test_partitions_do_not_share_watermarks() -> None:
+    """Event time on one partition never expires orphans of another."""
+    index = OrphanIndex()
+    index.load([])
+    index.add(1, "o1", first_seen_ts_ms=0)
+    index.observe(0, "order_events", 10**9)
+    assert index.expired(1, ttl_ms=1) == []
+
+
+def test_reset_forgets_entries_and_watermarks() -> None:
+    """After a rebalance the index must be loaded again before it expires anything."""
+    index = OrphanIndex()
+    index.load([])
+    index.add(0, "o1", 0)
+    index.observe(0, "order_events", 10**9)
+    index.reset()
+    assert not index.loaded
+    assert index.expired(0, ttl_ms=1) == []
