@@ -89,9 +89,14 @@ def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
 class PairTable:
     """Candidate new-job pairs with their planned times (seconds from now).
 
+    Pairs are grouped by order: order `i` of the table owns pairs `i * stride` to
+    `(i + 1) * stride - 1`. Infeasible pairs stay in place with `feasible` False.
+
     Attributes:
         order_row: order row of each pair.
         courier_row: courier row of each pair.
+        feasible: within the travel cap and pickup no later than the shift end.
+        stride: pairs per order.
         travel_p50_s: courier travel to the merchant, p50.
         travel_p90_s: courier travel to the merchant, p90.
         arrival_p50_s: arrival at the merchant, p50.
@@ -103,6 +108,8 @@ class PairTable:
 
     order_row: IntArray
     courier_row: IntArray
+    feasible: BoolArray
+    stride: int
     travel_p50_s: FloatArray
     travel_p90_s: FloatArray
     arrival_p50_s: FloatArray
@@ -116,32 +123,88 @@ class PairTable:
         """Number of pairs."""
         return int(self.order_row.size)
 
+    def take(self, keep: BoolArray) -> PairTable:
+        """The pairs where `keep` is True (order preserved; whole orders keep the stride)."""
+        return PairTable(
+            order_row=self.order_row[keep],
+            courier_row=self.courier_row[keep],
+            feasible=self.feasible[keep],
+            stride=self.stride,
+            travel_p50_s=self.travel_p50_s[keep],
+            travel_p90_s=self.travel_p90_s[keep],
+            arrival_p50_s=self.arrival_p50_s[keep],
+            pickup_p50_s=self.pickup_p50_s[keep],
+            pickup_p90_s=self.pickup_p90_s[keep],
+            dropoff_p50_s=self.dropoff_p50_s[keep],
+            dropoff_p90_s=self.dropoff_p90_s[keep],
+        )
+
+
+@dataclass(frozen=True)
+class CourierIndex:
+    """Time-aware k-d tree over the couriers that may take a new job.
+
+    Points are `(x, y, index_speed_mps * seconds until free)`, so a courier freeing up soon
+    next door ranks near and one free now but far away ranks far.
+
+    Attributes:
+        rows: courier rows in the tree (all eligible couriers).
+        tree: the k-d tree (None when there are no eligible couriers).
+    """
+
+    rows: IntArray
+    tree: cKDTree | None
+
+    def nearest(self, xy_m: FloatArray, k: int, same_point: IntArray | None = None) -> IntArray:
+        """Courier rows of the `k` nearest couriers to each point, shape `(n, min(k, size))`.
+
+        `same_point` optionally labels points (equal labels, equal points, e.g. merchant
+        codes) so each distinct point is looked up once.
+        """
+        k = min(k, self.rows.size)
+        if self.tree is None or k == 0 or len(xy_m) == 0:
+            return np.zeros((len(xy_m), 0), dtype=np.int64)
+        if same_point is None:
+            first = np.arange(len(xy_m))
+            inverse = first
+        else:
+            _, first, inverse = np.unique(same_point, return_index=True, return_inverse=True)
+        queries = np.column_stack([np.take(xy_m, first, axis=0), np.zeros(first.size)])
+        _, near = self.tree.query(queries, k=k)
+        near = np.asarray(near, dtype=np.int64).reshape(first.size, k)
+        return self.rows[near[inverse.reshape(-1)]]
+
+
+def courier_index(snapshot: Snapshot, frame: TickFrame, policy: Policy) -> CourierIndex:
+    """The tick's courier index over eligible couriers."""
+    rows = np.flatnonzero(frame.eligible)
+    if rows.size == 0:
+        return CourierIndex(rows, None)
+    busy_m = np.maximum(frame.free_s[rows], 0.0) * policy.index_speed_mps
+    return CourierIndex(rows, cKDTree(np.column_stack([snapshot.couriers.free_xy_m[rows], busy_m])))
+
 
 def nearest_couriers(
-    snapshot: Snapshot, frame: TickFrame, rows: IntArray, policy: Policy
-) -> tuple[IntArray, IntArray]:
-    """Candidate pairs `(order_row, courier_row)` for the orders in `rows`.
+    snapshot: Snapshot, index: CourierIndex, rows: IntArray, policy: Policy
+) -> tuple[IntArray, IntArray, int]:
+    """Candidate pairs `(order_row, courier_row)` for the orders in `rows`, and the stride.
 
     Each order gets its `max_candidates` nearest eligible couriers in the time-aware index,
-    or every eligible courier when there are no more than that.
+    or every eligible courier when there are no more than that; pairs are grouped by order,
+    `stride` per order.
     """
-    couriers = np.flatnonzero(frame.eligible)
+    couriers = index.rows
     if rows.size == 0 or couriers.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
+        return empty, empty, 0
     k = min(policy.max_candidates, couriers.size)
     if k == couriers.size:
-        return np.repeat(rows, k), np.tile(couriers, rows.size)
-    busy_m = np.maximum(frame.free_s[couriers], 0.0) * policy.index_speed_mps
-    points = np.column_stack([snapshot.couriers.free_xy_m[couriers], busy_m])
-    tree = cKDTree(points)
-    pickup = snapshot.orders.pickup_xy_m[rows]
-    unique, inverse = np.unique(pickup, axis=0, return_inverse=True)
-    queries = np.column_stack([unique, np.zeros(unique.shape[0])])
-    _, nearest = tree.query(queries, k=k)
-    nearest = np.asarray(nearest, dtype=np.int64).reshape(unique.shape[0], k)
-    chosen = couriers[nearest[inverse.reshape(-1)]]
-    return np.repeat(rows, k), chosen.reshape(-1)
+        return np.repeat(rows, k), np.tile(couriers, rows.size), k
+    orders = snapshot.orders
+    chosen = index.nearest(
+        np.take(orders.pickup_xy_m, rows, axis=0), k, orders.merchant_code[rows]
+    )
+    return np.repeat(rows, k), chosen.reshape(-1), k
 
 
 def plan_pairs(
@@ -150,14 +213,16 @@ def plan_pairs(
     order_row: IntArray,
     courier_row: IntArray,
     policy: Policy,
+    stride: int,
 ) -> PairTable:
     """Planned times of new jobs (courier goes from where it is free to the merchant).
 
     Pairs whose travel exceeds `max_pickup_s` or whose p90 pickup is after the shift end
-    (less the margin) are dropped.
+    (less the margin) are marked infeasible.
     """
     eta = snapshot.eta.travel_s(
-        snapshot.couriers.free_xy_m[courier_row], snapshot.orders.pickup_xy_m[order_row]
+        np.take(snapshot.couriers.free_xy_m, courier_row, axis=0),
+        np.take(snapshot.orders.pickup_xy_m, order_row, axis=0),
     )
     travel50 = np.asarray(eta.p50_s, dtype=np.float64)
     travel90 = np.asarray(eta.p90_s, dtype=np.float64)
@@ -173,17 +238,19 @@ def plan_pairs(
     tail = half + frame.half_dropoff_s
     dropoff50 = pickup50 + tail + frame.direct_p50_s[order_row]
     dropoff90 = pickup90 + tail + frame.direct_p90_s[order_row]
-    keep = (travel50 <= policy.max_pickup_s) & (
+    feasible = (travel50 <= policy.max_pickup_s) & (
         pickup90 <= frame.shift_end_s[courier_row] - policy.shift_end_margin_s
     )
     return PairTable(
-        order_row=order_row[keep],
-        courier_row=courier_row[keep],
-        travel_p50_s=travel50[keep],
-        travel_p90_s=travel90[keep],
-        arrival_p50_s=arrival50[keep],
-        pickup_p50_s=pickup50[keep],
-        pickup_p90_s=pickup90[keep],
-        dropoff_p50_s=dropoff50[keep],
-        dropoff_p90_s=dropoff90[keep],
+        order_row=order_row,
+        courier_row=courier_row,
+        feasible=feasible,
+        stride=stride,
+        travel_p50_s=travel50,
+        travel_p90_s=travel90,
+        arrival_p50_s=arrival50,
+        pickup_p50_s=pickup50,
+        pickup_p90_s=pickup90,
+        dropoff_p50_s=dropoff50,
+        dropoff_p90_s=dropoff90,
     )

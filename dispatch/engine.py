@@ -14,13 +14,21 @@ tick has more candidate pairs than `policy.max_pairs`, use `dispatch.greedy`.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dispatch.bundles import Insertion, insertions
-from dispatch.candidates import PairTable, TickFrame, nearest_couriers, plan_pairs, tick_frame
+from dispatch.bundles import Insertion, InsertionTable, insertions
+from dispatch.candidates import (
+    PairTable,
+    TickFrame,
+    courier_index,
+    nearest_couriers,
+    plan_pairs,
+    tick_frame,
+)
 from dispatch.costs import TERM_NAMES, single_terms
 from dispatch.coverage import coverage
 from dispatch.decisions import Assignment, Decisions, Explanation
@@ -29,6 +37,7 @@ from dispatch.matching import min_cost_matching
 from dispatch.policy import DEFAULT_POLICY, Policy
 from dispatch.reposition import repositions
 from dispatch.routes import build_assignment, explanation, runner_up, to_ts_ms
+from scipy.spatial import cKDTree
 from dispatch.snapshot import OPEN, OrderTable, Snapshot, SnapshotError
 
 FloatArray = NDArray[np.float64]
@@ -57,67 +66,39 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
     frame = tick_frame(snapshot, policy)
     if policy.mode == "greedy":
         return greedy_decide(snapshot, frame, policy, fallback=False)
-    o_rows, c_rows = nearest_couriers(snapshot, frame, frame.open_rows, policy)
+    index = courier_index(snapshot, frame, policy)
+    o_rows, c_rows, stride = nearest_couriers(snapshot, index, frame.open_rows, policy)
     if o_rows.size > policy.max_pairs:
         return greedy_decide(snapshot, frame, policy, fallback=True)
-    pairs = plan_pairs(snapshot, frame, o_rows, c_rows, policy)
-    cover = coverage(snapshot, frame, policy) if (policy.reposition or policy.w_coverage) else None
+    every_pair = plan_pairs(snapshot, frame, o_rows, c_rows, policy, stride)
+    extra = insertions(snapshot, frame, policy)
+    due = _due_orders(snapshot, frame, policy, every_pair, extra)
+    pairs = every_pair.take(due[every_pair.order_row])
+    wants_cover = policy.reposition or policy.w_coverage > 0
+    cover = coverage(snapshot, frame, policy, index) if wants_cover else None
     loss = None
     if cover is not None and policy.w_coverage > 0:
         loss = np.zeros(snapshot.couriers.m)
         loss[cover.couriers] = cover.loss()
     terms = single_terms(snapshot, frame, pairs, policy, loss)
-    extra = insertions(snapshot, frame, policy)
-
-    m = snapshot.couriers.m
-    n_open = frame.open_rows.size
-    compact = np.full(snapshot.orders.n, -1, dtype=np.int64)
-    compact[frame.open_rows] = np.arange(n_open)
-    edge_row = np.concatenate(
-        [compact[pairs.order_row], np.array([compact[x.order_row] for x in extra], dtype=np.int64)]
-    )
-    edge_col = np.concatenate(
-        [pairs.courier_row, np.array([m + x.courier_row for x in extra], dtype=np.int64)]
-    )
-    edge_cost = np.concatenate(
-        [terms.sum(axis=1), np.array([sum(x.terms) for x in extra], dtype=np.float64)]
-    )
-    age_min = np.maximum(-frame.ready_s[frame.open_rows], 0.0) / 60.0
+    graph = _graph(snapshot, frame, policy, pairs, terms, extra, due)
     match = min_cost_matching(
-        edge_row,
-        edge_col,
-        edge_cost - policy.w_age * age_min[edge_row],
-        n_open,
-        2 * m,
-        np.full(n_open, policy.hold_cost),
+        graph.row,
+        graph.col,
+        graph.priority_cost,
+        graph.n_rows,
+        2 * snapshot.couriers.m,
+        np.full(graph.n_rows, policy.hold_cost),
+        distinct=True,
     )
-    matched_edge = _matched_edges(edge_row, edge_col, match)
-
-    alternatives = _on_time_alternatives(frame, pairs, compact, match, n_open)
-    choices: dict[int, _Choice] = {}
-    for i in np.flatnonzero(match >= 0):
-        e = int(matched_edge[i])
-        if e < pairs.size:
-            choice = _new_job_choice(
-                snapshot, frame, policy, pairs, terms, e, matched_edge, int(alternatives[i])
-            )
-        else:
-            choice = _insertion_choice(snapshot, frame, policy, extra[e - pairs.size])
-        if choice is not None:
-            choices[int(i)] = choice
+    matched_edge = _matched_edges(graph, match)
+    choices = _commitments(snapshot, frame, policy, pairs, terms, extra, graph, match, matched_edge)
 
     assignments: list[Assignment] = []
-    held: list[str] = []
-    edge_courier = np.where(edge_col >= m, edge_col - m, edge_col)
-    by_row = np.argsort(edge_row, kind="stable")
-    starts = np.searchsorted(edge_row[by_row], np.arange(n_open + 1))
-    for i, row in enumerate(frame.open_rows):
-        choice = choices.get(i)
-        if choice is None:
-            held.append(snapshot.orders.order_id[row])
-            continue
-        edges = by_row[starts[i] : starts[i + 1]]
-        second, second_cost = runner_up(edge_courier[edges], edge_cost[edges], choice.courier)
+    for i in sorted(choices):
+        choice = choices[i]
+        edges = graph.by_row[graph.starts[i] : graph.starts[i + 1]]
+        second, second_cost = runner_up(graph.courier[edges], graph.cost[edges], choice.courier)
         explain = explanation(
             choice.terms,
             None if second is None else snapshot.couriers.courier_id[second],
@@ -125,108 +106,252 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
             choice.reason,
         )
         assignments.append(_assignment(snapshot, frame, pairs, choice, explain))
+    still_open = np.ones(snapshot.orders.n, dtype=bool)
+    still_open[graph.order_row[np.array(sorted(choices), dtype=np.int64)]] = False
+    held = _ids_of(snapshot.orders.order_id, frame.open_rows[still_open[frame.open_rows]])
 
-    reserved = {c.courier for c in choices.values()}
-    reserved |= {int(c) for c in match[(match >= 0) & (match < m)]}
+    m = snapshot.couriers.m
+    reserved_rows = [np.array([c.courier for c in choices.values()], dtype=np.int64)]
+    reserved_rows.append(match[(match >= 0) & (match < m)])
     if policy.keep_backups:
-        on_time = pairs.pickup_p50_s <= frame.ready_s[pairs.order_row]
-        reserved |= {int(c) for c in pairs.courier_row[on_time]}
+        on_time = every_pair.feasible & (
+            every_pair.pickup_p50_s <= frame.ready_s[every_pair.order_row]
+        )
+        reserved_rows.append(every_pair.courier_row[on_time])
+    reserved = set(np.unique(np.concatenate(reserved_rows)).tolist())
     moves = repositions(snapshot, frame, policy, reserved, cover) if policy.reposition else []
     return Decisions(
         now_ts_ms=snapshot.now_ts_ms,
         policy_name=policy.name,
         assignments=tuple(assignments),
         repositions=tuple(moves),
-        held_order_ids=tuple(held),
+        held_order_ids=held,
         fallback_used=False,
     )
 
 
-def _matched_edges(edge_row: IntArray, edge_col: IntArray, match: IntArray) -> IntArray:
-    """Index of the edge each row is matched through (-1 for unmatched rows)."""
-    out = np.full(match.size, -1, dtype=np.int64)
-    hit = np.flatnonzero((match[edge_row] == edge_col) & (match[edge_row] >= 0))
-    # Duplicate edges of one (row, column) keep the cheapest first in the matching; any is fine
-    # for timing since duplicates carry identical plans.
-    out[edge_row[hit[::-1]]] = hit[::-1]
-    return out
+def _ids_of(ids: tuple[str, ...], rows: IntArray) -> tuple[str, ...]:
+    """The ids at `rows` (a C-level gather from the id tuple)."""
+    if rows.size == 0:
+        return ()
+    if rows.size == 1:
+        return (ids[int(rows[0])],)
+    return tuple(operator.itemgetter(*rows.tolist())(ids))
 
 
-def _on_time_alternatives(
-    frame: TickFrame, pairs: PairTable, compact: IntArray, match: IntArray, n_open: int
-) -> IntArray:
-    """Per open order: couriers that could still hand over at ready time and are not matched
-    to another order in this tick."""
-    row = compact[pairs.order_row]
-    on_time = pairs.pickup_p50_s <= frame.ready_s[pairs.order_row]
-    taken = np.zeros(int(pairs.courier_row.max(initial=-1)) + 1, dtype=np.int64) - 1
-    matched = np.flatnonzero((match >= 0) & (match < taken.size))
-    taken[match[matched]] = matched
-    free_for_row = (taken[pairs.courier_row] < 0) | (taken[pairs.courier_row] == row)
-    return np.bincount(row[on_time & free_for_row], minlength=n_open).astype(np.int64)
+@dataclass(frozen=True)
+class _Graph:
+    """The matching graph: rows are open orders due soon, columns couriers and pending pickups.
+
+    Edge `e < n_pairs` is new-job pair `edge_index[e]`; others are insertions.
+    """
+
+    order_row: IntArray
+    n_rows: int
+    row: IntArray
+    col: IntArray
+    cost: FloatArray
+    priority_cost: FloatArray
+    source: IntArray
+    courier: IntArray
+    by_row: IntArray
+    starts: IntArray
 
 
-def _new_job_choice(
+def _due_orders(
+    snapshot: Snapshot,
+    frame: TickFrame,
+    policy: Policy,
+    pairs: PairTable,
+    extra: InsertionTable,
+) -> NDArray[np.bool_]:
+    """Per order row: whether it enters this tick's matching.
+
+    An open order is due when one of its couriers would have to leave within
+    `matching_horizon_s` to hand over at ready time, or when it may join a pending pickup;
+    other orders are held without claiming a courier.
+    """
+    slack = frame.ready_s[pairs.order_row] - frame.half_pickup_s - pairs.travel_p90_s
+    slack = np.where(pairs.feasible, slack, np.inf)
+    due = np.zeros(snapshot.orders.n, dtype=bool)
+    if pairs.size:
+        best = slack.reshape(-1, pairs.stride).min(axis=1)
+        due[pairs.order_row[:: pairs.stride]] = best <= policy.matching_horizon_s
+    due[extra.order_row] = True
+    return due
+
+
+def _graph(
     snapshot: Snapshot,
     frame: TickFrame,
     policy: Policy,
     pairs: PairTable,
     terms: FloatArray,
-    e: int,
-    matched_edge: IntArray,
-    alternatives: int,
-) -> _Choice | None:
-    """Commit the matched new job `e` now, or None to hold it for a later tick."""
-    c = int(pairs.courier_row[e])
-    row = int(pairs.order_row[e])
-    ready = float(frame.ready_s[row])
-    pickup = float(pairs.pickup_p50_s[e])
-    late = pickup > ready
-    if not policy.jit:
-        return _Choice(c, "late" if late else "immediate", terms[e], e, None)
-    idle = frame.free_s[c] <= 0 and not np.isfinite(frame.pending_pickup_s[c])
-    if not idle:
-        return None
-    tick = snapshot.tick_s
-    latest = ready - policy.commit_buffer_s
-    if float(pairs.travel_p50_s[e]) == 0.0:
-        must_go = latest < tick  # waiting at the merchant: commit by the handover
+    extra: InsertionTable,
+    due: NDArray[np.bool_],
+) -> _Graph:
+    """Edges of the matching: each due order's cheapest options (new jobs and insertions)."""
+    m = snapshot.couriers.m
+    n_orders = snapshot.orders.n
+    open_due = frame.open_rows[due[frame.open_rows]]
+    compact = np.full(n_orders, -1, dtype=np.int64)
+    compact[open_due] = np.arange(open_due.size)
+    age_min = np.maximum(-frame.ready_s, 0.0) / 60.0
+    # New jobs: each due order keeps its `max_edges_per_order` cheapest feasible couriers.
+    k = pairs.stride
+    cost = terms.sum(axis=1)
+    priority = np.where(pairs.feasible, cost - policy.w_age * age_min[pairs.order_row], np.inf)
+    if k and pairs.size:
+        grid = priority.reshape(-1, k)
+        keep_k = min(policy.max_edges_per_order, k)
+        if keep_k < k:
+            pick = np.argpartition(grid, keep_k - 1, axis=1)[:, :keep_k]
+        else:
+            pick = np.broadcast_to(np.arange(k), grid.shape)
+        pick = np.sort(pick, axis=1)
+        pair_edge = (np.arange(grid.shape[0])[:, None] * k + pick).reshape(-1)
+        pair_edge = pair_edge[np.isfinite(priority[pair_edge])]
     else:
-        # Leaving at the next tick would miss a handover at ready time (p90 travel).
-        must_go = tick + float(pairs.travel_p90_s[e]) + frame.half_pickup_s > latest
-    last_backup = not late and alternatives < policy.min_alternatives
-    if not (must_go or late or last_backup):
-        return None
-    if policy.chain_hold and _chain_beats(snapshot, frame, pairs, e, matched_edge, pickup):
-        return None
-    reason = "late" if late else ("just_in_time" if must_go else "last_backup")
-    return _Choice(c, reason, terms[e], e, None)
+        pair_edge = np.zeros(0, dtype=np.int64)
+    ins = np.flatnonzero(compact[extra.order_row] >= 0)
+    row = np.concatenate([compact[pairs.order_row[pair_edge]], compact[extra.order_row[ins]]])
+    col = np.concatenate([pairs.courier_row[pair_edge], m + extra.courier_row[ins]])
+    ins_cost = extra.terms[ins].sum(axis=1)
+    cost_e = np.concatenate([cost[pair_edge], ins_cost])
+    priority_e = np.concatenate(
+        [priority[pair_edge], ins_cost - policy.w_age * age_min[extra.order_row[ins]]]
+    )
+    source = np.concatenate([pair_edge, pairs.size + ins])
+    order = np.argsort(row, kind="stable")
+    row, col, cost_e, priority_e, source = (
+        row[order],
+        col[order],
+        cost_e[order],
+        priority_e[order],
+        source[order],
+    )
+    starts = np.searchsorted(row, np.arange(open_due.size + 1))
+    return _Graph(
+        order_row=open_due,
+        n_rows=int(open_due.size),
+        row=row,
+        col=col,
+        cost=cost_e,
+        priority_cost=priority_e,
+        source=source,
+        courier=np.where(col >= m, col - m, col),
+        by_row=np.arange(row.size, dtype=np.int64),
+        starts=starts,
+    )
+
+
+def _matched_edges(graph: _Graph, match: IntArray) -> IntArray:
+    """Per row, the index (into the graph's edges) of the edge it is matched through, or -1."""
+    out = np.full(graph.n_rows, -1, dtype=np.int64)
+    hit = np.flatnonzero(match[graph.row] == graph.col)
+    out[graph.row[hit[::-1]]] = hit[::-1]
+    return out
+
+
+def _commitments(
+    snapshot: Snapshot,
+    frame: TickFrame,
+    policy: Policy,
+    pairs: PairTable,
+    terms: FloatArray,
+    extra: InsertionTable,
+    graph: _Graph,
+    match: IntArray,
+    matched_edge: IntArray,
+) -> dict[int, _Choice]:
+    """The matched options committed in this tick, by graph row."""
+    choices: dict[int, _Choice] = {}
+    rows = np.flatnonzero(matched_edge >= 0)
+    source = graph.source[matched_edge[rows]]
+    is_pair = source < pairs.size
+    for i, src in zip(rows[~is_pair], source[~is_pair], strict=True):
+        choice = _insertion_choice(snapshot, frame, policy, extra.item(int(src) - pairs.size))
+        if choice is not None:
+            choices[int(i)] = choice
+    rows, e = rows[is_pair], source[is_pair]
+    if e.size == 0:
+        return choices
+    c = pairs.courier_row[e]
+    o = pairs.order_row[e]
+    ready = frame.ready_s[o]
+    late = pairs.pickup_p50_s[e] > ready
+    if not policy.jit:
+        for i, ee, lt in zip(rows, e, late, strict=True):
+            choices[int(i)] = _Choice(
+                int(pairs.courier_row[ee]), "late" if lt else "immediate", terms[ee], int(ee), None
+            )
+        return choices
+    idle = (frame.free_s[c] <= 0) & ~np.isfinite(frame.pending_pickup_s[c])
+    latest = ready - policy.commit_buffer_s
+    tick = snapshot.tick_s
+    must_go = np.where(
+        pairs.travel_p50_s[e] == 0.0,
+        latest < tick,  # waiting at the merchant: commit by the handover
+        tick + pairs.travel_p90_s[e] + frame.half_pickup_s > latest,
+    )
+    alternatives = _on_time_alternatives(frame, pairs, graph, match)[rows]
+    last_backup = ~late & (alternatives < policy.min_alternatives)
+    commit = idle & (must_go | late | last_backup)
+    if policy.chain_hold and commit.any():
+        commit[commit] = ~_chain_beats(snapshot, frame, pairs, e[commit], graph, matched_edge)
+    for i, ee, lt, mg in zip(rows[commit], e[commit], late[commit], must_go[commit], strict=True):
+        reason = "late" if lt else ("just_in_time" if mg else "last_backup")
+        choices[int(i)] = _Choice(int(pairs.courier_row[ee]), reason, terms[ee], int(ee), None)
+    return choices
+
+
+def _on_time_alternatives(
+    frame: TickFrame, pairs: PairTable, graph: _Graph, match: IntArray
+) -> IntArray:
+    """Per graph row: couriers that could still hand the order over at ready time and are not
+    matched to another order in this tick."""
+    compact = np.full(frame.ready_s.size, -1, dtype=np.int64)
+    compact[graph.order_row] = np.arange(graph.n_rows)
+    row = compact[pairs.order_row]
+    on_time = pairs.feasible & (pairs.pickup_p50_s <= frame.ready_s[pairs.order_row]) & (row >= 0)
+    taken = np.full(int(pairs.courier_row.max(initial=-1)) + 1, -1, dtype=np.int64)
+    matched = np.flatnonzero((match >= 0) & (match < taken.size))
+    taken[match[matched]] = matched
+    owner = taken[pairs.courier_row]
+    free_for_row = (owner < 0) | (owner == row)
+    return np.bincount(row[on_time & free_for_row], minlength=graph.n_rows).astype(np.int64)
 
 
 def _chain_beats(
     snapshot: Snapshot,
     frame: TickFrame,
     pairs: PairTable,
-    e: int,
+    due: IntArray,
+    graph: _Graph,
     matched_edge: IntArray,
-    pickup_s: float,
-) -> bool:
-    """Whether another matched courier, right after its matched job, picks up no later."""
-    planned = matched_edge[(matched_edge >= 0) & (matched_edge < pairs.size)]
-    planned = planned[pairs.courier_row[planned] != pairs.courier_row[e]]
-    if planned.size == 0:
-        return False
-    row = int(pairs.order_row[e])
-    previous = pairs.order_row[planned]
-    couriers = pairs.courier_row[planned]
-    free_s = pairs.dropoff_p50_s[planned] + frame.half_dropoff_s
-    eta = snapshot.eta.travel_s(
-        snapshot.orders.dropoff_xy_m[previous], snapshot.orders.pickup_xy_m[row][None, :]
-    )
-    arrival = free_s + np.asarray(eta.p90_s, dtype=np.float64)
-    chained = np.maximum(arrival + frame.half_pickup_s, frame.ready_s[row])
-    feasible = chained <= frame.shift_end_s[couriers]
-    return bool((feasible & (chained <= pickup_s)).any())
+) -> NDArray[np.bool_]:
+    """Per due pair: whether another matched courier, right after the job it is matched to,
+    would pick the order up no later (checked against the nearest planned job ends)."""
+    planned = graph.source[matched_edge[matched_edge >= 0]]
+    planned = planned[planned < pairs.size]
+    out = np.zeros(due.size, dtype=bool)
+    if planned.size < 2:
+        return out
+    end_xy = snapshot.orders.dropoff_xy_m[pairs.order_row[planned]]
+    end_s = pairs.dropoff_p50_s[planned] + frame.half_dropoff_s
+    k = min(8, planned.size)
+    pickup_xy = snapshot.orders.pickup_xy_m[pairs.order_row[due]]
+    _, near = cKDTree(end_xy).query(pickup_xy, k=k)
+    near = np.asarray(near, dtype=np.int64).reshape(due.size, k)
+    eta = snapshot.eta.travel_s(end_xy[near], pickup_xy[:, None, :])
+    arrival = end_s[near] + np.asarray(eta.p90_s).reshape(due.size, k)
+    row = pairs.order_row[due]
+    chained = np.maximum(arrival + frame.half_pickup_s, frame.ready_s[row][:, None])
+    courier = pairs.courier_row[planned][near]
+    other = courier != pairs.courier_row[due][:, None]
+    feasible = chained <= frame.shift_end_s[courier]
+    better = chained <= pairs.pickup_p50_s[due][:, None]
+    return (other & feasible & better).any(axis=1)
 
 
 def _insertion_choice(
@@ -234,7 +359,7 @@ def _insertion_choice(
 ) -> _Choice | None:
     """Commit the matched insertion if it keeps the handover time or the pickup is imminent."""
     pickup_old = float(frame.pending_pickup_s[x.courier_row])
-    keeps_handover = float(frame.ready_s[x.order_row]) <= pickup_old
+    keeps_handover = x.pickup_p50_s <= pickup_old
     if policy.jit and pickup_old >= snapshot.tick_s and not keeps_handover:
         return None
     return _Choice(x.courier_row, "pickup_closing", np.asarray(x.terms), None, x)
@@ -253,12 +378,14 @@ def _assignment(
             [x.order_row],
             updates_pending=True,
             depart_s=0.0,
-            arrival_s=x.pickup_p50_s - frame.half_pickup_s,
-            pickup_p50_s=x.pickup_p50_s,
-            pickup_p90_s=x.pickup_p50_s,
+            arrival_s=x.pending_pickup_p50_s - frame.half_pickup_s,
+            pickup_p50_s=x.pending_pickup_p50_s,
+            pickup_p90_s=x.pending_pickup_p50_s,
             dropoff_p50_s=x.dropoff_p50_s,
             dropoff_p90_s=x.dropoff_p90_s,
             explain=explain,
+            extra_pickup=(x.order_row, x.pickup_p50_s),
+            first_row=next(r for r in x.sequence if r != x.order_row),
         )
     e = choice.new_job
     assert e is not None
@@ -327,8 +454,10 @@ def rank(
         shard_id=snapshot.shard_id,
     )
     frame = tick_frame(alone, policy)
-    o_rows, c_rows = nearest_couriers(alone, frame, frame.open_rows, policy)
-    pairs = plan_pairs(alone, frame, o_rows, c_rows, policy)
+    index = courier_index(alone, frame, policy)
+    o_rows, c_rows, stride = nearest_couriers(alone, index, frame.open_rows, policy)
+    pairs = plan_pairs(alone, frame, o_rows, c_rows, policy, stride)
+    pairs = pairs.take(pairs.feasible)
     terms = single_terms(alone, frame, pairs, policy)
     costs = terms.sum(axis=1)
     best = np.lexsort((pairs.courier_row, costs))[:k]

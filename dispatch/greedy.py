@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dispatch.candidates import TickFrame, nearest_couriers, plan_pairs
+from dispatch.candidates import TickFrame, courier_index, nearest_couriers, plan_pairs
 from dispatch.costs import single_terms
 from dispatch.decisions import Assignment, Decisions
 from dispatch.policy import Policy
@@ -34,8 +34,10 @@ def greedy_decide(
     key_ids = np.asarray(orders.order_id, dtype=object)[rows] if rows.size else rows
     rank = np.lexsort((key_ids, frame.placed_s[rows], frame.ready_s[rows])) if rows.size else rows
     rows = rows[rank]
-    o_rows, c_rows = nearest_couriers(snapshot, frame, rows, policy)
-    pairs = plan_pairs(snapshot, frame, o_rows, c_rows, policy)
+    index = courier_index(snapshot, frame, policy)
+    o_rows, c_rows, stride = nearest_couriers(snapshot, index, rows, policy)
+    pairs = plan_pairs(snapshot, frame, o_rows, c_rows, policy, stride)
+    pairs = pairs.take(pairs.feasible)
     terms = single_terms(snapshot, frame, pairs, policy)
     costs = terms.sum(axis=1)
     position = np.empty(orders.n, dtype=np.int64)

@@ -30,6 +30,8 @@ def min_cost_matching(
     n_rows: int,
     n_cols: int,
     hold_cost: FloatArray,
+    *,
+    distinct: bool = False,
 ) -> IntArray:
     """Match rows to columns at least total cost; a row may instead pay its hold cost.
 
@@ -40,6 +42,7 @@ def min_cost_matching(
         n_rows: number of rows.
         n_cols: number of columns.
         hold_cost: cost of leaving each row unmatched, shape `(n_rows,)`.
+        distinct: the caller guarantees no (row, column) pair repeats (skips de-duplication).
 
     Returns:
         The matched column of each row, or -1 for a row left unmatched.
@@ -47,11 +50,12 @@ def min_cost_matching(
     match = np.full(n_rows, -1, dtype=np.int64)
     if row.size == 0:
         return match
-    order = np.lexsort((cost, col, row))
-    row, col, cost = row[order], col[order], cost[order]
-    first = np.ones(row.size, dtype=bool)
-    first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
-    row, col, cost = row[first], col[first], cost[first]
+    if not distinct:
+        order = np.lexsort((cost, col, row))
+        row, col, cost = row[order], col[order], cost[order]
+        first = np.ones(row.size, dtype=bool)
+        first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+        row, col, cost = row[first], col[first], cost[first]
     cheaper = cost < hold_cost[row]
     row, col, cost = row[cheaper], col[cheaper], cost[cheaper]
     if row.size == 0:

@@ -62,6 +62,10 @@ class Policy:
         chain_hold: hold a due commitment when another courier, right after the job it is
             matched to, would pick the order up no later.
         hold_cost: cost of leaving an order without any courier in this tick's matching.
+        matching_horizon_s: only orders whose best courier would have to leave within this
+            time (or that may join a pending pickup) enter the matching; others are held
+            without claiming a courier.
+        max_edges_per_order: each order keeps only its cheapest options in the matching.
         w_age: matching priority per minute an order has waited since it was ready: its edges
             are discounted by this much so that old orders are not starved by cheaper new ones
             (a priority, not part of the choice's cost).
@@ -74,6 +78,11 @@ class Policy:
         reposition_merchants: most merchants (by demand) considered as demand points and
             targets.
         coverage_horizon_s: couriers freeing up within this time count as covering demand.
+        coverage_open_points: most open orders (most urgent first) used as demand points.
+        coverage_couriers_per_point: couriers tracked per demand point (nearest first).
+        reposition_candidates: most idle couriers considered for a move per tick (farthest
+            from demand first).
+        max_repositions: most reposition moves per tick.
         coverage_slack_s: a merchant reached by an available courier within this time counts
             as covered; beyond it, each second of travel is shortfall.
         open_order_weight: coverage weight of each open order's merchant (whose slack is the
@@ -83,7 +92,7 @@ class Policy:
 
     name: str = "default"
     mode: Literal["optimize", "greedy"] = "optimize"
-    max_candidates: int = 48
+    max_candidates: int = 24
     max_pickup_s: float = 3600.0
     index_speed_mps: float = 5.0
     max_pairs: int = 400_000
@@ -108,13 +117,19 @@ class Policy:
     chain_hold: bool = True
     min_alternatives: int = 1
     hold_cost: float = 1000.0
+    matching_horizon_s: float = 180.0
+    max_edges_per_order: int = 8
     w_age: float = 0.5
     reposition: bool = True
     reposition_max_s: float = 900.0
     reposition_transit_weight: float = 0.25
     reposition_min_gain: float = 1.0
-    reposition_merchants: int = 64
+    reposition_merchants: int = 32
     coverage_horizon_s: float = 600.0
+    coverage_open_points: int = 32
+    coverage_couriers_per_point: int = 4
+    reposition_candidates: int = 32
+    max_repositions: int = 8
     coverage_slack_s: float = 300.0
     open_order_weight: float = 10.0
     keep_backups: bool = True

@@ -1,10 +1,10 @@
 """Repositioning idle couriers towards expected demand (prepositioning moves to merchants).
 
-Idle couriers without work are moved, one at a time and best first, to the demand merchant
-that cuts the expected coverage shortfall (see `dispatch.coverage`) the most, as long as the
-cut is at least `reposition_min_gain` and the move takes at most `reposition_max_s`. A moved
-courier reaches other merchants from its target, plus `reposition_transit_weight` times its
-move (the move is temporary, the new position lasts).
+Idle couriers without work are moved, one at a time and best first, to the busy merchant that
+cuts the expected coverage shortfall (see `dispatch.coverage`) the most, as long as the cut is
+at least `reposition_min_gain` and the move takes at most `reposition_max_s`; at most
+`max_repositions` moves per tick. A moved courier reaches demand points from its target, plus
+`reposition_transit_weight` times its move (the move is temporary, the new position lasts).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dispatch.candidates import TickFrame
-from dispatch.coverage import Coverage, shortfall_min
+from dispatch.coverage import Coverage
 from dispatch.decisions import Reposition, decision_id
 from dispatch.policy import Policy
 from dispatch.routes import to_ts_ms
@@ -27,7 +27,7 @@ def repositions(
     cover: Coverage | None,
 ) -> list[Reposition]:
     """Moves of idle couriers (not in `busy`) towards merchants with expected demand."""
-    if cover is None:
+    if cover is None or policy.max_repositions == 0:
         return []
     idle_mask = (frame.free_s <= 0) & ~np.isfinite(frame.pending_pickup_s)
     idle_pos = np.array(
@@ -36,22 +36,21 @@ def repositions(
     )
     if idle_pos.size == 0:
         return []
-    merchants = snapshot.merchants
-    weight, between, slack = cover.weight, cover.between_s, cover.slack_s
     targets = cover.merchant_rows.size
     # Idle couriers are free now: their reach to the target merchants is their travel time.
     move_s = cover.reach_s[idle_pos][:, :targets].copy()
+    too_far = move_s > policy.reposition_max_s
+    transit = policy.reposition_transit_weight
     moves: list[Reposition] = []
     remaining = np.ones(idle_pos.size, dtype=bool)
-    while remaining.any():
+    while remaining.any() and len(moves) < policy.max_repositions:
         first, best1, best2 = cover.best_two()
-        current = float((weight * shortfall_min(best1, slack)).sum())
+        current = float(cover.expected_shortfall(best1))
         cand = np.flatnonzero(remaining)
         without = np.where(first[None, :] == idle_pos[cand][:, None], best2, best1)
-        via = policy.reposition_transit_weight * move_s[cand][:, :, None] + between[None, :, :]
-        reach = np.minimum(without[:, None, :], via)
-        cost = (weight * shortfall_min(reach, slack)).sum(axis=2)
-        cost[move_s[cand] > policy.reposition_max_s] = np.inf
+        via = transit * move_s[cand][:, :, None] + cover.between_s[None, :, :]
+        cost = cover.expected_shortfall(np.minimum(without[:, None, :], via))
+        cost[too_far[cand]] = np.inf
         target = np.argmin(cost, axis=1)
         gain = current - cost[np.arange(cand.size), target]
         k = int(np.argmax(gain))
@@ -61,8 +60,9 @@ def repositions(
         remaining[i] = False
         if move_s[i, t] == 0:
             continue
-        cover.reach_s[idle_pos[i]] = policy.reposition_transit_weight * move_s[i, t] + between[t]
+        cover.reach_s[idle_pos[i]] = transit * move_s[i, t] + cover.between_s[t]
         merchant = int(cover.merchant_rows[t])
+        merchants = snapshot.merchants
         xy = merchants.xy_m[merchant]
         now = snapshot.now_ts_ms
         courier_id = snapshot.couriers.courier_id[int(cover.couriers[idle_pos[i]])]

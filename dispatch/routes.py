@@ -47,23 +47,54 @@ def build_assignment(
     dropoff_p50_s: Sequence[float],
     dropoff_p90_s: Sequence[float],
     explain: Explanation,
+    extra_pickup: tuple[int, float] | None = None,
+    first_row: int | None = None,
 ) -> Assignment:
-    """An `Assignment` for the bundle `sequence` (order rows in drop-off order)."""
+    """An `Assignment` for the bundle `sequence` (order rows in drop-off order).
+
+    `first_row` is an order of the merchant picked up first (default: the first drop-off).
+    `extra_pickup` is `(order row, handover seconds)` of an order joining the bundle: at the
+    same merchant everyone is handed over at its time; at a nearby merchant it gets its own
+    pickup stop right after the first handover.
+    """
     orders = snapshot.orders
     now = snapshot.now_ts_ms
     ids = tuple(orders.order_id[r] for r in sequence)
     courier_id = snapshot.couriers.courier_id[courier_row]
-    pickup_xy = orders.pickup_xy_m[sequence[0]]
+    second = extra_pickup
+    head = sequence[0] if first_row is None else first_row
+    first_merchant = orders.merchant_id[head]
+    at_first = tuple(
+        orders.order_id[r] for r in sequence if orders.merchant_id[r] == first_merchant
+    )
+    if second is not None and orders.merchant_id[second[0]] == first_merchant:
+        # Same merchant: one handover for everyone, at the new order's time.
+        pickup_p50_s = pickup_p90_s = second[1]
+        second = None
+    pickup_xy = orders.pickup_xy_m[head]
     stops = [
         Stop(
             kind="pickup",
-            order_ids=ids,
+            order_ids=at_first if second is not None else ids,
             xy_m=(float(pickup_xy[0]), float(pickup_xy[1])),
             arrival_ts_ms=to_ts_ms(now, arrival_s),
             handover_ts_ms=to_ts_ms(now, pickup_p50_s),
             handover_p90_ts_ms=to_ts_ms(now, pickup_p90_s),
         )
     ]
+    if second is not None:
+        row, handover = second
+        xy = orders.pickup_xy_m[row]
+        stops.append(
+            Stop(
+                kind="pickup",
+                order_ids=(orders.order_id[row],),
+                xy_m=(float(xy[0]), float(xy[1])),
+                arrival_ts_ms=to_ts_ms(now, handover - snapshot.service.pickup_s / 2.0),
+                handover_ts_ms=to_ts_ms(now, handover),
+                handover_p90_ts_ms=to_ts_ms(now, handover),
+            )
+        )
     half_dropoff_s = snapshot.service.dropoff_s / 2.0
     for row, drop50, drop90 in zip(sequence, dropoff_p50_s, dropoff_p90_s, strict=True):
         xy = orders.dropoff_xy_m[row]
@@ -81,7 +112,7 @@ def build_assignment(
     return Assignment(
         decision_id=decision_id("assign", snapshot.shard_id, now, courier_id, ids),
         courier_id=courier_id,
-        merchant_id=orders.merchant_id[sequence[0]],
+        merchant_id=first_merchant,
         order_ids=ids,
         new_order_ids=new_ids,
         updates_pending=updates_pending,

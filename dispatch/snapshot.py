@@ -139,10 +139,12 @@ class OrderTable:
     @cached_property
     def merchant_code(self) -> IntArray:
         """Dense integer code per merchant id (equal ids get equal codes)."""
-        if self.n == 0:
-            return np.zeros(0, dtype=np.int64)
-        _, codes = np.unique(np.asarray(self.merchant_id, dtype=object), return_inverse=True)
-        return codes.astype(np.int64)
+        codes: dict[str, int] = {}
+        return np.fromiter(
+            (codes.setdefault(m, len(codes)) for m in self.merchant_id),
+            dtype=np.int64,
+            count=self.n,
+        )
 
     @classmethod
     def empty(cls) -> OrderTable:

@@ -1,9 +1,219 @@
-"""Subcommands contributed by `simulators`."""
+"""Subcommands contributed by `simulators`: `dispatchflow replay mdrp ...`."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dispatch.policy import POLICIES, PolicyError, policy_by_name
 from dispatchflow.commands import CommandRegistry
+from simulators.mdrp.instance import MdrpFormatError, find_instances
+from simulators.mdrp.metrics import METRIC_KEYS, InstanceMetrics, mean_metrics
+from simulators.mdrp.replay import MAX_WORKERS, ReplayResult, ReplayTask, ctod_values, run_tasks
+from simulators.plots import ctod_distribution, metric_bars, per_instance_scatter
+from simulators.reports import (
+    ReferenceError,
+    format_table,
+    paper_means,
+    per_instance,
+    read_reference,
+)
+
+REPLAY_HELP = "replay benchmark instances through the dispatch core and report the metrics"
+MDRP_HELP = (
+    "Replay Grubhub MDRP instances with our policy and a baseline side by side: simulate "
+    "every instance under the benchmark's rules, check each solution with the benchmark's "
+    "validity conditions, print the mean metrics beside the paper's published means, and "
+    "write PNG plots, JSON metrics and (optionally) benchmark-format solution files."
+)
 
 
 def register(registry: CommandRegistry) -> None:
     """Attach this package's subcommands to `registry`."""
+    replay = registry.add("replay", _replay_usage, REPLAY_HELP)
+    kinds = replay.add_subparsers(title="benchmarks", metavar="BENCHMARK")
+    mdrp = kinds.add_parser(
+        "mdrp",
+        help="Grubhub Meal Delivery Routing Problem instances",
+        description=MDRP_HELP,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    mdrp.set_defaults(handler=replay_mdrp)
+    mdrp.add_argument(
+        "paths", nargs="+", metavar="PATH", help="an instance directory or a parent of many"
+    )
+    mdrp.add_argument(
+        "--policy", default="default", help=f"policy to evaluate ({', '.join(sorted(POLICIES))})"
+    )
+    mdrp.add_argument(
+        "--baseline",
+        default="greedy",
+        help="policy reported beside it ('none' to skip)",
+    )
+    mdrp.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="write per-instance and mean metrics of --policy here (the baseline's go to "
+        "OUT's name with .<baseline> before the suffix)",
+    )
+    mdrp.add_argument(
+        "--solutions",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<instance>/solution_info_{assignments,orders,couriers}.txt for --policy",
+    )
+    mdrp.add_argument(
+        "--plots", type=Path, default=Path("reports/mdrp"), metavar="DIR", help="PNG plots go here"
+    )
+    mdrp.add_argument(
+        "--shared",
+        type=Path,
+        default=Path("../shared"),
+        help="shared directory holding benchmarks/mdrp/published_reference.csv",
+    )
+    mdrp.add_argument(
+        "--workers",
+        type=int,
+        default=MAX_WORKERS,
+        help=f"worker processes (at most {MAX_WORKERS})",
+    )
+    mdrp.add_argument("--tick-min", type=int, default=1, help="minutes between dispatch ticks")
+    mdrp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _replay_usage(args: argparse.Namespace) -> int:
+    print("usage: dispatchflow replay mdrp PATH... (see --help)", file=sys.stderr)
+    return 2
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def replay_mdrp(args: argparse.Namespace) -> int:
+    """Run `dispatchflow replay mdrp`; returns 0 when every solution of --policy is valid."""
+    try:
+        instances = find_instances(args.paths)
+        policies = [policy_by_name(args.policy).name]
+        if args.baseline != "none":
+            policies.append(policy_by_name(args.baseline).name)
+        reference = read_reference(args.shared)
+    except (MdrpFormatError, PolicyError, ReferenceError) as error:
+        return _error(str(error))
+    if args.tick_min < 1 or args.workers < 1:
+        return _error("--tick-min and --workers must be positive")
+    main = policies[0]
+    tasks = [
+        ReplayTask(
+            instance_dir=str(path),
+            policy=name,
+            tick_min=args.tick_min,
+            solutions_dir=str(args.solutions) if (args.solutions and name == main) else None,
+        )
+        for path in instances
+        for name in policies
+    ]
+    try:
+        results = run_tasks(tasks, workers=args.workers, progress=not args.no_progress)
+    except MdrpFormatError as error:
+        return _error(str(error))
+    by_policy: dict[str, list[ReplayResult]] = {name: [] for name in policies}
+    for result in results:
+        by_policy[result.policy].append(result)
+    _print_report(by_policy, reference)
+    if args.json is not None:
+        for name, rows in by_policy.items():
+            path = args.json if name == main else args.json.with_suffix(f".{name}{args.json.suffix}")
+            _write_json(path, [r.metrics for r in rows])
+            print(f"wrote {path}")
+    _write_plots(by_policy, main, args.plots)
+    invalid = [r for r in by_policy[main] if not r.metrics.valid]
+    for r in invalid:
+        print(f"INVALID {r.metrics.name}: {'; '.join(r.violations[:3])}", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def _write_json(path: Path, rows: list[InstanceMetrics]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"instances": [r.as_dict() for r in rows], "mean": mean_metrics(rows)}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _print_report(by_policy: dict[str, list[ReplayResult]], reference: list) -> None:
+    columns: dict[str, dict[str, object]] = {}
+    for name, rows in by_policy.items():
+        means = mean_metrics([r.metrics for r in rows])
+        means["valid"] = f"{sum(r.metrics.valid for r in rows)}/{len(rows)}"
+        columns[name] = means
+    columns["paper (Reyes 2018 T17)"] = dict(paper_means(reference))
+    n = len(next(iter(by_policy.values())))
+    print(
+        format_table(
+            f"MDRP mean over {n} instances (perfect ready times)",
+            [*METRIC_KEYS, "valid"],
+            columns,
+        )
+    )
+    heuristic = per_instance(reference, "Table 4", exact=False)
+    exact = per_instance(reference, "Table 4", exact=True)
+    names = sorted(set(heuristic) & {r.metrics.name for r in next(iter(by_policy.values()))})
+    if names:
+        subset: dict[str, dict[str, object]] = {}
+        for name, rows in by_policy.items():
+            chosen = [r.metrics for r in rows if r.metrics.name in names]
+            subset[name] = {k: float(np.mean([getattr(m, k) for m in chosen])) for k in ("ctod_mean", "rtop_mean")}
+        subset["paper heuristic (T4)"] = {
+            k: float(np.mean([heuristic[i][k] for i in names])) for k in ("ctod_mean", "rtop_mean")
+        }
+        subset["clairvoyant exact (T4)"] = {
+            k: float(np.mean([exact[i][k] for i in names])) for k in ("ctod_mean", "rtop_mean")
+        }
+        print()
+        print(format_table(f"Mean over the {len(names)} Table 4 instances", ["ctod_mean", "rtop_mean"], subset))
+    for name, rows in by_policy.items():
+        ticks = sum(r.ticks for r in rows)
+        seconds = sum(r.decide_seconds for r in rows)
+        rejected = sum(r.rejected for r in rows)
+        fallback = sum(r.fallback_ticks for r in rows)
+        print(
+            f"{name}: {ticks} ticks, decide() mean {1000 * seconds / max(ticks, 1):.2f} ms,"
+            f" rejected decisions {rejected}, circuit-breaker ticks {fallback}"
+        )
+
+
+def _write_plots(by_policy: dict[str, list[ReplayResult]], main: str, folder: Path) -> None:
+    values = {name: ctod_values(rows) for name, rows in by_policy.items()}
+    written = [ctod_distribution(values, folder / "ctod_distribution.png")]
+    means = {name: mean_metrics([r.metrics for r in rows]) for name, rows in by_policy.items()}
+    written.append(
+        metric_bars(
+            {n: {k: float(v) for k, v in m.items() if isinstance(v, float)} for n, m in means.items()},
+            ["ctod_mean", "ctod_p90", "rtop_mean", "undelivered_pct", "cost_per_order"],
+            folder / "mean_metrics.png",
+        )
+    )
+    others = [n for n in by_policy if n != main]
+    if others:
+        base = others[0]
+        ours = {r.metrics.name: r.metrics.ctod_mean for r in by_policy[main]}
+        theirs = {r.metrics.name: r.metrics.ctod_mean for r in by_policy[base]}
+        common = sorted(set(ours) & set(theirs))
+        written.append(
+            per_instance_scatter(
+                [ours[i] for i in common],
+                [theirs[i] for i in common],
+                main,
+                base,
+                folder / "ctod_per_instance.png",
+            )
+        )
+    for path in written:
+        print(f"wrote {path}")
