@@ -1,8 +1,7 @@
 """Typed records of every event, kept equal to the JSON Schemas by a test (the schemas win).
 
 No `from __future__ import annotations` here: TypedDict needs real annotations to tell
-required keys from `NotRequired` ones.
-"""
+required keys from `NotRequired` ones."""
 
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -290,6 +289,16 @@ class DispatchControl(TypedDict):
     weights: NotRequired[dict[str, Any]]
 
 
+class DispatchTick(TypedDict):
+    """Time for one shard to decide, from the ticker (wall clock) or a simulator (event time)."""
+
+    event_id: str
+    type: Literal["dispatch_tick"]
+    v: int
+    ts_ms: int
+    shard: str
+
+
 class EtaUpdate(TypedDict):
     """Current delivery ETA of a live order for customer tracking."""
 
@@ -394,6 +403,7 @@ RECORD_TYPES: dict[str, type] = {
     "delivery_delivered": DeliveryDelivered,
     "delivery_picked_up": DeliveryPickedUp,
     "dispatch_control": DispatchControl,
+    "dispatch_tick": DispatchTick,
     "eta_update": EtaUpdate,
     "merchant_accepted": MerchantAccepted,
     "order_cancelled": OrderCancelled,
