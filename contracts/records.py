@@ -1,7 +1,8 @@
 """Typed records of every event, kept equal to the JSON Schemas by a test (the schemas win).
 
 No `from __future__ import annotations` here: TypedDict needs real annotations to tell
-required keys from `NotRequired` ones."""
+required keys from `NotRequired` ones.
+"""
 
 from typing import Any, Literal, NotRequired, TypedDict
 
