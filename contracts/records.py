@@ -359,6 +359,19 @@ class OrderCreated(TypedDict):
     subtotal_cents: NotRequired[int]
 
 
+class OrderExpired(TypedDict):
+    """The dispatcher gave up on an order it could not assign in time (final)."""
+
+    event_id: str
+    type: Literal["order_expired"]
+    v: int
+    ts_ms: int
+    order_id: str
+    shard: str
+    reason: Literal["max_age", "promise_unreachable", "no_courier"]
+    detail: NotRequired[str]
+
+
 class OrderReady(TypedDict):
     """The merchant marked an order ready for pickup."""
 
@@ -409,6 +422,7 @@ RECORD_TYPES: dict[str, type] = {
     "merchant_accepted": MerchantAccepted,
     "order_cancelled": OrderCancelled,
     "order_created": OrderCreated,
+    "order_expired": OrderExpired,
     "order_ready": OrderReady,
     "surge_update": SurgeUpdate,
 }
