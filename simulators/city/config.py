@@ -204,7 +204,7 @@ class FleetConfig:
         gateway_id: record key of the gateway's ping batches.
     """
 
-    n_couriers: int = 80
+    n_couriers: int = 90
     home_radius_m: float = 5_000.0
     shift_start_s_range: tuple[float, float] = (-900.0, 3_600.0)
     shift_length_s_range: tuple[float, float] = (5_400.0, 10_800.0)
@@ -386,7 +386,7 @@ def local_start_ts_ms(year: int, month: int, day: int, hour: float, utc_offset_m
 def lunch_rush(seed: int = 7) -> CityConfig:
     """Midtown Manhattan (two geohash-4 shards), 11:00-13:30 local on a weekday, peak at 12:15.
 
-    About 330 orders from 60 merchants, 80 couriers on staggered shifts, pings every 4 s,
+    About 330 orders from 60 merchants, 90 couriers on staggered shifts, pings every 4 s,
     dispatch ticks every 15 s of event time.
     """
     return CityConfig(
