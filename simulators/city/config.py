@@ -125,7 +125,9 @@ class DemandConfig:
             value = getattr(self, name)
             _require(0 < value <= 12, f"{name} must be in (0, 12] hours, got {value}")
         _require(self.delivery_radius_m > 0, "delivery_radius_m must be positive")
-        _check_range("promise (min, max)", (self.promise_min_s, self.promise_max_s), low=60.0)
+        _check_range(
+            "(promise_min_s, promise_max_s)", (self.promise_min_s, self.promise_max_s), low=60.0
+        )
         _require(self.promise_buffer_s >= 0, "promise_buffer_s must be >= 0")
         _require(self.max_items >= 1, f"max_items must be >= 1, got {self.max_items}")
 

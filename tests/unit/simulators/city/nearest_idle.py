@@ -60,14 +60,13 @@ class NearestIdleDispatch:
     orders: dict[str, _Order] = field(default_factory=dict)
     couriers: dict[str, _Courier] = field(default_factory=dict)
     offers: dict[str, _Offer] = field(default_factory=dict)
-    seen_inputs: list[SimRecord] = field(default_factory=list)
+    calls: list[tuple[int, list[SimRecord]]] = field(default_factory=list)
     n: int = 0
 
     def run_until(self, inputs: Sequence[SimRecord], until_ts_ms: int) -> list[SimRecord]:
         out: list[SimRecord] = []
+        self.calls.append((until_ts_ms, list(inputs)))
         for rec in inputs:
-            assert rec.ts_ms <= until_ts_ms
-            self.seen_inputs.append(rec)
             getattr(self, f"_on_{rec.event['type']}", self._ignore)(rec.event, out)
         return out
 
