@@ -173,5 +173,6 @@ def map_plot(moment: Moment, config: CityConfig, path: Path) -> Path:
     ax.set_xlabel("km east of centre")
     ax.set_ylabel("km north of centre")
     ax.set_title(f"{config.name} at {local_clock(config, moment.ts_ms)} local")
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7, framealpha=0.8)
     return _save(fig, path)

@@ -19,7 +19,7 @@ from tests.unit.simulators.city.nearest_idle import NearestIdleDispatch
 
 
 def small_config(**overrides: Any) -> CityConfig:
-    """A 30-minute city of two shards with about 40 orders and 14 couriers (runs in ~1 s)."""
+    """A 30-minute city of two shards with about 40 orders and 16 couriers (runs in ~1 s)."""
     base = CityConfig(
         seed=11,
         name="small",
@@ -27,7 +27,7 @@ def small_config(**overrides: Any) -> CityConfig:
         radius_m=3_000.0,
         duration_s=1_800.0,
         tick_interval_s=15.0,
-        drain_max_s=2_400.0,
+        drain_max_s=3_600.0,
         max_order_age_s=3_600.0,
         merchants=MerchantConfig(n_merchants=10, spread_m=1_200.0),
         demand=DemandConfig(
@@ -38,7 +38,7 @@ def small_config(**overrides: Any) -> CityConfig:
         ),
         customers=CustomerConfig(early_cancel_prob=0.1, late_cancel_prob=0.8),
         fleet=FleetConfig(
-            n_couriers=14,
+            n_couriers=16,
             home_radius_m=2_500.0,
             shift_start_s_range=(0.0, 120.0),
             shift_length_s_range=(3_000.0, 4_000.0),
@@ -69,6 +69,7 @@ class Run:
 
 
 def run_small(**overrides: Any) -> Run:
+    """Run the small city (with `overrides`) against the nearest-idle double."""
     config = small_config(**overrides)
     dispatch = NearestIdleDispatch()
     log = run_simulation(config, dispatch, progress=False)
@@ -77,4 +78,5 @@ def run_small(**overrides: Any) -> Run:
 
 @pytest.fixture(scope="session")
 def small_run() -> Run:
+    """One run of the small city, shared by the tests that only read it."""
     return run_small()

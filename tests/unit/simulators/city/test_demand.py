@@ -37,7 +37,7 @@ def test_arrivals_are_sorted_and_inside_the_window() -> None:
 
 
 def test_arrival_count_matches_the_rate_integral() -> None:
-    """Over many seeds the mean number of orders is the rate's integral (within 4 standard errors)."""
+    """Over many seeds the mean order count is the rate's integral (within 4 standard errors)."""
     config = dataclasses.replace(lunch_rush(), duration_s=3_600.0)
     counts = [len(arrival_times_ms(config, np.random.default_rng(s))) for s in range(40)]
     expected = expected_orders(config)
