@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from contracts.validation import EventRejected, validate_schema
 from simulators.city.config import CityConfig
 from simulators.city.courier_app import accept_probability, response_delay_ms
@@ -48,6 +50,26 @@ PENDING_GRACE_MS = 60_000
 _STATE, _PING, _FLUSH = 0, 1, 2
 
 TERMINAL = frozenset({"delivered", "cancelled", "expired"})
+
+
+class _NoiseBuffer:
+    """Position noise drawn in blocks (fast): two standard normals and a uniform per fix."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 4096) -> None:
+        self._rng = rng
+        self._block = block
+        self._rows: list[list[float]] = []
+        self._i = 0
+
+    def next(self) -> tuple[float, float, float]:
+        if self._i >= len(self._rows):
+            normals = self._rng.standard_normal((self._block, 2))
+            uniforms = self._rng.random((self._block, 1))
+            self._rows = np.hstack([normals, uniforms]).tolist()
+            self._i = 0
+        east, north, u = self._rows[self._i]
+        self._i += 1
+        return east, north, u
 
 
 class SimulationError(Exception):
@@ -89,6 +111,8 @@ class _Courier:
     held: dict[str, str] = field(default_factory=dict)  # order id -> committing decision id
     picked: set[str] = field(default_factory=set)
     pending: dict[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    leg_speed_mps: float = 0.0
+    leg_heading_deg: float = 0.0
     onlines: int = 0
     offlines: int = 0
 
@@ -110,6 +134,7 @@ class CityWorld:
         self._travel = streams["travel"]
         self._app = streams["app"]
         self._gps = streams["gps"]
+        self._noise = _NoiseBuffer(self._gps)
         self._incidents = streams["incidents"]
         self.now_ms = config.start_ts_ms - 1
         self._heap: list[tuple[int, int, int, str, tuple[Any, ...]]] = []
@@ -372,16 +397,21 @@ class CityWorld:
             return
         fleet = self.config.fleet
         now = self.now_ms
-        lat, lon = courier.position(now)
-        east, north = self._gps.normal(0.0, fleet.gps_noise_m, size=2).tolist()
-        lat, lon = offset(lat, lon, east, north)
-        fix: dict[str, Any] = {"courier_id": courier_id, **point(lat, lon), "ts_ms": now}
+        east, north, u = self._noise.next()
+        noise_m = fleet.gps_noise_m
+        lat, lon = offset(*courier.position(now), east * noise_m, north * noise_m)
+        fix: dict[str, Any] = {
+            "courier_id": courier_id,
+            "lat": round(lat, 6),
+            "lon": round(lon, 6),
+            "ts_ms": now,
+        }
         if courier.leg.moving_at(now):
-            fix["speed_mps"] = round(min(courier.leg.road_speed_mps(fleet.detour_factor), 69.0), 2)
-            fix["heading_deg"] = round(courier.leg.heading_deg(), 1)
+            fix["speed_mps"] = courier.leg_speed_mps
+            fix["heading_deg"] = courier.leg_heading_deg
         else:
             fix["speed_mps"] = 0.0
-        fix["accuracy_m"] = round(fleet.gps_noise_m * (1.5 + float(self._gps.random())), 1)
+        fix["accuracy_m"] = round(noise_m * (1.5 + u), 1)
         self._fixes.append(fix)
         boundary = -(-now // 1000) * 1000
         if self._flush_at != boundary:
@@ -595,13 +625,17 @@ class CityWorld:
                 self._go_offline(courier)
             return
         stop = courier.stops[0]
+        fleet = self.config.fleet
         dist = distance_m(lat, lon, stop.lat, stop.lon)
         duration_ms = 0
         if dist > 1.0:
-            noise = float(self._travel.lognormal(0.0, self.config.fleet.leg_speed_sigma))
-            speed = courier.plan.speed_mps * noise
-            duration_ms = max(1, round(dist * self.config.fleet.detour_factor / speed * 1000))
+            speed = courier.plan.speed_mps * float(
+                self._travel.lognormal(0.0, fleet.leg_speed_sigma)
+            )
+            duration_ms = max(1, round(dist * fleet.detour_factor / speed * 1000))
         courier.leg = Leg(lat, lon, stop.lat, stop.lon, now, now + duration_ms)
+        courier.leg_speed_mps = round(min(courier.leg.road_speed_mps(fleet.detour_factor), 69.0), 2)
+        courier.leg_heading_deg = round(courier.leg.heading_deg(), 1)
         courier.activity = "travel"
         self._at(now + duration_ms, "arrive", courier.courier_id, courier.version)
 
