@@ -130,3 +130,13 @@ def project_m(
     x = (np.asarray(lon, dtype=np.float64) - origin_lon) * k * math.cos(math.radians(origin_lat))
     y = (np.asarray(lat, dtype=np.float64) - origin_lat) * k
     return x, y
+
+
+def unproject_m(
+    x_m: npt.ArrayLike, y_m: npt.ArrayLike, origin_lat: float, origin_lon: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Inverse of `project_m`: metres around an origin back to (lat, lon) degrees."""
+    k = math.pi / 180 * EARTH_RADIUS_M
+    lat = np.asarray(y_m, dtype=np.float64) / k + origin_lat
+    lon = np.asarray(x_m, dtype=np.float64) / (k * math.cos(math.radians(origin_lat))) + origin_lon
+    return lat, lon

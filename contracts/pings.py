@@ -15,6 +15,7 @@ import fastjsonschema
 import numpy as np
 import numpy.typing as npt
 
+from contracts.geo import encode_many
 from contracts.schemas import compiled_validator, load_schema
 from contracts.validation import (
     EventRejected,
@@ -225,3 +226,14 @@ def _columns_from_fixes(fixes: list[dict[str, Any]]) -> PingColumns:
         heading_deg=floats("heading_deg"),
         accuracy_m=floats("accuracy_m"),
     )
+
+
+def split_by_shard(columns: PingColumns, precision: int) -> list[tuple[str, PingColumns]]:
+    """The fixes of each shard (geohash prefix of their position), shards in sorted order."""
+    if not len(columns):
+        return []
+    shards = encode_many(columns.lat, columns.lon, precision)
+    out = []
+    for shard in np.unique(shards).tolist():
+        out.append((str(shard), columns.take(np.flatnonzero(shards == shard))))
+    return out

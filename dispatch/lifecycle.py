@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from contracts.validation import Event, EventRejected, RejectReason
+from dispatch.live.records import OrderDispatch
 
 #: How far before its creation an order event may be stamped (clock skew between services).
 CREATION_SKEW_MS = 60_000
@@ -185,6 +186,7 @@ class OrderState:
     all_events: tuple[OrderEvent, ...] = ()
     reported: tuple[str, ...] = ()
     rejected: tuple[Source, ...] = field(default=())
+    dispatch: OrderDispatch = field(default_factory=OrderDispatch)
 
     @property
     def events(self) -> tuple[OrderEvent, ...]:
@@ -254,8 +256,9 @@ class OrderState:
         data = {
             k: v
             for k, v in self.__dict__.items()
-            if k not in ("all_events", "rejected", "created_source")
+            if k not in ("all_events", "rejected", "created_source", "dispatch")
         }
+        data["dispatch"] = self.dispatch.to_dict()
         data["all_events"] = [e.to_dict() for e in self.all_events]
         data["rejected"] = [r.to_dict() for r in self.rejected]
         data["created_source"] = self.created_source.to_dict() if self.created_source else None
@@ -267,6 +270,7 @@ class OrderState:
         data: dict[str, Any] = orjson.loads(raw)
         data["all_events"] = tuple(OrderEvent.from_dict(e) for e in data["all_events"])
         data["reported"] = tuple(data["reported"])
+        data["dispatch"] = OrderDispatch.from_dict(data["dispatch"])
         data["rejected"] = tuple(Source.from_dict(r) for r in data["rejected"])
         created = data["created_source"]
         data["created_source"] = Source.from_dict(created) if created else None
@@ -283,6 +287,8 @@ class OrderState:
             "promise_ts_ms": self.promise_ts_ms,
             "courier_id": self.courier_id,
             "events": sorted((e.kind, e.ts_ms, e.event_id) for e in self.events),
+            "dispatch": self.dispatch.phase.value,
+            "decision_id": self.dispatch.decision_id,
         }
 
 

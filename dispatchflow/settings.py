@@ -92,6 +92,27 @@ class Settings(BaseSettings):
     )
     max_ping_batch: int = Field(10_000, ge=1, description="largest ping batch accepted")
 
+    # --- dispatch -----------------------------------------------------------------------------
+    ticker_enabled: bool = Field(
+        True, description="emit ticks from the wall clock (off when a simulator drives them)"
+    )
+    tick_interval_s: float = Field(2.0, gt=0, description="seconds between ticks of a shard")
+    tick_budget_s: float = Field(
+        0.5, gt=0, description="a tick predicted to take longer runs the greedy policy"
+    )
+    lease_s: float = Field(30.0, gt=0, description="how long an offer reserves order and courier")
+    cooldown_s: float = Field(300.0, ge=0, description="no re-offer to a courier who declined")
+    max_order_age_s: float = Field(
+        3600.0, gt=0, description="open orders older than this expire with a reason"
+    )
+    policy: str = Field("default", description="dispatch policy: default or greedy")
+    eta_timeout_s: float | None = Field(
+        0.05, gt=0, description="budget of one ETA model call within a tick (None: no limit)"
+    )
+    model_dir: Path | None = Field(
+        None, description="ETA model registry; without one, straight-line ETAs are used"
+    )
+
     # --- web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)

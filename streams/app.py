@@ -8,8 +8,9 @@ from pathlib import Path
 import faust
 
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
-from streams import couriers, ingest_orders, ingest_pings, web
+from streams import couriers, ingest_pings, shard_agent, web
 from streams.embedded_compat import install_highwater_fix
+from streams.eta_model import predictor_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
 from streams.runtime import Runtime
 from streams.topics import DEFAULT_TOPICS_FILE, load_topics
@@ -61,7 +62,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
     )
     runtime = Runtime.build(app, settings, topics)
     ingest_pings.register(runtime)
-    ingest_orders.register(runtime)
     couriers.register(runtime)
+    runtime.engine = shard_agent.register(runtime, predictor_from_settings(settings))
     web.register(runtime)
     return runtime

@@ -90,6 +90,12 @@ class Metrics:
             ["agent"],
             registry=r,
         )
+        self.tick_interval_seconds = Histogram(
+            "dispatchflow_tick_interval_seconds",
+            "Wall time between two processed ticks of the same shard (tick cadence).",
+            buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 20, 60),
+            registry=r,
+        )
         self.couriers_tracked = Gauge(
             "dispatchflow_couriers_tracked",
             "Couriers with a position in the partitions this worker owns.",

@@ -16,8 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.positions import decode_position_batch
+from dispatch.live.positions import PositionStore
 from streams.offsets import exact_end_offsets
-from streams.positions import PositionStore
 
 logger = logging.getLogger(__name__)
 

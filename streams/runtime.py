@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
+from dispatch.live.effects import Effects
+from dispatch.live.engine import ShardEngine
+from dispatch.live.positions import PositionStore
 from dispatchflow.settings import Settings
 from streams.dead_letters import DeadLetter
 from streams.health import Health
 from streams.metrics import Metrics
-from streams.positions import PositionStore
 from streams.topics import TopicsFile
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class Runtime:
     positions: PositionStore
     validator: IngressValidator
     raw_topics: dict[str, faust.TopicT]
+    engine: ShardEngine | None = None
 
     @classmethod
     def build(cls, app: faust.App, settings: Settings, topics: TopicsFile) -> Runtime:
@@ -134,6 +138,25 @@ class Runtime:
             letter.reason,
             letter.message,
         )
+
+    async def apply(self, effects: Effects) -> None:
+        """Produce a handler's outputs and dead-letter its rejections, in order."""
+        for output in effects.outputs:
+            value = output.value if isinstance(output.value, bytes) else orjson.dumps(output.value)
+            await self.send(output.topic, output.key, value, partition=output.partition)
+        for source, error in effects.rejections:
+            await self.dead_letter(
+                DeadLetter(
+                    source_topic=source.topic,
+                    source_partition=source.partition,
+                    source_offset=source.offset,
+                    key=source.key,
+                    value=source.value,
+                    reason=error.reason.value,
+                    message=error.message,
+                    exception=type(error).__name__,
+                )
+            )
 
     async def reject(self, message: Any, error: EventRejected) -> None:
         """Dead-letter a whole input record for `error`."""

@@ -20,7 +20,7 @@ DEFAULT_TOPICS_FILE = Path(__file__).resolve().parent.parent / "topics.yaml"
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _INTERNAL_NAME = re.compile(r"^[a-z][a-z0-9_.-]*-(__assignor-__leader|[a-z_]+-changelog)$")
 #: Keys that put a record in a shard's partition, or a courier's; each group is co-partitioned.
-COPARTITION_KEYS = ("shard", "courier_id", "order_id")
+COPARTITION_KEYS = ("shard", "courier_id", "order_id", "decision_id")
 
 
 class TopicsFileError(ValueError):

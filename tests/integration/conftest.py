@@ -58,9 +58,10 @@ class Cluster:
         return aiokafka_kwargs(Settings(broker_url=self.bootstrap))
 
     def settings(self, name: str = "w1", **overrides: Any) -> Settings:
-        """Worker settings with their own data dir and web port."""
+        """Worker settings with their own data dir and port; no wall-clock ticks unless asked."""
+        values: dict[str, Any] = {"ticker_enabled": False, **overrides}
         return embedded_settings(
-            self.bootstrap, self.workdir / name / "data", app_id=self.app_id, **overrides
+            self.bootstrap, self.workdir / name / "data", app_id=self.app_id, **values
         )
 
     def apply_topics(self) -> None:

@@ -44,7 +44,14 @@ def test_shard_and_courier_keyed_topics_share_one_partition_count() -> None:
 def test_every_table_has_a_compacted_changelog() -> None:
     """The worker's tables each have a declared, compacted changelog topic."""
     topics = load_topics(app_id="myapp")
-    for table in ("orders", "order_orphans", "couriers", "courier_directory"):
+    for table in (
+        "orders",
+        "order_orphans",
+        "couriers",
+        "courier_directory",
+        "decisions",
+        "dispatch_controls",
+    ):
         spec = topics[f"myapp-{table}-changelog"]
         assert spec.changelog_of == table
         assert spec.configs["cleanup.policy"] == "compact"

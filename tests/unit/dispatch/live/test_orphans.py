@@ -1,4 +1,4 @@
-from streams.orphans import OrphanIndex
+from dispatch.live.orphans import OrphanIndex
 
 
 def test_no_expiry_before_every_seen_topic_has_passed_the_ttl() -> None:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.pings import PingColumns
-from streams.positions import PositionStore
+from dispatch.live.positions import PositionStore
 
 
 class FakeClock:

@@ -1,0 +1,117 @@
+"""The courier directory: every courier's status and current shard, keyed by courier.
+
+It applies `courier_events` (status, capacity, vehicle; an `online` event places the courier in
+the shard of its position) and `courier_sighting`s (a shard saw positions of a courier it did not
+hold). Every change is forwarded to the courier's shard as a `courier_state_update`; when a
+courier changes shard, the old shard is told it left, the new one that it arrived, and a
+`courier_handoff` is published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from contracts.geo import shard_of
+from contracts.schemas import SCHEMA_VERSION
+from contracts.validation import Event, EventRejected
+from dispatch.lifecycle import AlreadyApplied, CourierState, Source, apply_courier_event
+from dispatch.live.effects import Effects
+from dispatch.live.kv import KV
+
+STATE_UPDATES_TOPIC = "courier_state_updates"
+HANDOFFS_TOPIC = "courier_handoffs"
+
+
+def state_update(state: CourierState, shard: str, kind: str, ts_ms: int) -> dict[str, Any]:
+    """A `courier_state_update` telling `shard` about `state`."""
+    return {
+        "event_id": f"state:{state.courier_id}:{shard}:{kind}:{ts_ms}:{state.status_ts_ms}",
+        "type": "courier_state_update",
+        "v": SCHEMA_VERSION,
+        "ts_ms": ts_ms,
+        "courier_id": state.courier_id,
+        "shard": shard,
+        "kind": kind,
+        "status": state.status.value,
+        "capacity": state.capacity,
+        "vehicle": state.vehicle,
+        "shift_end_ts_ms": state.shift_end_ts_ms,
+        "status_ts_ms": state.status_ts_ms,
+    }
+
+
+def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) -> dict[str, Any]:
+    """A `courier_handoff` output event."""
+    return {
+        "event_id": f"handoff:{courier_id}:{to_shard}:{ts_ms}",
+        "type": "courier_handoff",
+        "v": SCHEMA_VERSION,
+        "ts_ms": ts_ms,
+        "courier_id": courier_id,
+        "from_shard": from_shard,
+        "to_shard": to_shard,
+    }
+
+
+class CourierDirectory:
+    """Pure handler of the directory's two inputs; state lives in `directory`."""
+
+    def __init__(self, directory: KV[CourierState], shard_precision: int) -> None:
+        self.directory = directory
+        self.shard_precision = shard_precision
+        self.handoffs = 0
+
+    def _tell_shards(
+        self, effects: Effects, old: CourierState | None, new: CourierState, ts_ms: int
+    ) -> None:
+        if old is not None and old.shard is not None and old.shard != new.shard:
+            effects.emit(
+                STATE_UPDATES_TOPIC, old.shard, state_update(old, old.shard, "left", ts_ms)
+            )
+        if new.shard is None:
+            return
+        moved = old is None or old.shard != new.shard
+        kind = "arrived" if moved else "status"
+        effects.emit(STATE_UPDATES_TOPIC, new.shard, state_update(new, new.shard, kind, ts_ms))
+        if moved:
+            from_shard = old.shard if old is not None else None
+            effects.emit(
+                HANDOFFS_TOPIC,
+                new.courier_id,
+                handoff(new.courier_id, from_shard, new.shard, ts_ms),
+            )
+            self.handoffs += 1
+
+    def on_courier_event(self, event: Event, source: Source) -> Effects:
+        """Apply a validated `courier_events` event."""
+        effects = Effects()
+        courier_id = str(event["courier_id"])
+        old = self.directory.get(courier_id)
+        shard: str | None = old.shard if old is not None else None
+        if "lat" in event:
+            shard = shard_of(event["lat"], event["lon"], self.shard_precision)
+        try:
+            new = apply_courier_event(old, event, shard, source)
+        except AlreadyApplied:
+            return effects
+        except EventRejected as exc:
+            effects.reject(source, exc)
+            return effects
+        self.directory.put(courier_id, new)
+        self._tell_shards(effects, old, new, int(event["ts_ms"]))
+        return effects
+
+    def on_sighting(self, event: Event) -> Effects:
+        """Apply a `courier_sighting` (couriers seen in a shard that did not hold them)."""
+        effects = Effects()
+        shard = str(event["shard"])
+        for seen in event["couriers"]:
+            courier_id = str(seen["courier_id"])
+            old = self.directory.get(courier_id)
+            if old is None or old.shard == shard:
+                continue
+            new = replace(old, shard=shard)
+            self.directory.put(courier_id, new)
+            self._tell_shards(effects, old, new, int(seen["ts_ms"]))
+        return effects

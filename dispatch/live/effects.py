@@ -1,0 +1,51 @@
+"""What a live handler asks its caller to do: records to produce and inputs to dead-letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.validation import EventRejected
+from dispatch.lifecycle import Source
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record to produce: an event (JSON) or raw bytes, to `topic` under `key`.
+
+    `partition` is set only when the record must go to a given partition (batched sightings).
+    """
+
+    topic: str
+    key: bytes
+    value: dict[str, Any] | bytes
+    partition: int | None = None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The event, for JSON outputs."""
+        if not isinstance(self.value, dict):
+            msg = f"output to {self.topic} is binary"
+            raise TypeError(msg)
+        return self.value
+
+
+@dataclass
+class Effects:
+    """Outputs and rejections of one handled input, in the order they arose."""
+
+    outputs: list[Output] = field(default_factory=list)
+    rejections: list[tuple[Source, EventRejected]] = field(default_factory=list)
+
+    def emit(self, topic: str, key: str | bytes, value: dict[str, Any] | bytes) -> None:
+        """Add an output record."""
+        self.outputs.append(Output(topic, key.encode() if isinstance(key, str) else key, value))
+
+    def reject(self, source: Source, error: EventRejected) -> None:
+        """Dead-letter the record at `source` for `error`."""
+        self.rejections.append((source, error))
+
+    def extend(self, other: Effects) -> None:
+        """Append another handler's effects."""
+        self.outputs.extend(other.outputs)
+        self.rejections.extend(other.rejections)

@@ -1,0 +1,87 @@
+"""The engine's telemetry as Prometheus metrics (base units, our own registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from streams.metrics import Metrics
+
+
+class PrometheusTelemetry:
+    """Implements `dispatch.live.engine.Telemetry` with metrics registered on `metrics`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.tick_seconds = Histogram(
+            "dispatchflow_tick_duration_seconds",
+            "Time to decide one shard's tick.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.ticks = Counter("dispatchflow_ticks", "Shard ticks decided.", registry=r)
+        self.breaker = Counter(
+            "dispatchflow_circuit_breaker_ticks",
+            "Ticks that used the greedy policy because the optimiser would overrun the budget.",
+            registry=r,
+        )
+        self.proposals = Counter(
+            "dispatchflow_assignments_proposed", "Assignments offered to couriers.", registry=r
+        )
+        self.commits = Counter(
+            "dispatchflow_assignments_committed", "Assignments accepted and committed.", registry=r
+        )
+        self.releases = Counter(
+            "dispatchflow_assignments_released",
+            "Proposals or commitments released, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.stale = Counter(
+            "dispatchflow_stale_responses",
+            "Courier responses to proposals no longer open (duplicates, late answers).",
+            registry=r,
+        )
+        self.eta_error = Histogram(
+            "dispatchflow_eta_error_seconds",
+            "Realized minus announced p50 drop-off time of delivered orders.",
+            buckets=(-900, -600, -300, -120, -60, 0, 60, 120, 300, 600, 900, 1800),
+            registry=r,
+        )
+        self.eta_labels = Counter(
+            "dispatchflow_eta_labels",
+            "Delivered orders with an announced ETA, by whether the p90 covered the delivery.",
+            ["covered_p90"],
+            registry=r,
+        )
+        self.eta_fallbacks = Counter(
+            "dispatchflow_eta_fallback_labels",
+            "Delivered orders whose announced ETA used the base-ETA fallback.",
+            registry=r,
+        )
+
+    def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
+        """Record one tick."""
+        self.ticks.inc()
+        self.tick_seconds.observe(duration_s)
+        self.proposals.inc(assignments)
+        if breaker:
+            self.breaker.inc()
+
+    def released(self, reason: str) -> None:
+        """Record a release."""
+        self.releases.labels(reason).inc()
+
+    def committed(self) -> None:
+        """Record a commit."""
+        self.commits.inc()
+
+    def stale_response(self) -> None:
+        """Record a stale response."""
+        self.stale.inc()
+
+    def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:
+        """Record a delivered order's ETA outcome."""
+        self.eta_error.observe(error_p50_s)
+        self.eta_labels.labels("true" if covered_p90 else "false").inc()
+        if fallback:
+            self.eta_fallbacks.inc()
