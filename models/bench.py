@@ -34,14 +34,15 @@ from models.residual import (
     TrainConfig,
     TrainingData,
     save_model,
-    train_residual_model,
 )
+from models.selection import CalibrationCandidate, train_with_selection
 from models.service import EtaService, LegBatch, LoadedModel, StaticModelSource
 from models.timeparts import local_parts, zone
 
 DATASETS = ("doordash", "nyc")
 
-#: Click-to-door model on DoorDash rows: additive residual, p90 booster + split conformal.
+#: Click-to-door model on DoorDash rows: additive residual, p90 booster + conformal margin.
+#: The calibration settings here are placeholders: `DOORDASH_CALIBRATION` is chosen from.
 DOORDASH_CONFIG = TrainConfig(
     rounds_p50=400,
     rounds_p90=400,
@@ -49,7 +50,19 @@ DOORDASH_CONFIG = TrainConfig(
     learning_rate=0.03,
     min_child_weight=20.0,
     calibration_days=7.0,
-    calibration_blocks=7,
+    calibration_blocks=1,
+)
+
+#: Calibration grid of the click-to-door model (choice: `models.selection`).
+#:
+#: Both use a one-week window, so every weekday is in it. `split-7d` is plain split
+#: conformal: the margin covers 90 % of the week's pooled scores. `block-median-7d` cuts the
+#: week into 7 consecutive blocks of equal row count (about a day each), takes the split
+#: conformal margin of each and keeps the median, so that one exceptional day does not set
+#: the margin for the others.
+DOORDASH_CALIBRATION: tuple[CalibrationCandidate, ...] = (
+    CalibrationCandidate("split-7d", calibration_days=7.0, calibration_blocks=1),
+    CalibrationCandidate("block-median-7d", calibration_days=7.0, calibration_blocks=7),
 )
 DOORDASH_CLAMP = ClampConfig(residual_min_s=-1800.0, residual_max_s=4 * 3600.0)
 
@@ -69,9 +82,20 @@ TRAVEL_CONFIG = TrainConfig(
     p50_objective="pseudohuber",
     huber_slope=0.15,
     p90_mode="binned",
-    p90_bins=4,
-    calibration_days=28.0,
+    p90_bins=8,
+    calibration_days=21.0,
     calibration_blocks=1,
+)
+
+#: Calibration grid of the travel-leg model (choice: `models.selection`).
+#:
+#: Mondrian conformal margins per equal-count base-ETA bin: 4 or 8 bins (coarser bins have
+#: more rows per margin, finer ones follow how the error grows with the trip), over a window
+#: of the last 3 or 4 weeks (whole weeks, so each weekday weighs the same).
+TRAVEL_CALIBRATION: tuple[CalibrationCandidate, ...] = tuple(
+    CalibrationCandidate(f"bins{b}-{d}d", calibration_days=float(d), p90_bins=b)
+    for d in (21, 28)
+    for b in (4, 8)
 )
 TRAVEL_CLAMP = ClampConfig(residual_min_s=-1800.0, residual_max_s=3 * 3600.0)
 
@@ -127,38 +151,59 @@ PREP_CONFIG = TrainConfig(
     learning_rate=0.05,
     min_child_weight=10.0,
     calibration_days=2.0,
+    calibration_blocks=1,
+)
+
+#: Calibration grid of the prep-time model: plain split conformal over the last two days, or
+#: the median of the margins of 8 consecutive blocks (about 6 h each) of those two days.
+PREP_CALIBRATION: tuple[CalibrationCandidate, ...] = (
+    CalibrationCandidate("split-2d", calibration_days=2.0, calibration_blocks=1),
+    CalibrationCandidate("block-median-2d", calibration_days=2.0, calibration_blocks=8),
 )
 
 
-def train_prep_from_log(path: Path, progress: bool = True) -> ResidualQuantileModel:
-    """Prep-time model from a JSON-Lines event log (see `features.offline`)."""
+def train_prep_from_log(
+    path: Path, progress: bool = True, config: TrainConfig = PREP_CONFIG
+) -> ResidualQuantileModel:
+    """Prep-time model from a JSON-Lines event log (see `features.offline`).
+
+    The p90 calibration is chosen from `PREP_CALIBRATION` (see `models.selection`).
+    """
     from features.offline import build_training_rows
     from models.prep import prep_training_data
 
     data = prep_training_data(build_training_rows(path))
-    return train_residual_model(
+    model, _ = train_with_selection(
         data,
         kind="prep",
         target=Target.ADDITIVE,
-        config=PREP_CONFIG,
+        config=config,
         clamp=ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0),
+        candidates=PREP_CALIBRATION,
         metadata={"dataset": "events", "source": path.name},
         progress=progress,
     )
+    return model
 
 
 def train_for(dataset: str, rows: TrainingData, progress: bool = True) -> ResidualQuantileModel:
-    """Train the dataset's residual model with its standard configuration."""
+    """Train the dataset's residual model with its standard configuration.
+
+    The p90 calibration is chosen from the dataset's grid by validation on the latest
+    training rows (`models.selection`); the choice is in `metadata["calibration_selection"]`.
+    """
     if dataset == "doordash":
-        return train_residual_model(
+        model, _ = train_with_selection(
             rows,
             kind="total",
             target=Target.ADDITIVE,
             config=DOORDASH_CONFIG,
             clamp=DOORDASH_CLAMP,
+            candidates=DOORDASH_CALIBRATION,
             metadata={"dataset": dataset, "timezone": ds.DOORDASH_TIMEZONE},
             progress=progress,
         )
+        return model
     provider = StraightLineProvider()
 
     def synthesize(
@@ -174,16 +219,18 @@ def train_for(dataset: str, rows: TrainingData, progress: bool = True) -> Residu
             rng,
         )
 
-    return train_residual_model(
+    model, _ = train_with_selection(
         rows,
         kind="travel",
         target=Target.LOG_RATIO,
         config=TRAVEL_CONFIG,
         clamp=TRAVEL_CLAMP,
+        candidates=TRAVEL_CALIBRATION,
         metadata={"dataset": dataset, "feature_config": ds.NYC_FEATURE_CONFIG.to_dict()},
         progress=progress,
         synthesize=synthesize,
     )
+    return model
 
 
 def predict_throughput(
@@ -231,6 +278,7 @@ def eta_bench(
     figures["dataset"] = dataset
     figures["n_train"] = len(rows.train.ts_ms)
     figures["p90_margin"] = model.p90_margin
+    figures.update(selection_figures(model))
     if plots_dir is not None:
         figures["plots"] = [
             str(p)
@@ -245,6 +293,23 @@ def eta_bench(
             )
         ]
     return figures, model
+
+
+def selection_figures(model: ResidualQuantileModel) -> dict[str, Any]:
+    """Bench JSON keys describing how the model's p90 calibration was chosen.
+
+    `calibration_choice` (candidate name), `validation_p90_coverage` (its p90 coverage on the
+    validation slice of the training rows, None if it was not validated) and
+    `calibration_selection` (every candidate's figures and the validation slice).
+    """
+    sel = model.metadata.get("calibration_selection")
+    if not isinstance(sel, dict):
+        return {"calibration_choice": None, "validation_p90_coverage": None}
+    return {
+        "calibration_choice": sel.get("calibration_choice"),
+        "validation_p90_coverage": sel.get("validation_p90_coverage"),
+        "calibration_selection": sel,
+    }
 
 
 def legs_like(test: TrainingData, n_pairs: int, seed: int = 0) -> LegBatch:

@@ -12,7 +12,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +377,200 @@ class TrainingData:
             raise ValueError("all columns of the training data must have the same length")
 
 
+#: `TrainConfig` fields that only shape the p90 calibration (not what a booster learns), so
+#: configurations differing in these alone can share fitted boosters.
+CALIBRATION_FIELDS: tuple[str, ...] = ("calibration_days", "calibration_blocks", "p90_bins")
+
+
+class ResidualTrainer:
+    """Fits residual models on one set of rows, sharing boosters across calibration settings.
+
+    The boosters of a configuration depend on its booster hyper-parameters and on its
+    calibration window (`calibration_days`); the block count and bin count only change how the
+    margin is computed from the window. `model(config)` therefore fits each booster at most
+    once per window and reuses it for every configuration that differs only in
+    `CALIBRATION_FIELDS`. Results do not depend on the order in which models are requested.
+
+    Raises:
+        CalibrationError: fewer than 50 rows.
+        ValueError: unknown `p50_objective` or `p90_mode`.
+    """
+
+    def __init__(
+        self,
+        data: TrainingData,
+        *,
+        target: Target,
+        config: TrainConfig,
+        synthesize: Synthesizer | None = None,
+    ) -> None:
+        n = data.features.shape[0]
+        if n < 50:
+            raise CalibrationError(f"need at least 50 training rows, got {n}")
+        if config.p50_objective not in ("quantile", "pseudohuber"):
+            raise ValueError(f"unknown p50_objective {config.p50_objective!r}")
+        if config.p90_mode not in ("model", "binned"):
+            raise ValueError(f"unknown p90_mode {config.p90_mode!r}")
+        self.data = data
+        self.target = target
+        self.config = config
+        self._synthesize = synthesize
+        self._z = residual_target(data.actual_s, data.base_eta_s, target, config.ratio_floor_s)
+        self._keep: BoolArray = np.isfinite(self._z) & np.isfinite(data.base_eta_s)
+        if not self._keep.any():
+            raise CalibrationError("no training row has a finite target and base")
+        self._t_end = int(data.ts_ms[self._keep].max())
+        self._full: xgb.Booster | None = None
+        self._proper: dict[float, tuple[xgb.Booster, FloatArray]] = {}
+
+    @property
+    def distilled(self) -> bool:
+        """Whether the served p50 booster is a distilled student."""
+        return self.config.distill_rounds > 0 and self._synthesize is not None
+
+    @property
+    def p50_rounds(self) -> int:
+        """Boosting rounds of one p50 fit (student rounds included)."""
+        return self.config.rounds_p50 + (self.config.distill_rounds if self.distilled else 0)
+
+    @property
+    def window_rounds(self) -> int:
+        """Boosting rounds of the booster fitted before one calibration window."""
+        return self.p50_rounds if self.config.p90_mode == "binned" else self.config.rounds_p90
+
+    def rounds_for(self, calibration_days: Sequence[float]) -> int:
+        """Rounds still to fit for models over these windows (for a progress bar's total)."""
+        todo = {float(d) for d in calibration_days} - set(self._proper)
+        return (self.p50_rounds if self._full is None else 0) + len(todo) * self.window_rounds
+
+    def calibration_masks(self, calibration_days: float) -> tuple[BoolArray, BoolArray]:
+        """(calibration rows, rows before them): the window is the last `calibration_days`.
+
+        Raises:
+            CalibrationError: fewer than 20 usable rows precede the window.
+        """
+        cal_start = self._t_end - int(calibration_days * 86_400_000)
+        cal = self._keep & (self.data.ts_ms > cal_start)
+        proper = self._keep & ~cal
+        if proper.sum() < 20:
+            raise CalibrationError(
+                f"no training rows precede the {calibration_days:g}-day calibration window"
+            )
+        return cal, proper
+
+    def _check(self, config: TrainConfig) -> None:
+        neutral = {f: getattr(self.config, f) for f in CALIBRATION_FIELDS}
+        if replace(config, **neutral) != self.config:
+            raise ValueError(
+                "config may differ from the trainer's only in " + ", ".join(CALIBRATION_FIELDS)
+            )
+
+    def _fit_p50(self, rows: BoolArray, seed_tag: int, bar: tqdm | None) -> xgb.Booster:
+        config = self.config
+        x_rows, z_rows = self.data.features[rows], self._z[rows]
+        alpha = config.p50_alpha if config.p50_objective == "quantile" else None
+        full = _fit_quantile(x_rows, z_rows, alpha, config.rounds_p50, config, bar)
+        if not self.distilled:
+            return full
+        assert self._synthesize is not None  # noqa: S101 - narrowing only
+        rng = np.random.default_rng([config.seed, seed_tag])
+        synthetic = self._synthesize(self.data, rows, config.distill_samples, rng)
+        x = np.ascontiguousarray(np.vstack([x_rows, synthetic]), dtype=np.float32)
+        return _fit_student(full, x, config, bar)
+
+    def _full_p50(self, bar: tqdm | None) -> xgb.Booster:
+        if self._full is None:
+            self._full = self._fit_p50(self._keep, 0, bar)
+        return self._full
+
+    def _window_booster(
+        self, calibration_days: float, bar: tqdm | None
+    ) -> tuple[xgb.Booster, FloatArray]:
+        """The booster fitted before the window and its scores on the window's rows."""
+        key = float(calibration_days)
+        if key not in self._proper:
+            cal, proper = self.calibration_masks(key)
+            config = self.config
+            if config.p90_mode == "binned":
+                # Mondrian conformal: scores of a p50 model that never saw the window.
+                booster = self._fit_p50(proper, 1, bar)
+            else:
+                booster = _fit_quantile(
+                    self.data.features[proper],
+                    self._z[proper],
+                    config.coverage,
+                    config.rounds_p90,
+                    config,
+                    bar,
+                )
+            pred = np.asarray(booster.inplace_predict(self.data.features[cal]), dtype=np.float64)
+            self._proper[key] = (booster, self._z[cal] - pred)
+        return self._proper[key]
+
+    def model(
+        self,
+        config: TrainConfig,
+        *,
+        kind: str,
+        clamp: ClampConfig,
+        metadata: Mapping[str, Any] | None = None,
+        bar: tqdm | None = None,
+    ) -> ResidualQuantileModel:
+        """The model of `config` (p50 on all rows, p90 calibrated on its window).
+
+        `config` may differ from the trainer's only in `CALIBRATION_FIELDS`. `bar` advances by
+        one per boosting round actually fitted.
+
+        Raises:
+            CalibrationError: the window holds too few rows, or no rows precede it.
+            ValueError: `config` changes a booster hyper-parameter.
+        """
+        self._check(config)
+        data = self.data
+        cal, _ = self.calibration_masks(config.calibration_days)
+        booster, scores = self._window_booster(config.calibration_days, bar)
+        b90: xgb.Booster | None = None
+        bins: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None
+        margin = 0.0
+        if config.p90_mode == "binned":
+            col = feature_index(data.feature_names, [config.p90_bin_feature])[0]
+            edges, margins = _binned_margins(
+                data.features[cal][:, col], scores, config.p90_bins, config.coverage
+            )
+            bins = (col, edges, margins)
+        else:
+            b90 = booster
+            margin = conformal_margin(
+                scores, config.coverage, blocks=config.calibration_blocks, ts_ms=data.ts_ms[cal]
+            )
+        b50 = self._full_p50(bar)
+        keep = self._keep
+        meta: dict[str, Any] = {
+            "training_window_ms": [int(data.ts_ms[keep].min()), self._t_end],
+            "calibration_window_ms": [
+                self._t_end - int(config.calibration_days * 86_400_000),
+                self._t_end,
+            ],
+            "n_train": int(keep.sum()),
+            "n_calibration": int(cal.sum()),
+            "train_config": asdict(config),
+            "distilled": self.distilled,
+        }
+        meta.update(metadata or {})
+        return ResidualQuantileModel(
+            kind=kind,
+            feature_names=data.feature_names,
+            target=self.target,
+            booster_p50=b50,
+            booster_p90=b90,
+            p90_margin=margin,
+            clamp=clamp,
+            ratio_floor_s=config.ratio_floor_s,
+            metadata=meta,
+            p90_bins=bins,
+        )
+
+
 def train_residual_model(
     data: TrainingData,
     *,
@@ -392,87 +586,16 @@ def train_residual_model(
 
     The calibration window is the last `config.calibration_days` of `data.ts_ms`; no row of it
     trains the p90 model. Shows a progress bar over boosting rounds when `progress` is set.
+    (`models.selection.train_with_selection` chooses the calibration settings first.)
 
     Raises:
         CalibrationError: the window holds too few rows, or no rows precede it.
     """
-    n = data.features.shape[0]
-    if n < 50:
-        raise CalibrationError(f"need at least 50 training rows, got {n}")
-    z = residual_target(data.actual_s, data.base_eta_s, target, config.ratio_floor_s)
-    keep = np.isfinite(z) & np.isfinite(data.base_eta_s)
-    t_end = int(data.ts_ms[keep].max())
-    cal_start = t_end - int(config.calibration_days * 86_400_000)
-    cal = keep & (data.ts_ms > cal_start)
-    proper = keep & ~cal
-    if proper.sum() < 20:
-        raise CalibrationError("no training rows precede the calibration window")
-    if config.p50_objective not in ("quantile", "pseudohuber"):
-        raise ValueError(f"unknown p50_objective {config.p50_objective!r}")
-    if config.p90_mode not in ("model", "binned"):
-        raise ValueError(f"unknown p90_mode {config.p90_mode!r}")
-    alpha50 = config.p50_alpha if config.p50_objective == "quantile" else None
-    binned = config.p90_mode == "binned"
-    distill = config.distill_rounds > 0 and synthesize is not None
-    rng = np.random.default_rng(config.seed)
-    per_p50 = config.rounds_p50 + (config.distill_rounds if distill else 0)
-    total = per_p50 * (2 if binned else 1) + (0 if binned else config.rounds_p90)
-
-    def fit_p50(rows: npt.NDArray[np.bool_], bar: tqdm) -> xgb.Booster:
-        full = _fit_quantile(data.features[rows], z[rows], alpha50, config.rounds_p50, config, bar)
-        if not distill:
-            return full
-        assert synthesize is not None  # noqa: S101 - narrowing only
-        x = np.vstack([data.features[rows], synthesize(data, rows, config.distill_samples, rng)])
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return _fit_student(full, x, config, bar)
-
-    b90: xgb.Booster | None = None
-    bins: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None
-    margin = 0.0
+    trainer = ResidualTrainer(data, target=target, config=config, synthesize=synthesize)
+    trainer.calibration_masks(config.calibration_days)
+    total = trainer.rounds_for([config.calibration_days])
     with tqdm(total=total, desc=f"train {kind}", unit="round", disable=not progress) as bar:
-        if binned:
-            # Mondrian conformal: scores of a p50 model that never saw the window, per bin.
-            proper50 = fit_p50(proper, bar)
-            q_cal = np.asarray(proper50.inplace_predict(data.features[cal]), dtype=np.float64)
-            col = feature_index(data.feature_names, [config.p90_bin_feature])[0]
-            edges, margins = _binned_margins(
-                data.features[cal][:, col], z[cal] - q_cal, config.p90_bins, config.coverage
-            )
-            bins = (col, edges, margins)
-        else:
-            b90 = _fit_quantile(
-                data.features[proper], z[proper], config.coverage, config.rounds_p90, config, bar
-            )
-            q90_cal = np.asarray(b90.inplace_predict(data.features[cal]), dtype=np.float64)
-            margin = conformal_margin(
-                z[cal] - q90_cal,
-                config.coverage,
-                blocks=config.calibration_blocks,
-                ts_ms=data.ts_ms[cal],
-            )
-        b50 = fit_p50(keep, bar)
-    meta: dict[str, Any] = {
-        "training_window_ms": [int(data.ts_ms[keep].min()), t_end],
-        "calibration_window_ms": [cal_start, t_end],
-        "n_train": int(keep.sum()),
-        "n_calibration": int(cal.sum()),
-        "train_config": asdict(config),
-        "distilled": distill,
-    }
-    meta.update(metadata or {})
-    return ResidualQuantileModel(
-        kind=kind,
-        feature_names=data.feature_names,
-        target=target,
-        booster_p50=b50,
-        booster_p90=b90,
-        p90_margin=margin,
-        clamp=clamp,
-        ratio_floor_s=config.ratio_floor_s,
-        metadata=meta,
-        p90_bins=bins,
-    )
+        return trainer.model(config, kind=kind, clamp=clamp, metadata=metadata, bar=bar)
 
 
 def _fit_student(
