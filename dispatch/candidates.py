@@ -189,15 +189,17 @@ def nearest_couriers(
 ) -> tuple[IntArray, IntArray, int]:
     """Candidate pairs `(order_row, courier_row)` for the orders in `rows`, and the stride.
 
-    Each order gets its `max_candidates` nearest eligible couriers in the time-aware index,
-    or every eligible courier when there are no more than that; pairs are grouped by order,
-    `stride` per order.
+    Each order gets its nearest eligible couriers in the time-aware index: `max_candidates`,
+    fewer when that would exceed `pair_budget` pairs (but at least `min_candidates`), or every
+    eligible courier when there are no more than that; pairs are grouped by order, `stride`
+    per order.
     """
     couriers = index.rows
     if rows.size == 0 or couriers.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, 0
-    k = min(policy.max_candidates, couriers.size)
+    per_order = policy.pair_budget // rows.size
+    k = min(max(per_order, policy.min_candidates), policy.max_candidates, couriers.size)
     if k == couriers.size:
         return np.repeat(rows, k), np.tile(couriers, rows.size), k
     orders = snapshot.orders

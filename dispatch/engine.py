@@ -281,10 +281,13 @@ def _commitments(
     ready = frame.ready_s[o]
     late = pairs.pickup_p50_s[e] > ready
     if not policy.jit:
+        used = {choice.courier for choice in choices.values()}
         for i, ee, lt in zip(rows, e, late, strict=True):
-            choices[int(i)] = _Choice(
-                int(pairs.courier_row[ee]), "late" if lt else "immediate", terms[ee], int(ee), None
-            )
+            courier = int(pairs.courier_row[ee])
+            if courier not in used:
+                used.add(courier)
+                reason = "late" if lt else "immediate"
+                choices[int(i)] = _Choice(courier, reason, terms[ee], int(ee), None)
         return choices
     idle = (frame.free_s[c] <= 0) & ~np.isfinite(frame.pending_pickup_s[c])
     latest = ready - policy.commit_buffer_s
@@ -299,9 +302,16 @@ def _commitments(
     commit = idle & (must_go | late | last_backup)
     if policy.chain_hold and commit.any():
         commit[commit] = ~_chain_beats(snapshot, frame, pairs, e[commit], graph, matched_edge)
+    # A courier with a pending pickup may be matched twice (its pickup and its route end):
+    # it takes at most one decision per tick, the insertion first.
+    used = {choice.courier for choice in choices.values()}
     for i, ee, lt, mg in zip(rows[commit], e[commit], late[commit], must_go[commit], strict=True):
+        courier = int(pairs.courier_row[ee])
+        if courier in used:
+            continue
+        used.add(courier)
         reason = "late" if lt else ("just_in_time" if mg else "last_backup")
-        choices[int(i)] = _Choice(int(pairs.courier_row[ee]), reason, terms[ee], int(ee), None)
+        choices[int(i)] = _Choice(courier, reason, terms[ee], int(ee), None)
     return choices
 
 

@@ -25,6 +25,9 @@ class Policy:
             `"greedy"` (each open order, in ready-time order, to the free courier with the
             earliest pickup; also the circuit-breaker fallback).
         max_candidates: couriers considered per order, nearest first in the spatial index.
+        min_candidates: fewest couriers considered per order however large the tick.
+        pair_budget: candidate pairs per tick; with many open orders each gets fewer
+            candidates (never fewer than `min_candidates`), bounding the tick's work.
         max_pickup_s: hard cap on the courier's travel time to the merchant.
         index_speed_mps: converts a courier's remaining busy time into distance in the spatial
             index, so that couriers freeing up soon count as near.
@@ -92,7 +95,9 @@ class Policy:
 
     name: str = "default"
     mode: Literal["optimize", "greedy"] = "optimize"
-    max_candidates: int = 24
+    max_candidates: int = 48
+    min_candidates: int = 12
+    pair_budget: int = 40_000
     max_pickup_s: float = 3600.0
     index_speed_mps: float = 5.0
     max_pairs: int = 400_000
@@ -144,8 +149,8 @@ class Policy:
                 continue
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise PolicyError(f"{f.name} must be a finite non-negative number, got {value!r}")
-        if self.max_candidates < 1:
-            raise PolicyError("max_candidates must be at least 1")
+        if not 1 <= self.min_candidates <= self.max_candidates:
+            raise PolicyError("need 1 <= min_candidates <= max_candidates")
         if self.max_bundle_size < 1:
             raise PolicyError("max_bundle_size must be at least 1")
         if self.index_speed_mps <= 0:

@@ -76,7 +76,7 @@ def synthetic_snapshot(
     pending_seq: list[int] = []
     pending_merchant: list[int] = []
     for c in pending_couriers:
-        count = int(rng.integers(1, 3))
+        count = int(rng.integers(1, min(2, shape.capacity) + 1))
         merchant = int(rng.integers(0, shape.merchants))
         for k in range(count):
             pending_rows.append(len(pending_rows))
