@@ -110,8 +110,15 @@ class InsertionTable:
         none = np.zeros(0, dtype=np.int64)
         flat = np.zeros(0)
         return cls(
-            none, none, none, np.zeros((0, 1), dtype=np.int64), flat, flat,
-            np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, N_TERMS)),
+            none,
+            none,
+            none,
+            np.zeros((0, 1), dtype=np.int64),
+            flat,
+            flat,
+            np.zeros((0, 1)),
+            np.zeros((0, 1)),
+            np.zeros((0, N_TERMS)),
         )
 
 
@@ -119,9 +126,7 @@ class InsertionTable:
 def _orders_to_try(size: int) -> IntArray:
     """Candidate drop sequences of `size` stops (indices 0..size-1, the new stop last)."""
     if size <= EXACT_SEQUENCE_LIMIT:
-        return np.array(list(itertools.permutations(range(size))), dtype=np.int64).reshape(
-            -1, size
-        )
+        return np.array(list(itertools.permutations(range(size))), dtype=np.int64).reshape(-1, size)
     fixed = np.arange(size - 1, dtype=np.int64)
     return np.array([np.insert(fixed, k, size - 1) for k in range(size)], dtype=np.int64)
 
@@ -311,8 +316,12 @@ def _evaluate(
     eta_old = snapshot.eta.travel_s(old_points[:, :, None, :], old_points[:, None, :, :])
     identity = np.arange(size - 1, dtype=np.int64)[None, :]
     old_leave = pickup_old[idx] + half_p
-    old50 = _drop_times(np.asarray(eta_old.p50_s).reshape(n, size, size), identity, old_leave, half_d)[:, 0]
-    old90 = _drop_times(np.asarray(eta_old.p90_s).reshape(n, size, size), identity, old_leave, half_d)[:, 0]
+    old50 = _drop_times(
+        np.asarray(eta_old.p50_s).reshape(n, size, size), identity, old_leave, half_d
+    )[:, 0]
+    old90 = _drop_times(
+        np.asarray(eta_old.p90_s).reshape(n, size, size), identity, old_leave, half_d
+    )[:, 0]
 
     tries = _orders_to_try(size)
     leave = pickup[idx] + half_p

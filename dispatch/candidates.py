@@ -203,9 +203,7 @@ def nearest_couriers(
     if k == couriers.size:
         return np.repeat(rows, k), np.tile(couriers, rows.size), k
     orders = snapshot.orders
-    chosen = index.nearest(
-        np.take(orders.pickup_xy_m, rows, axis=0), k, orders.merchant_code[rows]
-    )
+    chosen = index.nearest(np.take(orders.pickup_xy_m, rows, axis=0), k, orders.merchant_code[rows])
     return np.repeat(rows, k), chosen.reshape(-1), k
 
 

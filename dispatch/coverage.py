@@ -74,8 +74,7 @@ class Coverage:
             return np.zeros(0)
         first, best1, best2 = self.best_two()
         delta = self.weight * (
-            shortfall_min(np.minimum(best2, 1e9), self.slack_s)
-            - shortfall_min(best1, self.slack_s)
+            shortfall_min(np.minimum(best2, 1e9), self.slack_s) - shortfall_min(best1, self.slack_s)
         )
         out = np.zeros(a)
         np.add.at(out, first, delta)

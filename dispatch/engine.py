@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from dispatch.bundles import Insertion, InsertionTable, insertions
 from dispatch.candidates import (
@@ -37,7 +38,6 @@ from dispatch.matching import min_cost_matching
 from dispatch.policy import DEFAULT_POLICY, Policy
 from dispatch.reposition import repositions
 from dispatch.routes import build_assignment, explanation, runner_up, to_ts_ms
-from scipy.spatial import cKDTree
 from dispatch.snapshot import OPEN, OrderTable, Snapshot, SnapshotError
 
 FloatArray = NDArray[np.float64]
@@ -100,7 +100,7 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
         edges = graph.by_row[graph.starts[i] : graph.starts[i + 1]]
         second, second_cost = runner_up(graph.courier[edges], graph.cost[edges], choice.courier)
         explain = explanation(
-            choice.terms,
+            choice.terms.tolist(),
             None if second is None else snapshot.couriers.courier_id[second],
             second_cost,
             choice.reason,
@@ -318,8 +318,10 @@ def _commitments(
 def _on_time_alternatives(
     frame: TickFrame, pairs: PairTable, graph: _Graph, match: IntArray
 ) -> IntArray:
-    """Per graph row: couriers that could still hand the order over at ready time and are not
-    matched to another order in this tick."""
+    """Per graph row: couriers still able to hand the order over at ready time.
+
+    Couriers matched to another order in this tick do not count.
+    """
     compact = np.full(frame.ready_s.size, -1, dtype=np.int64)
     compact[graph.order_row] = np.arange(graph.n_rows)
     row = compact[pairs.order_row]
@@ -340,8 +342,11 @@ def _chain_beats(
     graph: _Graph,
     matched_edge: IntArray,
 ) -> NDArray[np.bool_]:
-    """Per due pair: whether another matched courier, right after the job it is matched to,
-    would pick the order up no later (checked against the nearest planned job ends)."""
+    """Per due pair: whether a chain beats it.
+
+    A chain is another matched courier picking the order up, right after the job it is
+    matched to, no later than the pair would; checked against the nearest planned job ends.
+    """
     planned = graph.source[matched_edge[matched_edge >= 0]]
     planned = planned[planned < pairs.size]
     out = np.zeros(due.size, dtype=bool)
@@ -398,7 +403,8 @@ def _assignment(
             first_row=next(r for r in x.sequence if r != x.order_row),
         )
     e = choice.new_job
-    assert e is not None
+    if e is None:  # pragma: no cover - a choice is a new job or an insertion
+        raise ValueError("a committed choice without a job")
     row = int(pairs.order_row[e])
     c = choice.courier
     return build_assignment(

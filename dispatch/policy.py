@@ -123,7 +123,7 @@ class Policy:
     min_alternatives: int = 1
     hold_cost: float = 1000.0
     matching_horizon_s: float = 180.0
-    max_edges_per_order: int = 8
+    max_edges_per_order: int = 48
     w_age: float = 0.5
     reposition: bool = True
     reposition_max_s: float = 900.0

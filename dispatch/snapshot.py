@@ -53,9 +53,11 @@ def _ints(name: str, values: object, n: int) -> IntArray:
     array = np.asarray(values)
     if array.shape != (n,):
         raise SnapshotError(f"{name} must have shape ({n},), got {array.shape}")
-    if n and not np.issubdtype(array.dtype, np.integer):
-        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
-            raise SnapshotError(f"{name} must hold whole numbers")
+    whole = np.issubdtype(array.dtype, np.integer) or (
+        np.isfinite(array).all() and np.array_equal(array, np.round(array))
+    )
+    if n and not whole:
+        raise SnapshotError(f"{name} must hold whole numbers")
     return array.astype(np.int64)
 
 

@@ -69,8 +69,10 @@ def synthetic_snapshot(
     demand = rng.gamma(1.0, 2.0, shape.merchants)
 
     m = shape.couriers
-    n_pending_couriers = int(round(shape.pending_share * m))
-    pending_couriers = rng.choice(m, size=n_pending_couriers, replace=False) if m else []
+    n_pending_couriers = round(shape.pending_share * m)
+    pending_couriers = (
+        rng.choice(m, size=n_pending_couriers, replace=False) if m else np.zeros(0, np.int64)
+    )
     pending_rows: list[int] = []
     pending_courier: list[int] = []
     pending_seq: list[int] = []
@@ -118,7 +120,9 @@ def synthetic_snapshot(
     courier_xy = rng.uniform(0, city, (m, 2))
     idle = rng.random(m) < shape.idle_share
     free = np.where(
-        idle, now_ts_ms - rng.integers(0, 10 * 60_000, m), now_ts_ms + rng.integers(0, 30 * 60_000, m)
+        idle,
+        now_ts_ms - rng.integers(0, 10 * 60_000, m),
+        now_ts_ms + rng.integers(0, 30 * 60_000, m),
     )
     pending_pickup = np.full(m, NO_PICKUP, dtype=np.int64)
     spare = np.full(m, shape.capacity, dtype=np.int64)
@@ -231,7 +235,9 @@ class ShardStream:
             dropoff_xy_m=np.vstack([orders.dropoff_xy_m[keep], dropoff]),
             placed_ts_ms=np.concatenate([orders.placed_ts_ms[keep], np.full(n_new, now)]),
             ready_ts_ms=np.concatenate([orders.ready_ts_ms[keep], ready]),
-            promise_ts_ms=np.concatenate([orders.promise_ts_ms[keep], np.full(n_new, now + 2_400_000)]),
+            promise_ts_ms=np.concatenate(
+                [orders.promise_ts_ms[keep], np.full(n_new, now + 2_400_000)]
+            ),
             courier_index=np.concatenate(
                 [orders.courier_index[keep], np.full(n_new, OPEN, dtype=np.int64)]
             ),

@@ -131,7 +131,9 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     _print_report(by_policy, reference)
     if args.json is not None:
         for name, rows in by_policy.items():
-            path = args.json if name == main else args.json.with_suffix(f".{name}{args.json.suffix}")
+            path = (
+                args.json if name == main else args.json.with_suffix(f".{name}{args.json.suffix}")
+            )
             _write_json(path, [r.metrics for r in rows])
             print(f"wrote {path}")
     _write_plots(by_policy, main, args.plots)
@@ -169,7 +171,10 @@ def _print_report(by_policy: dict[str, list[ReplayResult]], reference: list) -> 
         subset: dict[str, dict[str, object]] = {}
         for name, rows in by_policy.items():
             chosen = [r.metrics for r in rows if r.metrics.name in names]
-            subset[name] = {k: float(np.mean([getattr(m, k) for m in chosen])) for k in ("ctod_mean", "rtop_mean")}
+            subset[name] = {
+                k: float(np.mean([getattr(m, k) for m in chosen]))
+                for k in ("ctod_mean", "rtop_mean")
+            }
         subset["paper heuristic (T4)"] = {
             k: float(np.mean([heuristic[i][k] for i in names])) for k in ("ctod_mean", "rtop_mean")
         }
@@ -177,7 +182,11 @@ def _print_report(by_policy: dict[str, list[ReplayResult]], reference: list) -> 
             k: float(np.mean([exact[i][k] for i in names])) for k in ("ctod_mean", "rtop_mean")
         }
         print()
-        print(format_table(f"Mean over the {len(names)} Table 4 instances", ["ctod_mean", "rtop_mean"], subset))
+        print(
+            format_table(
+                f"Mean over the {len(names)} Table 4 instances", ["ctod_mean", "rtop_mean"], subset
+            )
+        )
     for name, rows in by_policy.items():
         ticks = sum(r.ticks for r in rows)
         seconds = sum(r.decide_seconds for r in rows)
@@ -195,7 +204,10 @@ def _write_plots(by_policy: dict[str, list[ReplayResult]], main: str, folder: Pa
     means = {name: mean_metrics([r.metrics for r in rows]) for name, rows in by_policy.items()}
     written.append(
         metric_bars(
-            {n: {k: float(v) for k, v in m.items() if isinstance(v, float)} for n, m in means.items()},
+            {
+                n: {k: float(v) for k, v in m.items() if isinstance(v, float)}
+                for n, m in means.items()
+            },
             ["ctod_mean", "ctod_p90", "rtop_mean", "undelivered_pct", "cost_per_order"],
             folder / "mean_metrics.png",
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def ctod_distribution(
@@ -23,7 +23,9 @@ def ctod_distribution(
     for name, v in values.items():
         if v.size == 0:
             continue
-        hist.hist(v, bins=bins, histtype="step", density=True, label=f"{name} (mean {v.mean():.2f})")
+        hist.hist(
+            v, bins=bins, histtype="step", density=True, label=f"{name} (mean {v.mean():.2f})"
+        )
         xs = np.sort(v)
         cdf.plot(xs, np.arange(1, xs.size + 1) / xs.size, label=name)
     for ax in (hist, cdf):
@@ -60,9 +62,7 @@ def per_instance_scatter(
     return path
 
 
-def metric_bars(
-    means: Mapping[str, Mapping[str, float]], keys: Sequence[str], path: Path
-) -> Path:
+def metric_bars(means: Mapping[str, Mapping[str, float]], keys: Sequence[str], path: Path) -> Path:
     """Grouped bars of mean metrics, one group per metric, one bar per column (policy/paper)."""
     fig, axes = plt.subplots(1, len(keys), figsize=(2.2 * len(keys), 3.4))
     axes = np.atleast_1d(axes)

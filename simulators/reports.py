@@ -76,7 +76,9 @@ def paper_means(rows: Sequence[ReferenceRow]) -> dict[str, float]:
     return out
 
 
-def per_instance(rows: Sequence[ReferenceRow], table: str, exact: bool) -> dict[str, dict[str, float]]:
+def per_instance(
+    rows: Sequence[ReferenceRow], table: str, exact: bool
+) -> dict[str, dict[str, float]]:
     """Per-instance published values of a table: `{instance: {metric: value}}`.
 
     `exact` selects the clairvoyant exact solutions of Table 4 instead of the heuristic.
@@ -115,10 +117,19 @@ def format_table(
         for label in row_labels
     ]
     widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
-    lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
+    lines = [
+        title,
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        ),
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for r in body:
         lines.append(
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
         )
     return "\n".join(lines)

@@ -86,10 +86,13 @@ def build_timelines(
         for departure, origin, destination in moves:
             if origin != where[-1]:
                 violations.append(
-                    f"courier {courier}: move from {origin} but it is at {where[-1]} (discontinuity)"
+                    f"courier {courier}: move from {origin} but it is at {where[-1]}"
+                    " (discontinuity)"
                 )
             if origin not in places or destination not in places:
-                violations.append(f"courier {courier}: unknown place in move {origin}->{destination}")
+                violations.append(
+                    f"courier {courier}: unknown place in move {origin}->{destination}"
+                )
                 continue
             (x1, y1), (x2, y2) = places[origin], places[destination]
             travel = int(np.ceil(np.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2) / mpm))
@@ -135,14 +138,16 @@ def check_solution(instance: MdrpInstance, solution: MdrpSolution) -> CheckResul
             violations.append(f"courier {a.courier} picks up at {a.pickup_min} after off time")
         if len({int(instance.order_restaurant[r]) for r in rows}) > 1:
             violations.append(f"bundle {list(a.orders)} mixes restaurants")
-        drops = []
+        drops: list[int] = []
         for o in a.orders:
             if o not in delivered:
                 violations.append(f"assigned order {o} has no row in the orders file")
                 break
             drop = delivered[o].dropoff_min
             if drops and drop < drops[-1] + instance.params.dropoff_service_min:
-                violations.append(f"bundle {list(a.orders)}: drop-offs out of sequence or too close")
+                violations.append(
+                    f"bundle {list(a.orders)}: drop-offs out of sequence or too close"
+                )
             drops.append(drop)
 
     timelines = build_timelines(instance, solution, violations)
@@ -156,7 +161,9 @@ def check_solution(instance: MdrpInstance, solution: MdrpSolution) -> CheckResul
             continue
         place = timeline.place_before(record.dropoff_min)
         if place != o:
-            violations.append(f"order {o}: at drop-off {record.dropoff_min} courier is at {place!r}")
+            violations.append(
+                f"order {o}: at drop-off {record.dropoff_min} courier is at {place!r}"
+            )
 
     for a in solution.assignments:
         if a.courier not in couriers or not a.orders or a.orders[0] not in orders:

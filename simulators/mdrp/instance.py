@@ -230,7 +230,10 @@ def load_instance(directory: Path | str) -> MdrpInstance:
         order_restaurant=np.array([restaurant_index[o[4]] for o in orders], dtype=np.int64),
         restaurant_id=restaurant_id,
         restaurant_xy=np.stack(
-            [_numbers(restaurants_path, restaurants, 1), _numbers(restaurants_path, restaurants, 2)],
+            [
+                _numbers(restaurants_path, restaurants, 1),
+                _numbers(restaurants_path, restaurants, 2),
+            ],
             axis=1,
         ).astype(np.float64),
         courier_id=courier_id,

@@ -353,9 +353,7 @@ class MdrpSimulator:
 
     def _snapshot(self, now: int, open_rows: np.ndarray) -> tuple[Snapshot, np.ndarray]:
         inst = self.instance
-        visible = np.flatnonzero(
-            (inst.on_min <= now + self.lookahead_min) & (inst.off_min >= now)
-        )
+        visible = np.flatnonzero((inst.on_min <= now + self.lookahead_min) & (inst.off_min >= now))
         position = np.full(inst.n_couriers, -1, dtype=np.int64)
         position[visible] = np.arange(visible.size)
         pend_rows: list[int] = []
@@ -417,16 +415,22 @@ class MdrpSimulator:
 
     # ----------------------------------------------------------------- run
 
-    def run(self, on_tick: Callable[[int], None] | None = None) -> SimulationResult:
-        """Simulate the whole day and return the solution.
+    def run(
+        self, on_tick: Callable[[int], None] | None = None, stop_min: int | None = None
+    ) -> SimulationResult:
+        """Simulate the day and return the solution.
 
         Args:
             on_tick: called with the tick time after each tick (for progress reporting).
+            stop_min: stop ticking after this minute (committed jobs still finish); None runs
+                until the last courier's off time.
         """
         inst = self.instance
         by_placement = np.argsort(inst.placement_min, kind="stable")
         next_order = 0
         last_pickup = int(inst.off_min.max(initial=0))
+        if stop_min is not None:
+            last_pickup = min(last_pickup, stop_min)
         start = int(min(inst.placement_min.min(initial=0), inst.on_min.min(initial=0)))
         last_placement = int(inst.placement_min.max(initial=0))
         ticks = calls = fallbacks = 0

@@ -1,5 +1,4 @@
-"""MDRP solutions: the three benchmark files (assignments, orders, courier moves) in memory and
-on disk.
+"""MDRP solutions: the benchmark's three files (assignments, orders, moves), in memory and on disk.
 
 Files are space-separated with a header line:
 `solution_info_assignments.txt` (`assignment_time pickup_time courier order1 [order2 ...]`,

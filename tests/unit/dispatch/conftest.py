@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -37,8 +39,8 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
 
 
 def grid_snapshot(
-    orders: list[dict[str, object]],
-    couriers: list[dict[str, object]],
+    orders: list[dict[str, Any]],
+    couriers: list[dict[str, Any]],
     merchants: MerchantTable | None = None,
     meters_per_minute: float = 100.0,
 ) -> Snapshot:
@@ -54,7 +56,9 @@ def grid_snapshot(
         dropoff_xy_m=np.array([o["dropoff"] for o in orders], dtype=float).reshape(-1, 2),
         placed_ts_ms=np.array([NOW + int(o["placed"]) * MIN for o in orders], dtype=np.int64),
         ready_ts_ms=np.array([NOW + int(o["ready"]) * MIN for o in orders], dtype=np.int64),
-        promise_ts_ms=np.array([NOW + (int(o["placed"]) + 40) * MIN for o in orders], dtype=np.int64),
+        promise_ts_ms=np.array(
+            [NOW + (int(o["placed"]) + 40) * MIN for o in orders], dtype=np.int64
+        ),
         courier_index=np.array([o.get("courier", OPEN) for o in orders], dtype=np.int64),
         drop_sequence=np.array([o.get("seq", -1) for o in orders], dtype=np.int64),
     )

@@ -33,8 +33,24 @@ def test_bench_command_writes_json_rows(tmp_path: Path) -> None:
     """`dispatchflow bench dispatch` writes one JSON row per size with the four keys."""
     out = tmp_path / "dispatch.json"
     code = main(
-        ["bench", "dispatch", "--orders", "5", "8", "--couriers", "20", "--ticks", "2",
-         "--warmup", "0", "--json", str(out), "--plot", str(tmp_path / "p.png"), "--no-progress"]
+        [
+            "bench",
+            "dispatch",
+            "--orders",
+            "5",
+            "8",
+            "--couriers",
+            "20",
+            "--ticks",
+            "2",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "p.png"),
+            "--no-progress",
+        ]
     )
     assert code == 0
     rows = json.loads(out.read_text())

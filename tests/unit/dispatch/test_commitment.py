@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dispatch.bundles import insertions
+from dispatch.candidates import tick_frame
 from dispatch.engine import decide
 from dispatch.greedy import greedy_decide
-from dispatch.candidates import tick_frame
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY
+from dispatch.snapshot import Snapshot
 
 from .conftest import grid_snapshot
 
@@ -14,9 +17,16 @@ from .conftest import grid_snapshot
 POLICY = DEFAULT_POLICY.replace(reposition=False)
 
 
-def _order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> dict[str, object]:
-    return {"id": oid, "merchant": merchant, "pickup": (0, 0), "dropoff": (300, 0),
-            "placed": -1, "ready": ready, **extra}
+def _order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> dict[str, Any]:
+    return {
+        "id": oid,
+        "merchant": merchant,
+        "pickup": (0, 0),
+        "dropoff": (300, 0),
+        "placed": -1,
+        "ready": ready,
+        **extra,
+    }
 
 
 def test_order_with_slack_is_held() -> None:
@@ -69,11 +79,17 @@ def test_courier_past_shift_end_gets_nothing() -> None:
     assert not decide(snap, POLICY).assignments
 
 
-def _pending_snapshot(spare: int) -> object:
+def _pending_snapshot(spare: int) -> Snapshot:
     orders = [
         _order("o1", 4, courier=0, seq=0),
-        {"id": "o2", "merchant": "m1", "pickup": (0, 0), "dropoff": (300, 100),
-         "placed": -2, "ready": 3},
+        {
+            "id": "o2",
+            "merchant": "m1",
+            "pickup": (0, 0),
+            "dropoff": (300, 100),
+            "placed": -2,
+            "ready": 3,
+        },
     ]
     couriers = [{"id": "c1", "xy": (300, 0), "free": 12, "end": 600, "pending": 5, "spare": spare}]
     return grid_snapshot(orders, couriers)
@@ -99,8 +115,14 @@ def test_detour_cap_blocks_insertion() -> None:
     """An insertion that delays the pending order beyond max_detour_s is not a candidate."""
     orders = [
         _order("o1", 4, courier=0, seq=0),
-        {"id": "o2", "merchant": "m1", "pickup": (0, 0), "dropoff": (300, 100),
-         "placed": -2, "ready": 9},
+        {
+            "id": "o2",
+            "merchant": "m1",
+            "pickup": (0, 0),
+            "dropoff": (300, 100),
+            "placed": -2,
+            "ready": 9,
+        },
     ]
     couriers = [{"id": "c1", "xy": (300, 0), "free": 12, "end": 600, "pending": 5, "spare": 2}]
     snap = grid_snapshot(orders, couriers)

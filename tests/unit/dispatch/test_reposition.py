@@ -10,7 +10,9 @@ from dispatch.snapshot import MerchantTable
 
 from .conftest import grid_snapshot
 
-MERCHANTS = MerchantTable(("busy", "quiet"), np.array([[0.0, 0.0], [5000.0, 5000.0]]), np.array([6.0, 0.0]))
+MERCHANTS = MerchantTable(
+    ("busy", "quiet"), np.array([[0.0, 0.0], [5000.0, 5000.0]]), np.array([6.0, 0.0])
+)
 
 
 def test_idle_courier_far_from_demand_moves_to_the_busy_merchant() -> None:

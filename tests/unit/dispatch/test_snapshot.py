@@ -65,8 +65,16 @@ def test_bad_courier_tables_raise() -> None:
 
 def test_pending_orders_need_a_courier_with_a_pending_pickup() -> None:
     """An order held by a courier without a pending pickup is a snapshot error."""
-    order = {"id": "o1", "merchant": "m", "pickup": (0, 0), "dropoff": (1, 1), "placed": -5,
-             "ready": 5, "courier": 0, "seq": 0}
+    order = {
+        "id": "o1",
+        "merchant": "m",
+        "pickup": (0, 0),
+        "dropoff": (1, 1),
+        "placed": -5,
+        "ready": 5,
+        "courier": 0,
+        "seq": 0,
+    }
     with pytest.raises(SnapshotError):
         grid_snapshot([order], [{"id": "c1", "xy": (0, 0), "free": 10, "end": 60}])
     grid_snapshot([order], [{"id": "c1", "xy": (0, 0), "free": 10, "end": 60, "pending": 5}])

@@ -16,6 +16,7 @@ from .tiny import SOLUTION, write_tiny
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> MdrpInstance:
+    """The hand-made instance."""
     return load_instance(write_tiny(Path(tmp_path_factory.mktemp("tiny")) / "tiny"))
 
 
@@ -32,11 +33,15 @@ def test_hand_checked_solution_is_valid(tiny: MdrpInstance) -> None:
     ("solution", "message"),
     [
         (
-            _with(assignments=(AssignmentRecord(2, 11, "c1", ("o1", "o2")), SOLUTION.assignments[1])),
+            _with(
+                assignments=(AssignmentRecord(2, 11, "c1", ("o1", "o2")), SOLUTION.assignments[1])
+            ),
             "before it is ready",
         ),
         (
-            _with(assignments=(AssignmentRecord(1, 12, "c1", ("o1", "o2")), SOLUTION.assignments[1])),
+            _with(
+                assignments=(AssignmentRecord(1, 12, "c1", ("o1", "o2")), SOLUTION.assignments[1])
+            ),
             "before placement",
         ),
         (
@@ -52,7 +57,13 @@ def test_hand_checked_solution_is_valid(tiny: MdrpInstance) -> None:
             "discontinuity",
         ),
         (
-            _with(orders=(SOLUTION.orders[0], OrderRecord("o2", 2, 12, 12, 24, "c1"), SOLUTION.orders[2])),
+            _with(
+                orders=(
+                    SOLUTION.orders[0],
+                    OrderRecord("o2", 2, 12, 12, 24, "c1"),
+                    SOLUTION.orders[2],
+                )
+            ),
             "drop-offs out of sequence",
         ),
         (
@@ -64,12 +75,21 @@ def test_hand_checked_solution_is_valid(tiny: MdrpInstance) -> None:
             "mixes restaurants",
         ),
         (
-            _with(moves=(*SOLUTION.moves[:3], MoveRecord("c2", 5, "0", "r2"), MoveRecord("c1", 30, "o2", "r1"), MoveRecord("c2", 22, "r2", "o3"))),
+            _with(
+                moves=(
+                    *SOLUTION.moves[:3],
+                    MoveRecord("c2", 5, "0", "r2"),
+                    MoveRecord("c1", 30, "o2", "r1"),
+                    MoveRecord("c2", 22, "r2", "o3"),
+                )
+            ),
             "not contiguous",
         ),
     ],
 )
-def test_each_violation_is_detected(tiny: MdrpInstance, solution: MdrpSolution, message: str) -> None:
+def test_each_violation_is_detected(
+    tiny: MdrpInstance, solution: MdrpSolution, message: str
+) -> None:
     """A solution breaking one condition is reported with that condition."""
     violations = check_solution(tiny, solution).violations
     assert any(message in v for v in violations), violations
@@ -78,4 +98,7 @@ def test_each_violation_is_detected(tiny: MdrpInstance, solution: MdrpSolution, 
 def test_departure_before_arrival_is_detected(tiny: MdrpInstance) -> None:
     """Leaving r1 before arriving there breaks the timeline order."""
     moves = (SOLUTION.moves[0], MoveRecord("c1", 1, "r1", "o1"), *SOLUTION.moves[2:])
-    assert any("departures before arrivals" in v for v in check_solution(tiny, _with(moves=moves)).violations)
+    assert any(
+        "departures before arrivals" in v
+        for v in check_solution(tiny, _with(moves=moves)).violations
+    )

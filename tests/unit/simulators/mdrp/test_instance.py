@@ -46,8 +46,14 @@ def test_missing_path_is_a_format_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text"),
     [
-        ("orders.txt", "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t1\t2\t5\tr_missing\t9\n"),
-        ("orders.txt", "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t1\t2\tfive\tr1\t9\n"),
+        (
+            "orders.txt",
+            "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t1\t2\t5\tr_missing\t9\n",
+        ),
+        (
+            "orders.txt",
+            "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t1\t2\tfive\tr1\t9\n",
+        ),
         ("orders.txt", "oops\n"),
         ("couriers.txt", "courier\tx\ty\ton_time\toff_time\nc1\t0\t0\t50\t10\n"),
         ("instance_parameters.txt", "a\tb\n320\t4\n"),

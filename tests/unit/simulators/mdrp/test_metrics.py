@@ -34,7 +34,10 @@ def test_undelivered_orders_are_counted(tmp_path: Path) -> None:
     import dataclasses
 
     partial = dataclasses.replace(
-        SOLUTION, assignments=SOLUTION.assignments[:1], orders=SOLUTION.orders[:2], moves=SOLUTION.moves[:3]
+        SOLUTION,
+        assignments=SOLUTION.assignments[:1],
+        orders=SOLUTION.orders[:2],
+        moves=SOLUTION.moves[:3],
     )
     m = compute_metrics(load_instance(write_tiny(tmp_path / "tiny")), partial)
     assert m.undelivered_pct == pytest.approx(100 / 3)

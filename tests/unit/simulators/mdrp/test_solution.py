@@ -37,7 +37,9 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_times_are_truncated_like_the_evaluator(tmp_path: Path) -> None:
     """Times are parsed with int(float(x)): 12.9 reads as 12."""
     write_solution(SOLUTION, tmp_path)
-    (tmp_path / ASSIGNMENTS_FILE).write_text("assignment_time pickup_time courier orders\n10.9 20.7 c1 o1 o2\n")
+    (tmp_path / ASSIGNMENTS_FILE).write_text(
+        "assignment_time pickup_time courier orders\n10.9 20.7 c1 o1 o2\n"
+    )
     assert read_solution(tmp_path).assignments[0] == AssignmentRecord(10, 20, "c1", ("o1", "o2"))
 
 

@@ -1,0 +1,117 @@
+"""The event-time simulator around `decide()` on the small instance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dispatch.decisions import Assignment, Decisions, Explanation, Stop
+from dispatch.engine import decide
+from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
+from dispatch.snapshot import Snapshot
+from simulators.mdrp.checker import check_solution
+from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.simulator import MdrpSimulator, SimulationResult
+
+
+@pytest.fixture(scope="module")
+def default_run(small: MdrpInstance) -> SimulationResult:
+    """One full run of the default policy on the small instance."""
+    return MdrpSimulator(small, DEFAULT_POLICY).run()
+
+
+def test_default_policy_solution_is_valid(
+    small: MdrpInstance, default_run: SimulationResult
+) -> None:
+    """Our policy's solution passes the checker and no decision was rejected."""
+    assert check_solution(small, default_run.solution).violations == ()
+    assert sum(default_run.rejected.values()) == 0
+
+
+def test_greedy_solution_is_valid(small: MdrpInstance) -> None:
+    """The greedy baseline's solution passes the checker too."""
+    result = MdrpSimulator(small, GREEDY_POLICY).run(stop_min=400)
+    assert check_solution(small, result.solution).violations == ()
+
+
+def test_no_order_beats_its_direct_minimum(
+    small: MdrpInstance, default_run: SimulationResult
+) -> None:
+    """Every delivery takes at least prep + 2 + travel + 2 minutes after placement."""
+    for o in default_run.solution.orders:
+        i = small.order_index[o.order]
+        r = small.order_restaurant[i]
+        travel = int(small.travel_min(small.restaurant_xy[r], small.order_xy[i]))
+        assert (
+            o.dropoff_min - o.placement_min
+            >= small.ready_min[i] - small.placement_min[i] + travel + 4
+        )
+        assert o.pickup_min >= o.ready_min
+
+
+def test_same_instance_same_solution(small: MdrpInstance) -> None:
+    """Replaying is deterministic."""
+    first = MdrpSimulator(small, DEFAULT_POLICY).run(stop_min=400).solution
+    assert MdrpSimulator(small, DEFAULT_POLICY).run(stop_min=400).solution == first
+
+
+def test_decisions_breaking_the_rules_are_rejected(small: MdrpInstance) -> None:
+    """An assignment whose pickup would be after the courier's off time is rejected and counted."""
+    off = {c: int(t) for c, t in zip(small.courier_id, small.off_min, strict=True)}
+
+    def bad(snapshot: Snapshot, policy: Policy) -> Decisions:
+        d = decide(snapshot, policy)
+        now_min = snapshot.now_ts_ms // 60_000
+        open_ids = [
+            o
+            for o, c in zip(snapshot.orders.order_id, snapshot.orders.courier_index, strict=True)
+            if c < 0
+        ]
+        ending = [c for c in snapshot.couriers.courier_id if off[c] == now_min]
+        if not open_ids or not ending:
+            return d
+        explain = Explanation((), 0.0, None, None, "test")
+        stop = Stop("pickup", (open_ids[0],), (0.0, 0.0), 0, 0, 0)
+        late = Assignment(
+            "x", ending[0], "r", (open_ids[0],), (open_ids[0],), False, 0, (stop,), 0.0, explain
+        )
+        taken = {a.courier_id for a in d.assignments}
+        if ending[0] in taken or any(open_ids[0] in a.order_ids for a in d.assignments):
+            return d
+        return Decisions(
+            d.now_ts_ms, d.policy_name, (late, *d.assignments), d.repositions, d.held_order_ids
+        )
+
+    result = MdrpSimulator(small, DEFAULT_POLICY, decide_fn=bad).run(stop_min=400)
+    assert result.rejected["pickup after off time"] > 0
+    assert check_solution(small, result.solution).violations == ()
+
+
+def test_stopping_early_leaves_later_orders_undelivered(small: MdrpInstance) -> None:
+    """Orders placed after the stop time are not delivered; the partial solution is valid."""
+    result = MdrpSimulator(small, DEFAULT_POLICY).run(stop_min=200)
+    delivered = {o.order for o in result.solution.orders}
+    late = {o for o, t in zip(small.order_id, small.placement_min, strict=True) if t > 200}
+    assert late and not (late & delivered)
+    assert check_solution(small, result.solution).violations == ()
+
+
+def test_bad_simulator_settings_fail_fast(small: MdrpInstance) -> None:
+    """A non-positive tick is a ValueError."""
+    with pytest.raises(ValueError):
+        MdrpSimulator(small, DEFAULT_POLICY, tick_min=0)
+
+
+def test_snapshot_times_are_minutes_in_milliseconds(small: MdrpInstance) -> None:
+    """The simulator hands decide() epoch-ms times that are whole minutes."""
+    seen: list[Snapshot] = []
+
+    def spy(snapshot: Snapshot, policy: Policy) -> Decisions:
+        if len(seen) < 50:
+            seen.append(snapshot)
+        return decide(snapshot, policy)
+
+    MdrpSimulator(small, DEFAULT_POLICY, decide_fn=spy).run(stop_min=120)
+    for s in seen:
+        assert s.now_ts_ms % 60_000 == 0
+        assert (np.asarray(s.orders.ready_ts_ms) % 60_000 == 0).all()

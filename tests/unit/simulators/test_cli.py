@@ -1,0 +1,63 @@
+"""`dispatchflow replay mdrp` end to end on one small instance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dispatchflow.cli import main
+from simulators.mdrp.metrics import METRIC_KEYS
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO / ".." / "shared"
+SMALL = SHARED / "benchmarks" / "mdrp" / "instances" / "0o50t75s1p100"
+
+
+def test_replay_writes_json_solutions_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command prints the table and writes JSON in the agreed schema, solutions and PNGs."""
+    out = tmp_path / "mdrp.json"
+    code = main(
+        [
+            "replay",
+            "mdrp",
+            str(SMALL),
+            "--json",
+            str(out),
+            "--solutions",
+            str(tmp_path / "sol"),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--shared",
+            str(SHARED),
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ctod_mean" in printed and "greedy" in printed and "paper" in printed
+    payload = json.loads(out.read_text())
+    assert set(payload) == {"instances", "mean"}
+    keys = {"name", "orders", *METRIC_KEYS, "valid"}
+    assert all(set(row) == keys for row in payload["instances"])
+    assert set(payload["mean"]) == keys - {"name"}
+    assert json.loads((tmp_path / "mdrp.greedy.json").read_text())["instances"]
+    for name in ("assignments", "orders", "couriers"):
+        assert (tmp_path / "sol" / SMALL.name / f"solution_info_{name}.txt").is_file()
+    for png in (tmp_path / "plots").glob("*.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 3
+
+
+def test_replay_reports_bad_paths_and_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing instance path or an unknown policy is a clear error with exit code 2."""
+    assert main(["replay", "mdrp", str(tmp_path / "nope"), "--shared", str(SHARED)]) == 2
+    assert main(["replay", "mdrp", str(SMALL), "--policy", "nope", "--shared", str(SHARED)]) == 2
+    assert "error:" in capsys.readouterr().err
