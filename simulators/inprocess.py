@@ -31,6 +31,7 @@ from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
+from dispatchflow.settings import Settings
 from simulators.city.protocol import SimRecord
 from streams.topics import load_topics
 
@@ -119,6 +120,21 @@ class InProcessDispatch:
         self.shard_precision = shard_precision
         self.dead_letters: list[tuple[Source, EventRejected]] = []
         self._offsets: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, predictor: LegPredictor | None = None
+    ) -> InProcessDispatch:
+        """A driver configured exactly like a worker with `settings`."""
+        from streams.shard_agent import engine_config
+
+        return cls(
+            config=engine_config(settings),
+            predictor=predictor,
+            shard_precision=settings.shard_precision,
+            max_event_age_s=settings.max_event_age_s,
+            max_event_lead_s=settings.max_event_lead_s,
+        )
 
     def close(self) -> None:
         """Release the position store's files."""

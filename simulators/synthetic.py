@@ -383,3 +383,93 @@ def shards_of_records(records: list[Record], precision: int) -> set[str]:
                 lats.append(fix["lat"])
                 lons.append(fix["lon"])
     return set(encode_many(np.array(lats), np.array(lons), precision).tolist()) if lats else set()
+
+
+def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
+    """One record per dead-letter reason a producer can cause, touching no real order or courier.
+
+    Uses ids no simulation uses (`demo-ghost-*`); the ghost order is cancelled at once and its
+    courier never pings, so nothing here is ever dispatched. Each record is tagged with the
+    reason it must get.
+    """
+    key = shard.encode()
+    ghost = "demo-ghost-o1"
+    created = _event(
+        "order_created",
+        f"{ghost}-created",
+        ts_ms,
+        order_id=ghost,
+        merchant_id="demo-ghost-m1",
+        shard=shard,
+        pickup={"lat": lat, "lon": lon},
+        dropoff={"lat": lat, "lon": lon},
+    )
+    cancelled = _event(
+        "order_cancelled",
+        f"{ghost}-cancelled",
+        ts_ms + 1,
+        order_id=ghost,
+        shard=shard,
+        reason="ops",
+    )
+    delivered = _event(
+        "delivery_delivered",
+        f"{ghost}-delivered",
+        ts_ms + 2,
+        order_id=ghost,
+        courier_id="demo-ghost-c1",
+        shard=shard,
+    )
+    online = _event(
+        "courier_online",
+        "demo-ghost-c1-online",
+        ts_ms,
+        courier_id="demo-ghost-c1",
+        lat=lat,
+        lon=lon,
+        capacity=1,
+        vehicle="bike",
+    )
+    unknown_cancel = _event(
+        "order_cancelled",
+        "demo-ghost-o2-cancelled",
+        ts_ms,
+        order_id="demo-ghost-o2",
+        shard=shard,
+        reason="ops",
+    )
+    bad_fix = {"courier_id": "demo-ghost-c1", "lat": 123.0, "lon": lon, "ts_ms": ts_ms}
+    pings = _event("courier_ping_batch", "demo-ghost-pings", ts_ms, pings=[bad_fix])
+    response = _event(
+        "assignment_response",
+        "demo-ghost-response",
+        ts_ms,
+        decision_id="demo-ghost-decision",
+        courier_id="demo-ghost-c1",
+        shard=shard,
+        response="accept",
+    )
+    future = _event(
+        "order_cancelled",
+        "demo-ghost-future",
+        ts_ms + 86_400_000,
+        order_id=ghost,
+        shard=shard,
+        reason="ops",
+    )
+    capacity = _event(
+        "courier_capacity", "demo-ghost-c1-capacity", ts_ms, courier_id="demo-ghost-c1", capacity=0
+    )
+    return [
+        Record("order_events", key, orjson.dumps(created), ts_ms),
+        Record("order_events", key, orjson.dumps(cancelled), ts_ms + 1),
+        Record("delivery_events", key, orjson.dumps(delivered), ts_ms + 2, "invalid_transition"),
+        Record("order_events", key, orjson.dumps(created), ts_ms + 3, "duplicate_event"),
+        Record("order_events", key, b"{not json", ts_ms, "undecodable"),
+        Record("order_events", b"not-the-shard", orjson.dumps(unknown_cancel), ts_ms, "wrong_key"),
+        Record("order_events", key, orjson.dumps(future), ts_ms, "timestamp_out_of_range"),
+        Record("courier_events", b"demo-ghost-c1", orjson.dumps(online), ts_ms),
+        Record("courier_events", b"demo-ghost-c1", orjson.dumps(capacity), ts_ms, "schema_invalid"),
+        Record("courier_pings", b"gateway-demo", orjson.dumps(pings), ts_ms, "schema_invalid"),
+        Record("assignment_responses", key, orjson.dumps(response), ts_ms, "unknown_id"),
+    ]

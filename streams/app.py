@@ -9,7 +9,7 @@ import faust
 
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
 from streams import couriers, ingest_pings, shard_agent, web
-from streams.embedded_compat import install_highwater_fix
+from streams.embedded_compat import install_embedded_fixes
 from streams.eta_model import predictor_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
 from streams.runtime import Runtime
@@ -39,7 +39,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
     settings.datadir.mkdir(parents=True, exist_ok=True)
     partitions = topics["order_events"].partitions
     if settings.broker_kind is BrokerKind.EMBEDDED:
-        install_highwater_fix(aiokafka_kwargs(settings))
+        install_embedded_fixes(aiokafka_kwargs(settings))
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],

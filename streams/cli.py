@@ -134,6 +134,32 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    from streams.consistency import check_topics
+
+    settings = settings_from_args(args)
+    report = asyncio.run(
+        check_topics(aiokafka_kwargs(settings), require_terminal=args.require_terminal)
+    )
+    summary = report.summary()
+    print(
+        f"orders {summary['orders']}: delivered {summary['delivered']}, cancelled "
+        f"{summary['cancelled']}, expired {summary['expired']}; commits {summary['commits']} "
+        f"(+{summary['duplicate_commit_records']} repeated records), releases {summary['releases']}"
+    )
+    for kind, count in summary["violations"].items():
+        print(f"{kind:<24}{count:>8}")
+        for example in summary["examples"].get(kind, []):
+            print(f"    {example}")
+    print(f"violations: {report.violation_count}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 1 if report.violation_count else 0
+
+
 def _bench_ingest(args: argparse.Namespace) -> int:
     from streams.bench_ingest import run_bench
 
@@ -194,12 +220,31 @@ def register(registry: CommandRegistry) -> None:
     demo = registry.add(
         "demo",
         _demo,
-        "start the embedded broker and a worker, feed a synthetic city's events (some invalid), "
-        "print shard state and dead letters by reason, then stop everything",
+        "start the embedded broker and a worker, run a simulated lunch rush through them (plus a "
+        "few invalid records), check the decision invariants, print shard state, dead letters and "
+        "KPIs, write a report with plots, and stop everything",
     )
-    demo.add_argument("--seed", type=int, default=7, help="random seed of the synthetic city")
-    demo.add_argument("--couriers", type=int, default=100, help="couriers in the city")
-    demo.add_argument("--orders", type=int, default=300, help="orders placed")
+    demo.add_argument("--preset", default="lunch_rush", help="city scenario")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the city")
+    demo.add_argument(
+        "--report-dir", help="where to write the report (default: demo-output/<UTC time>)"
+    )
+    demo.add_argument("--report-json", help="also write the KPIs as JSON to this file")
+
+    check = registry.add(
+        "check",
+        _check,
+        "read the assignment and input topics of a run and report violations of the decision "
+        "invariants (one live assignment per order, capacity, no commit after an order ended, "
+        "every order ended); exits 1 on any violation",
+    )
+    _add_broker_flags(check)
+    check.add_argument(
+        "--require-terminal",
+        action="store_true",
+        help="also require every order to be delivered, cancelled or expired (after a drained run)",
+    )
+    check.add_argument("--json", help="write the report as JSON here")
 
     bench = registry.add(
         "ingest",

@@ -50,6 +50,7 @@ def register(rt: Runtime) -> CourierDirectory:
                     )
                 except EventRejected as exc:
                     await rt.reject(message, exc)
+                    rt.processed(message)
                     rt.observe("courier_directory", message.topic, started, None)
                     continue
                 source = Source(message.topic, message.partition, message.offset)
@@ -59,6 +60,7 @@ def register(rt: Runtime) -> CourierDirectory:
             rt.metrics.handoffs.inc(
                 sum(1 for o in effects.outputs if o.topic == "courier_handoffs")
             )
+            rt.processed(message)
             rt.observe("courier_directory", message.topic, started, ts_ms)
 
     return directory

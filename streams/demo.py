@@ -1,31 +1,40 @@
-"""`dispatchflow demo`: embedded broker + worker + a synthetic city's events, then the state.
+"""`dispatchflow demo`: a simulated lunch rush through the real pipeline, then a report.
 
-Starts everything it needs, produces a few thousand events (some deliberately invalid), waits
-until the worker has committed all of them, prints each shard's state and the dead letters by
-reason, and stops everything it started.
+Starts the embedded broker and a worker, sends a handful of deliberately invalid records (one
+per dead-letter reason), runs the seeded city simulator against the worker through Kafka (the
+simulator emits ticks in event time and plays the courier app), checks the decision invariants
+over the topics, prints the shard state, dead letters by reason and the KPI table, writes the
+report (KPIs as JSON and markdown, PNG plots) to a folder it names, and stops everything it
+started.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts.geo import decode_center
 from dispatchflow.settings import BrokerKind, Settings
-from simulators.synthetic import CityConfig, SyntheticCity
+from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
+from simulators.synthetic import bad_records
 from streams.broker import EmbeddedBroker, free_loopback_port
+from streams.consistency import check_topics
 from streams.dead_letter_report import count_by_reason, read_dead_letters
 from streams.kafka_config import aiokafka_kwargs
-from streams.produce import produce_records, wait_caught_up
+from streams.produce import produce_records
+from streams.sim_dispatch import KafkaDispatch
 from streams.topics import TopicAdmin, load_topics
 from streams.worker_process import WorkerProcess
 
-#: Topics the worker consumes; the demo waits until all are committed.
+#: Topics the worker consumes (for waiting until it has handled everything).
 CONSUMED_TOPICS = (
     "order_events",
     "merchant_ready",
@@ -35,6 +44,21 @@ CONSUMED_TOPICS = (
     "courier_positions",
     "courier_sightings",
     "courier_state_updates",
+)
+
+#: KPIs the demo's JSON must always carry.
+REPORT_KEYS = (
+    "orders",
+    "delivered",
+    "cancelled",
+    "expired",
+    "open_at_end",
+    "on_time_rate",
+    "ctod_p50_min",
+    "ctod_p90_min",
+    "eta_p90_coverage",
+    "fallback_rate",
+    "invariant_violations",
 )
 
 
@@ -56,7 +80,7 @@ def embedded_settings(bootstrap: str, datadir: Path, **overrides: Any) -> Settin
 
 
 def _print_state(state: dict[str, Any]) -> None:
-    header = f"{'shard':<8}{'orders by status':<62}{'couriers':<22}{'positions':>9}"
+    header = f"{'shard':<8}{'orders by status':<52}{'couriers':<24}{'positions':>9}"
     print(header)
     print("-" * len(header))
     for shard, info in state["shards"].items():
@@ -64,7 +88,7 @@ def _print_state(state: dict[str, Any]) -> None:
         couriers = (
             ", ".join(f"{k} {v}" for k, v in sorted(info["couriers_by_status"].items())) or "-"
         )
-        print(f"{shard:<8}{orders:<62}{couriers:<22}{info['positions']:>9}")
+        print(f"{shard:<8}{orders:<52}{couriers:<24}{info['positions']:>9}")
 
 
 def _print_dead_letters(counts: Counter[tuple[str, str]]) -> None:
@@ -75,40 +99,109 @@ def _print_dead_letters(counts: Counter[tuple[str, str]]) -> None:
     print(f"{'total':<50}{sum(counts.values()):>12}")
 
 
+def default_report_dir() -> Path:
+    """`demo-output/<UTC timestamp>` under the current directory."""
+    return Path("demo-output") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """Run the demo end to end; return the exit code."""
+    """Run the demo end to end; return the exit code (1 if an invariant was violated)."""
+    config = PRESETS[args.preset](seed=args.seed)
+    report_dir = Path(args.report_dir) if args.report_dir else default_report_dir()
     workdir = Path(tempfile.mkdtemp(prefix="dispatchflow-demo-"))
-    config = CityConfig(seed=args.seed, n_couriers=args.couriers, n_orders=args.orders)
+    started = time.monotonic()
     try:
-        t0 = time.monotonic()
         with EmbeddedBroker() as broker:
             print(f"[demo] embedded broker at {broker.bootstrap}")
-            settings = embedded_settings(broker.bootstrap, workdir / "data")
+            settings = embedded_settings(
+                broker.bootstrap,
+                workdir / "data",
+                ticker_enabled=False,
+                tick_interval_s=float(config.tick_interval_s),
+            )
             client = aiokafka_kwargs(settings)
             topics = load_topics(app_id=settings.app_id)
             asyncio.run(TopicAdmin(client, replication=1).apply(topics.topics))
             print(f"[demo] created {len(topics.topics)} topics from topics.yaml")
             with WorkerProcess(settings, workdir / "worker.log") as worker:
                 print(f"[demo] worker ready after {worker.ready_after_s:.1f} s at {worker.url}")
-                records = SyntheticCity(config).records()
-                invalid = sum(1 for r in records if r.expect_reason)
-                n_fixes = sum(
-                    r.value.count(b'"courier_id"') for r in records if r.topic == "courier_pings"
-                )
+                shard = sorted(_shards_of(config))[0]
+                bad = bad_records(shard, *decode_center(shard), config.start_ts_ms)
+                asyncio.run(produce_records(client, bad))
+                invalid = sum(1 for r in bad if r.expect_reason)
+                print(f"[demo] sent {len(bad)} records, {invalid} of them invalid on purpose")
                 print(
-                    f"[demo] producing {len(records)} records ({n_fixes} ping fixes in batches, "
-                    f"{invalid} invalid on purpose)"
+                    f"[demo] simulating {args.preset} (seed {args.seed}) through Kafka; the "
+                    f"simulator ticks every {config.tick_interval_s:g} s of event time and "
+                    "plays the courier app"
                 )
-                asyncio.run(produce_records(client, records))
-                asyncio.run(wait_caught_up(client, settings.app_id, CONSUMED_TOPICS, timeout_s=120))
-                print("[demo] worker caught up; state of the shards it owns:\n")
+                dispatch = KafkaDispatch(client, [worker.url])
+                try:
+                    sim_started = time.monotonic()
+                    log = run_simulation(config, dispatch, progress=True)
+                    sim_wall_s = time.monotonic() - sim_started
+                finally:
+                    dispatch.close()
+                print(
+                    f"[demo] simulated {len(log.inputs)} input records in {sim_wall_s:.0f} s of "
+                    f"wall time ({dispatch.steps} lockstep steps)"
+                )
+                asyncio.run(_wait_caught_up(client, settings.app_id))
+                report = asyncio.run(check_topics(client, require_terminal=True))
+                print(
+                    "[demo] consistency check over the assignment topics: "
+                    f"{report.violation_count} violations"
+                )
+                for kind, examples in report.violations.items():
+                    for example in examples[:3]:
+                        print(f"    {kind}: {example}")
+                print("\n[demo] shard state:\n")
                 _print_state(worker.get_json("/state"))
-                dlq_topics = [t.dead_letter for t in topics.inputs() if t.dead_letter]
-                letters = asyncio.run(read_dead_letters(client, dlq_topics))
+                metrics = worker.request("/metrics")[1].decode()
+                breaker_ticks = _counter(metrics, "dispatchflow_circuit_breaker_ticks_total")
+                dlq = [t.dead_letter for t in topics.inputs() if t.dead_letter]
                 print("\n[demo] dead letters by reason:\n")
-                _print_dead_letters(count_by_reason(letters))
+                _print_dead_letters(count_by_reason(asyncio.run(read_dead_letters(client, dlq))))
             print("\n[demo] worker stopped")
-        print(f"[demo] broker stopped; done in {time.monotonic() - t0:.1f} s")
-        return 0
+        print("[demo] broker stopped\n")
+        files = write_report(
+            log,
+            report_dir,
+            invariant_violations=report.violation_count,
+            circuit_breaker_ticks=int(breaker_ticks),
+        )
+        kpis = compute_kpis(
+            log,
+            invariant_violations=report.violation_count,
+            circuit_breaker_ticks=int(breaker_ticks),
+        )
+        if args.report_json:
+            out = Path(args.report_json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"\n[demo] report in {report_dir}: {', '.join(sorted(p.name for p in files.values()))}"
+        )
+        print(f"[demo] done in {time.monotonic() - started:.0f} s")
+        return 1 if report.violation_count else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _wait_caught_up(client: dict[str, Any], group: str) -> None:
+    from streams.produce import wait_caught_up
+
+    await wait_caught_up(client, group, CONSUMED_TOPICS, timeout_s=120)
+
+
+def _shards_of(config: Any) -> set[str]:
+    from contracts.geo import shard_of
+
+    return {shard_of(config.center_lat, config.center_lon, config.shard_precision)}
+
+
+def _counter(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0

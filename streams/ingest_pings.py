@@ -55,6 +55,7 @@ def register(rt: Runtime) -> None:
                 )
             except EventRejected as exc:
                 await rt.reject(message, exc)
+                rt.processed(message)
                 rt.observe("pings", PINGS_TOPIC, started, None)
                 continue
             for reject in decoded.rejects:
@@ -81,6 +82,7 @@ def register(rt: Runtime) -> None:
                     )
                     await rt.send(POSITIONS_TOPIC, str(shard).encode(), value)
                 rt.metrics.pings.inc(len(fixes))
+            rt.processed(message)
             rt.observe(
                 "pings", PINGS_TOPIC, started, int(fixes.ts_ms.max()) if len(fixes) else None
             )
@@ -99,6 +101,7 @@ def register(rt: Runtime) -> None:
             if batch.left:
                 store.apply_left(partition, message.offset, shard, fixes)
                 rt.metrics.couriers_tracked.set(len(store))
+                rt.processed(message)
                 rt.observe("positions", POSITIONS_TOPIC, started, None)
                 continue
             last = store.last_offset(partition)
@@ -126,6 +129,7 @@ def register(rt: Runtime) -> None:
                 )
             rt.metrics.positions_applied.inc(len(fixes))
             rt.metrics.couriers_tracked.set(len(store))
+            rt.processed(message)
             rt.observe(
                 "positions",
                 POSITIONS_TOPIC,

@@ -13,15 +13,27 @@ class OffsetsError(RuntimeError):
 
 
 async def exact_end_offsets(
-    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], timeout_s: float = 30.0
+    consumer: AIOKafkaConsumer,
+    tps: Sequence[TopicPartition],
+    timeout_s: float = 30.0,
+    *,
+    reposition: bool = True,
 ) -> dict[TopicPartition, int]:
     """End offset of each assigned partition in `tps`, from fetch responses.
 
     ListOffsets answers may undercount on some brokers; a fetch response's high watermark is exact.
-    The consumer's positions for `tps` are moved; seek afterwards.
+    The consumer's positions for `tps` are moved (seek afterwards) unless `reposition` is False,
+    in which case they are restored.
     """
     if not tps:
         return {}
+    if not reposition:
+        saved = {tp: await consumer.position(tp) for tp in tps}
+        try:
+            return await exact_end_offsets(consumer, tps, timeout_s)
+        finally:
+            for tp, offset in saved.items():
+                consumer.seek(tp, offset)
     reported = await consumer.end_offsets(list(tps))
     begin = await consumer.beginning_offsets(list(tps))
     for tp in tps:

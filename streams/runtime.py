@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
 import orjson
@@ -48,6 +49,9 @@ class Runtime:
     validator: IngressValidator
     raw_topics: dict[str, faust.TopicT]
     engine: ShardEngine | None = None
+    progress: dict[tuple[str, int], int] = field(default_factory=dict)
+    produced: dict[tuple[str, int], int] = field(default_factory=dict)
+    sends_in_flight: int = 0
 
     @classmethod
     def build(cls, app: faust.App, settings: Settings, topics: TopicsFile) -> Runtime:
@@ -115,10 +119,21 @@ class Runtime:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Produce one record to a declared topic (buffered; flushed before offsets commit)."""
-        await self.raw_topics[topic].send(
+        future = await self.raw_topics[topic].send(
             key=key, value=value, partition=partition, headers=headers
         )
+        self.sends_in_flight += 1
+        cast(asyncio.Future[Any], future).add_done_callback(self._delivered)
         self.metrics.events_produced.labels(topic).inc()
+
+    def _delivered(self, future: Any) -> None:
+        """Remember the end offset of each partition this worker wrote to."""
+        self.sends_in_flight -= 1
+        if future.cancelled() or future.exception() is not None:
+            return
+        metadata = future.result()
+        key = (metadata.topic, metadata.partition)
+        self.produced[key] = max(self.produced.get(key, 0), int(metadata.offset) + 1)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter to its topic (same partition as its source) and count it."""
@@ -191,6 +206,10 @@ class Runtime:
             return agent
 
         return decorate
+
+    def processed(self, message: Any) -> None:
+        """Note that `message` was fully handled (its outputs are buffered for sending)."""
+        self.progress[(message.topic, message.partition)] = int(message.offset) + 1
 
     def observe(self, agent: str, topic: str, started_s: float, event_ts_ms: int | None) -> None:
         """Count one processed record of `topic` by `agent` that started at `started_s`."""

@@ -129,6 +129,7 @@ def register(
                     )
                 except EventRejected as exc:
                     await rt.reject(message, exc)
+                    rt.processed(message)
                     rt.observe("shard", topic, started, None)
                     continue
             if order_topic(topic):
@@ -147,6 +148,7 @@ def register(
                 last_tick_s[shard] = started
                 effects = engine.on_tick(decoded)
             await rt.apply(effects)
+            rt.processed(message)
             rt.observe("shard", topic, started, int(decoded["ts_ms"]))
 
     if rt.settings.ticker_enabled:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -102,6 +104,19 @@ def register(rt: Runtime) -> None:
         return web.bytes(
             generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    @app.page("/progress")
+    async def progress(web: Any, request: Any) -> Any:
+        # Flush first: every record counted below has its outputs on the broker.
+        await app.producer.flush()
+        deadline = time.monotonic() + 5.0
+        while rt.sends_in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)  # delivery reports still on their way to `rt.produced`
+        body: dict[str, dict[str, dict[str, int]]] = {"processed": {}, "produced": {}}
+        for name, offsets in (("processed", rt.progress), ("produced", rt.produced)):
+            for (topic, partition), offset in sorted(offsets.items()):
+                body[name].setdefault(topic, {})[str(partition)] = offset
+        return web.bytes(orjson.dumps(body), content_type=JSON)
 
     @app.page("/state")
     async def state(web: Any, request: Any) -> Any:

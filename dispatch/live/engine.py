@@ -62,7 +62,7 @@ from dispatch.live.records import (
     RouteStop,
     ShardControl,
 )
-from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
+from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy, PolicyError
 from dispatch.snapshot import (
     NO_PICKUP,
     OPEN,
@@ -79,6 +79,8 @@ ETA_TOPIC = "eta_updates"
 SURGE_TOPIC = "surge_updates"
 POSITIONS_TOPIC = "courier_positions"
 _ORDER_TOPICS = ("order_events", "merchant_ready", "delivery_events")
+#: Smallest tick (orders × couriers) whose duration teaches the circuit breaker its cost rate.
+_MIN_RATE_SIZE = 2_000
 
 
 class Position(Protocol):
@@ -171,6 +173,7 @@ class EngineConfig:
     orphan_ttl_s: float = 300.0
     eta_update_every_ticks: int = 5
     eta_update_min_change_s: float = 60.0
+    eta_refresh_s: float = 120.0
     surge_every_ticks: int = 5
     surge_zone_precision: int = 6
     surge_max: float = 3.0
@@ -230,7 +233,7 @@ class ShardEngine:
         self._couriers: dict[str, set[str]] = defaultdict(set)
         self._proposals: dict[str, set[str]] = defaultdict(set)
         self._ticks: dict[str, int] = defaultdict(int)
-        self._last_tick_cost: dict[str, tuple[float, int]] = {}
+        self._cost_rate: dict[str, float] = {}
         self._surge: dict[str, float] = {}
         self._surge_sent: dict[str, float] = {}
 
@@ -452,12 +455,16 @@ class ShardEngine:
         if decision.status is DecisionStatus.RELEASED:
             return
         proposal = decision.status is DecisionStatus.PROPOSED
-        released = (
-            decision.order_ids
-            if proposal
-            else tuple(o for o in decision.order_ids if o in order_ids)
+        candidates = (
+            decision.order_ids if proposal else [o for o in decision.order_ids if o in order_ids]
         )
-        if not released:
+        held = []
+        for order_id in candidates:
+            order = self.stores.orders.get(order_id)
+            if order is not None and order.dispatch.decision_id == decision.decision_id:
+                held.append(order_id)
+        released = tuple(held)
+        if not released and not proposal:
             return
         for order_id in released:
             order = self.stores.orders.get(order_id)
@@ -482,7 +489,13 @@ class ShardEngine:
                 courier = replace(courier, route=tuple(s for s in route if s.order_ids))
             self._put_courier(courier)
         remaining = tuple(o for o in decision.order_ids if o not in released)
-        status = DecisionStatus.RELEASED if proposal or not remaining else decision.status
+        still_held = [
+            o
+            for o in remaining
+            if (order := self.stores.orders.get(o)) is not None
+            and order.dispatch.decision_id == decision.decision_id
+        ]
+        status = DecisionStatus.RELEASED if proposal or not still_held else decision.status
         self._put_decision(
             replace(
                 decision,
@@ -492,12 +505,14 @@ class ShardEngine:
                 release_reason=reason,
             )
         )
+        if not released:
+            return
         effects.emit(
             RELEASED_TOPIC,
             decision.shard,
             _event(
                 "assignment_released",
-                f"released:{decision.decision_id}:{reason}:{','.join(released)}",
+                f"released:{decision.decision_id}:{reason}:{'.'.join(released)}",
                 ts_ms,
                 decision_id=decision.decision_id,
                 shard=decision.shard,
@@ -637,24 +652,57 @@ class ShardEngine:
         if courier is None or not courier.online:
             self._release_orders(decision, decision.order_ids, "courier_offline", ts_ms, effects)
             return
+        new_orders = []
+        for order_id in decision.new_order_ids:
+            order = self.stores.orders.get(order_id)
+            if (
+                order is not None
+                and order.dispatch.decision_id == decision.decision_id
+                and order.dispatch.phase is Phase.PROPOSED
+            ):
+                new_orders.append(order)
+        if not new_orders or courier.spare_capacity < len(new_orders):
+            self._release_orders(decision, decision.order_ids, "superseded", ts_ms, effects)
+            return
+        # Stops are kept only for orders this courier still holds: the new ones, and (for an
+        # extension) pending ones not cancelled, delivered or moved meanwhile.
+        pending = {o for s in courier.route if s.kind == "pickup" for o in s.order_ids}
+        keep = {o.order_id for o in new_orders} | (pending - set(courier.onboard))
+        planned = tuple(
+            replace(s, order_ids=tuple(o for o in s.order_ids if o in keep)) for s in decision.route
+        )
+        planned = tuple(s for s in planned if s.order_ids)
         bundle = set(decision.order_ids)
         if decision.updates_pending:
             # The decision re-plans the pending pickup and its drop-offs: swap those stops.
             replaced = [i for i, stop in enumerate(courier.route) if set(stop.order_ids) <= bundle]
             at = replaced[0] if replaced else 0
             kept = [stop for i, stop in enumerate(courier.route) if i not in replaced]
-            route = (*kept[:at], *decision.route, *kept[at:])
+            route = (*kept[:at], *planned, *kept[at:])
         else:
-            route = (*courier.route, *decision.route)
+            route = (*courier.route, *planned)
         self._put_courier(
             replace(courier, route=route, lease_decision_id=None, lease_expires_ts_ms=None)
         )
-        for order_id in decision.new_order_ids:
-            order = self.stores.orders.get(order_id)
-            if order is not None:
-                self._put_order(
-                    replace(order, dispatch=replace(order.dispatch, phase=Phase.COMMITTED))
+        margin_ms = int(self.calibrator.margin_s * 1000)
+        committed_ids = tuple(o.order_id for o in new_orders)
+        for order in new_orders:
+            dispatch = replace(order.dispatch, phase=Phase.COMMITTED)
+            stop = next(
+                (s for s in planned if s.kind == "dropoff" and order.order_id in s.order_ids), None
+            )
+            if stop is not None:
+                p50 = max(ts_ms, stop.planned_ts_ms)
+                p90 = max(p50, stop.p90_ts_ms + margin_ms)
+                dispatch = replace(
+                    dispatch, eta_p50_ts_ms=p50, eta_p90_ts_ms=p90, eta_sent_ts_ms=ts_ms
                 )
+                effects.emit(
+                    ETA_TOPIC,
+                    decision.shard,
+                    self._eta_event(order.order_id, decision.shard, ts_ms, p50, p90),
+                )
+            self._put_order(replace(order, dispatch=dispatch))
         self._put_decision(replace(decision, status=DecisionStatus.COMMITTED, resolved_ts_ms=ts_ms))
         effects.emit(
             COMMITTED_TOPIC,
@@ -666,14 +714,30 @@ class ShardEngine:
                 decision_id=decision.decision_id,
                 shard=decision.shard,
                 shard_generation=decision.generation,
-                order_ids=list(decision.new_order_ids),
+                order_ids=list(committed_ids),
                 courier_id=decision.courier_id,
-                route=_route_json(decision.route),
+                route=_route_json(planned),
                 policy_version=decision.policy_version,
                 model_version=decision.model_version,
             ),
         )
         self.telemetry.committed()
+
+    def _eta_event(
+        self, order_id: str, shard: str, now_ms: int, p50: int, p90: int
+    ) -> dict[str, Any]:
+        return _event(
+            "eta_update",
+            f"eta:{order_id}:{now_ms}",
+            now_ms,
+            order_id=order_id,
+            shard=shard,
+            dropoff_p50_ts_ms=p50,
+            dropoff_p90_ts_ms=p90,
+            fallback_used=False,
+            fallback_reason=None,
+            model_version=self.predictor.version,
+        )
 
     # ------------------------------------------------------------------ control
     def on_control(self, event: Event, source: Source) -> Effects:
@@ -687,27 +751,34 @@ class ShardEngine:
             max_detour_s=event.get("max_detour_s"),
             weights={str(k): float(v) for k, v in (event.get("weights") or {}).items()},
         )
+        effects = Effects()
+        try:
+            _apply_control(self.config.policy, control)
+        except PolicyError as exc:
+            message = f"policy flags out of range: {exc}"
+            effects.reject(source, EventRejected(RejectReason.SCHEMA_INVALID, message))
+            return effects
         current = self.stores.controls.get(control.shard)
         if current is None or (control.ts_ms, control.event_id) > (current.ts_ms, current.event_id):
             self.stores.controls.put(control.shard, control)
-        return Effects()
+        return effects
 
     def policy_for(self, shard: str) -> tuple[Policy, str]:
-        """The policy in force for `shard`, and its version (base name plus control version)."""
+        """The policy in force for `shard`, and its version (base name plus control versions).
+
+        Controls for `*` apply first, then the shard's own; a stored control the policy cannot
+        take (only possible for controls stored by older versions) is ignored.
+        """
         policy = self.config.policy
         version = policy.name
         for key in ("*", shard):
             control = self.stores.controls.get(key)
             if control is None:
                 continue
-            changes: dict[str, object] = {}
-            if control.batching_enabled is not None:
-                changes["bundling"] = control.batching_enabled
-            if control.max_detour_s is not None:
-                changes["max_detour_s"] = control.max_detour_s
-            known = {f for f in policy.__dataclass_fields__ if f.startswith("w_")}
-            changes.update({k: v for k, v in control.weights.items() if k in known})
-            policy = policy.replace(**changes)
+            try:
+                policy = _apply_control(policy, control)
+            except PolicyError:
+                continue
             version = f"{version}+{control.policy_version}"
         return policy, version
 
@@ -724,6 +795,7 @@ class ShardEngine:
         policy, version = self.policy_for(shard)
         built = self._snapshot(shard, now_ms)
         decisions, breaker, duration_s = self._decide(shard, built.snapshot, policy)
+        decisions = self._respect_cooldowns(now_ms, built, decisions, policy)
         proposed = self._propose(shard, now_ms, built, decisions, version, effects)
         if self._ticks[shard] % self.config.eta_update_every_ticks == 0:
             self._eta_updates(shard, now_ms, effects)
@@ -896,18 +968,64 @@ class ShardEngine:
     def _decide(
         self, shard: str, snapshot: Snapshot, policy: Policy
     ) -> tuple[Decisions, bool, float]:
-        size = max(1, snapshot.orders.n * max(1, snapshot.couriers.m))
-        breaker = False
-        last = self._last_tick_cost.get(shard)
-        if last is not None and self._clock is not None:
-            predicted_s = last[0] * size / max(1, last[1])
-            breaker = predicted_s > self.config.tick_budget_s
+        """Decide with `policy`, or greedily when this tick is predicted to overrun its budget.
+
+        The prediction is the tick's size (orders × couriers) times the seconds per unit of
+        size, learned (exponentially averaged) from earlier optimised ticks of at least
+        `_MIN_RATE_SIZE`; until such a tick was seen, nothing is predicted. Without a clock the
+        breaker is off (simulations stay deterministic).
+        """
+        size = snapshot.orders.n * snapshot.couriers.m
+        rate = self._cost_rate.get(shard)
+        breaker = (
+            self._clock is not None and rate is not None and rate * size > self.config.tick_budget_s
+        )
         started = self._clock() if self._clock is not None else 0.0
         decisions = decide(snapshot, GREEDY_POLICY if breaker else policy)
         duration_s = (self._clock() - started) if self._clock is not None else 0.0
-        if not breaker:
-            self._last_tick_cost[shard] = (duration_s, size)
+        if not breaker and size >= _MIN_RATE_SIZE:
+            observed = duration_s / size
+            self._cost_rate[shard] = observed if rate is None else 0.8 * rate + 0.2 * observed
         return decisions, breaker or decisions.fallback_used, duration_s
+
+    def _respect_cooldowns(
+        self, now_ms: int, built: _Built, decisions: Decisions, policy: Policy
+    ) -> Decisions:
+        """Re-decide orders the optimiser gave to a courier they are cooling down from.
+
+        The core does not know cool-downs, so an order declined by a courier may be matched to
+        them again; such assignments are dropped and their orders decided once more, without
+        the couriers already assigned this tick and without the couriers they cool down from.
+        """
+        keep: list[Assignment] = []
+        blocked: list[Assignment] = []
+        for assignment in decisions.assignments:
+            orders = [built.orders[o] for o in assignment.new_order_ids if o in built.orders]
+            if any(o.dispatch.cooling(assignment.courier_id, now_ms) for o in orders):
+                blocked.append(assignment)
+            else:
+                keep.append(assignment)
+        if not blocked:
+            return decisions
+        snapshot = built.snapshot
+        affected = {o for a in blocked for o in a.new_order_ids}
+        excluded = {a.courier_id for a in keep}
+        for order_id in affected:
+            excluded |= {
+                c for c, until in built.orders[order_id].dispatch.cooldowns if until > now_ms
+            }
+        order_rows = [
+            i
+            for i, order_id in enumerate(snapshot.orders.order_id)
+            if order_id in affected and int(snapshot.orders.courier_index[i]) == OPEN
+        ]
+        courier_rows = [
+            j
+            for j, courier_id in enumerate(snapshot.couriers.courier_id)
+            if courier_id not in excluded
+        ]
+        second = decide(_subset(snapshot, order_rows, courier_rows), policy)
+        return replace(decisions, assignments=(*keep, *second.assignments))
 
     def _propose(
         self,
@@ -1039,7 +1157,9 @@ class ShardEngine:
 
     # ------------------------------------------------------------------ ETA and surge updates
     def _eta_updates(self, shard: str, now_ms: int, effects: Effects) -> None:
+        """An `eta_update` for each committed order whose ETA moved, or that was silent too long."""
         min_change_ms = int(self.config.eta_update_min_change_s * 1000)
+        refresh_ms = int(self.config.eta_refresh_s * 1000)
         margin_ms = int(self.calibrator.margin_s * 1000)
         for order_id in sorted(self._live_orders[shard]):
             order = self.stores.orders.get(order_id)
@@ -1063,29 +1183,16 @@ class ShardEngine:
             p50 = max(now_ms, stop.planned_ts_ms)
             p90 = max(p50, stop.p90_ts_ms + margin_ms)
             last = order.dispatch.eta_p50_ts_ms
-            if last is not None and abs(last - p50) < min_change_ms:
+            sent = order.dispatch.eta_sent_ts_ms
+            moved = last is None or abs(last - p50) >= min_change_ms
+            stale = sent is None or now_ms - sent >= refresh_ms
+            if not (moved or stale):
                 continue
-            self._put_order(
-                replace(
-                    order, dispatch=replace(order.dispatch, eta_p50_ts_ms=p50, eta_p90_ts_ms=p90)
-                )
+            dispatch = replace(
+                order.dispatch, eta_p50_ts_ms=p50, eta_p90_ts_ms=p90, eta_sent_ts_ms=now_ms
             )
-            effects.emit(
-                ETA_TOPIC,
-                shard,
-                _event(
-                    "eta_update",
-                    f"eta:{order_id}:{now_ms}",
-                    now_ms,
-                    order_id=order_id,
-                    shard=shard,
-                    dropoff_p50_ts_ms=p50,
-                    dropoff_p90_ts_ms=p90,
-                    fallback_used=False,
-                    fallback_reason=None,
-                    model_version=self.predictor.version,
-                ),
-            )
+            self._put_order(replace(order, dispatch=dispatch))
+            effects.emit(ETA_TOPIC, shard, self._eta_event(order_id, shard, now_ms, p50, p90))
 
     def _surge_updates(self, shard: str, now_ms: int, built: _Built, effects: Effects) -> None:
         precision = self.config.surge_zone_precision
@@ -1188,6 +1295,58 @@ class _Built:
     eta: ShardEta
     orders: dict[str, OrderState]
     courier_row: dict[str, int]
+
+
+def _subset(snapshot: Snapshot, order_rows: Sequence[int], courier_rows: Sequence[int]) -> Snapshot:
+    """`snapshot` restricted to some open orders and some couriers (with their pending pickups)."""
+    orders, couriers = snapshot.orders, snapshot.couriers
+    new_index = {old: new for new, old in enumerate(courier_rows)}
+    pending = [i for i in range(orders.n) if int(orders.courier_index[i]) in new_index]
+    rows = np.array([*order_rows, *pending], dtype=np.int64)
+    c_rows = np.array(courier_rows, dtype=np.int64)
+    index = np.array(
+        [
+            OPEN
+            if int(orders.courier_index[i]) == OPEN
+            else new_index[int(orders.courier_index[i])]
+            for i in rows
+        ],
+        dtype=np.int64,
+    )
+    sub_orders = OrderTable(
+        order_id=tuple(orders.order_id[i] for i in rows),
+        merchant_id=tuple(orders.merchant_id[i] for i in rows),
+        pickup_xy_m=orders.pickup_xy_m[rows].reshape(len(rows), 2),
+        dropoff_xy_m=orders.dropoff_xy_m[rows].reshape(len(rows), 2),
+        placed_ts_ms=orders.placed_ts_ms[rows],
+        ready_ts_ms=orders.ready_ts_ms[rows],
+        promise_ts_ms=orders.promise_ts_ms[rows],
+        courier_index=index,
+        drop_sequence=orders.drop_sequence[rows],
+    )
+    sub_couriers = CourierTable(
+        courier_id=tuple(couriers.courier_id[j] for j in c_rows),
+        free_xy_m=couriers.free_xy_m[c_rows].reshape(len(c_rows), 2),
+        free_ts_ms=couriers.free_ts_ms[c_rows],
+        shift_end_ts_ms=couriers.shift_end_ts_ms[c_rows],
+        spare_capacity=couriers.spare_capacity[c_rows],
+        pending_pickup_ts_ms=couriers.pending_pickup_ts_ms[c_rows],
+        orders_done=couriers.orders_done[c_rows],
+        shift_start_ts_ms=couriers.shift_start_ts_ms[c_rows],
+    )
+    return replace(snapshot, orders=sub_orders, couriers=sub_couriers)
+
+
+def _apply_control(policy: Policy, control: ShardControl) -> Policy:
+    """`policy` with `control`'s flags; raises `PolicyError` for values it cannot take."""
+    changes: dict[str, object] = {}
+    if control.batching_enabled is not None:
+        changes["bundling"] = control.batching_enabled
+    if control.max_detour_s is not None:
+        changes["max_detour_s"] = control.max_detour_s
+    known = {f for f in policy.__dataclass_fields__ if f.startswith("w_")}
+    changes.update({k: v for k, v in control.weights.items() if k in known})
+    return policy.replace(**changes)
 
 
 def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:

@@ -334,12 +334,19 @@ class PositionStore:
         )
 
     def get(self, courier_id: str) -> Position | None:
-        """The courier's position in any open partition, or None."""
+        """The courier's newest position over every open partition, or None.
+
+        A courier that moved to a shard of another partition may briefly be held by both
+        partitions (until the old one applies its departure); the newest fix wins.
+        """
+        best: tuple[_Columns, int] | None = None
         for part in self._parts.values():
             slot = part.slot_of.get(courier_id)
-            if slot is not None and part.shard[slot] != _NO_SHARD:
-                return self._row(part, slot)
-        return None
+            if slot is None or part.shard[slot] == _NO_SHARD:
+                continue
+            if best is None or part.ts_ms[slot] > best[0].ts_ms[best[1]]:
+                best = (part, slot)
+        return self._row(*best) if best is not None else None
 
     def __iter__(self) -> Iterator[Position]:
         for part in self._parts.values():

@@ -38,6 +38,7 @@ class OrderDispatch:
         cooldowns: `(courier_id, until_ts_ms)` pairs: couriers not to offer it to again yet.
         eta_p50_ts_ms: announced drop-off time (p50) of the current decision.
         eta_p90_ts_ms: announced drop-off time (p90, calibrated) of the current decision.
+        eta_sent_ts_ms: when the last `eta_update` for the order was sent.
         expired_reason: why the dispatcher gave up on it, if it did.
     """
 
@@ -47,6 +48,7 @@ class OrderDispatch:
     cooldowns: tuple[tuple[str, int], ...] = ()
     eta_p50_ts_ms: int | None = None
     eta_p90_ts_ms: int | None = None
+    eta_sent_ts_ms: int | None = None
     expired_reason: str | None = None
 
     def cooling(self, courier_id: str, now_ts_ms: int) -> bool:

@@ -18,7 +18,7 @@ outputs, speaking only through the event contracts::
   `simulators.city.kpis`); `write_report(log, folder, ...)`: `kpis.json`, `kpis.md` and PNGs.
 """
 
-from simulators.city.config import PRESETS, CityConfig, ConfigError, lunch_rush
+from simulators.city.config import PRESETS, CityConfig, ConfigError, lunch_rush, small_town
 from simulators.city.kpis import compute_kpis
 from simulators.city.protocol import Dispatch, SimRecord
 from simulators.city.report import kpi_table, write_report
@@ -38,5 +38,6 @@ __all__ = [
     "kpi_table",
     "lunch_rush",
     "run_simulation",
+    "small_town",
     "write_report",
 ]

@@ -400,5 +400,32 @@ def lunch_rush(seed: int = 7) -> CityConfig:
     )
 
 
+def small_town(seed: int = 7) -> CityConfig:
+    """A small, quick scenario (tests and smoke runs): 30 minutes at lunch, ~25 orders.
+
+    Same city centre as `lunch_rush`, a third of the radius (one or two shards), 15 merchants,
+    20 couriers on shifts covering the whole window.
+    """
+    return CityConfig(
+        seed=seed,
+        name="small-town",
+        start_ts_ms=local_start_ts_ms(2026, 6, 16, 12.0, -240),
+        duration_s=0.5 * 3600,
+        utc_offset_min=-240,
+        radius_m=3_000.0,
+        drain_max_s=2_400.0,
+        merchants=MerchantConfig(n_merchants=15, spread_m=1_500.0),
+        demand=DemandConfig(
+            base_orders_per_h=25.0, lunch_peak_orders_per_h=35.0, delivery_radius_m=2_000.0
+        ),
+        fleet=FleetConfig(
+            n_couriers=20,
+            home_radius_m=2_500.0,
+            shift_start_s_range=(-900.0, 0.0),
+            shift_length_s_range=(7_200.0, 9_000.0),
+        ),
+    )
+
+
 #: Named presets, for command lines.
-PRESETS = {"lunch_rush": lunch_rush}
+PRESETS = {"lunch_rush": lunch_rush, "small_town": small_town}

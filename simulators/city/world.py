@@ -214,12 +214,17 @@ class CityWorld:
         ]
 
     def apply(self, outputs: Sequence[SimRecord]) -> None:
-        """React to the dispatcher's outputs at the world's current time, in the order given.
+        """React to the dispatcher's outputs at the world's current time.
+
+        Outputs are applied in a canonical order — by event time, then releases and expiries,
+        commits, proposals and the rest, then event id — so that the world (and every random
+        draw it makes) does not depend on the order a dispatcher happened to return them in:
+        an in-process and a live dispatcher that decide the same face the same world.
 
         Raises:
             SimulationError: an output is not a schema-valid event.
         """
-        for rec in outputs:
+        for rec in sorted(outputs, key=_canonical):
             try:
                 body = validate_schema(rec.event)
             except EventRejected as exc:
@@ -703,3 +708,20 @@ class CityWorld:
             shard=order.plan.shard,
         )
         self._next_stop(courier)
+
+
+_APPLY_ORDER = {
+    "assignment_released": 0,
+    "order_expired": 0,
+    "assignment_committed": 1,
+    "assignment_proposed": 2,
+}
+
+
+def _canonical(rec: SimRecord) -> tuple[int, int, str]:
+    kind = str(rec.event.get("type", ""))
+    return (
+        int(rec.event.get("ts_ms", 0)),
+        _APPLY_ORDER.get(kind, 3),
+        str(rec.event.get("event_id", "")),
+    )

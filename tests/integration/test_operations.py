@@ -145,10 +145,30 @@ def test_broker_command_serves_until_sigterm() -> None:
     )
 
 
-def test_demo_runs_end_to_end_and_reports_dead_letters() -> None:
-    """`dispatchflow demo` starts everything, reports shard state and dead letters, exits 0."""
-    result = run_cli("demo", "--couriers", "30", "--orders", "80", timeout_s=300)
+def test_demo_runs_end_to_end_and_reports(tmp_path: Path) -> None:
+    """`dispatchflow demo` runs the city through Kafka, reports, and ends with every order done."""
+    report = tmp_path / "report"
+    kpis_path = tmp_path / "kpis.json"
+    result = run_cli(
+        "demo",
+        "--preset",
+        "small_town",
+        "--report-dir",
+        str(report),
+        "--report-json",
+        str(kpis_path),
+        timeout_s=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "dead letters by reason" in result.stdout
-    assert "undecodable" in result.stdout
+    assert "dead letters by reason" in result.stdout and "undecodable" in result.stdout
     assert "worker stopped" in result.stdout and "broker stopped" in result.stdout
+    kpis = orjson.loads(kpis_path.read_bytes())
+    assert kpis["invariant_violations"] == 0
+    assert kpis["open_at_end"] == 0
+    assert kpis["delivered"] + kpis["cancelled"] + kpis["expired"] == kpis["orders"]
+    assert {p.name for p in report.iterdir()} >= {
+        "kpis.json",
+        "ctod.png",
+        "eta_calibration.png",
+        "map.png",
+    }

@@ -145,3 +145,14 @@ def test_replaying_records_changes_nothing(
     assert sorted(once, key=lambda p: p.courier_id) == sorted(twice, key=lambda p: p.courier_id)
     once.close_all()
     twice.close_all()
+
+
+def test_get_returns_the_newest_fix_across_partitions(tmp_path: Path) -> None:
+    """A courier held by two partitions (mid-handoff) is reported at its newest fix."""
+    s = PositionStore(tmp_path / "pos", flush_interval_s=3600)
+    s.open(0)
+    s.open(1)
+    s.apply(1, 0, "dr72", fixes(("c1", 2.0, 20)))
+    s.apply(0, 0, "dr5r", fixes(("c1", 1.0, 10)))
+    position = s.get("c1")
+    assert position is not None and (position.shard, position.ts_ms) == ("dr72", 20)
