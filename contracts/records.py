@@ -212,7 +212,7 @@ class CourierSighting(TypedDict):
 
 
 class CourierStateUpdate(TypedDict):
-    """Courier status forwarded from the courier directory to the courier's shard (internal)."""
+    """Courier status for one shard (internal), from the directory or the shard it leaves."""
 
     event_id: str
     type: Literal["courier_state_update"]
@@ -220,12 +220,15 @@ class CourierStateUpdate(TypedDict):
     ts_ms: int
     courier_id: str
     shard: str
-    kind: Literal["status", "arrived", "left"]
+    kind: Literal["status", "arrived", "left", "handover"]
     status: Literal["online", "offline"]
     capacity: int
     vehicle: Literal["walk", "bike", "ebike", "scooter", "car"]
     shift_end_ts_ms: NotRequired[int | None]
     status_ts_ms: int
+    epoch: NotRequired[int]
+    from_shard: NotRequired[str | None]
+    to_shard: NotRequired[str | None]
 
 
 class CourierVehicle(TypedDict):

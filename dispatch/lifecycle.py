@@ -452,6 +452,7 @@ class CourierState:
     shard: str | None
     shift_end_ts_ms: int | None = None
     recent: tuple[tuple[str, str], ...] = ()  # (event_id, "topic:partition:offset")
+    epoch: int = 0  # incremented on every change of shard
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""

@@ -23,7 +23,15 @@ STATE_UPDATES_TOPIC = "courier_state_updates"
 HANDOFFS_TOPIC = "courier_handoffs"
 
 
-def state_update(state: CourierState, shard: str, kind: str, ts_ms: int) -> dict[str, Any]:
+def state_update(
+    state: CourierState,
+    shard: str,
+    kind: str,
+    ts_ms: int,
+    *,
+    from_shard: str | None = None,
+    to_shard: str | None = None,
+) -> dict[str, Any]:
     """A `courier_state_update` telling `shard` about `state`."""
     return {
         "event_id": f"state:{state.courier_id}:{shard}:{kind}:{ts_ms}:{state.status_ts_ms}",
@@ -38,6 +46,9 @@ def state_update(state: CourierState, shard: str, kind: str, ts_ms: int) -> dict
         "vehicle": state.vehicle,
         "shift_end_ts_ms": state.shift_end_ts_ms,
         "status_ts_ms": state.status_ts_ms,
+        "epoch": state.epoch,
+        "from_shard": from_shard,
+        "to_shard": to_shard,
     }
 
 
@@ -65,17 +76,18 @@ class CourierDirectory:
     def _tell_shards(
         self, effects: Effects, old: CourierState | None, new: CourierState, ts_ms: int
     ) -> None:
+        """Tell the old shard the courier left (with the move's epoch) and the new one it came."""
+        from_shard = old.shard if old is not None else None
         if old is not None and old.shard is not None and old.shard != new.shard:
-            effects.emit(
-                STATE_UPDATES_TOPIC, old.shard, state_update(old, old.shard, "left", ts_ms)
-            )
+            left = state_update(new, old.shard, "left", ts_ms, to_shard=new.shard)
+            effects.emit(STATE_UPDATES_TOPIC, old.shard, left)
         if new.shard is None:
             return
         moved = old is None or old.shard != new.shard
         kind = "arrived" if moved else "status"
-        effects.emit(STATE_UPDATES_TOPIC, new.shard, state_update(new, new.shard, kind, ts_ms))
+        update = state_update(new, new.shard, kind, ts_ms, from_shard=from_shard if moved else None)
+        effects.emit(STATE_UPDATES_TOPIC, new.shard, update)
         if moved:
-            from_shard = old.shard if old is not None else None
             effects.emit(
                 HANDOFFS_TOPIC,
                 new.courier_id,
@@ -98,6 +110,8 @@ class CourierDirectory:
         except EventRejected as exc:
             effects.reject(source, exc)
             return effects
+        if old is not None and old.shard is not None and new.shard != old.shard:
+            new = replace(new, epoch=old.epoch + 1)
         self.directory.put(courier_id, new)
         self._tell_shards(effects, old, new, int(event["ts_ms"]))
         return effects
@@ -111,7 +125,7 @@ class CourierDirectory:
             old = self.directory.get(courier_id)
             if old is None or old.shard == shard:
                 continue
-            new = replace(old, shard=shard)
+            new = replace(old, shard=shard, epoch=old.epoch + (old.shard is not None))
             self.directory.put(courier_id, new)
             self._tell_shards(effects, old, new, int(seen["ts_ms"]))
         return effects

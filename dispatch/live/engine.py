@@ -61,6 +61,7 @@ from dispatch.live.records import (
     Phase,
     RouteStop,
     ShardControl,
+    courier_key,
 )
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy, PolicyError
 from dispatch.snapshot import (
@@ -78,6 +79,7 @@ RELEASED_TOPIC = "assignment_released"
 ETA_TOPIC = "eta_updates"
 SURGE_TOPIC = "surge_updates"
 POSITIONS_TOPIC = "courier_positions"
+STATE_UPDATES_TOPIC = "courier_state_updates"
 _ORDER_TOPICS = ("order_events", "merchant_ready", "delivery_events")
 #: Smallest tick (orders × couriers) whose duration teaches the circuit breaker its cost rate.
 _MIN_RATE_SIZE = 2_000
@@ -201,8 +203,14 @@ class ShardStores:
     orphans: KV[Orphans]
 
 
-def _event(kind: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": kind, "v": SCHEMA_VERSION, "ts_ms": int(ts_ms), **fields}
+def _event(event_type: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "v": SCHEMA_VERSION,
+        "ts_ms": int(ts_ms),
+        **fields,
+    }
 
 
 class ShardEngine:
@@ -253,8 +261,8 @@ class ShardEngine:
         for order_id, order in self.stores.orders.items():
             if order.dispatch.phase is not Phase.DONE:
                 self._live_orders[order.shard].add(order_id)
-        for courier_id, courier in self.stores.couriers.items():
-            self._couriers[courier.shard].add(courier_id)
+        for _, courier in self.stores.couriers.items():
+            self._couriers[courier.shard].add(courier.courier_id)
         for decision_id, decision in self.stores.decisions.items():
             if decision.status is DecisionStatus.PROPOSED:
                 self._proposals[decision.shard].add(decision_id)
@@ -269,8 +277,29 @@ class ShardEngine:
             self._live_orders[order.shard].add(order.order_id)
 
     def _put_courier(self, courier: CourierRecord) -> None:
-        self.stores.couriers.put(courier.courier_id, courier)
+        self.stores.couriers.put(courier_key(courier.shard, courier.courier_id), courier)
         self._couriers[courier.shard].add(courier.courier_id)
+
+    def _courier(self, shard: str, courier_id: str | None) -> CourierRecord | None:
+        """The courier's record in `shard`, or None."""
+        if not courier_id:
+            return None
+        return self.stores.couriers.get(courier_key(shard, courier_id))
+
+    def _delete_courier(self, shard: str, courier_id: str) -> None:
+        self.stores.couriers.delete(courier_key(shard, courier_id))
+        self._couriers[shard].discard(courier_id)
+
+    def _hand_over_if_free(self, courier: CourierRecord, ts_ms: int, effects: Effects) -> None:
+        """A courier that left its shard is handed to the new one once it holds no work here."""
+        if courier.leaving_to is None or not courier.idle_here:
+            return
+        self._delete_courier(courier.shard, courier.courier_id)
+        effects.emit(
+            STATE_UPDATES_TOPIC,
+            courier.leaving_to,
+            _handover(courier, courier.leaving_to, courier.leaving_epoch, ts_ms),
+        )
 
     def _put_decision(self, decision: DecisionRecord) -> None:
         self.stores.decisions.put(decision.decision_id, decision)
@@ -381,7 +410,7 @@ class ShardEngine:
         if new is OrderStatus.PICKED_UP and old is not OrderStatus.PICKED_UP:
             self._picked_up(after, ts_ms)
         if new is OrderStatus.DELIVERED and old is not OrderStatus.DELIVERED:
-            self._delivered(after, ts_ms)
+            self._delivered(after, ts_ms, effects)
             if dispatch.phase is Phase.PROPOSED and dispatch.decision_id is not None:
                 decision = self.stores.decisions.get(dispatch.decision_id)
                 if decision is not None:
@@ -390,8 +419,7 @@ class ShardEngine:
         return after
 
     def _picked_up(self, order: OrderState, ts_ms: int) -> None:
-        courier_id = order.dispatch.courier_id or order.courier_id
-        courier = self.stores.couriers.get(courier_id) if courier_id else None
+        courier = self._courier(order.shard, order.dispatch.courier_id or order.courier_id)
         if courier is None:
             return
         route: list[RouteStop] = []
@@ -416,10 +444,9 @@ class ShardEngine:
         )
         self._put_courier(replace(courier, route=tuple(route), onboard=onboard))
 
-    def _delivered(self, order: OrderState, ts_ms: int) -> None:
+    def _delivered(self, order: OrderState, ts_ms: int, effects: Effects) -> None:
         dispatch = order.dispatch
-        courier_id = dispatch.courier_id or order.courier_id
-        courier = self.stores.couriers.get(courier_id) if courier_id else None
+        courier = self._courier(order.shard, dispatch.courier_id or order.courier_id)
         if courier is not None:
             route = tuple(
                 replace(stop, order_ids=tuple(o for o in stop.order_ids if o != order.order_id))
@@ -427,9 +454,11 @@ class ShardEngine:
             )
             route = tuple(stop for stop in route if stop.order_ids)
             onboard = tuple(o for o in courier.onboard if o != order.order_id)
-            self._put_courier(
-                replace(courier, route=route, onboard=onboard, orders_done=courier.orders_done + 1)
+            courier = replace(
+                courier, route=route, onboard=onboard, orders_done=courier.orders_done + 1
             )
+            self._put_courier(courier)
+            self._hand_over_if_free(courier, ts_ms, effects)
         if dispatch.phase is Phase.COMMITTED and dispatch.decision_id is not None:
             decision = self.stores.decisions.get(dispatch.decision_id)
             if decision is not None and order.order_id in decision.etas:
@@ -477,7 +506,7 @@ class ShardEngine:
                 until = ts_ms + int(self.config.cooldown_s * 1000)
                 dispatch = dispatch.with_cooldown(decision.courier_id, until, ts_ms)
             self._put_order(replace(order, dispatch=dispatch))
-        courier = self.stores.couriers.get(decision.courier_id)
+        courier = self._courier(decision.shard, decision.courier_id)
         if courier is not None:
             if courier.lease_decision_id == decision.decision_id:
                 courier = replace(courier, lease_decision_id=None, lease_expires_ts_ms=None)
@@ -488,6 +517,7 @@ class ShardEngine:
                 )
                 courier = replace(courier, route=tuple(s for s in route if s.order_ids))
             self._put_courier(courier)
+            self._hand_over_if_free(courier, ts_ms, effects)
         remaining = tuple(o for o in decision.order_ids if o not in released)
         still_held = [
             o
@@ -526,19 +556,32 @@ class ShardEngine:
 
     # ------------------------------------------------------------------ courier updates
     def on_courier_update(self, update: Event) -> Effects:
-        """Apply a `courier_state_update` from the courier directory."""
+        """Apply a `courier_state_update` (from the directory, or a handover from a shard)."""
         self._ensure_indexed()
         effects = Effects()
         courier_id = str(update["courier_id"])
         shard = str(update["shard"])
         ts_ms = int(update["ts_ms"])
-        current = self.stores.couriers.get(courier_id)
-        if update["kind"] == "left":
+        kind = str(update["kind"])
+        epoch = int(update.get("epoch") or 0)
+        current = self._courier(shard, courier_id)
+        if kind == "left":
             effects.emit(POSITIONS_TOPIC, shard, left_tombstone(shard, courier_id, ts_ms))
-            if current is not None and current.shard == shard and not current.route:
+            to_shard = update.get("to_shard")
+            if current is None:
+                if to_shard:
+                    effects.emit(
+                        STATE_UPDATES_TOPIC,
+                        to_shard,
+                        _handover_from(update, to_shard, epoch, ts_ms),
+                    )
+                return effects
+            if current.lease_decision_id is not None:
                 self._release_courier(current, "shard_moved", ts_ms, effects, committed=False)
-                self.stores.couriers.delete(courier_id)
-                self._couriers[shard].discard(courier_id)
+                current = self._courier(shard, courier_id) or current
+            current = replace(current, leaving_to=to_shard or shard, leaving_epoch=epoch)
+            self._put_courier(current)
+            self._hand_over_if_free(current, ts_ms, effects)
             return effects
         status = str(update["status"])
         was_online = current is not None and current.online
@@ -554,11 +597,8 @@ class ShardEngine:
                 shift_end_ts_ms=update.get("shift_end_ts_ms"),
             )
         else:
-            if current.shard != shard:
-                self._couriers[current.shard].discard(courier_id)
             current = replace(
                 current,
-                shard=shard,
                 status=status,
                 capacity=int(update["capacity"]),
                 vehicle=str(update["vehicle"]),
@@ -570,6 +610,13 @@ class ShardEngine:
                     else current.shift_start_ts_ms
                 ),
             )
+        if kind == "arrived":
+            # Back in a shard it was leaving: it stays. From another shard: wait for its handover.
+            current = replace(current, leaving_to=None)
+            if update.get("from_shard"):
+                current = replace(current, awaiting_epoch=max(current.awaiting_epoch, epoch))
+        elif kind == "handover":
+            current = replace(current, released_epoch=max(current.released_epoch, epoch))
         self._put_courier(current)
         if status != "online" and was_online:
             self._release_courier(current, "courier_offline", ts_ms, effects, committed=True)
@@ -585,7 +632,7 @@ class ShardEngine:
                 self._release_orders(decision, decision.order_ids, reason, ts_ms, effects)
         if not committed:
             return
-        courier = self.stores.couriers.get(courier.courier_id) or courier
+        courier = self._courier(courier.shard, courier.courier_id) or courier
         waiting = [
             o
             for stop in courier.route
@@ -648,7 +695,7 @@ class ShardEngine:
         return effects
 
     def _commit(self, decision: DecisionRecord, ts_ms: int, effects: Effects) -> None:
-        courier = self.stores.couriers.get(decision.courier_id)
+        courier = self._courier(decision.shard, decision.courier_id)
         if courier is None or not courier.online:
             self._release_orders(decision, decision.order_ids, "courier_offline", ts_ms, effects)
             return
@@ -661,7 +708,7 @@ class ShardEngine:
                 and order.dispatch.phase is Phase.PROPOSED
             ):
                 new_orders.append(order)
-        if not new_orders or courier.spare_capacity < len(new_orders):
+        if not new_orders or courier.spare_capacity < len(new_orders) or courier.leaving_to:
             self._release_orders(decision, decision.order_ids, "superseded", ts_ms, effects)
             return
         # Stops are kept only for orders this courier still holds: the new ones, and (for an
@@ -852,8 +899,8 @@ class ShardEngine:
         config = self.config
         couriers: list[CourierRecord] = []
         for courier_id in sorted(self._couriers[shard]):
-            courier = self.stores.couriers.get(courier_id)
-            if courier is None or not courier.online or courier.lease_decision_id is not None:
+            courier = self._courier(shard, courier_id)
+            if courier is None or not courier.dispatchable:
                 continue
             couriers.append(courier)
         rows_c: list[tuple[CourierRecord, float, float, int, int, list[str]]] = []
@@ -1046,8 +1093,8 @@ class ShardEngine:
                 o.dispatch.cooling(assignment.courier_id, now_ms) for o in new_orders
             ):
                 continue
-            courier = self.stores.couriers.get(assignment.courier_id)
-            if courier is None or courier.lease_decision_id is not None:
+            courier = self._courier(shard, assignment.courier_id)
+            if courier is None or not courier.dispatchable:
                 continue
             route = self._route(assignment, built)
             etas: dict[str, tuple[float, float, float]] = {}
@@ -1169,7 +1216,7 @@ class ShardEngine:
                 or order.status.terminal
             ):
                 continue
-            courier = self.stores.couriers.get(order.dispatch.courier_id or "")
+            courier = self._courier(shard, order.dispatch.courier_id)
             stop = next(
                 (
                     s
@@ -1214,8 +1261,8 @@ class ShardEngine:
         supply: dict[str, int] = defaultdict(int)
         idle = [
             self.positions.get(c.courier_id)
-            for c in (self.stores.couriers.get(cid) for cid in sorted(self._couriers[shard]))
-            if c is not None and c.online and not c.route and c.lease_decision_id is None
+            for c in (self._courier(shard, cid) for cid in sorted(self._couriers[shard]))
+            if c is not None and c.dispatchable and not c.route
         ]
         idle_positions = [p for p in idle if p is not None]
         if idle_positions:
@@ -1335,6 +1382,46 @@ def _subset(snapshot: Snapshot, order_rows: Sequence[int], courier_rows: Sequenc
         shift_start_ts_ms=couriers.shift_start_ts_ms[c_rows],
     )
     return replace(snapshot, orders=sub_orders, couriers=sub_couriers)
+
+
+def _handover(courier: CourierRecord, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """The `handover` update a shard sends when a courier that left holds no more work there."""
+    return _event(
+        "courier_state_update",
+        f"handover:{courier.courier_id}:{to_shard}:{epoch}",
+        ts_ms,
+        courier_id=courier.courier_id,
+        shard=to_shard,
+        kind="handover",
+        status=courier.status,
+        capacity=courier.capacity,
+        vehicle=courier.vehicle,
+        shift_end_ts_ms=courier.shift_end_ts_ms,
+        status_ts_ms=courier.status_ts_ms,
+        epoch=epoch,
+        from_shard=courier.shard,
+        to_shard=to_shard,
+    )
+
+
+def _handover_from(update: Event, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """A handover for a courier this shard never held (only its move is released)."""
+    return _event(
+        "courier_state_update",
+        f"handover:{update['courier_id']}:{to_shard}:{epoch}",
+        ts_ms,
+        courier_id=update["courier_id"],
+        shard=to_shard,
+        kind="handover",
+        status=update["status"],
+        capacity=update["capacity"],
+        vehicle=update["vehicle"],
+        shift_end_ts_ms=update.get("shift_end_ts_ms"),
+        status_ts_ms=update["status_ts_ms"],
+        epoch=epoch,
+        from_shard=update["shard"],
+        to_shard=to_shard,
+    )
 
 
 def _apply_control(policy: Policy, control: ShardControl) -> Policy:

@@ -95,7 +95,13 @@ class RouteStop:
 
 @dataclass(frozen=True)
 class CourierRecord:
-    """A courier as its shard knows it."""
+    """A courier as one shard knows it (couriers are stored per shard).
+
+    A courier that moves to another shard stays with its old shard until it holds no work
+    there (`leaving_to` is set meanwhile); the old shard then sends a `handover`. The new shard
+    holds the courier from its `arrived` update but dispatches it only once the handover of
+    that move (its `epoch`) came: `awaiting_epoch <= released_epoch`.
+    """
 
     courier_id: str
     shard: str
@@ -110,11 +116,25 @@ class CourierRecord:
     lease_decision_id: str | None = None
     lease_expires_ts_ms: int | None = None
     orders_done: int = 0
+    leaving_to: str | None = None
+    leaving_epoch: int = 0
+    awaiting_epoch: int = 0
+    released_epoch: int = 0
 
     @property
     def online(self) -> bool:
         """True when the courier can take work."""
         return self.status == "online"
+
+    @property
+    def dispatchable(self) -> bool:
+        """True if a tick of its shard may offer it work."""
+        return (
+            self.online
+            and self.lease_decision_id is None
+            and self.leaving_to is None
+            and self.awaiting_epoch <= self.released_epoch
+        )
 
     @property
     def load(self) -> int:
@@ -130,6 +150,11 @@ class CourierRecord:
     def to_json(self) -> bytes:
         """Serialize for a table value."""
         return orjson.dumps(self)
+
+    @property
+    def idle_here(self) -> bool:
+        """True if it holds no route, cargo or offer in this shard."""
+        return not self.route and not self.onboard and self.lease_decision_id is None
 
     @classmethod
     def from_json(cls, raw: bytes) -> CourierRecord:
@@ -213,3 +238,8 @@ class ShardControl:
     def from_json(cls, raw: bytes) -> ShardControl:
         """Inverse of `to_json`."""
         return cls(**orjson.loads(raw))
+
+
+def courier_key(shard: str, courier_id: str) -> str:
+    """Key of a courier's record in its shard's table."""
+    return f"{shard}|{courier_id}"

@@ -51,3 +51,15 @@ def test_projection_matches_great_circle_distance_at_metro_scale() -> None:
     planar = float(np.hypot(x[1] - x[0], y[1] - y[0]))
     great_circle = float(haversine_m(lat[0], lon[0], lat[1], lon[1]))
     assert abs(planar - great_circle) / great_circle < 0.005
+
+
+@given(
+    lats.filter(lambda v: abs(v) < 80), lons, st.floats(-20_000, 20_000), st.floats(-20_000, 20_000)
+)
+def test_unprojection_inverts_projection(lat0: float, lon0: float, x: float, y: float) -> None:
+    """Projecting an unprojected point gives back its metres."""
+    from contracts.geo import unproject_m
+
+    lat, lon = unproject_m(x, y, lat0, lon0)
+    x2, y2 = project_m(lat, lon, lat0, lon0)
+    assert abs(float(x2) - x) < 1e-6 and abs(float(y2) - y) < 1e-6

@@ -28,7 +28,7 @@ from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
-from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
+from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
 
 #: Event time the tests start at (epoch ms).
 T0 = 1_700_000_000_000
@@ -339,9 +339,9 @@ class World:
         assert order is not None, order_id
         return order
 
-    def courier(self, courier_id: str) -> CourierRecord:
-        """The stored courier."""
-        courier = self.stores.couriers.get(courier_id)
+    def courier(self, courier_id: str, shard: str = SHARD) -> CourierRecord:
+        """The courier's record in `shard`."""
+        courier = self.stores.couriers.get(courier_key(shard, courier_id))
         assert courier is not None, courier_id
         return courier
 

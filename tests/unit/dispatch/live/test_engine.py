@@ -657,12 +657,18 @@ def test_rank_terms_sum_to_the_cost(world: World) -> None:
 
 # ---------------------------------------------------------------------- shard moves
 def test_a_courier_leaving_the_shard_releases_its_offer_as_shard_moved(world: World) -> None:
-    """A courier seen in another shard leaves: its offer is released and a tombstone emitted."""
+    """A courier seen elsewhere leaves: offer released, tombstone, handed to the new shard."""
     offered(world)
     effects = world.sighting("c1", "dr5x", T0 + 3 * S)
     assert released(effects) == [(["o1"], "shard_moved")]
     assert any(o.topic == "courier_positions" and o.key == SHARD.encode() for o in effects.outputs)
-    assert world.courier("c1").shard == "dr5x"
+    handovers = [
+        o.event
+        for o in effects.outputs
+        if o.topic == "courier_state_updates" and o.event["kind"] == "handover"
+    ]
+    assert [(h["shard"], h["from_shard"]) for h in handovers] == [("dr5x", SHARD)]
+    assert world.courier("c1", "dr5x").shard == "dr5x"
 
 
 # ---------------------------------------------------------------------- contracts

@@ -132,3 +132,29 @@ def test_every_order_of_the_random_runs_ends_delivered_cancelled_or_expired() ->
         for seed in SEEDS
     }
     assert {seed: found for seed, found in unfinished.items() if found} == {}
+
+
+# Courier records are per shard: a courier that moves keeps its work in the old shard and is
+# handed to the new one only when it holds nothing there; the new shard waits for the handover.
+def test_a_busy_courier_that_moves_stays_with_its_shard_until_its_route_is_done(
+    world: World,
+) -> None:
+    """A courier carrying an order of this shard keeps it; the handover comes after delivery."""
+    proposal = committed(world)
+    moved = world.sighting("c1", "dr5x", T0 + 4 * S)
+    handovers = [
+        o.event
+        for o in moved.outputs
+        if o.topic == "courier_state_updates" and o.event["kind"] == "handover"
+    ]
+    assert handovers == []
+    assert world.courier("c1").leaving_to == "dr5x"
+    assert not world.courier("c1", "dr5x").dispatchable
+    world.picked_up("o1", "c1", proposal["route"][0]["planned_ts_ms"])
+    done = world.delivered("o1", "c1", proposal["route"][-1]["planned_ts_ms"])
+    handovers = [
+        o.event
+        for o in done.outputs
+        if o.topic == "courier_state_updates" and o.event["kind"] == "handover"
+    ]
+    assert [(h["shard"], h["epoch"]) for h in handovers] == [("dr5x", 1)]
