@@ -32,7 +32,7 @@ from dispatch.candidates import (
 )
 from dispatch.costs import TERM_NAMES, single_terms
 from dispatch.coverage import coverage
-from dispatch.decisions import Assignment, Decisions, Explanation, Reposition, decision_id
+from dispatch.decisions import Assignment, Decisions, Explanation
 from dispatch.greedy import greedy_decide
 from dispatch.matching import min_cost_matching
 from dispatch.policy import DEFAULT_POLICY, Policy
@@ -119,11 +119,7 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
         )
         reserved_rows.append(every_pair.courier_row[on_time])
     reserved = set(np.unique(np.concatenate(reserved_rows)).tolist())
-    moves: list[Reposition] = []
-    if policy.preposition_held:
-        moves = _preposition_held(snapshot, frame, policy, pairs, graph, matched_edge, choices)
-    if policy.reposition:
-        moves += repositions(snapshot, frame, policy, reserved, cover)
+    moves = repositions(snapshot, frame, policy, reserved, cover) if policy.reposition else []
     return Decisions(
         now_ts_ms=snapshot.now_ts_ms,
         policy_name=policy.name,
@@ -132,51 +128,6 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
         held_order_ids=held,
         fallback_used=False,
     )
-
-
-def _preposition_held(
-    snapshot: Snapshot,
-    frame: TickFrame,
-    policy: Policy,
-    pairs: PairTable,
-    graph: _Graph,
-    matched_edge: IntArray,
-    choices: dict[int, _Choice],
-) -> list[Reposition]:
-    """Send idle couriers matched to held orders to those orders' merchants now.
-
-    The order stays uncommitted (a later tick may still give it to someone else); the courier
-    waits at the merchant instead of wherever its last job ended.
-    """
-    moves: list[Reposition] = []
-    now = snapshot.now_ts_ms
-    for i in np.flatnonzero(matched_edge >= 0):
-        src = int(graph.source[matched_edge[i]])
-        if int(i) in choices or src >= pairs.size:
-            continue
-        c = int(pairs.courier_row[src])
-        travel = float(pairs.travel_p50_s[src])
-        idle = frame.free_s[c] <= 0 and not np.isfinite(frame.pending_pickup_s[c])
-        if not idle or travel <= 0 or travel > policy.reposition_max_s:
-            continue
-        row = int(pairs.order_row[src])
-        courier_id = snapshot.couriers.courier_id[c]
-        merchant_id = snapshot.orders.merchant_id[row]
-        xy = snapshot.orders.pickup_xy_m[row]
-        moves.append(
-            Reposition(
-                decision_id=decision_id(
-                    "reposition", snapshot.shard_id, now, courier_id, (merchant_id,)
-                ),
-                courier_id=courier_id,
-                merchant_id=merchant_id,
-                xy_m=(float(xy[0]), float(xy[1])),
-                depart_ts_ms=now,
-                arrival_ts_ms=to_ts_ms(now, travel),
-                reason="upcoming_order",
-            )
-        )
-    return moves
 
 
 def _ids_of(ids: tuple[str, ...], rows: IntArray) -> tuple[str, ...]:

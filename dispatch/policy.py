@@ -73,8 +73,6 @@ class Policy:
             are discounted by this much so that old orders are not starved by cheaper new ones
             (a priority, not part of the choice's cost).
         reposition: send idle couriers without work towards merchants ahead of demand.
-        preposition_held: send an idle courier matched to a held order to that order's
-            merchant at once (the order stays uncommitted; the courier waits there).
         reposition_max_s: longest reposition move, seconds.
         reposition_transit_weight: share of the move's travel time counted against the
             coverage the move buys (0: only the destination matters).
@@ -128,7 +126,6 @@ class Policy:
     max_edges_per_order: int = 48
     w_age: float = 0.5
     reposition: bool = True
-    preposition_held: bool = False
     reposition_max_s: float = 900.0
     reposition_transit_weight: float = 0.25
     reposition_min_gain: float = 1.0
