@@ -237,3 +237,12 @@ def split_by_shard(columns: PingColumns, precision: int) -> list[tuple[str, Ping
     for shard in np.unique(shards).tolist():
         out.append((str(shard), columns.take(np.flatnonzero(shards == shard))))
     return out
+
+
+def latest_per_courier(columns: PingColumns) -> list[tuple[str, int]]:
+    """(courier id, newest fix time) of every courier in `columns`, in first-seen order."""
+    newest: dict[str, int] = {}
+    for courier_id, ts_ms in zip(columns.courier_id.tolist(), columns.ts_ms.tolist(), strict=True):
+        if ts_ms > newest.get(courier_id, -1):
+            newest[courier_id] = ts_ms
+    return list(newest.items())

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from contracts.pings import decode_pings, split_by_shard
+from contracts.pings import decode_pings, latest_per_courier, split_by_shard
 from contracts.positions import decode_position_batch, encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
@@ -31,6 +31,7 @@ from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
+from dispatch.live.sightings import SightingFilter
 from dispatchflow.settings import Settings
 from simulators.city.protocol import SimRecord
 from streams.topics import load_topics
@@ -118,6 +119,7 @@ class InProcessDispatch:
             KV({}, CourierState.to_json, CourierState.from_json), shard_precision
         )
         self.shard_precision = shard_precision
+        self.sighting_filter = SightingFilter()
         self.dead_letters: list[tuple[Source, EventRejected]] = []
         self._offsets: Counter[str] = Counter()
 
@@ -221,15 +223,18 @@ class InProcessDispatch:
         if batch.left:
             self.positions.apply_left(_PARTITION, source.offset, batch.shard, batch.fixes)
             return effects
-        arrivals = self.positions.apply(_PARTITION, source.offset, batch.shard, batch.fixes)
-        if arrivals:
+        self.positions.apply(_PARTITION, source.offset, batch.shard, batch.fixes)
+        seen = self.sighting_filter.sightings(
+            batch.shard, latest_per_courier(batch.fixes), self.engine.holds
+        )
+        if seen:
             sighting = {
                 "event_id": f"sighting:{batch.shard}:{source.offset}",
                 "type": "courier_sighting",
                 "v": SCHEMA_VERSION,
-                "ts_ms": max(a.ts_ms for a in arrivals),
+                "ts_ms": max(ts for _, ts in seen),
                 "shard": batch.shard,
-                "couriers": [{"courier_id": a.courier_id, "ts_ms": a.ts_ms} for a in arrivals],
+                "couriers": [{"courier_id": c, "ts_ms": ts} for c, ts in seen],
             }
             effects.emit("courier_sightings", batch.shard, sighting)
         return effects

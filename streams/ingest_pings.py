@@ -19,10 +19,11 @@ import numpy as np
 import orjson
 
 from contracts.geo import encode_many
-from contracts.pings import decode_pings
+from contracts.pings import decode_pings, latest_per_courier
 from contracts.positions import decode_position_batch, encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import EventRejected
+from dispatch.live.sightings import SightingFilter
 from streams.dead_letters import DeadLetter
 from streams.kafka_config import aiokafka_kwargs
 from streams.partitioning import partition_for_key
@@ -41,6 +42,7 @@ def register(rt: Runtime) -> None:
     app = rt.app
     settings = rt.settings
     sighting_partitions = rt.topics[SIGHTINGS_TOPIC].partitions
+    sighting_filter = SightingFilter()
     bounds = rt.validator.time_bounds
 
     @app.agent(rt.topic(PINGS_TOPIC), name="pings")
@@ -104,18 +106,9 @@ def register(rt: Runtime) -> None:
                 rt.processed(message)
                 rt.observe("positions", POSITIONS_TOPIC, started, None)
                 continue
-            last = store.last_offset(partition)
-            replayed = last is not None and message.offset <= last
-            arrivals = store.apply(partition, message.offset, shard, fixes)
-            couriers = {a.courier_id: a.ts_ms for a in arrivals}
-            if replayed:
-                # The sightings of an already applied record may not have been sent; resend
-                # them for couriers this record still places in the shard (the directory
-                # ignores sightings that change nothing).
-                for courier_id in np.unique(fixes.courier_id).tolist():
-                    current = store.get(courier_id)
-                    if current is not None and current.shard == shard:
-                        couriers.setdefault(courier_id, current.ts_ms)
+            store.apply(partition, message.offset, shard, fixes)
+            holds = rt.engine.holds if rt.engine is not None else (lambda _s, _c: False)
+            couriers = dict(sighting_filter.sightings(shard, latest_per_courier(fixes), holds))
             by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for courier_id, ts_ms in couriers.items():
                 target = partition_for_key(courier_id.encode(), sighting_partitions)

@@ -12,6 +12,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatch.lifecycle import OrderState
+from dispatch.live.positions import Position
 from streams.runtime import Runtime
 
 JSON = "application/json"
@@ -53,14 +54,19 @@ def state_snapshot(rt: Runtime, detail: bool) -> dict[str, Any]:
         courier = orjson.loads(raw)
         shards[courier["shard"]]["couriers_by_status"][courier["status"]] += 1
         if detail:
-            couriers[courier["courier_id"]] = courier
+            couriers[f"{courier['shard']}|{courier['courier_id']}"] = courier
     directory = {}
     if detail:
         directory = {
             key.decode(): orjson.loads(raw) for key, raw in tables["courier_directory"].items()
         }
     positions: dict[str, Any] = {}
+    newest: dict[str, Position] = {}
     for position in rt.positions:
+        known = newest.get(position.courier_id)
+        if known is None or position.ts_ms > known.ts_ms:
+            newest[position.courier_id] = position
+    for position in newest.values():
         shards[position.shard]["positions"] += 1
         if detail:
             positions[position.courier_id] = {

@@ -286,6 +286,11 @@ class ShardEngine:
             return None
         return self.stores.couriers.get(courier_key(shard, courier_id))
 
+    def holds(self, shard: str, courier_id: str) -> bool:
+        """True if `shard` holds the courier (a record there, not leaving it)."""
+        courier = self._courier(shard, courier_id)
+        return courier is not None and courier.leaving_to is None
+
     def _delete_courier(self, shard: str, courier_id: str) -> None:
         self.stores.couriers.delete(courier_key(shard, courier_id))
         self._couriers[shard].discard(courier_id)
