@@ -401,7 +401,7 @@ def lunch_rush(seed: int = 7) -> CityConfig:
 
 
 def small_town(seed: int = 7) -> CityConfig:
-    """A small, quick scenario (tests and smoke runs): 30 minutes at lunch, ~25 orders.
+    """A small, quick scenario (tests and smoke runs): 20 minutes at lunch, ~15 orders.
 
     Same city centre as `lunch_rush`, a third of the radius (one or two shards), 15 merchants,
     20 couriers on shifts covering the whole window.
@@ -410,10 +410,10 @@ def small_town(seed: int = 7) -> CityConfig:
         seed=seed,
         name="small-town",
         start_ts_ms=local_start_ts_ms(2026, 6, 16, 12.0, -240),
-        duration_s=0.5 * 3600,
+        duration_s=20 * 60.0,
         utc_offset_min=-240,
         radius_m=3_000.0,
-        drain_max_s=2_400.0,
+        drain_max_s=2_700.0,
         merchants=MerchantConfig(n_merchants=15, spread_m=1_500.0),
         demand=DemandConfig(
             base_orders_per_h=25.0, lunch_peak_orders_per_h=35.0, delivery_radius_m=2_000.0
