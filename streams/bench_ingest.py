@@ -43,7 +43,9 @@ _APPLIED = re.compile(rb"^dispatchflow_positions_applied_total ([0-9.e+]+)", re.
 START_TS_MS = 1_795_000_000_000
 
 
-def generate_pings(n_pings: int, batch: int, n_couriers: int, seed: int) -> list[Record]:
+def generate_pings(
+    n_pings: int, batch: int, n_couriers: int, seed: int, start_ts_ms: int = START_TS_MS
+) -> list[Record]:
     """`n_pings` fixes of `n_couriers` couriers in one metro, `batch` fixes per record."""
     rng = np.random.default_rng(seed)
     home_lat = 40.7580 + rng.uniform(-0.08, 0.08, n_couriers)
@@ -52,7 +54,7 @@ def generate_pings(n_pings: int, batch: int, n_couriers: int, seed: int) -> list
     for b in range(n_pings // batch):
         couriers = rng.integers(0, n_couriers, batch)
         jitter = rng.normal(0, 2e-4, (batch, 2))
-        ts = START_TS_MS + b * 1000
+        ts = start_ts_ms + b * 1000
         fixes = [
             {
                 "courier_id": f"c{c}",

@@ -58,6 +58,7 @@ class KafkaDispatch:
         client_kwargs: Mapping[str, Any],
         worker_urls: Sequence[str],
         settle_timeout_s: float = 120.0,
+        group_id: str = "dispatchflow",
     ) -> None:
         self.client_kwargs = dict(client_kwargs)
         self.worker_urls = list(worker_urls)
@@ -69,6 +70,9 @@ class KafkaDispatch:
         self._consumed: list[TopicPartition] = []
         self._output_tps: list[TopicPartition] = []
         self.steps = 0
+        self.group_id = group_id
+        self._floor: dict[TopicPartition, int] = {}
+        self._refresh_floor = False
         self._produced: dict[TopicPartition, int] = {}
         self._worker_produced: dict[TopicPartition, int] = {}
         self.settle_seconds = 0.0
@@ -109,6 +113,31 @@ class KafkaDispatch:
                 raise RuntimeError(msg)
             await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
+
+    def remove_worker(self, url: str) -> None:
+        """Stop asking a worker that leaves the group for its progress.
+
+        Its partitions' records it handled are counted from then on by the group's committed
+        offsets (where the remaining workers resume), read at the next step.
+        """
+        self.worker_urls.remove(url)
+        self._refresh_floor = True
+
+    async def _committed(self) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(
+            **self.client_kwargs, group_id=self.group_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            out = {}
+            for tp in self._consumed:
+                offset = await consumer.committed(tp)
+                if offset is not None:
+                    out[tp] = int(offset)
+            return out
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
 
     def close(self) -> None:
         """Stop the clients and the loop."""
@@ -181,8 +210,13 @@ class KafkaDispatch:
         started = time.monotonic()
         deadline = started + self.settle_timeout_s
         consumed = {tp.topic for tp in self._consumed}
+        if self._refresh_floor:
+            self._floor = await self._committed()
+            self._refresh_floor = False
         while True:
             processed, produced = await self._progress()
+            for tp, offset in self._floor.items():
+                processed[tp] = max(processed.get(tp, 0), offset)
             target = dict(self._produced)
             for tp, end in produced.items():
                 if tp.topic in consumed:

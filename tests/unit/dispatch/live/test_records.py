@@ -67,7 +67,7 @@ def test_order_dispatch_survives_its_json_form(
     reason: str | None,
 ) -> None:
     """`from_dict(to_dict(x)) == x` for any dispatch state."""
-    dispatch = OrderDispatch(phase, decision, courier_id, tuple(cooldowns), eta, eta, reason)
+    dispatch = OrderDispatch(phase, decision, courier_id, tuple(cooldowns), eta, eta, eta, reason)
     assert OrderDispatch.from_dict(dispatch.to_dict()) == dispatch
 
 

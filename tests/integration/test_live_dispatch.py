@@ -1,0 +1,340 @@
+"""Live dispatch on a real broker: lifecycle paths, idempotence, parity, rebalance, cadence."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from contracts.geo import decode_center, shard_of
+from dispatch.live.invariants import check_invariants
+from dispatchflow.settings import Settings
+from simulators.city import SimRecord, run_simulation, small_town
+from simulators.inprocess import InProcessDispatch
+from simulators.synthetic import Record
+from streams.bench_ingest import generate_pings
+from streams.consistency import check_topics
+from streams.sim_dispatch import KafkaDispatch
+from tests.integration.conftest import Cluster
+
+T0 = 1_795_000_000_000
+S = 1_000
+SHARD = shard_of(40.7580, -73.9855, 4)
+LAT, LON = decode_center(SHARD)
+
+
+def ev(event_type: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+    """An event with a deterministic id."""
+    event_id = (
+        f"{event_type}-{ts_ms}-{'-'.join(str(v) for v in fields.values() if isinstance(v, str))}"
+    )
+    return {"event_id": event_id[:120], "type": event_type, "v": 1, "ts_ms": ts_ms, **fields}
+
+
+def rec(topic: str, key: str, event: dict[str, Any]) -> SimRecord:
+    """A record for KafkaDispatch."""
+    return SimRecord(topic, key.encode(), event)
+
+
+def online(courier_id: str, ts_ms: int, dlat: float = 0.0) -> list[SimRecord]:
+    """A courier going online with a fix at the shard centre (plus an offset)."""
+    fix = {"courier_id": courier_id, "lat": LAT + dlat, "lon": LON, "ts_ms": ts_ms}
+    return [
+        rec(
+            "courier_events",
+            courier_id,
+            ev(
+                "courier_online",
+                ts_ms,
+                courier_id=courier_id,
+                lat=LAT + dlat,
+                lon=LON,
+                capacity=2,
+                vehicle="bike",
+            ),
+        ),
+        rec("courier_pings", "gw", ev("courier_ping_batch", ts_ms, pings=[fix])),
+    ]
+
+
+def tick(ts_ms: int) -> SimRecord:
+    """A tick of the test shard."""
+    return rec("dispatch_ticks", SHARD, ev("dispatch_tick", ts_ms, shard=SHARD))
+
+
+def order(order_id: str, ts_ms: int) -> SimRecord:
+    """An order ready right away at the shard centre."""
+    return rec(
+        "order_events",
+        SHARD,
+        ev(
+            "order_created",
+            ts_ms,
+            order_id=order_id,
+            merchant_id="m1",
+            shard=SHARD,
+            pickup={"lat": LAT, "lon": LON},
+            dropoff={"lat": LAT + 0.01, "lon": LON},
+            prep_estimate_s=0.0,
+        ),
+    )
+
+
+def respond(decision: dict[str, Any], answer: str, ts_ms: int) -> SimRecord:
+    """The courier's answer to a proposal."""
+    return rec(
+        "assignment_responses",
+        SHARD,
+        ev(
+            "assignment_response",
+            ts_ms,
+            decision_id=decision["decision_id"],
+            courier_id=decision["courier_id"],
+            shard=SHARD,
+            response=answer,
+        ),
+    )
+
+
+def of_type(outputs: list[SimRecord], event_type: str) -> list[dict[str, Any]]:
+    """Events of one type among outputs."""
+    return [r.event for r in outputs if r.event["type"] == event_type]
+
+
+@pytest.fixture
+def live(cluster: Cluster) -> Iterator[tuple[Cluster, KafkaDispatch]]:
+    """A worker driven in lockstep (its own ticker off) through Kafka."""
+    worker = cluster.start_worker(tick_interval_s=15.0, lease_s=30.0, cooldown_s=300.0)
+    dispatch = KafkaDispatch(cluster.client, [worker.url])
+    try:
+        yield cluster, dispatch
+    finally:
+        dispatch.close()
+
+
+def test_accept_commits_and_repeated_or_replayed_responses_commit_nothing_more(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """An accept commits once; the same response again, and its record replayed, commit nothing."""
+    _, dispatch = live
+    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
+    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    accept = respond(proposal, "accept", T0 + 3 * S)
+    first = of_type(dispatch.run_until([accept], T0 + 3 * S), "assignment_committed")
+    again = dispatch.run_until([accept, accept], T0 + 4 * S)
+    assert [c["order_ids"] for c in first] == [["o1"]]
+    assert of_type(again, "assignment_committed") == []
+
+
+def test_decline_releases_and_the_next_tick_offers_another_courier(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """A decline releases the order with its reason; the next tick offers it to someone else."""
+    _, dispatch = live
+    dispatch.run_until(
+        [*online("c1", T0), *online("c2", T0, dlat=0.004), order("o1", T0 + S)], T0 + S
+    )
+    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    released = of_type(
+        dispatch.run_until([respond(proposal, "decline", T0 + 3 * S)], T0 + 3 * S),
+        "assignment_released",
+    )
+    again = of_type(dispatch.run_until([tick(T0 + 4 * S)], T0 + 4 * S), "assignment_proposed")
+    assert [(r["order_ids"], r["reason"]) for r in released] == [(["o1"], "declined")]
+    assert [(p["order_ids"], p["courier_id"] != proposal["courier_id"]) for p in again] == [
+        (["o1"], True)
+    ]
+
+
+def test_an_unanswered_offer_is_released_when_its_lease_expires(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """With no answer within the lease, a tick releases the offer as lease_expired."""
+    _, dispatch = live
+    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
+    dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S)
+    out = dispatch.run_until([tick(T0 + 40 * S)], T0 + 40 * S)
+    assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
+        (["o1"], "lease_expired")
+    ]
+
+
+def test_cancelling_a_committed_order_releases_it(live: tuple[Cluster, KafkaDispatch]) -> None:
+    """A customer cancellation of a committed order releases it (order_cancelled)."""
+    _, dispatch = live
+    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
+    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    dispatch.run_until([respond(proposal, "accept", T0 + 3 * S)], T0 + 3 * S)
+    cancel = rec(
+        "order_events",
+        SHARD,
+        ev("order_cancelled", T0 + 4 * S, order_id="o1", shard=SHARD, reason="customer"),
+    )
+    out = dispatch.run_until([cancel], T0 + 4 * S)
+    assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
+        (["o1"], "order_cancelled")
+    ]
+
+
+def test_a_courier_going_offline_releases_its_committed_orders(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """A courier going offline before pickup releases its orders (courier_offline)."""
+    _, dispatch = live
+    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
+    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    dispatch.run_until([respond(proposal, "accept", T0 + 3 * S)], T0 + 3 * S)
+    offline = rec("courier_events", "c1", ev("courier_offline", T0 + 4 * S, courier_id="c1"))
+    out = dispatch.run_until([offline], T0 + 4 * S)
+    assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
+        (["o1"], "courier_offline")
+    ]
+
+
+def by_timestamp(outputs: list[SimRecord]) -> dict[int, set[tuple[str, str]]]:
+    """Output event ids grouped by event time (order within a timestamp is not meaningful)."""
+    grouped: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for r in outputs:
+        if r.topic != "courier_handoffs":
+            grouped[int(r.event["ts_ms"])].add((r.topic, str(r.event["event_id"])))
+    return dict(grouped)
+
+
+def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) -> None:
+    """A seeded city through Kafka and a worker yields the in-process outputs at every time."""
+    config = small_town(seed=11)
+    worker = cluster.start_worker(tick_interval_s=config.tick_interval_s)
+    dispatch = KafkaDispatch(cluster.client, [worker.url])
+    try:
+        live_log = run_simulation(config, dispatch, progress=False)
+    finally:
+        dispatch.close()
+    inproc = InProcessDispatch.from_settings(Settings(tick_interval_s=config.tick_interval_s))
+    try:
+        local_log = run_simulation(config, inproc, progress=False)
+    finally:
+        inproc.close()
+    assert by_timestamp(list(live_log.outputs)) == by_timestamp(list(local_log.outputs))
+    assert live_log.settled
+
+
+def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Cluster) -> None:
+    """Two workers, one stopped mid-run: no double assignment, no overload, every order ended."""
+    config = small_town(seed=5)
+    w1 = cluster.start_worker("w1", tick_interval_s=config.tick_interval_s)
+    w2 = cluster.start_worker("w2", tick_interval_s=config.tick_interval_s)
+    w1.wait_ready(90)
+    dispatch = KafkaDispatch(cluster.client, [w1.url, w2.url])
+
+    class StopOneMidRun:
+        """Stops w2 after some steps (a rebalance while orders are in flight)."""
+
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def run_until(self, inputs: Any, until_ts_ms: int) -> list[SimRecord]:
+            self.steps += 1
+            if self.steps == 40:
+                dispatch.remove_worker(w2.url)
+                assert w2.stop() == 0
+                w1.wait_ready(90)
+            return dispatch.run_until(inputs, until_ts_ms)
+
+    try:
+        log = run_simulation(config, StopOneMidRun(), progress=False)
+    finally:
+        dispatch.close()
+    report = asyncio.run(check_topics(cluster.client, require_terminal=True))
+    assert report.summary()["violations"] == {
+        "double_commit": 0,
+        "over_capacity": 0,
+        "commit_after_terminal": 0,
+        "unfinished_order": 0,
+    }
+    assert (
+        check_invariants(
+            [r.event for r in (*log.inputs, *log.outputs)], require_terminal=True
+        ).violation_count
+        == 0
+    )
+
+
+def _interval_buckets(metrics: bytes) -> dict[float, float]:
+    return {
+        float(m.group(1).decode().replace("+Inf", "inf")): float(m.group(2))
+        for m in re.finditer(
+            rb'^dispatchflow_tick_interval_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)',
+            metrics,
+            re.M,
+        )
+    }
+
+
+def test_tick_cadence_holds_while_a_ping_backlog_drains(cluster: Cluster) -> None:
+    """With 1 s ticks, 99% of tick intervals stay within 2 s while 200k backlogged pings drain."""
+    worker = cluster.start_worker(ticker_enabled=True, tick_interval_s=1.0)
+    now = int(time.time() * 1000)
+    cluster.produce(
+        [
+            Record(
+                "courier_events",
+                b"k1",
+                orjson.dumps(
+                    ev(
+                        "courier_online",
+                        now,
+                        courier_id="k1",
+                        lat=LAT,
+                        lon=LON,
+                        capacity=2,
+                        vehicle="bike",
+                    )
+                ),
+                now,
+            ),
+            Record(
+                "order_events",
+                SHARD.encode(),
+                orjson.dumps(
+                    ev(
+                        "order_created",
+                        now,
+                        order_id="x1",
+                        merchant_id="m",
+                        shard=SHARD,
+                        pickup={"lat": LAT, "lon": LON},
+                        dropoff={"lat": LAT, "lon": LON},
+                        prep_estimate_s=36_000.0,
+                    )
+                ),
+                now,
+            ),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while (
+        sum(_interval_buckets(worker.request("/metrics")[1]).values()) == 0
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    before = _interval_buckets(worker.request("/metrics")[1])
+    n_pings = 200_000
+    cluster.produce(generate_pings(n_pings, 500, 5000, 3, start_ts_ms=now - n_pings // 500 * 1000))
+    applied = re.compile(rb"^dispatchflow_positions_applied_total ([0-9.e+]+)", re.M)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        match = applied.search(worker.request("/metrics")[1])
+        if match and float(match.group(1)) >= n_pings:
+            break
+        time.sleep(0.2)
+    after = _interval_buckets(worker.request("/metrics")[1])
+    during = {le: after[le] - before.get(le, 0.0) for le in after}
+    total = during[float("inf")]
+    assert total >= 5, f"too few ticks during the drain: {during}"
+    assert during[2.0] >= 0.99 * total, f"tick intervals during the drain: {during}"
