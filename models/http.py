@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ MAX_CONTEXT_ITEMS = 32
 #: Request times further than this from the newest sane epoch are rejected (year 2286).
 _MAX_TS_MS = 10**13
 _MAX_BASE_ETA_S = 86_400.0
+_LEGS = {leg.name.lower(): leg for leg in Leg}
 
 
 class RequestError(ValueError):
@@ -66,8 +68,49 @@ def _point(req: dict[str, Any], key: str) -> tuple[float, float]:
     return lat, lon
 
 
-def parse_eta_request(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> LegBatch:
-    """Validate a request body and turn it into a one-leg batch.
+@dataclass(frozen=True)
+class EtaRequest:
+    """A validated `POST /eta` body.
+
+    Attributes:
+        origin_lat: origin latitude (degrees).
+        origin_lon: origin longitude.
+        dest_lat: destination latitude.
+        dest_lon: destination longitude.
+        request_ts_ms: request time (epoch ms).
+        leg: `models.legs.Leg` code.
+        base_eta_s: caller's base ETA, or None for the service's straight-line base.
+        context: context feature name → (value, ts_ms).
+    """
+
+    origin_lat: float
+    origin_lon: float
+    dest_lat: float
+    dest_lon: float
+    request_ts_ms: int
+    leg: int
+    base_eta_s: float | None
+    context: dict[str, tuple[float, int]]
+
+    def to_batch(self) -> LegBatch:
+        """The same request as a one-leg batch (for the vectorized API)."""
+        return LegBatch(
+            origin_lat=np.array([self.origin_lat]),
+            origin_lon=np.array([self.origin_lon]),
+            dest_lat=np.array([self.dest_lat]),
+            dest_lon=np.array([self.dest_lon]),
+            request_ts_ms=np.array([self.request_ts_ms], dtype=np.int64),
+            leg=np.array([self.leg], dtype=np.int64),
+            base_eta_s=None if self.base_eta_s is None else np.array([self.base_eta_s]),
+            context={
+                k: (np.array([v]), np.array([t], dtype=np.int64))
+                for k, (v, t) in self.context.items()
+            },
+        )
+
+
+def parse_eta_fields(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> EtaRequest:
+    """Validate a request body.
 
     Raises:
         RequestError: with the HTTP status (400 or 413) and a message naming the field.
@@ -88,22 +131,23 @@ def parse_eta_request(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> LegB
     leg_name = req.get("leg")
     if not isinstance(leg_name, str):
         raise RequestError("leg must be one of pickup, dropoff, ride")
-    try:
-        leg = Leg.parse(leg_name)
-    except ValueError as exc:
-        raise RequestError(str(exc)) from exc
-    base: np.ndarray[Any, Any] | None = None
+    leg = _LEGS.get(leg_name)
+    if leg is None:
+        try:
+            leg = Leg.parse(leg_name)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from exc
+    base: float | None = None
     if req.get("base_eta_s") is not None:
-        b = _number(req, "base_eta_s", "")
-        if not 0.0 <= b <= _MAX_BASE_ETA_S:
+        base = _number(req, "base_eta_s", "")
+        if not 0.0 <= base <= _MAX_BASE_ETA_S:
             raise RequestError(f"base_eta_s must be in [0, {_MAX_BASE_ETA_S:.0f}]")
-        base = np.array([b])
     ctx_in = req.get("context", {})
     if ctx_in is None:
         ctx_in = {}
     if not isinstance(ctx_in, dict) or len(ctx_in) > MAX_CONTEXT_ITEMS:
         raise RequestError(f"context must be an object with at most {MAX_CONTEXT_ITEMS} items")
-    context = {}
+    context: dict[str, tuple[float, int]] = {}
     for name, item in ctx_in.items():
         if not isinstance(item, dict):
             raise RequestError(f"context.{name} must be an object with value and ts_ms")
@@ -111,17 +155,17 @@ def parse_eta_request(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> LegB
         item_ts = item.get("ts_ms")
         if not isinstance(item_ts, int) or isinstance(item_ts, bool) or item_ts < 0:
             raise RequestError(f"context.{name}.ts_ms must be a non-negative integer")
-        context[str(name)] = (np.array([value]), np.array([item_ts], dtype=np.int64))
-    return LegBatch(
-        origin_lat=np.array([olat]),
-        origin_lon=np.array([olon]),
-        dest_lat=np.array([dlat]),
-        dest_lon=np.array([dlon]),
-        request_ts_ms=np.array([ts], dtype=np.int64),
-        leg=np.array([int(leg)], dtype=np.int64),
-        base_eta_s=base,
-        context=context,
-    )
+        context[str(name)] = (value, item_ts)
+    return EtaRequest(olat, olon, dlat, dlon, ts, int(leg), base, context)
+
+
+def parse_eta_request(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> LegBatch:
+    """Validate a request body and turn it into a one-leg batch.
+
+    Raises:
+        RequestError: with the HTTP status (400 or 413) and a message naming the field.
+    """
+    return parse_eta_fields(body, max_body_bytes).to_batch()
 
 
 def handle_eta(
@@ -129,17 +173,26 @@ def handle_eta(
 ) -> tuple[int, bytes]:
     """Answer one `POST /eta` body: (HTTP status, JSON response bytes). Never raises."""
     try:
-        batch = parse_eta_request(body, max_body_bytes)
+        req = parse_eta_fields(body, max_body_bytes)
     except RequestError as exc:
         return _error(exc.status, str(exc))
-    result = service.predict_legs(batch)
+    result = service.predict_one(
+        req.origin_lat,
+        req.origin_lon,
+        req.dest_lat,
+        req.dest_lon,
+        req.request_ts_ms,
+        req.leg,
+        req.base_eta_s,
+        req.context,
+    )
     return 200, orjson.dumps(
         {
-            "p50_s": round(float(result.p50_s[0]), 3),
-            "p90_s": round(float(result.p90_s[0]), 3),
-            "base_eta_s": round(float(result.base_eta_s[0]), 3),
-            "fallback_used": bool(result.fallback[0]),
-            "fallback_reason": result.reason_at(0),
+            "p50_s": round(result.p50_s, 3),
+            "p90_s": round(result.p90_s, 3),
+            "base_eta_s": round(result.base_eta_s, 3),
+            "fallback_used": result.fallback,
+            "fallback_reason": result.reason.wire,
             "model_version": result.model_version,
         }
     )

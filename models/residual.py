@@ -219,8 +219,14 @@ class ResidualQuantileModel:
         if self.booster_p90 is not None:
             self.booster_p90.set_param({"nthread": nthread})
 
-    def predict_target(self, features: npt.NDArray[np.float32]) -> tuple[FloatArray, FloatArray]:
-        """Raw p50 and calibrated p90 of the target for a feature matrix."""
+    def predict_target(
+        self, features: npt.NDArray[np.float32], p90_offset: float = 0.0
+    ) -> tuple[FloatArray, FloatArray]:
+        """Raw p50 and calibrated p90 of the target for a feature matrix.
+
+        `p90_offset` (target units) is added to the calibrated p90, e.g. by online
+        recalibration (`models.online_calibration`).
+        """
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
             raise ValueError(
@@ -238,11 +244,11 @@ class ResidualQuantileModel:
                 q90 = walkers[1].predict(x)
             else:
                 q90 = np.asarray(self.booster_p90.inplace_predict(x), dtype=np.float64)
-            return q50, q90 + self.p90_margin
+            return q50, q90 + (self.p90_margin + p90_offset)
         assert self.p90_bins is not None  # noqa: S101 - guaranteed by __post_init__
         col, edges, margins = self.p90_bins
         idx = np.searchsorted(np.asarray(edges, dtype=np.float32), x[:, col], side="right")
-        return q50, q50 + np.asarray(margins)[idx]
+        return q50, q50 + (np.asarray(margins) + p90_offset)[idx]
 
     def residual_s(self, q: FloatArray, base_eta_s: FloatArray) -> FloatArray:
         """Residual in seconds for a target value."""
@@ -253,11 +259,17 @@ class ResidualQuantileModel:
             return np.asarray(b * np.exp(q) - base_eta_s)
 
     def predict(
-        self, features: npt.NDArray[np.float32], base_eta_s: npt.ArrayLike
+        self,
+        features: npt.NDArray[np.float32],
+        base_eta_s: npt.ArrayLike,
+        p90_offset: float = 0.0,
     ) -> ResidualPrediction:
-        """Served p50/p90 ETAs in seconds for each row (see `ResidualPrediction`)."""
+        """Served p50/p90 ETAs in seconds for each row (see `ResidualPrediction`).
+
+        `p90_offset` shifts the p90 target (see `predict_target`).
+        """
         base = np.asarray(base_eta_s, dtype=np.float64)
-        q50, q90 = self.predict_target(features)
+        q50, q90 = self.predict_target(features, p90_offset)
         return self.apply_residuals(q50, q90, base)
 
     def apply_residuals(
@@ -553,6 +565,7 @@ class ResidualTrainer:
             ],
             "n_train": int(keep.sum()),
             "n_calibration": int(cal.sum()),
+            "p90_score_scale": _score_scale(scores),
             "train_config": asdict(config),
             "distilled": self.distilled,
         }
@@ -630,6 +643,17 @@ def _binned_margins(
     idx = np.searchsorted(edges, values, side="right")
     margins = [conformal_margin(scores[idx == b], coverage) for b in range(len(edges) + 1)]
     return tuple(float(e) for e in edges), tuple(margins)
+
+
+def _score_scale(scores: FloatArray) -> float | None:
+    """Spread between the 90th and 50th percentile of finite calibration scores (or None)."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size < 2:
+        return None
+    q50, q90 = np.quantile(s, [0.5, 0.9])
+    spread = float(q90 - q50)
+    return spread if spread > 0.0 else None
 
 
 def _sha256(path: Path) -> str:

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from models.calibration import CalibrationError
+from models.online_calibration import OnlineCalibratedModel
 from models.residual import (
     ClampConfig,
     ResidualQuantileModel,
@@ -118,6 +119,9 @@ class CandidateScore:
         fold_p90_coverage: p90 coverage on each validation slice, latest first.
         p90_width_min: mean served p90 − p50, minutes.
         mae_min: mean absolute error of the served p50, minutes.
+        online_p90_coverage: pooled p90 coverage when each slice is served with online
+            recalibration (`models.online_calibration`, default settings), outcomes fed
+            back as they complete.
         error: why the candidate could not be fitted on the inner training rows.
     """
 
@@ -127,6 +131,7 @@ class CandidateScore:
     fold_p90_coverage: tuple[float, ...] = ()
     p90_width_min: float | None = None
     mae_min: float | None = None
+    online_p90_coverage: float | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +142,7 @@ class CandidateScore:
             "fold_p90_coverage": list(self.fold_p90_coverage),
             "p90_width_min": self.p90_width_min,
             "mae_min": self.mae_min,
+            "online_p90_coverage": self.online_p90_coverage,
             "error": self.error,
         }
 
@@ -181,6 +187,9 @@ class CalibrationChoice:
             "validation_p90_coverage": None if chosen is None else chosen.p90_coverage,
             "validation_p90_width_min": None if chosen is None else chosen.p90_width_min,
             "validation_mae_min": None if chosen is None else chosen.mae_min,
+            "validation_online_p90_coverage": None
+            if chosen is None
+            else chosen.online_p90_coverage,
             "n_validation": self.n_validation,
             "validation_folds": [dict(f) for f in self.folds],
             "nominal_coverage": self.coverage,
@@ -254,16 +263,21 @@ class _FoldFigures:
     covered: int
     width_sum_s: float
     abs_err_sum_s: float
+    online_covered: int
 
 
 def _score(model: ResidualQuantileModel, validation: TrainingData) -> _FoldFigures:
     pred = model.predict(validation.features, validation.base_eta_s)
     y = validation.actual_s
+    online = OnlineCalibratedModel(model).replay(
+        validation.features, validation.base_eta_s, validation.ts_ms, y
+    )
     return _FoldFigures(
         n=int(y.size),
         covered=int(np.sum(y <= pred.p90_s)),
         width_sum_s=float(np.sum(pred.p90_s - pred.p50_s)),
         abs_err_sum_s=float(np.sum(np.abs(y - pred.p50_s))),
+        online_covered=int(np.sum(y <= online.p90_s)),
     )
 
 
@@ -277,6 +291,7 @@ def _pool(name: str, folds: Sequence[_FoldFigures]) -> CandidateScore:
         fold_p90_coverage=tuple(f.covered / f.n for f in folds),
         p90_width_min=sum(f.width_sum_s for f in folds) / n / 60.0,
         mae_min=sum(f.abs_err_sum_s for f in folds) / n / 60.0,
+        online_p90_coverage=sum(f.online_covered for f in folds) / n,
     )
 
 

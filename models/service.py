@@ -1,16 +1,22 @@
 """ETA serving: the vectorized batch API for dispatch and the single-request path.
 
 `EtaService.predict_legs` takes arrays of travel legs and returns arrays of p50/p90 seconds
-with per-row fallback flags and reasons. Whatever goes wrong — no model, a corrupt model, a
-missing or stale required feature, a model slower than its timeout, a NaN/inf output — the
-row is answered with its base ETA, `fallback=True` and a `FallbackReason`; the service never
-raises for a model failure.
+with per-row fallback flags and reasons; `EtaService.predict_one` answers a single leg (the
+`POST /eta` path) with the same result in plain Python scalars. Whatever goes wrong — no
+model, a corrupt model, a missing or stale required feature, a model slower than its
+timeout, a NaN/inf output — the row is answered with its base ETA, `fallback=True` and a
+`FallbackReason`; the service never raises for a model failure.
+
+The p90 is recalibrated online (`models.online_calibration`) when the service is given a
+learning rate: `record_outcome` feeds back each completed leg against the p90 it was served,
+and later requests see the adjusted margin.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +29,14 @@ from features.geo import haversine_m_np
 from models.base_eta import StraightLineProvider
 from models.fallback import FallbackCounts, FallbackReason, report_reasons
 from models.legs import TravelFeatureConfig, travel_features
+from models.online_calibration import (
+    DEFAULT_LEARNING_RATE,
+    OnlineCalibrationError,
+    OnlineMarginTracker,
+    tracker_for,
+)
 from models.residual import SMALL_BATCH_ROWS, ResidualQuantileModel
+from models.single import SingleLegModel, SingleLegUnsupported, haversine_m_scalar
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -149,6 +162,42 @@ class EtaBatchResult:
         return FallbackReason(int(self.reason[i])).wire
 
 
+@dataclass(frozen=True)
+class SingleResult:
+    """The answer for one leg (`EtaService.predict_one`).
+
+    Attributes:
+        p50_s: p50 ETA (seconds).
+        p90_s: p90 ETA (seconds, ≥ p50_s).
+        base_eta_s: base ETA.
+        reason: why the base was served (`FallbackReason.NONE` when it was not).
+        model_version: version of the model used, or None when none was.
+    """
+
+    p50_s: float
+    p90_s: float
+    base_eta_s: float
+    reason: FallbackReason
+    model_version: str | None
+
+    @property
+    def fallback(self) -> bool:
+        """True when the base ETA was served."""
+        return self.reason is not FallbackReason.NONE
+
+
+@dataclass
+class _Prepared:
+    """Per-model facts the serving path needs on every call (computed once per model)."""
+
+    entry: LoadedModel
+    config: TravelFeatureConfig
+    context: tuple[ContextFeature, ...]
+    names_ok: bool
+    single: SingleLegModel | None
+    tracker: OnlineMarginTracker | None
+
+
 class ShadowSink(Protocol):
     """Receives a candidate model's predictions (see `models.registry.ShadowScorer`)."""
 
@@ -169,6 +218,8 @@ class EtaService:
         metrics: counters of served rows, fallbacks by reason and clamps.
         shadow: optional candidate scorer, called after serving.
         clock: monotonic seconds (injected for tests).
+        online_learning_rate: step of the online p90 recalibration in score scales (see
+            `models.online_calibration.tracker_for`); None serves the static p90.
     """
 
     def __init__(
@@ -179,8 +230,12 @@ class EtaService:
         metrics: FallbackCounts | None = None,
         shadow: ShadowSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        online_learning_rate: float | None = DEFAULT_LEARNING_RATE,
     ) -> None:
         self.source = source
+        self.online_learning_rate = online_learning_rate
+        self._prepared: _Prepared | None = None
+        self._trackers: dict[str, OnlineMarginTracker] = {}
         self.provider = provider or StraightLineProvider()
         self.model_timeout_s = model_timeout_s
         self.metrics = metrics or FallbackCounts()
@@ -193,6 +248,59 @@ class EtaService:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+    def _prepare(self, entry: LoadedModel) -> _Prepared:
+        """The per-model facts of `entry` (cached until the source serves another model)."""
+        prep = self._prepared
+        if prep is not None and prep.entry is entry:
+            return prep
+        model = entry.model
+        config = travel_config_of(model)
+        context = context_features_of(model)
+        names = config.feature_names()
+        names_ok = (
+            len(model.feature_names) == len(names) + len(context)
+            and model.feature_names[: len(names)] == names
+        )
+        single: SingleLegModel | None = None
+        if names_ok:
+            try:
+                single = SingleLegModel(model, config)
+            except SingleLegUnsupported:
+                single = None
+        tracker: OnlineMarginTracker | None = None
+        if self.online_learning_rate is not None:
+            tracker = self._trackers.get(entry.version)
+            if tracker is None:
+                tracker = tracker_for(model, learning_rate=self.online_learning_rate)
+                self._trackers[entry.version] = tracker
+        prep = _Prepared(entry, config, context, names_ok, single, tracker)
+        self._prepared = prep
+        return prep
+
+    def record_outcome(
+        self, model_version: str | None, completion_ts_ms: int, actual_s: float, served_p90_s: float
+    ) -> bool:
+        """Feed back a completed leg: its actual duration and the p90 it was served.
+
+        Only predictions requested after `completion_ts_ms` see it. Returns False (and does
+        nothing) when the leg was not served by a model this service recalibrates, or the
+        values are unusable (non-finite, non-integer time).
+        """
+        tracker = self._trackers.get(model_version) if model_version is not None else None
+        if tracker is None:
+            return False
+        if not (math.isfinite(actual_s) and math.isfinite(served_p90_s)):
+            return False
+        try:
+            tracker.record(completion_ts_ms, actual_s > served_p90_s)
+        except OnlineCalibrationError:
+            return False
+        return True
+
+    def online_tracker(self, model_version: str) -> OnlineMarginTracker | None:
+        """The online recalibration state of a served model version (None if there is none)."""
+        return self._trackers.get(model_version)
 
     def _run_with_timeout(
         self, fn: Callable[[], Any], timeout_s: float | None, rows: int
@@ -249,7 +357,8 @@ class EtaService:
             reason[:] = entry.reason
             return self._finish(base, base.copy(), base.copy(), reason, None, None)
         model = entry.model
-        config = travel_config_of(model)
+        prep = self._prepare(entry)
+        config = prep.config
         feats = travel_features(
             olat,
             olon,
@@ -261,7 +370,7 @@ class EtaService:
             config,
             dist_m=dist,
         )
-        ctx_specs = context_features_of(model)
+        ctx_specs = prep.context
         if ctx_specs:
             cols = [feats]
             for spec in ctx_specs:
@@ -277,15 +386,20 @@ class EtaService:
                 v = np.where(stale, np.nan, v)
                 cols.append(v.astype(np.float32)[:, None])
             feats = np.ascontiguousarray(np.hstack(cols))
-        n_travel = len(config.feature_names())
-        if feats.shape[1] != len(model.feature_names) or (
-            model.feature_names[:n_travel] != config.feature_names()
-        ):
+        if not prep.names_ok or feats.shape[1] != len(model.feature_names):
             reason[:] = FallbackReason.CORRUPT_MODEL
             return self._finish(base, base.copy(), base.copy(), reason, entry.version, None)
         limit = self.model_timeout_s if timeout_s == "default" else timeout_s
         assert limit is None or isinstance(limit, float | int)  # noqa: S101 - narrowing only
-        out, failure = self._run_with_timeout(lambda: model.predict(feats, base), limit, n)
+        # Online recalibration: outcomes completed before the batch's earliest request only.
+        offset = (
+            prep.tracker.offset_at(int(np.min(batch.request_ts_ms)))
+            if prep.tracker is not None and n > 0
+            else 0.0
+        )
+        out, failure = self._run_with_timeout(
+            lambda: model.predict(feats, base, p90_offset=offset), limit, n
+        )
         if failure is not FallbackReason.NONE:
             reason[reason == 0] = failure
             return self._finish(base, base.copy(), base.copy(), reason, entry.version, None)
@@ -297,6 +411,103 @@ class EtaService:
             with contextlib.suppress(Exception):
                 self.shadow.score(feats, base, result)
         return result
+
+    def predict_one(
+        self,
+        origin_lat: float,
+        origin_lon: float,
+        dest_lat: float,
+        dest_lon: float,
+        request_ts_ms: int,
+        leg: int,
+        base_eta_s: float | None = None,
+        context: Mapping[str, tuple[float, int]] | None = None,
+    ) -> SingleResult:
+        """p50/p90 for one leg: what `predict_legs` gives for a batch of that one leg.
+
+        `context` maps context feature names to (value, ts_ms); NaN = missing. Served in
+        Python scalars when the model allows it (no numpy per-call overhead), else through
+        `predict_legs`.
+        """
+        entry = self.source.current()
+        prep = self._prepare(entry) if isinstance(entry, LoadedModel) else None
+        zoned = bool(self.provider.zone_speeds_mps)
+        if prep is None or prep.single is None or zoned or self.shadow is not None:
+            ctx = {
+                k: (np.array([v]), np.array([t], dtype=np.int64))
+                for k, (v, t) in (context or {}).items()
+            }
+            batch = LegBatch(
+                origin_lat=np.array([origin_lat]),
+                origin_lon=np.array([origin_lon]),
+                dest_lat=np.array([dest_lat]),
+                dest_lon=np.array([dest_lon]),
+                request_ts_ms=np.array([request_ts_ms], dtype=np.int64),
+                leg=np.array([leg], dtype=np.int64),
+                base_eta_s=None if base_eta_s is None else np.array([base_eta_s]),
+                context=ctx,
+            )
+            r = self.predict_legs(batch)
+            return SingleResult(
+                float(r.p50_s[0]),
+                float(r.p90_s[0]),
+                float(r.base_eta_s[0]),
+                FallbackReason(int(r.reason[0])),
+                r.model_version,
+            )
+        dist = haversine_m_scalar(origin_lat, origin_lon, dest_lat, dest_lon)
+        if base_eta_s is None:
+            base = dist * self.provider.detour_factor / self.provider.default_speed_mps
+        else:
+            base = float(base_eta_s)
+        reason = FallbackReason.NONE
+        extra: list[float] = []
+        for spec in prep.context:
+            value, value_ts = (context or {}).get(spec.name, (math.nan, 0))
+            v = float(value)
+            missing = not math.isfinite(v)
+            stale = not missing and request_ts_ms - int(value_ts) > spec.sla_ms
+            if spec.required and reason is FallbackReason.NONE:
+                if missing:
+                    reason = FallbackReason.MISSING_FEATURE
+                elif stale:
+                    reason = FallbackReason.STALE_FEATURE
+            extra.append(math.nan if stale else v)
+        version = entry.version if isinstance(entry, LoadedModel) else None
+        offset = prep.tracker.offset_at(int(request_ts_ms)) if prep.tracker is not None else 0.0
+        single = prep.single
+        start = self.clock()
+        try:
+            row = single.features(
+                origin_lat,
+                origin_lon,
+                dest_lat,
+                dest_lon,
+                int(request_ts_ms),
+                int(leg),
+                base,
+                dist,
+                tuple(extra),
+            )
+            out = single.predict(row, base, offset)
+        except Exception:  # a model failure must never escape the service
+            return self._finish_one(base, base, base, FallbackReason.MODEL_ERROR, version)
+        limit = self.model_timeout_s
+        if limit is not None and self.clock() - start > limit:
+            return self._finish_one(base, base, base, FallbackReason.MODEL_TIMEOUT, version)
+        if reason is FallbackReason.NONE and not out.finite:
+            reason = FallbackReason.NON_FINITE_OUTPUT
+        if out.clamped:
+            self.metrics.add_clamped(1)
+        return self._finish_one(base, out.p50_s, out.p90_s, reason, version)
+
+    def _finish_one(
+        self, base: float, p50: float, p90: float, reason: FallbackReason, version: str | None
+    ) -> SingleResult:
+        self.metrics(reason, 1)
+        if reason is not FallbackReason.NONE:
+            p50 = p90 = base
+        return SingleResult(p50, p90, base, reason, version)
 
     def _finish(
         self,

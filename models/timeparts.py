@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 _MS_PER_HOUR = 3_600_000
+_MS_PER_DAY = 86_400_000
 
 
 class TimezoneError(ValueError):
@@ -64,8 +65,8 @@ def local_parts(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Fractional local hour [0, 24), day of week (Monday = 0) and hour of week [0, 168)."""
     local_ms = np.asarray(ts_ms, dtype=np.int64) + utc_offset_ms(ts_ms, tz)
-    hour_abs = local_ms / _MS_PER_HOUR
-    hour = np.mod(hour_abs, 24.0)
+    day, ms_of_day = np.divmod(local_ms, _MS_PER_DAY)
+    hour = ms_of_day / _MS_PER_HOUR
     # 1970-01-01 was a Thursday (weekday 3).
-    dow = np.mod(np.floor(hour_abs / 24.0) + 3.0, 7.0)
+    dow = ((day + 3) % 7).astype(np.float64)
     return hour, dow, dow * 24.0 + hour

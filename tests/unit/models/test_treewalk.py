@@ -24,3 +24,21 @@ def test_walker_equals_xgboost_including_missing_values(seed: int, objective: st
     probe[rng.random(probe.shape) < 0.2] = np.nan
     expected = booster.inplace_predict(probe)
     assert walker.predict(probe) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 1000))
+def test_compiled_row_equals_walker_exactly(seed: int) -> None:
+    """The compiled straight-line walker returns exactly the walker's value, NaNs included."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    y = np.nan_to_num(x[:, 1]) - np.nan_to_num(x[:, 2]) + rng.normal(size=300)
+    booster = xgb.train({"max_depth": 5, "nthread": 1}, xgb.DMatrix(x, y), 12)
+    walker = TreeWalker.from_booster(booster, x[:32])
+    compiled = walker.compile_row()
+    probe = rng.normal(size=(50, 5)).astype(np.float32)
+    probe[rng.random(probe.shape) < 0.2] = np.nan
+    for row in probe:
+        values = [float(v) for v in row]
+        assert compiled(values) == walker.predict_row(values)
