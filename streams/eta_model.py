@@ -1,15 +1,26 @@
-"""The ETA model as the dispatch engine's leg predictor (wiring only; both sides are pure)."""
+"""The ETA model in the worker: the dispatch engine's leg predictor and `POST /eta` (wiring only).
+
+Both use one `EtaService`, so the route answers with the model (and the online p90
+recalibration state) that dispatch uses.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dispatch.live.eta import LegPrediction, LegPredictor, StraightLinePredictor
 from dispatchflow.settings import Settings
+from models.fallback import FallbackReason
+from models.http import MAX_BODY_BYTES, handle_eta
 from models.legs import Leg
 from models.registry import ModelRegistry
-from models.service import EtaService, LegBatch
+from models.service import EtaService, LegBatch, ModelUnavailable, StaticModelSource
+
+if TYPE_CHECKING:
+    from streams.runtime import Runtime
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -57,3 +68,34 @@ def predictor_from_settings(settings: Settings) -> LegPredictor:
         return StraightLinePredictor()
     registry = ModelRegistry(settings.model_dir)
     return ServiceLegPredictor(EtaService(registry), timeout_s=settings.eta_timeout_s)
+
+
+def eta_service_of(rt: Runtime) -> EtaService:
+    """The engine's ETA service, or one that always serves the base ETA (no model configured)."""
+    predictor = getattr(rt.engine, "predictor", None)
+    if isinstance(predictor, ServiceLegPredictor):
+        return predictor.service
+    return EtaService(
+        StaticModelSource(ModelUnavailable(FallbackReason.MISSING_MODEL, "no model configured"))
+    )
+
+
+def register_eta_route(rt: Runtime) -> None:
+    """Mount `POST /eta` (see `models.http`) on the worker's web server."""
+    import faust
+
+    service = eta_service_of(rt)
+
+    class EtaView(faust.web.View):
+        """`POST /eta`: one leg's p50/p90 with fallback (request and answer: `models.http`)."""
+
+        async def post(self, request: Any, **kwargs: Any) -> Any:
+            """Answer one request body; 413 before reading an oversized one."""
+            length = request.content_length
+            if length is not None and length > MAX_BODY_BYTES:
+                status, payload = 413, b'{"error":"body larger than %d bytes"}' % MAX_BODY_BYTES
+            else:
+                status, payload = handle_eta(service, await request.read())
+            return self.bytes(payload, content_type="application/json", status=status)
+
+    rt.app.page("/eta")(EtaView)

@@ -1,4 +1,4 @@
-"""Worker HTTP views: `/healthz`, `/readyz`, `/metrics`, and `/state` for operators."""
+"""Worker HTTP views: `/healthz`, `/readyz`, `/metrics`, `/state` for operators, and `POST /eta`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatch.lifecycle import OrderState
 from dispatch.live.positions import Position
+from streams.eta_model import register_eta_route
 from streams.runtime import Runtime
 
 JSON = "application/json"
@@ -129,3 +130,5 @@ def register(rt: Runtime) -> None:
         detail = request.query.get("detail", "0") in ("1", "true", "yes")
         body = orjson.dumps(state_snapshot(rt, detail), option=orjson.OPT_SORT_KEYS)
         return web.bytes(body, content_type=JSON)
+
+    register_eta_route(rt)
