@@ -427,9 +427,11 @@ def describe_selection(selection: Mapping[str, Any]) -> str:
         else f"{c['name']} n/a"
         for c in selection.get("candidates", [])
     ]
+    online = selection.get("validation_online_p90_coverage")
+    online_part = f", {online:.3f} with online recalibration" if online is not None else ""
     return (
         f"calibration {name}: validation p90 coverage "
-        f"{selection['validation_p90_coverage']:.3f} on {selection['n_validation']} of the "
-        f"latest training rows in {len(selection.get('validation_folds', []))} slices "
-        f"(candidates: {', '.join(parts)})"
+        f"{selection['validation_p90_coverage']:.3f}{online_part} on "
+        f"{selection['n_validation']} of the latest training rows in "
+        f"{len(selection.get('validation_folds', []))} slices (candidates: {', '.join(parts)})"
     )

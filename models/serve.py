@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         parser.error("give --model or --registry")
     service = EtaService(source)
+    service.warm_up()
     gc.collect()
     gc.freeze()
     app = make_app(service)

@@ -278,6 +278,25 @@ class EtaService:
         self._prepared = prep
         return prep
 
+    def warm_up(self) -> bool:
+        """Prepare the current model for serving now rather than on the first request.
+
+        Builds what every call reuses (feature config, the compiled one-leg path) and runs
+        the one-leg path once on a made-up leg, without counting it or touching the online
+        recalibration. Call it at start-up and after a model reload. Returns False when no
+        model is available (nothing to prepare).
+        """
+        entry = self.source.current()
+        if not isinstance(entry, LoadedModel):
+            return False
+        prep = self._prepare(entry)
+        if prep.single is not None:
+            with contextlib.suppress(Exception):  # a broken model is reported when served
+                extra = tuple(math.nan for _ in prep.context)
+                row = prep.single.features(0.0, 0.0, 0.01, 0.01, 0, 0, 60.0, 1500.0, extra)
+                prep.single.predict(row, 60.0)
+        return True
+
     def record_outcome(
         self, model_version: str | None, completion_ts_ms: int, actual_s: float, served_p90_s: float
     ) -> bool:

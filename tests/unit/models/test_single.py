@@ -130,3 +130,21 @@ def test_outcome_for_unknown_version_is_ignored(travel_model: ResidualQuantileMo
     svc.predict_one(40.75, -73.98, 40.76, -73.97, NOW, 0)
     assert not svc.record_outcome("v9999", NOW, 100.0, 90.0)
     assert not svc.record_outcome("v0001", NOW, float("nan"), 90.0)
+
+
+def test_warm_up_prepares_without_serving(travel_model: ResidualQuantileModel) -> None:
+    """Warming up compiles the one-leg path but counts nothing and leaves recalibration alone."""
+    svc = service_for(travel_model)
+    assert svc.warm_up()
+    assert svc._prepared is not None and svc._prepared.single is not None
+    assert svc.metrics.served == 0
+    tracker = svc.online_tracker("v0001")
+    assert tracker is not None and tracker.state().cutoff_ts_ms is None
+
+
+def test_warm_up_without_a_model_reports_false() -> None:
+    """With no model available there is nothing to warm up."""
+    from models.service import ModelUnavailable
+
+    svc = EtaService(StaticModelSource(ModelUnavailable(FallbackReason.MISSING_MODEL, "none")))
+    assert not svc.warm_up()
