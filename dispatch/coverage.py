@@ -5,7 +5,9 @@ weighted by their demand) and the merchants of the most urgent open orders (at m
 `coverage_open_points`, each weighted by `open_order_weight`). A courier free now, or within
 `coverage_horizon_s`, reaches a point at its free time plus the travel time; only the
 `coverage_couriers_per_point` couriers nearest to each point (in the time-aware index) are
-tracked, which is all that matters for the earliest and second-earliest reach. A point's
+tracked, which is all that matters for the earliest and second-earliest reach. A courier covers
+a point only if it could still hand food over there before its shift ends (at the later of its
+reach and the point's slack); otherwise it never reaches it. A point's
 shortfall is how far the earliest reach exceeds its slack, in minutes: `coverage_slack_s` for
 a busy merchant, the time left until the food is ready for an open order. The expected
 shortfall is the weighted sum over points. Used to reposition idle couriers (moves go to the
@@ -28,6 +30,11 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
+#: Reach of a point a courier cannot serve before its shift ends, seconds (finite, so that
+#: shortfall differences stay defined).
+UNREACHABLE_S = 1e7
+
+
 def shortfall_min(reach_s: FloatArray, slack_s: FloatArray) -> FloatArray:
     """Minutes by which reach times exceed the slack (zero below it)."""
     return np.maximum(reach_s - slack_s, 0.0) / 60.0
@@ -44,7 +51,11 @@ class Coverage:
         slack_s: slack of each demand point, seconds.
         between_s: travel times from each target to each demand point (p50), `(t, p)`.
         couriers: courier rows tracked as available.
-        reach_s: when each tracked courier can reach each demand point, `(a, p)`.
+        reach_s: when each tracked courier can reach each demand point, `(a, p)`
+            (`UNREACHABLE_S` where it could not serve the point before its shift ends).
+        arrival_s: when each tracked courier would arrive at each demand point, `(a, p)`.
+        last_arrival_s: latest arrival of each tracked courier that still allows a handover
+            before its shift ends, `(a,)`.
     """
 
     merchant_rows: IntArray
@@ -53,6 +64,20 @@ class Coverage:
     between_s: FloatArray
     couriers: IntArray
     reach_s: FloatArray
+    arrival_s: FloatArray
+    last_arrival_s: FloatArray
+
+    def served_reach(
+        self, rows: IntArray, arrival_s: FloatArray, reach_s: FloatArray
+    ) -> FloatArray:
+        """`reach_s` where the couriers could still serve each point before their shift ends.
+
+        `rows` are positions in `couriers` (the leading axes of `arrival_s`); elsewhere the
+        reach is `UNREACHABLE_S`.
+        """
+        extra_axes = (1,) * (arrival_s.ndim - rows.ndim)
+        limit = self.last_arrival_s[rows].reshape(rows.shape + extra_axes)
+        return np.where(np.maximum(arrival_s, self.slack_s) <= limit, reach_s, UNREACHABLE_S)
 
     def best_two(self) -> tuple[IntArray, FloatArray, FloatArray]:
         """Per point: row (in `couriers`) of the earliest reach, earliest and second reach."""
@@ -129,7 +154,8 @@ def coverage(
     travel = np.asarray(
         eta.travel_s(snapshot.couriers.free_xy_m[tracked][:, None, :], points[None, :, :]).p50_s
     ).reshape(tracked.size, points.shape[0])
-    reach = np.maximum(free[tracked], 0.0)[:, None] + travel
+    arrival = np.maximum(free[tracked], 0.0)[:, None] + travel
+    last_arrival = frame.shift_end_s[tracked] - policy.shift_end_margin_s - frame.half_pickup_s
     between = np.asarray(eta.travel_s(targets[:, None, :], points[None, :, :]).p50_s)
     return Coverage(
         merchant_rows=top,
@@ -137,5 +163,9 @@ def coverage(
         slack_s=slack,
         between_s=between.reshape(top.size, points.shape[0]),
         couriers=tracked.astype(np.int64),
-        reach_s=reach,
+        reach_s=np.where(
+            np.maximum(arrival, slack) <= last_arrival[:, None], arrival, UNREACHABLE_S
+        ),
+        arrival_s=arrival,
+        last_arrival_s=last_arrival,
     )

@@ -104,8 +104,8 @@ class Policy:
     w_delay: float = 1.0
     w_detour: float = 1.0
     w_late: float = 0.25
-    w_courier_wait: float = 0.02
-    w_travel: float = 0.05
+    w_courier_wait: float = 0.1
+    w_travel: float = 0.02
     w_pay: float = 0.0
     guarantee_orders_per_hour: float = 1.5
     w_coverage: float = 0.0
@@ -135,7 +135,7 @@ class Policy:
     coverage_couriers_per_point: int = 4
     reposition_candidates: int = 32
     max_repositions: int = 8
-    coverage_slack_s: float = 300.0
+    coverage_slack_s: float = 120.0
     open_order_weight: float = 10.0
     keep_backups: bool = True
     shift_end_margin_s: float = 0.0

@@ -38,8 +38,10 @@ def repositions(
         return []
     targets = cover.merchant_rows.size
     # Idle couriers are free now: their reach to the target merchants is their travel time.
-    move_s = cover.reach_s[idle_pos][:, :targets].copy()
-    too_far = move_s > policy.reposition_max_s
+    move_s = cover.arrival_s[idle_pos][:, :targets].copy()
+    too_far = (move_s > policy.reposition_max_s) | (
+        move_s > cover.last_arrival_s[idle_pos][:, None]
+    )
     transit = policy.reposition_transit_weight
     moves: list[Reposition] = []
     remaining = np.ones(idle_pos.size, dtype=bool)
@@ -48,7 +50,11 @@ def repositions(
         current = float(cover.expected_shortfall(best1))
         cand = np.flatnonzero(remaining)
         without = np.where(first[None, :] == idle_pos[cand][:, None], best2, best1)
-        via = transit * move_s[cand][:, :, None] + cover.between_s[None, :, :]
+        via = cover.served_reach(
+            idle_pos[cand][:, None],
+            move_s[cand][:, :, None] + cover.between_s[None, :, :],
+            transit * move_s[cand][:, :, None] + cover.between_s[None, :, :],
+        )
         cost = cover.expected_shortfall(np.minimum(without[:, None, :], via))
         cost[too_far[cand]] = np.inf
         target = np.argmin(cost, axis=1)
@@ -60,7 +66,11 @@ def repositions(
         remaining[i] = False
         if move_s[i, t] == 0:
             continue
-        cover.reach_s[idle_pos[i]] = transit * move_s[i, t] + cover.between_s[t]
+        cover.reach_s[idle_pos[i]] = cover.served_reach(
+            idle_pos[i : i + 1],
+            move_s[i, t] + cover.between_s[t][None, :],
+            transit * move_s[i, t] + cover.between_s[t][None, :],
+        )[0]
         merchant = int(cover.merchant_rows[t])
         merchants = snapshot.merchants
         xy = merchants.xy_m[merchant]

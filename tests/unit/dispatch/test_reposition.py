@@ -45,3 +45,24 @@ def test_reposition_can_be_switched_off() -> None:
     """With reposition off, idle couriers stay where they are."""
     snap = grid_snapshot([], [{"id": "c1", "xy": (1500, 0), "free": -5, "end": 300}], MERCHANTS)
     assert not decide(snap, DEFAULT_POLICY.replace(reposition=False)).repositions
+
+
+def test_courier_whose_shift_ends_before_arrival_stays() -> None:
+    """An idle courier that could not hand food over at the merchant before its shift ends stays."""
+    snap = grid_snapshot([], [{"id": "c1", "xy": (1500, 0), "free": -5, "end": 10}], MERCHANTS)
+    assert not decide(snap, DEFAULT_POLICY).repositions
+
+
+def test_expiring_courier_does_not_cover_demand() -> None:
+    """A courier next to the busy merchant but off shift too soon does not cover it."""
+    snap = grid_snapshot(
+        [],
+        [
+            {"id": "c1", "xy": (50, 0), "free": -5, "end": 1},
+            {"id": "c2", "xy": (1500, 0), "free": -5, "end": 300},
+        ],
+        MERCHANTS,
+    )
+    assert [(r.courier_id, r.merchant_id) for r in decide(snap, DEFAULT_POLICY).repositions] == [
+        ("c2", "busy")
+    ]
