@@ -453,6 +453,7 @@ class CourierState:
     shift_end_ts_ms: int | None = None
     recent: tuple[tuple[str, str], ...] = ()  # (event_id, "topic:partition:offset")
     epoch: int = 0  # incremented on every change of shard
+    shard_ts_ms: int = 0  # event time of the fix that placed the courier in `shard`
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""
@@ -506,6 +507,7 @@ def apply_courier_event(
             shard=shard,
             shift_end_ts_ms=event.get("shift_end_ts_ms"),
             recent=((event_id, where),),
+            shard_ts_ms=rank[0] if shard is not None else 0,
         )
     for seen_id, seen_where in state.recent:
         if where and seen_where == where:
@@ -523,8 +525,10 @@ def apply_courier_event(
         changes["status_ts_ms"] = rank[0]
         changes["status_event_id"] = event_id
         if kind == "courier_online":
-            changes["shard"] = shard
             changes["shift_end_ts_ms"] = event.get("shift_end_ts_ms")
+            if rank[0] >= state.shard_ts_ms:
+                changes["shard"] = shard
+                changes["shard_ts_ms"] = rank[0]
     if "capacity" in event and rank > state.capacity_rank:
         changes["capacity"] = int(event["capacity"])
         changes["capacity_rank"] = rank

@@ -146,7 +146,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"[demo] simulated {len(log.inputs)} input records in {sim_wall_s:.0f} s of "
                     f"wall time ({dispatch.steps} lockstep steps)"
                 )
-                asyncio.run(_wait_caught_up(client, settings.app_id))
+                asyncio.run(_wait_caught_up(client, settings.app_id, [worker.url]))
                 report = asyncio.run(check_topics(client, require_terminal=True))
                 print(
                     "[demo] consistency check over the assignment topics: "
@@ -188,10 +188,10 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _wait_caught_up(client: dict[str, Any], group: str) -> None:
-    from streams.produce import wait_caught_up
+async def _wait_caught_up(client: dict[str, Any], group: str, worker_urls: list[str]) -> None:
+    from streams.produce import wait_processed
 
-    await wait_caught_up(client, group, CONSUMED_TOPICS, timeout_s=120)
+    await wait_processed(client, group, worker_urls, CONSUMED_TOPICS, timeout_s=120)
 
 
 def _shards_of(config: Any) -> set[str]:

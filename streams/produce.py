@@ -1,4 +1,4 @@
-"""Producing prepared records (demo, tests, benchmarks) and waiting for a group to catch up."""
+"""Producing prepared records (demo, tests, benchmarks) and waiting for workers to catch up."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+import aiohttp
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.offsets import exact_end_offsets
@@ -111,4 +113,77 @@ async def wait_caught_up(
         await asyncio.sleep(poll_s)
     behind = {f"{tp.topic}[{tp.partition}]": v for tp, v in lag.items() if v > 0}
     msg = f"group {group_id} still behind after {timeout_s} s: {behind}"
+    raise TimeoutError(msg)
+
+
+async def worker_progress(worker_urls: Sequence[str]) -> dict[TopicPartition, int]:
+    """Next offset to handle per partition, as the workers at `worker_urls` report it."""
+    processed: dict[TopicPartition, int] = {}
+    async with aiohttp.ClientSession() as http:
+        for url in worker_urls:
+            async with http.get(f"{url}/progress") as response:
+                if response.status != 200:
+                    msg = f"{url}/progress answered {response.status}"
+                    raise RuntimeError(msg)
+                body = orjson.loads(await response.read())
+            for topic, partitions in body["processed"].items():
+                for partition, offset in partitions.items():
+                    tp = TopicPartition(topic, int(partition))
+                    processed[tp] = max(processed.get(tp, 0), int(offset))
+    return processed
+
+
+async def wait_processed(
+    client_kwargs: Mapping[str, Any],
+    group_id: str,
+    worker_urls: Sequence[str],
+    topics: Sequence[str],
+    timeout_s: float = 60.0,
+    poll_s: float = 0.2,
+) -> None:
+    """Return once every record of `topics` is handled; TimeoutError otherwise.
+
+    A record counts as handled when a live worker at `worker_urls` reports it handled (its
+    outputs are then on the broker) or when `group_id` has committed past it (handled by a worker
+    that has since left). Live progress makes the wait independent of commit timing: a worker
+    commits on its own schedule, and a commit can lag far behind what the worker has done.
+    """
+    deadline = time.monotonic() + timeout_s
+    behind: dict[str, int] = {}
+    consumer = AIOKafkaConsumer(
+        **client_kwargs, group_id=group_id, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        while time.monotonic() < deadline:
+            tps = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if {tp.topic for tp in tps} != set(topics):
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(poll_s)
+                continue
+            consumer.assign(tps)
+            # Progress first: outputs of everything handled by then are on the broker before the
+            # end offsets are read, so "handled up to the end" leaves nothing in flight.
+            processed = await worker_progress(worker_urls)
+            ends = await exact_end_offsets(consumer, tps)
+            for tp in tps:
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    processed[tp] = max(processed.get(tp, 0), int(committed))
+            behind = {
+                f"{tp.topic}[{tp.partition}]": end - processed.get(tp, 0)
+                for tp, end in ends.items()
+                if end > processed.get(tp, 0)
+            }
+            if not behind:
+                return
+            await asyncio.sleep(poll_s)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    msg = f"workers {list(worker_urls)} still behind after {timeout_s} s: {behind}"
     raise TimeoutError(msg)

@@ -211,6 +211,10 @@ class Runtime:
         """Note that `message` was fully handled (its outputs are buffered for sending)."""
         self.progress[(message.topic, message.partition)] = int(message.offset) + 1
 
+    def forget_progress(self) -> None:
+        """Forget what was handled (a rebalance restarts every stream at its committed offset)."""
+        self.progress.clear()
+
     def observe(self, agent: str, topic: str, started_s: float, event_ts_ms: int | None) -> None:
         """Count one processed record of `topic` by `agent` that started at `started_s`."""
         self.metrics.processing_seconds.labels(agent).observe(time.perf_counter() - started_s)

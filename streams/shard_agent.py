@@ -166,6 +166,8 @@ def register(
 
     async def on_assigned(assigned: Any, generation_id: int = 0) -> None:
         engine.reset(int(generation_id))
+        # Streams resume from the committed offsets: what was handled before no longer counts.
+        rt.forget_progress()
         await original(assigned, generation_id)
 
     app._on_partitions_assigned = cast(Any, on_assigned)  # type: ignore[method-assign]

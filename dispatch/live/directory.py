@@ -2,9 +2,10 @@
 
 It applies `courier_events` (status, capacity, vehicle; an `online` event places the courier in
 the shard of its position) and `courier_sighting`s (a shard saw positions of a courier it did not
-hold). Every change is forwarded to the courier's shard as a `courier_state_update`; when a
-courier changes shard, the old shard is told it left, the new one that it arrived, and a
-`courier_handoff` is published.
+hold). A courier moves only on a fix newer than the one that placed it, so replayed or late
+positions never move it back (re-reading input after a restart changes nothing). Every change is
+forwarded to the courier's shard as a `courier_state_update`; when a courier changes shard, the
+old shard is told it left, the new one that it arrived, and a `courier_handoff` is published.
 """
 
 from __future__ import annotations
@@ -123,9 +124,15 @@ class CourierDirectory:
         for seen in event["couriers"]:
             courier_id = str(seen["courier_id"])
             old = self.directory.get(courier_id)
-            if old is None or old.shard == shard:
-                continue
-            new = replace(old, shard=shard, epoch=old.epoch + (old.shard is not None))
+            seen_ts_ms = int(seen["ts_ms"])
+            if old is None or old.shard == shard or seen_ts_ms <= old.shard_ts_ms:
+                continue  # not a move, or a fix older than the one that placed the courier
+            new = replace(
+                old,
+                shard=shard,
+                epoch=old.epoch + (old.shard is not None),
+                shard_ts_ms=seen_ts_ms,
+            )
             self.directory.put(courier_id, new)
             self._tell_shards(effects, old, new, int(seen["ts_ms"]))
         return effects

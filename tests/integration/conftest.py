@@ -17,7 +17,7 @@ from streams.broker import EmbeddedBroker
 from streams.dead_letter_report import read_dead_letters
 from streams.demo import CONSUMED_TOPICS, embedded_settings
 from streams.kafka_config import aiokafka_kwargs
-from streams.produce import produce_records, wait_caught_up
+from streams.produce import produce_records, wait_processed
 from streams.topics import TopicAdmin, load_topics
 from streams.worker_process import WorkerProcess
 
@@ -82,8 +82,9 @@ class Cluster:
     def wait_caught_up(
         self, topics: Sequence[str] = CONSUMED_TOPICS, timeout_s: float = 90
     ) -> None:
-        """Wait until the worker group has committed every record of `topics`."""
-        asyncio.run(wait_caught_up(self.client, self.app_id, topics, timeout_s=timeout_s))
+        """Wait until every record of `topics` is handled by the running workers (or committed)."""
+        running = [w.url for w in self.workers if w.process is not None]
+        asyncio.run(wait_processed(self.client, self.app_id, running, topics, timeout_s=timeout_s))
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter of every input topic so far."""

@@ -207,15 +207,22 @@ def by_timestamp(outputs: list[SimRecord]) -> dict[int, set[tuple[str, str]]]:
 
 
 def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) -> None:
-    """A seeded city through Kafka and a worker yields the in-process outputs at every time."""
+    """A seeded city through Kafka and a worker yields the in-process outputs at every time.
+
+    The tick budget is wide on both sides: the circuit breaker is a wall-clock guard (tested on
+    its own), and a loaded machine must not make the two runs decide differently.
+    """
     config = small_town(seed=11)
-    worker = cluster.start_worker(tick_interval_s=config.tick_interval_s)
+    budget_s = 60.0
+    worker = cluster.start_worker(tick_interval_s=config.tick_interval_s, tick_budget_s=budget_s)
     dispatch = KafkaDispatch(cluster.client, [worker.url])
     try:
         live_log = run_simulation(config, dispatch, progress=False)
     finally:
         dispatch.close()
-    inproc = InProcessDispatch.from_settings(Settings(tick_interval_s=config.tick_interval_s))
+    inproc = InProcessDispatch.from_settings(
+        Settings(tick_interval_s=config.tick_interval_s, tick_budget_s=budget_s)
+    )
     try:
         local_log = run_simulation(config, inproc, progress=False)
     finally:

@@ -149,3 +149,26 @@ def test_every_directory_output_passes_its_schema() -> None:
     assert {o.event["type"] for o in outputs} == {"courier_state_update", "courier_handoff"}
     for output in outputs:
         validate_schema(output.event)
+
+
+def test_replaying_sightings_after_a_move_changes_nothing() -> None:
+    """Sightings read again (older fixes of the old shard, then the move) leave the state as is."""
+    d = directory()
+    d.on_courier_event(online(), source(0))
+    d.on_sighting(sighting(OTHER, T0 + 10_000))
+    settled = d.directory.get("c1")
+    replayed = Effects()
+    for again in (sighting(SHARD, T0 + 5_000), sighting(OTHER, T0 + 10_000)):
+        replayed.outputs.extend(d.on_sighting(again).outputs)
+    assert replayed.outputs == []
+    assert d.directory.get("c1") == settled
+
+
+def test_a_newer_fix_elsewhere_still_moves_the_courier() -> None:
+    """A sighting newer than the fix that placed the courier moves it and raises the epoch."""
+    d = directory()
+    d.on_courier_event(online(), source(0))
+    d.on_sighting(sighting(OTHER, T0 + 10_000))
+    d.on_sighting(sighting(SHARD, T0 + 20_000))
+    state = d.directory.get("c1")
+    assert state is not None and (state.shard, state.epoch) == (SHARD, 2)
