@@ -123,8 +123,11 @@ class PairTable:
         """Number of pairs."""
         return int(self.order_row.size)
 
-    def take(self, keep: BoolArray) -> PairTable:
-        """The pairs where `keep` is True (order preserved; whole orders keep the stride)."""
+    def take(self, keep: BoolArray | IntArray) -> PairTable:
+        """The pairs where `keep` is True, or at the indices `keep` (in that order).
+
+        The stride is kept: it stays meaningful when whole orders are kept.
+        """
         return PairTable(
             order_row=self.order_row[keep],
             courier_row=self.courier_row[keep],
@@ -220,13 +223,37 @@ def plan_pairs(
     Pairs whose travel exceeds `max_pickup_s` or whose p90 pickup is after the shift end
     (less the margin) are marked infeasible.
     """
-    eta = snapshot.eta.travel_s(
+    return plan_from(
+        snapshot,
+        frame,
+        order_row,
+        courier_row,
         np.take(snapshot.couriers.free_xy_m, courier_row, axis=0),
-        np.take(snapshot.orders.pickup_xy_m, order_row, axis=0),
+        frame.free_s[courier_row],
+        policy,
+        stride,
     )
+
+
+def plan_from(
+    snapshot: Snapshot,
+    frame: TickFrame,
+    order_row: IntArray,
+    courier_row: IntArray,
+    start_xy_m: FloatArray,
+    start_s: FloatArray,
+    policy: Policy,
+    stride: int,
+) -> PairTable:
+    """Planned times of new jobs whose courier is free at `start_xy_m` at `start_s` (per pair).
+
+    Feasibility as for `plan_pairs` (travel cap; p90 pickup no later than the courier's
+    shift end less the margin).
+    """
+    eta = snapshot.eta.travel_s(start_xy_m, np.take(snapshot.orders.pickup_xy_m, order_row, axis=0))
     travel50 = np.asarray(eta.p50_s, dtype=np.float64)
     travel90 = np.asarray(eta.p90_s, dtype=np.float64)
-    free = frame.free_s[courier_row]
+    free = start_s
     start = np.maximum(free, 0.0)
     # A courier already at the merchant arrived when it became free there.
     arrival50 = np.where(travel50 == 0, free, start + travel50)

@@ -72,11 +72,14 @@ def single_terms(
     pairs: PairTable,
     policy: Policy,
     coverage_loss: FloatArray | None = None,
+    start_s: FloatArray | None = None,
 ) -> FloatArray:
     """Weighted terms of new single-order jobs, shape `(pairs.size, N_TERMS)`.
 
     `coverage_loss` is the per-courier increase of the expected shortfall (order-minutes per
-    hour) if the courier is taken away; None prices coverage at zero.
+    hour) if the courier is taken away; None prices coverage at zero. `start_s` is when each
+    pair's courier is free to start the job (seconds from now); None takes the couriers'
+    free times.
     """
     raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
     o = pairs.order_row
@@ -90,9 +93,8 @@ def single_terms(
     )
     raw[:, 4] = pairs.travel_p50_s / 60.0
     raw[:, 5] = past_guarantee(snapshot, policy)[pairs.courier_row]
-    job_min = (
-        pairs.dropoff_p50_s + frame.half_dropoff_s - np.maximum(frame.free_s[pairs.courier_row], 0)
-    ) / 60.0
+    free_s = frame.free_s[pairs.courier_row] if start_s is None else start_s
+    job_min = (pairs.dropoff_p50_s + frame.half_dropoff_s - np.maximum(free_s, 0)) / 60.0
     if coverage_loss is not None:
         raw[:, 6] = coverage_loss[pairs.courier_row] * job_min / 60.0
     raw[:, 7] = job_min

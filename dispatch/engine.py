@@ -30,6 +30,7 @@ from dispatch.candidates import (
     plan_pairs,
     tick_frame,
 )
+from dispatch.chains import chain_pairs
 from dispatch.costs import TERM_NAMES, single_terms
 from dispatch.coverage import coverage
 from dispatch.decisions import Assignment, Decisions, Explanation
@@ -91,6 +92,10 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
         np.full(graph.n_rows, policy.hold_cost),
         distinct=True,
     )
+    if policy.chain_lookahead:
+        base = graph
+        for _ in range(policy.chain_rounds):
+            graph, match = _chained(snapshot, frame, policy, pairs, base, match, loss)
     matched_edge = _matched_edges(graph, match)
     choices = _commitments(snapshot, frame, policy, pairs, terms, extra, graph, match, matched_edge)
 
@@ -98,6 +103,7 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
     for i in sorted(choices):
         choice = choices[i]
         edges = graph.by_row[graph.starts[i] : graph.starts[i + 1]]
+        edges = edges[graph.source[edges] >= 0]
         second, second_cost = runner_up(graph.courier[edges], graph.cost[edges], choice.courier)
         explain = explanation(
             choice.terms.tolist(),
@@ -143,7 +149,8 @@ def _ids_of(ids: tuple[str, ...], rows: IntArray) -> tuple[str, ...]:
 class _Graph:
     """The matching graph: rows are open orders due soon, columns couriers and pending pickups.
 
-    Edge `e < n_pairs` is new-job pair `edge_index[e]`; others are insertions.
+    An edge's `source` is its new-job pair (below the pair count), its insertion (pair count
+    plus insertion index), or -1 for a job chained after another (never committed).
     """
 
     order_row: IntArray
@@ -245,6 +252,65 @@ def _graph(
     )
 
 
+def _chained(
+    snapshot: Snapshot,
+    frame: TickFrame,
+    policy: Policy,
+    pairs: PairTable,
+    graph: _Graph,
+    match: IntArray,
+    coverage_loss: FloatArray | None,
+) -> tuple[_Graph, IntArray]:
+    """The graph with chained-courier edges and its matching (unchanged if there are none).
+
+    Each courier matched to a new job is offered again, right after that job, as its own
+    column; the matching is then solved afresh over all edges.
+    """
+    matched = graph.source[_matched_edges(graph, match)]
+    matched = np.sort(matched[(matched >= 0) & (matched < pairs.size)])
+    if matched.size == 0:
+        return graph, match
+    chain = chain_pairs(
+        snapshot, frame, policy, pairs.take(matched), graph.order_row, coverage_loss
+    )
+    if chain.size == 0:
+        return graph, match
+    m = snapshot.couriers.m
+    compact = np.full(snapshot.orders.n, -1, dtype=np.int64)
+    compact[graph.order_row] = np.arange(graph.n_rows)
+    age_min = np.maximum(-frame.ready_s[chain.pairs.order_row], 0.0) / 60.0
+    cost = chain.terms.sum(axis=1)
+    row = np.concatenate([graph.row, compact[chain.pairs.order_row]])
+    col = np.concatenate([graph.col, 2 * m + chain.chain])
+    cost_e = np.concatenate([graph.cost, cost])
+    priority_e = np.concatenate([graph.priority_cost, cost - policy.w_age * age_min])
+    source = np.concatenate([graph.source, np.full(chain.size, -1, dtype=np.int64)])
+    courier = np.concatenate([graph.courier, chain.pairs.courier_row])
+    order = np.argsort(row, kind="stable")
+    chained = _Graph(
+        order_row=graph.order_row,
+        n_rows=graph.n_rows,
+        row=row[order],
+        col=col[order],
+        cost=cost_e[order],
+        priority_cost=priority_e[order],
+        source=source[order],
+        courier=courier[order],
+        by_row=np.arange(row.size, dtype=np.int64),
+        starts=np.searchsorted(row[order], np.arange(graph.n_rows + 1)),
+    )
+    rematch = min_cost_matching(
+        chained.row,
+        chained.col,
+        chained.priority_cost,
+        chained.n_rows,
+        2 * m + chain.n_chains,
+        np.full(chained.n_rows, policy.hold_cost),
+        distinct=True,
+    )
+    return chained, rematch
+
+
 def _matched_edges(graph: _Graph, match: IntArray) -> IntArray:
     """Per row, the index (into the graph's edges) of the edge it is matched through, or -1."""
     out = np.full(graph.n_rows, -1, dtype=np.int64)
@@ -268,6 +334,7 @@ def _commitments(
     choices: dict[int, _Choice] = {}
     rows = np.flatnonzero(matched_edge >= 0)
     source = graph.source[matched_edge[rows]]
+    rows, source = rows[source >= 0], source[source >= 0]
     is_pair = source < pairs.size
     for i, src in zip(rows[~is_pair], source[~is_pair], strict=True):
         choice = _insertion_choice(snapshot, frame, policy, extra.item(int(src) - pairs.size))
@@ -348,7 +415,7 @@ def _chain_beats(
     matched to, no later than the pair would; checked against the nearest planned job ends.
     """
     planned = graph.source[matched_edge[matched_edge >= 0]]
-    planned = planned[planned < pairs.size]
+    planned = planned[(planned >= 0) & (planned < pairs.size)]
     out = np.zeros(due.size, dtype=bool)
     if planned.size < 2:
         return out

@@ -64,6 +64,13 @@ class Policy:
             ready time (1 disables early commitment).
         chain_hold: hold a due commitment when another courier, right after the job it is
             matched to, would pick the order up no later.
+        chain_lookahead: plan orders on chained couriers too: a second matching in which each
+            courier matched to a new job in the first one is also offered, right after that
+            job, to due orders (see `dispatch.chains`); an order matched to a chained courier
+            is held, so a free courier is left to an order that needs it now.
+        chain_candidates: chained couriers considered per due order (nearest first).
+        chain_rounds: times the chained matching is repeated, each time chaining after the
+            jobs matched in the previous one.
         hold_cost: cost of leaving an order without any courier in this tick's matching.
         matching_horizon_s: only orders whose best courier would have to leave within this
             time (or that may join a pending pickup) enter the matching; others are held
@@ -121,6 +128,9 @@ class Policy:
     commit_buffer_s: float = 0.0
     chain_hold: bool = True
     min_alternatives: int = 1
+    chain_lookahead: bool = False
+    chain_candidates: int = 8
+    chain_rounds: int = 1
     hold_cost: float = 1000.0
     matching_horizon_s: float = 180.0
     max_edges_per_order: int = 48
