@@ -90,10 +90,17 @@ class WorkerProcess:
         msg = f"worker not ready within {timeout_s} s; log:\n{self.log_tail()}"
         raise WorkerStartError(msg)
 
-    def request(self, path: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
-        """GET `path`; (status, body), with status 0 when the server does not answer."""
+    def request(
+        self, path: str, timeout_s: float = 5.0, body: bytes | None = None
+    ) -> tuple[int, bytes]:
+        """GET `path` (POST `body` if given); (status, body), status 0 when nothing answers."""
+        req = urllib.request.Request(  # noqa: S310 - a loopback URL of our own worker
+            self.url + path,
+            data=body,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+        )
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout_s) as response:  # noqa: S310
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())

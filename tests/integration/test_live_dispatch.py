@@ -132,6 +132,26 @@ def test_accept_commits_and_repeated_or_replayed_responses_commit_nothing_more(
     assert of_type(again, "assignment_committed") == []
 
 
+def test_rank_answers_from_the_worker_s_live_shard_state(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """`POST /rank` lists the shard's idle couriers nearest first; a bad body gets a 400."""
+    cluster, dispatch = live
+    dispatch.run_until([*online("near", T0), *online("far", T0, dlat=0.02)], T0 + S)
+    request = {
+        "pickup": {"lat": LAT, "lon": LON},
+        "dropoff": {"lat": LAT + 0.01, "lon": LON},
+        "k": 5,
+        "request_time_ms": T0 + 2 * S,
+    }
+    worker = cluster.workers[0]
+    status, raw = worker.request("/rank", body=orjson.dumps(request))
+    answer = orjson.loads(raw)
+    assert status == 200 and answer["shard"] == SHARD
+    assert [c["courier_id"] for c in answer["couriers"]] == ["near", "far"]
+    assert worker.request("/rank", body=b"{}")[0] == 400
+
+
 def test_decline_releases_and_the_next_tick_offers_another_courier(
     live: tuple[Cluster, KafkaDispatch],
 ) -> None:
