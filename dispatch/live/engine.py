@@ -239,6 +239,7 @@ class ShardEngine:
         self._indexed = False
         self._live_orders: dict[str, set[str]] = defaultdict(set)
         self._couriers: dict[str, set[str]] = defaultdict(set)
+        self._leaving: set[tuple[str, str]] = set()  # (shard, courier) records that are leaving
         self._proposals: dict[str, set[str]] = defaultdict(set)
         self._ticks: dict[str, int] = defaultdict(int)
         self._cost_rate: dict[str, float] = {}
@@ -257,12 +258,15 @@ class ShardEngine:
             return
         self._live_orders.clear()
         self._couriers.clear()
+        self._leaving.clear()
         self._proposals.clear()
         for order_id, order in self.stores.orders.items():
             if order.dispatch.phase is not Phase.DONE:
                 self._live_orders[order.shard].add(order_id)
         for _, courier in self.stores.couriers.items():
             self._couriers[courier.shard].add(courier.courier_id)
+            if courier.leaving_to is not None:
+                self._leaving.add((courier.shard, courier.courier_id))
         for decision_id, decision in self.stores.decisions.items():
             if decision.status is DecisionStatus.PROPOSED:
                 self._proposals[decision.shard].add(decision_id)
@@ -279,6 +283,10 @@ class ShardEngine:
     def _put_courier(self, courier: CourierRecord) -> None:
         self.stores.couriers.put(courier_key(courier.shard, courier.courier_id), courier)
         self._couriers[courier.shard].add(courier.courier_id)
+        if courier.leaving_to is None:
+            self._leaving.discard((courier.shard, courier.courier_id))
+        else:
+            self._leaving.add((courier.shard, courier.courier_id))
 
     def _courier(self, shard: str, courier_id: str | None) -> CourierRecord | None:
         """The courier's record in `shard`, or None."""
@@ -288,12 +296,13 @@ class ShardEngine:
 
     def holds(self, shard: str, courier_id: str) -> bool:
         """True if `shard` holds the courier (a record there, not leaving it)."""
-        courier = self._courier(shard, courier_id)
-        return courier is not None and courier.leaving_to is None
+        self._ensure_indexed()
+        return courier_id in self._couriers.get(shard, ()) and (shard, courier_id) not in self._leaving
 
     def _delete_courier(self, shard: str, courier_id: str) -> None:
         self.stores.couriers.delete(courier_key(shard, courier_id))
         self._couriers[shard].discard(courier_id)
+        self._leaving.discard((shard, courier_id))
 
     def _hand_over_if_free(self, courier: CourierRecord, ts_ms: int, effects: Effects) -> None:
         """A courier that left its shard is handed to the new one once it holds no work here."""
