@@ -240,6 +240,8 @@ class ShardEngine:
         self._live_orders: dict[str, set[str]] = defaultdict(set)
         self._couriers: dict[str, set[str]] = defaultdict(set)
         self._leaving: set[tuple[str, str]] = set()  # (shard, courier) records that are leaving
+        # Decoded courier records, written through: this engine is the records' only writer.
+        self._records: dict[str, CourierRecord] = {}
         self._proposals: dict[str, set[str]] = defaultdict(set)
         self._ticks: dict[str, int] = defaultdict(int)
         self._cost_rate: dict[str, float] = {}
@@ -251,6 +253,7 @@ class ShardEngine:
         """Forget in-memory indices (after a rebalance) and adopt the new shard generation."""
         self.generation = generation
         self._indexed = False
+        self._records.clear()
         self.orphan_index.reset()
 
     def _ensure_indexed(self) -> None:
@@ -259,11 +262,13 @@ class ShardEngine:
         self._live_orders.clear()
         self._couriers.clear()
         self._leaving.clear()
+        self._records.clear()
         self._proposals.clear()
         for order_id, order in self.stores.orders.items():
             if order.dispatch.phase is not Phase.DONE:
                 self._live_orders[order.shard].add(order_id)
-        for _, courier in self.stores.couriers.items():
+        for key, courier in self.stores.couriers.items():
+            self._records[key] = courier
             self._couriers[courier.shard].add(courier.courier_id)
             if courier.leaving_to is not None:
                 self._leaving.add((courier.shard, courier.courier_id))
@@ -281,7 +286,9 @@ class ShardEngine:
             self._live_orders[order.shard].add(order.order_id)
 
     def _put_courier(self, courier: CourierRecord) -> None:
-        self.stores.couriers.put(courier_key(courier.shard, courier.courier_id), courier)
+        key = courier_key(courier.shard, courier.courier_id)
+        self.stores.couriers.put(key, courier)
+        self._records[key] = courier
         self._couriers[courier.shard].add(courier.courier_id)
         if courier.leaving_to is None:
             self._leaving.discard((courier.shard, courier.courier_id))
@@ -292,7 +299,14 @@ class ShardEngine:
         """The courier's record in `shard`, or None."""
         if not courier_id:
             return None
-        return self.stores.couriers.get(courier_key(shard, courier_id))
+        key = courier_key(shard, courier_id)
+        cached = self._records.get(key)
+        if cached is not None:
+            return cached
+        record = self.stores.couriers.get(key)
+        if record is not None:
+            self._records[key] = record
+        return record
 
     def holds(self, shard: str, courier_id: str) -> bool:
         """True if `shard` holds the courier (a record there, not leaving it)."""
@@ -300,7 +314,9 @@ class ShardEngine:
         return courier_id in self._couriers.get(shard, ()) and (shard, courier_id) not in self._leaving
 
     def _delete_courier(self, shard: str, courier_id: str) -> None:
-        self.stores.couriers.delete(courier_key(shard, courier_id))
+        key = courier_key(shard, courier_id)
+        self.stores.couriers.delete(key)
+        self._records.pop(key, None)
         self._couriers[shard].discard(courier_id)
         self._leaving.discard((shard, courier_id))
 
