@@ -8,7 +8,7 @@ from pathlib import Path
 import faust
 
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
-from streams import couriers, ingest_pings, shard_agent, web
+from streams import couriers, features_agent, ingest_pings, shard_agent, web
 from streams.embedded_compat import install_embedded_fixes
 from streams.eta_model import predictor_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
@@ -63,6 +63,9 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
     runtime = Runtime.build(app, settings, topics)
     ingest_pings.register(runtime)
     couriers.register(runtime)
-    runtime.engine = shard_agent.register(runtime, predictor_from_settings(settings))
+    features = features_agent.register(runtime)
+    runtime.engine = shard_agent.register(
+        runtime, predictor_from_settings(settings), features=features
+    )
     web.register(runtime)
     return runtime

@@ -24,6 +24,7 @@ from dispatch.live.orphans import Orphans
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
 from dispatch.policy import policy_by_name
 from dispatchflow.settings import Settings
+from streams.features_agent import FeatureFeed
 from streams.runtime import Runtime, record_ts_ms
 from streams.telemetry import PrometheusTelemetry
 
@@ -68,9 +69,16 @@ def tick_event(shard: str, now_ms: int) -> bytes:
 
 
 def register(
-    rt: Runtime, predictor: LegPredictor, wall_clock_ms: Callable[[], int] | None = None
+    rt: Runtime,
+    predictor: LegPredictor,
+    wall_clock_ms: Callable[[], int] | None = None,
+    features: FeatureFeed | None = None,
 ) -> ShardEngine:
-    """Attach the shard tables, the shard agent and the ticker; return the engine."""
+    """Attach the shard tables, the shard agent and the ticker; return the engine.
+
+    With `features`, every accepted order, merchant and delivery event also updates the online
+    feature store, in the same stream iteration.
+    """
     app = rt.app
     partitions = rt.topics["order_events"].partitions
     stores = ShardStores(
@@ -110,6 +118,10 @@ def register(
     )
     last_tick_s: dict[str, float] = {}
 
+    def merchant_of(order_id: str) -> str | None:
+        order = stores.orders.get(order_id)
+        return None if order is None else order.merchant_id
+
     @app.agent(rt.topic(*SHARD_TOPICS), name="shard")
     @rt.guarded("shard")
     async def shard_agent(stream: Any) -> None:
@@ -134,6 +146,8 @@ def register(
                     continue
             if order_topic(topic):
                 effects = engine.on_order_event(decoded, source)
+                if features is not None:
+                    features.on_order_event(decoded, message.partition, merchant_of)
             elif topic == "assignment_responses":
                 effects = engine.on_response(decoded, source)
             elif topic == "dispatch_control":
