@@ -311,7 +311,9 @@ class ShardEngine:
     def holds(self, shard: str, courier_id: str) -> bool:
         """True if `shard` holds the courier (a record there, not leaving it)."""
         self._ensure_indexed()
-        return courier_id in self._couriers.get(shard, ()) and (shard, courier_id) not in self._leaving
+        return (
+            courier_id in self._couriers.get(shard, ()) and (shard, courier_id) not in self._leaving
+        )
 
     def _delete_courier(self, shard: str, courier_id: str) -> None:
         key = courier_key(shard, courier_id)
