@@ -146,7 +146,7 @@ def register(
                     continue
             if order_topic(topic):
                 effects = engine.on_order_event(decoded, source)
-                if features is not None:
+                if features is not None and effects.applied:  # once per event, valid ones only
                     features.on_order_event(decoded, message.partition, merchant_of)
             elif topic == "assignment_responses":
                 effects = engine.on_response(decoded, source)

@@ -32,10 +32,15 @@ class Output:
 
 @dataclass
 class Effects:
-    """Outputs and rejections of one handled input, in the order they arose."""
+    """Outputs and rejections of one handled input, in the order they arose.
+
+    `applied` is True when the input itself changed state for the first time (not a redelivery,
+    not rejected, not parked to wait for its order).
+    """
 
     outputs: list[Output] = field(default_factory=list)
     rejections: list[tuple[Source, EventRejected]] = field(default_factory=list)
+    applied: bool = False
 
     def emit(self, topic: str, key: str | bytes, value: dict[str, Any] | bytes) -> None:
         """Add an output record."""

@@ -368,6 +368,7 @@ class ShardEngine:
             return effects
         if update.rejected is not None:
             effects.reject(source, update.rejected)
+        effects.applied = update.rejected is None
         self._reject_evicted(update.evicted, effects)
         after = update.state
         if event["type"] == "order_created" and update.rejected is None:

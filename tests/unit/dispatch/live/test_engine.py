@@ -185,6 +185,16 @@ def test_a_redelivered_creation_record_changes_nothing(world: World) -> None:
     assert world.order_event("order_events", event, source).rejections == []
 
 
+def test_only_a_first_valid_order_event_counts_as_applied(world: World) -> None:
+    """`applied` is set for a new valid event, not for its redelivery nor for a duplicate id."""
+    assert world.create("o1", T0).applied
+    event = world.log[-1]
+    source = world.order("o1").created_source
+    assert source is not None
+    assert not world.order_event("order_events", event, source).applied
+    assert not world.order_event("order_events", event).applied
+
+
 def test_the_same_creation_in_another_record_is_a_duplicate(world: World) -> None:
     """The same `order_created` event id in a new record is dead-lettered as a duplicate."""
     world.create("o1", T0)
