@@ -29,7 +29,7 @@ from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.consistency import check_topics
 from streams.dead_letter_report import count_by_reason, read_dead_letters
 from streams.kafka_config import aiokafka_kwargs
-from streams.produce import produce_records
+from streams.produce import produce_records, wait_processed
 from streams.sim_dispatch import KafkaDispatch
 from streams.topics import TopicAdmin, load_topics
 from streams.worker_process import WorkerProcess
@@ -146,7 +146,11 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"[demo] simulated {len(log.inputs)} input records in {sim_wall_s:.0f} s of "
                     f"wall time ({dispatch.steps} lockstep steps)"
                 )
-                asyncio.run(_wait_caught_up(client, settings.app_id, [worker.url]))
+                asyncio.run(
+                    wait_processed(
+                        client, settings.app_id, [worker.url], CONSUMED_TOPICS, timeout_s=120
+                    )
+                )
                 report = asyncio.run(check_topics(client, require_terminal=True))
                 print(
                     "[demo] consistency check over the assignment topics: "
@@ -186,12 +190,6 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1 if report.violation_count else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def _wait_caught_up(client: dict[str, Any], group: str, worker_urls: list[str]) -> None:
-    from streams.produce import wait_processed
-
-    await wait_processed(client, group, worker_urls, CONSUMED_TOPICS, timeout_s=120)
 
 
 def _shards_of(config: Any) -> set[str]:

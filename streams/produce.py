@@ -64,73 +64,29 @@ async def produce_records(
     return sent
 
 
-async def group_lag(
-    client_kwargs: Mapping[str, Any], group_id: str, topics: Sequence[str]
-) -> dict[TopicPartition, int]:
-    """Records of `topics` not yet committed by `group_id`, per partition (exact end offsets)."""
-    consumer = AIOKafkaConsumer(
-        **client_kwargs, group_id=group_id, enable_auto_commit=False, fetch_max_wait_ms=100
-    )
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not tps:
-            return {}
-        consumer.assign(tps)
-        ends = await exact_end_offsets(consumer, tps)
-        lag = {}
-        for tp in tps:
-            committed = await consumer.committed(tp)
-            lag[tp] = ends[tp] - (committed or 0)
-        return lag
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+async def read_progress(
+    http: aiohttp.ClientSession, worker_urls: Sequence[str]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """(handled, written) end offsets per partition: the highest any of `worker_urls` reports.
 
-
-async def wait_caught_up(
-    client_kwargs: Mapping[str, Any],
-    group_id: str,
-    topics: Sequence[str],
-    timeout_s: float = 60.0,
-    poll_s: float = 0.5,
-) -> None:
-    """Return once `group_id` has committed every record of `topics`; TimeoutError otherwise.
-
-    Polls the committed offsets (the condition), not a fixed sleep.
+    A worker flushes before answering `/progress`, so everything it wrote for a handled record is
+    on the broker by then.
     """
-    deadline = time.monotonic() + timeout_s
-    lag: dict[TopicPartition, int] = {}
-    while time.monotonic() < deadline:
-        # Topics may be unknown to a fresh client's metadata for a moment; ask again.
-        lag = await group_lag(client_kwargs, group_id, topics)
-        if lag and all(v <= 0 for v in lag.values()) and {tp.topic for tp in lag} == set(topics):
-            return
-        await asyncio.sleep(poll_s)
-    behind = {f"{tp.topic}[{tp.partition}]": v for tp, v in lag.items() if v > 0}
-    msg = f"group {group_id} still behind after {timeout_s} s: {behind}"
-    raise TimeoutError(msg)
-
-
-async def worker_progress(worker_urls: Sequence[str]) -> dict[TopicPartition, int]:
-    """Next offset to handle per partition, as the workers at `worker_urls` report it."""
     processed: dict[TopicPartition, int] = {}
-    async with aiohttp.ClientSession() as http:
-        for url in worker_urls:
-            async with http.get(f"{url}/progress") as response:
-                if response.status != 200:
-                    msg = f"{url}/progress answered {response.status}"
-                    raise RuntimeError(msg)
-                body = orjson.loads(await response.read())
-            for topic, partitions in body["processed"].items():
+    produced: dict[TopicPartition, int] = {}
+    for url in worker_urls:
+        async with http.get(f"{url}/progress") as response:
+            body = await response.read()
+            if response.status != 200:
+                msg = f"{url}/progress answered {response.status}"
+                raise RuntimeError(msg)
+        data = orjson.loads(body)
+        for name, into in (("processed", processed), ("produced", produced)):
+            for topic, partitions in data[name].items():
                 for partition, offset in partitions.items():
                     tp = TopicPartition(topic, int(partition))
-                    processed[tp] = max(processed.get(tp, 0), int(offset))
-    return processed
+                    into[tp] = max(into.get(tp, 0), int(offset))
+    return processed, produced
 
 
 async def wait_processed(
@@ -154,6 +110,7 @@ async def wait_processed(
         **client_kwargs, group_id=group_id, enable_auto_commit=False, fetch_max_wait_ms=100
     )
     await consumer.start()
+    http = aiohttp.ClientSession()
     try:
         while time.monotonic() < deadline:
             tps = [
@@ -168,7 +125,7 @@ async def wait_processed(
             consumer.assign(tps)
             # Progress first: outputs of everything handled by then are on the broker before the
             # end offsets are read, so "handled up to the end" leaves nothing in flight.
-            processed = await worker_progress(worker_urls)
+            processed, _ = await read_progress(http, worker_urls)
             ends = await exact_end_offsets(consumer, tps)
             for tp in tps:
                 committed = await consumer.committed(tp)
@@ -183,6 +140,7 @@ async def wait_processed(
                 return
             await asyncio.sleep(poll_s)
     finally:
+        await http.close()
         with contextlib.suppress(Exception):
             await consumer.stop()
     msg = f"workers {list(worker_urls)} still behind after {timeout_s} s: {behind}"

@@ -21,38 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from contracts.geo import shard_of
 from dispatch.engine import RankedCourier
+from dispatch.live.engine import ShardEngine
 from streams.partitioning import partition_for_key
 
 MAX_RANK_BODY_BYTES = 4096
 MAX_K = 50
 DEFAULT_K = 5
-
-
-class Ranker(Protocol):
-    """What the route needs of the shard engine."""
-
-    def rank(
-        self,
-        shard: str,
-        pickup: tuple[float, float],
-        dropoff: tuple[float, float],
-        now_ms: int,
-        k: int,
-        ready_ts_ms: int | None = None,
-        promise_ts_ms: int | None = None,
-    ) -> tuple[RankedCourier, ...]:
-        """Top-`k` couriers of `shard` for one job."""
-        ...
-
-    def shards(self) -> list[str]:
-        """Shards with state in this worker."""
-        ...
 
 
 class BadRankRequest(ValueError):
@@ -129,7 +109,7 @@ def _error(status: int, message: str, **extra: Any) -> tuple[int, bytes]:
 
 
 def handle_rank(
-    ranker: Ranker,
+    ranker: ShardEngine,
     raw: bytes,
     *,
     shard_precision: int,

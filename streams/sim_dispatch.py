@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from simulators.city.protocol import SimRecord
 from streams.offsets import exact_end_offsets
+from streams.produce import read_progress
 
 #: Topics the workers consume, external and internal.
 CONSUMED_TOPICS = (
@@ -184,21 +185,7 @@ class KafkaDispatch:
     async def _progress(self) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         """(processed, produced) end offsets over every worker."""
         assert self._http is not None  # noqa: S101 - started in __init__
-        processed: dict[TopicPartition, int] = {}
-        produced: dict[TopicPartition, int] = {}
-        for url in self.worker_urls:
-            async with self._http.get(f"{url}/progress") as response:
-                body = await response.read()
-                if response.status != 200:
-                    msg = f"{url}/progress answered {response.status}"
-                    raise RuntimeError(msg)
-            data = orjson.loads(body)
-            for name, into in (("processed", processed), ("produced", produced)):
-                for topic, partitions in data[name].items():
-                    for partition, offset in partitions.items():
-                        tp = TopicPartition(topic, int(partition))
-                        into[tp] = max(into.get(tp, 0), int(offset))
-        return processed, produced
+        return await read_progress(self._http, self.worker_urls)
 
     async def _settle(self) -> None:
         """Wait until every record produced so far (by us or the workers) is handled.

@@ -239,8 +239,8 @@ class ShardEngine:
         self._indexed = False
         self._live_orders: dict[str, set[str]] = defaultdict(set)
         self._couriers: dict[str, set[str]] = defaultdict(set)
-        self._leaving: set[tuple[str, str]] = set()  # (shard, courier) records that are leaving
-        # Decoded courier records, written through: this engine is the records' only writer.
+        # Every courier record of this worker's partitions, decoded and written through (this
+        # engine is the records' only writer); loaded with the other indices.
         self._records: dict[str, CourierRecord] = {}
         self._proposals: dict[str, set[str]] = defaultdict(set)
         self._ticks: dict[str, int] = defaultdict(int)
@@ -261,7 +261,6 @@ class ShardEngine:
             return
         self._live_orders.clear()
         self._couriers.clear()
-        self._leaving.clear()
         self._records.clear()
         self._proposals.clear()
         for order_id, order in self.stores.orders.items():
@@ -270,8 +269,6 @@ class ShardEngine:
         for key, courier in self.stores.couriers.items():
             self._records[key] = courier
             self._couriers[courier.shard].add(courier.courier_id)
-            if courier.leaving_to is not None:
-                self._leaving.add((courier.shard, courier.courier_id))
         for decision_id, decision in self.stores.decisions.items():
             if decision.status is DecisionStatus.PROPOSED:
                 self._proposals[decision.shard].add(decision_id)
@@ -290,37 +287,24 @@ class ShardEngine:
         self.stores.couriers.put(key, courier)
         self._records[key] = courier
         self._couriers[courier.shard].add(courier.courier_id)
-        if courier.leaving_to is None:
-            self._leaving.discard((courier.shard, courier.courier_id))
-        else:
-            self._leaving.add((courier.shard, courier.courier_id))
 
     def _courier(self, shard: str, courier_id: str | None) -> CourierRecord | None:
         """The courier's record in `shard`, or None."""
         if not courier_id:
             return None
-        key = courier_key(shard, courier_id)
-        cached = self._records.get(key)
-        if cached is not None:
-            return cached
-        record = self.stores.couriers.get(key)
-        if record is not None:
-            self._records[key] = record
-        return record
+        self._ensure_indexed()
+        return self._records.get(courier_key(shard, courier_id))
 
     def holds(self, shard: str, courier_id: str) -> bool:
         """True if `shard` holds the courier (a record there, not leaving it)."""
-        self._ensure_indexed()
-        return (
-            courier_id in self._couriers.get(shard, ()) and (shard, courier_id) not in self._leaving
-        )
+        courier = self._courier(shard, courier_id)
+        return courier is not None and courier.leaving_to is None
 
     def _delete_courier(self, shard: str, courier_id: str) -> None:
         key = courier_key(shard, courier_id)
         self.stores.couriers.delete(key)
         self._records.pop(key, None)
         self._couriers[shard].discard(courier_id)
-        self._leaving.discard((shard, courier_id))
 
     def _hand_over_if_free(self, courier: CourierRecord, ts_ms: int, effects: Effects) -> None:
         """A courier that left its shard is handed to the new one once it holds no work here."""

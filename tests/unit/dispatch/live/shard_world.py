@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
+from simulators.inprocess import CountingTelemetry
 
 #: Event time the tests start at (epoch ms).
 T0 = 1_700_000_000_000
@@ -68,33 +70,21 @@ def of_type(effects: Effects | list[Output], kind: str) -> list[dict[str, Any]]:
     return [o.event for o in outputs if isinstance(o.value, dict) and o.value["type"] == kind]
 
 
-class Counts:
-    """Engine telemetry kept as counters, plus the ETA labels it reported."""
+@dataclass
+class Counts(CountingTelemetry):
+    """The simulator's counting telemetry, plus each tick's breaker flag and each ETA label."""
 
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.eta_labels: list[tuple[float, bool, bool]] = []
-        self.breaker_ticks: list[bool] = []
+    eta_labels: list[tuple[float, bool, bool]] = field(default_factory=list)
+    breaker_ticks: list[bool] = field(default_factory=list)
 
     def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
-        """Count a tick."""
-        self.counts["ticks"] += 1
+        """Count a tick and keep its breaker flag."""
+        super().tick(shard, duration_s, assignments, breaker)
         self.breaker_ticks.append(breaker)
 
-    def released(self, reason: str) -> None:
-        """Count a release."""
-        self.counts[f"released:{reason}"] += 1
-
-    def committed(self) -> None:
-        """Count a commit."""
-        self.counts["commits"] += 1
-
-    def stale_response(self) -> None:
-        """Count a stale response."""
-        self.counts["stale_responses"] += 1
-
     def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:
-        """Keep an ETA label."""
+        """Count an ETA label and keep it."""
+        super().eta_label(error_p50_s, covered_p90, fallback)
         self.eta_labels.append((error_p50_s, covered_p90, fallback))
 
 
