@@ -7,7 +7,7 @@ import pytest
 from models.bench import load_rows, split_shared
 from models.datasets import DatasetError, doordash_split, nyc_split, read_csv
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "tests" / "data" / "shared"
 DD = SHARED / "benchmarks" / "eta" / "doordash" / "deliveries.csv"
 
 

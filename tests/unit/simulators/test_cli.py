@@ -11,7 +11,7 @@ from dispatchflow.cli import main
 from simulators.mdrp.metrics import METRIC_KEYS
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO / ".." / "shared"
+SHARED = REPO / "tests" / "data" / "shared"
 SMALL = SHARED / "benchmarks" / "mdrp" / "instances" / "0o50t75s1p100"
 
 

@@ -15,7 +15,7 @@ from simulators.reports import (
     read_reference,
 )
 
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "tests" / "data" / "shared"
 
 
 def test_reference_is_read_from_the_shared_directory() -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures for the simulator tests: the small MDRP instance from ../shared."""
+"""Shared fixtures for the simulator tests: the small MDRP instance from tests/data/shared."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from simulators.mdrp.instance import MdrpInstance, load_instance
 
 REPO = Path(__file__).resolve().parents[4]
-INSTANCES = REPO / ".." / "shared" / "benchmarks" / "mdrp" / "instances"
+INSTANCES = REPO / "tests" / "data" / "shared" / "benchmarks" / "mdrp" / "instances"
 SMALL = "0o50t75s1p100"
 
 
