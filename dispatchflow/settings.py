@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(10.0, ge=2.0, description="consumer group session timeout")
     heartbeat_interval_s: float = Field(1.0, gt=0.0)
     request_timeout_s: float = Field(30.0, gt=0.0)
+    crash_exit_timeout_s: float = Field(
+        20.0,
+        gt=0.0,
+        description="after an agent crash, exit hard if the graceful stop takes longer than this",
+    )
 
     replication_factor: int | None = Field(
         None, ge=1, description="override topics.yaml replication (1 on a one-broker cluster)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -200,6 +202,7 @@ class Runtime:
                     self.health.agent_crashed(name, exc)
                     self.metrics.agent_crashes.labels(name).inc()
                     logger.exception("agent %s crashed; stopping the worker", name)
+                    exit_hard_after(self.settings.crash_exit_timeout_s)
                     await self.app.crash(exc)
                     raise
 
@@ -221,6 +224,28 @@ class Runtime:
         self.metrics.events_consumed.labels(topic).inc()
         if event_ts_ms is not None:
             self.metrics.last_event_time.labels(topic).set(event_ts_ms / 1000)
+
+
+#: Exit status of a worker whose graceful stop after a crash did not finish in time.
+CRASH_EXIT_STATUS = 70
+
+
+def exit_hard_after(timeout_s: float) -> None:
+    """Ensure the process ends: unless it has exited after `timeout_s`, log and `os._exit(70)`.
+
+    A crashed worker must leave, so that its supervisor (Kubernetes) restarts it; a graceful
+    stop that hangs (a broker call that never answers) would keep a dead pod around. The timer
+    runs on a daemon thread, so it fires even when the event loop is stuck.
+    """
+
+    def give_up() -> None:
+        logger.critical("graceful stop did not finish in %.0f s after a crash; exiting", timeout_s)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_STATUS)
+
+    timer = threading.Timer(timeout_s, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def tables_by_name(app: faust.App) -> Mapping[str, Any]:

@@ -102,8 +102,9 @@ def test_an_agent_error_stops_the_worker_loudly(cluster: Cluster) -> None:
     assert process is not None
     while process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert process.returncode not in (None, 0)
-    assert "agent positions crashed" in worker.log_tail(200_000)
+    log = worker.log_tail(200_000)
+    assert process.returncode not in (None, 0), log[-5000:]
+    assert "agent positions crashed" in log
 
 
 def test_worker_start_fails_clearly_when_the_broker_is_down(tmp_path: Path) -> None:
