@@ -5,7 +5,8 @@ Terms (columns of every cost matrix, in this order):
 - `delay`: click-to-door delay of the new orders above their direct minimum (ready, then
   straight to the customer): food waiting for the courier plus batching detours.
 - `detour`: delay a bundle change imposes on orders already in the courier's pending pickup.
-- `late`: minutes the p90 drop-off is past the promise (summed over the bundle's orders).
+- `late`: lateness risk: minutes the p90 drop-off is past the promise beyond what the p50
+  drop-off already is (summed over the bundle's orders; the expected delay itself is `delay`).
 - `courier_wait`: minutes the courier idles at the merchant before the handover.
 - `travel`: minutes the courier drives empty to the merchant.
 - `pay`: marginal courier pay (1 per order given to a courier past its guaranteed minimum).
@@ -84,7 +85,11 @@ def single_terms(
     raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
     o = pairs.order_row
     raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
-    raw[:, 2] = np.maximum(pairs.dropoff_p90_s - frame.promise_s[o], 0.0) / 60.0
+    promise = frame.promise_s[o]
+    raw[:, 2] = (
+        np.maximum(pairs.dropoff_p90_s - promise, 0.0)
+        - np.maximum(pairs.dropoff_p50_s - promise, 0.0)
+    ) / 60.0
     raw[:, 3] = (
         np.maximum(
             pairs.pickup_p50_s - np.maximum(pairs.arrival_p50_s + frame.half_pickup_s, 0.0), 0.0
@@ -97,5 +102,7 @@ def single_terms(
     job_min = (pairs.dropoff_p50_s + frame.half_dropoff_s - np.maximum(free_s, 0)) / 60.0
     if coverage_loss is not None:
         raw[:, 6] = coverage_loss[pairs.courier_row] * job_min / 60.0
-    raw[:, 7] = job_min
+    shift_end_s = frame.shift_end_s[pairs.courier_row]
+    job_end_s = np.minimum(pairs.dropoff_p50_s + frame.half_dropoff_s, shift_end_s)
+    raw[:, 7] = np.maximum(job_end_s - np.maximum(free_s, 0), 0.0) / 60.0
     return raw * term_weights(policy)

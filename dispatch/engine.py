@@ -175,15 +175,23 @@ def _due_orders(
     """Per order row: whether it enters this tick's matching.
 
     An open order is due when one of its couriers would have to leave within
-    `matching_horizon_s` to hand over at ready time, or when it may join a pending pickup;
-    other orders are held without claiming a courier.
+    `matching_horizon_s` to hand over at ready time (at most `max_matching_orders` of them,
+    the most urgent), or when it may join a pending pickup; other orders are held without
+    claiming a courier.
     """
     slack = frame.ready_s[pairs.order_row] - frame.half_pickup_s - pairs.travel_p90_s
     slack = np.where(pairs.feasible, slack, np.inf)
     due = np.zeros(snapshot.orders.n, dtype=bool)
     if pairs.size:
         best = slack.reshape(-1, pairs.stride).min(axis=1)
-        due[pairs.order_row[:: pairs.stride]] = best <= policy.matching_horizon_s
+        rows = pairs.order_row[:: pairs.stride]
+        within = best <= policy.matching_horizon_s
+        if int(within.sum()) > policy.max_matching_orders:
+            # The most urgent first; ties by row, so the choice is deterministic.
+            urgent = np.lexsort((rows, best))[: policy.max_matching_orders]
+            within = np.zeros_like(within)
+            within[urgent] = True
+        due[rows] = within
     due[extra.order_row] = True
     return due
 

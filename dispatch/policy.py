@@ -35,7 +35,8 @@ class Policy:
         w_delay: per minute of click-to-door delay of the new orders above their direct
             minimum (food waiting for the courier plus batching detours).
         w_detour: per minute of delay imposed on orders already in the courier's bundle.
-        w_late: per minute the p90 drop-off is past the promise.
+        w_late: per minute of lateness risk: how far the p90 drop-off is past the promise
+            beyond the p50 drop-off (the expected delay is priced by `w_delay`).
         w_courier_wait: per minute the courier idles at the merchant before the handover.
         w_travel: per minute the courier drives empty to the merchant.
         w_pay: per order given to a courier who already earned its guaranteed minimum pay
@@ -75,6 +76,8 @@ class Policy:
         matching_horizon_s: only orders whose best courier would have to leave within this
             time (or that may join a pending pickup) enter the matching; others are held
             without claiming a courier.
+        max_matching_orders: most orders entering the matching through the horizon (the
+            most urgent first), bounding the tick's work when a shard has many open orders.
         max_edges_per_order: each order keeps only its cheapest options in the matching.
         w_age: matching priority per minute an order has waited since it was ready: its edges
             are discounted by this much so that old orders are not starved by cheaper new ones
@@ -111,12 +114,12 @@ class Policy:
     w_delay: float = 1.0
     w_detour: float = 1.0
     w_late: float = 0.25
-    w_courier_wait: float = 0.1
-    w_travel: float = 0.02
+    w_courier_wait: float = 0.0
+    w_travel: float = 0.0
     w_pay: float = 0.0
     guarantee_orders_per_hour: float = 1.5
     w_coverage: float = 0.0
-    w_courier_time: float = 0.0
+    w_courier_time: float = 0.1
     bundling: bool = True
     nearby_merchant_bundles: bool = False
     nearby_merchant_m: float = 300.0
@@ -128,11 +131,12 @@ class Policy:
     commit_buffer_s: float = 0.0
     chain_hold: bool = True
     min_alternatives: int = 1
-    chain_lookahead: bool = False
+    chain_lookahead: bool = True
     chain_candidates: int = 8
     chain_rounds: int = 1
     hold_cost: float = 1000.0
-    matching_horizon_s: float = 180.0
+    matching_horizon_s: float = 900.0
+    max_matching_orders: int = 200
     max_edges_per_order: int = 48
     w_age: float = 0.5
     reposition: bool = True
@@ -161,6 +165,8 @@ class Policy:
                 raise PolicyError(f"{f.name} must be a finite non-negative number, got {value!r}")
         if not 1 <= self.min_candidates <= self.max_candidates:
             raise PolicyError("need 1 <= min_candidates <= max_candidates")
+        if self.max_matching_orders < 1:
+            raise PolicyError("max_matching_orders must be at least 1")
         if self.max_bundle_size < 1:
             raise PolicyError("max_bundle_size must be at least 1")
         if self.index_speed_mps <= 0:

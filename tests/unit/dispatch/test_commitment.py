@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import pytest
 
 from dispatch.bundles import insertions
 from dispatch.candidates import tick_frame
 from dispatch.engine import decide
+from dispatch.eta import StraightLineEta
 from dispatch.greedy import greedy_decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY
 from dispatch.snapshot import Snapshot
@@ -151,3 +155,48 @@ def test_circuit_breaker_falls_back_to_greedy() -> None:
     assert d.fallback_used
     expected = greedy_decide(snap, tick_frame(snap, POLICY), POLICY, fallback=True)
     assert d == expected
+
+
+def test_courier_time_is_priced_only_until_the_shift_ends() -> None:
+    """A courier whose shift ends at its pickup is charged courier time up to then, not after."""
+    order = [_order("o1", 0)]
+    ending = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 7}])
+    staying = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}])
+    # 5 minutes to the merchant, handover at +7, 3 minutes on, service at the door done at +16.
+    charged = [
+        dict(decide(snap, POLICY).assignments[0].explanation.terms)["courier_time"]
+        for snap in (ending, staying)
+    ]
+    assert charged == pytest.approx([7 * POLICY.w_courier_time, 16 * POLICY.w_courier_time])
+
+
+def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
+    """With room for one order in the matching, the one that must leave first is committed."""
+    orders = [_order("later", 7), _order("urgent", 6)]
+    couriers = [
+        {"id": "c1", "xy": (500, 0), "free": 0, "end": 600},
+        {"id": "c2", "xy": (0, 500), "free": 0, "end": 600},
+    ]
+    snap = grid_snapshot(orders, couriers)
+    uncapped = decide(snap, POLICY)
+    capped = decide(snap, POLICY.replace(max_matching_orders=1))
+    assert sorted(a.new_order_ids[0] for a in uncapped.assignments) == ["later", "urgent"]
+    assert [a.new_order_ids[0] for a in capped.assignments] == ["urgent"]
+    assert capped.held_order_ids == ("later",)
+
+
+@pytest.mark.parametrize("dropoff_x_m", [300.0, 1500.0, 4000.0])
+def test_late_term_prices_only_the_p90_tail_past_the_promise(dropoff_x_m: float) -> None:
+    """The late term is the p90 handover past the promise less the p50 handover past it."""
+    order = {**_order("o1", 0), "dropoff": (dropoff_x_m, 0)}
+    snap = grid_snapshot([order], [{"id": "c1", "xy": (900, 0), "free": 0, "end": 600}])
+    snap = dataclasses.replace(
+        snap, eta=StraightLineEta(speed_mps=100 / 60, detour_factor=1.0, p90_factor=1.5)
+    )
+    (assignment,) = decide(snap, POLICY).assignments
+    door = assignment.stops[-1]
+    promise_ms = int(snap.orders.promise_ts_ms[0])
+    p50_late_min = max(door.handover_ts_ms - promise_ms, 0) / 60_000
+    p90_late_min = max(door.handover_p90_ts_ms - promise_ms, 0) / 60_000
+    late = dict(assignment.explanation.terms)["late"]
+    assert late == pytest.approx(POLICY.w_late * (p90_late_min - p50_late_min), abs=1e-3)

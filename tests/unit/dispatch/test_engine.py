@@ -23,6 +23,8 @@ POLICIES = [
     DEFAULT_POLICY.replace(name="nearby", nearby_merchant_bundles=True, nearby_merchant_m=1500.0),
     DEFAULT_POLICY.replace(name="eager", jit=False, max_bundle_size=2),
     DEFAULT_POLICY.replace(name="chained", chain_lookahead=True, chain_rounds=2),
+    DEFAULT_POLICY.replace(name="unchained", chain_lookahead=False, matching_horizon_s=180.0),
+    DEFAULT_POLICY.replace(name="capped", max_matching_orders=3),
 ]
 policies = st.sampled_from(POLICIES)
 PROPERTY = settings(max_examples=40, deadline=None)
