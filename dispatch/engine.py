@@ -94,8 +94,10 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
     )
     if policy.chain_lookahead:
         base = graph
-        for _ in range(policy.chain_rounds):
-            graph, match = _chained(snapshot, frame, policy, pairs, base, match, loss)
+        for round_ in range(policy.chain_rounds):
+            graph, match = _chained(
+                snapshot, frame, policy, pairs, base, match, loss, reuse=round_ == 0
+            )
     matched_edge = _matched_edges(graph, match)
     choices = _commitments(snapshot, frame, policy, pairs, terms, extra, graph, match, matched_edge)
 
@@ -268,11 +270,14 @@ def _chained(
     graph: _Graph,
     match: IntArray,
     coverage_loss: FloatArray | None,
+    *,
+    reuse: bool,
 ) -> tuple[_Graph, IntArray]:
     """The graph with chained-courier edges and its matching (unchanged if there are none).
 
     Each courier matched to a new job is offered again, right after that job, as its own
-    column; the matching is then solved afresh over all edges.
+    column; the matching is then solved afresh over all edges. With `reuse` (when `match`
+    is the matching of `graph` itself), components no chained edge touches keep `match`.
     """
     matched = graph.source[_matched_edges(graph, match)]
     matched = np.sort(matched[(matched >= 0) & (matched < pairs.size)])
@@ -315,6 +320,8 @@ def _chained(
         2 * m + chain.n_chains,
         np.full(chained.n_rows, policy.hold_cost),
         distinct=True,
+        prior=match if reuse else None,
+        new_edge=chained.source == -1 if reuse else None,
     )
     return chained, rematch
 

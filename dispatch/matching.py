@@ -32,6 +32,8 @@ def min_cost_matching(
     hold_cost: FloatArray,
     *,
     distinct: bool = False,
+    prior: IntArray | None = None,
+    new_edge: NDArray[np.bool_] | None = None,
 ) -> IntArray:
     """Match rows to columns at least total cost; a row may instead pay its hold cost.
 
@@ -43,6 +45,10 @@ def min_cost_matching(
         n_cols: number of columns.
         hold_cost: cost of leaving each row unmatched, shape `(n_rows,)`.
         distinct: the caller guarantees no (row, column) pair repeats (skips de-duplication).
+        prior: a minimum-cost matching of the same problem without the edges flagged in
+            `new_edge`; connected components that no new edge touches keep it (their optimum
+            is unchanged), the others are solved afresh. Needs `distinct`.
+        new_edge: per edge, whether it is new since `prior`.
 
     Returns:
         The matched column of each row, or -1 for a row left unmatched.
@@ -58,6 +64,7 @@ def min_cost_matching(
         row, col, cost = row[first], col[first], cost[first]
     cheaper = cost < hold_cost[row]
     row, col, cost = row[cheaper], col[cheaper], cost[cheaper]
+    fresh = None if new_edge is None else new_edge[cheaper]
     if row.size == 0:
         return match
     graph = coo_matrix(
@@ -68,6 +75,10 @@ def min_cost_matching(
     by_label = np.argsort(edge_label, kind="stable")
     bounds = np.flatnonzero(np.diff(edge_label[by_label])) + 1
     for edges in np.split(by_label, bounds):
+        if prior is not None and fresh is not None and not fresh[edges].any():
+            rows = row[edges]
+            match[rows] = prior[rows]
+            continue
         _solve_component(row[edges], col[edges], cost[edges], hold_cost, match)
     return match
 

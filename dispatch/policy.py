@@ -136,7 +136,7 @@ class Policy:
     chain_rounds: int = 1
     hold_cost: float = 1000.0
     matching_horizon_s: float = 900.0
-    max_matching_orders: int = 200
+    max_matching_orders: int = 100
     max_edges_per_order: int = 48
     w_age: float = 0.5
     reposition: bool = True

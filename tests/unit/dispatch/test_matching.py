@@ -85,3 +85,25 @@ def test_large_component_uses_the_sparse_solver_and_stays_optimal() -> None:
     optimum = dense[r_idx, c_idx].sum()
     ours = sum(dense[r, c] if c >= 0 else hold[r] for r, c in enumerate(match.tolist()))
     assert np.isclose(ours, optimum)
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.data())
+def test_adding_edges_to_a_prior_matching_stays_minimum_cost(
+    problem: tuple[np.ndarray, np.ndarray], data: st.DataObject
+) -> None:
+    """Re-solving with `prior` after adding edges costs what a solve from scratch costs."""
+    cost, hold = problem
+    rows, cols = np.nonzero(np.isfinite(cost))
+    n, m = cost.shape
+    flags = data.draw(st.lists(st.booleans(), min_size=rows.size, max_size=rows.size))
+    new = np.array(flags, dtype=bool)
+    old = ~new
+    prior = min_cost_matching(
+        rows[old], cols[old], cost[rows[old], cols[old]], n, m, hold, distinct=True
+    )
+    again = min_cost_matching(
+        rows, cols, cost[rows, cols], n, m, hold, distinct=True, prior=prior, new_edge=new
+    )
+    total = sum(cost[r, c] if c >= 0 else hold[r] for r, c in enumerate(again))
+    assert np.isclose(total, _solve(cost, hold)[1])
