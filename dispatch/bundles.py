@@ -341,11 +341,8 @@ def _evaluate(
     raw = np.zeros((n, N_TERMS))
     raw[:, 0] = (new_drop - direct_min) / 60.0
     raw[:, 1] = delays.sum(axis=1) / 60.0
-    old_promise = frame.promise_s[rows[:, :-1]]
-    old_late = (np.maximum(old90 - old_promise, 0.0) - np.maximum(old50 - old_promise, 0.0)).sum(
-        axis=1
-    )
-    new_late = (np.maximum(drops90 - promise, 0.0) - np.maximum(drops50 - promise, 0.0)).sum(axis=1)
+    old_late = np.maximum(old90 - frame.promise_s[rows[:, :-1]], 0.0).sum(axis=1)
+    new_late = np.maximum(drops90 - promise, 0.0).sum(axis=1)
     raw[:, 2] = np.maximum(new_late - old_late, 0.0) / 60.0
     raw[:, 3] = np.maximum(pickup[idx] - pickup_old[idx], 0.0) / 60.0
     raw[:, 5] = pay[cand_c[idx]]

@@ -5,8 +5,7 @@ Terms (columns of every cost matrix, in this order):
 - `delay`: click-to-door delay of the new orders above their direct minimum (ready, then
   straight to the customer): food waiting for the courier plus batching detours.
 - `detour`: delay a bundle change imposes on orders already in the courier's pending pickup.
-- `late`: lateness risk: minutes the p90 drop-off is past the promise beyond what the p50
-  drop-off already is (summed over the bundle's orders; the expected delay itself is `delay`).
+- `late`: minutes the p90 drop-off is past the promise (summed over the bundle's orders).
 - `courier_wait`: minutes the courier idles at the merchant before the handover.
 - `travel`: minutes the courier drives empty to the merchant.
 - `pay`: marginal courier pay (1 per order given to a courier past its guaranteed minimum).
@@ -86,10 +85,7 @@ def single_terms(
     o = pairs.order_row
     raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
     promise = frame.promise_s[o]
-    raw[:, 2] = (
-        np.maximum(pairs.dropoff_p90_s - promise, 0.0)
-        - np.maximum(pairs.dropoff_p50_s - promise, 0.0)
-    ) / 60.0
+    raw[:, 2] = np.maximum(pairs.dropoff_p90_s - promise, 0.0) / 60.0
     raw[:, 3] = (
         np.maximum(
             pairs.pickup_p50_s - np.maximum(pairs.arrival_p50_s + frame.half_pickup_s, 0.0), 0.0

@@ -35,8 +35,7 @@ class Policy:
         w_delay: per minute of click-to-door delay of the new orders above their direct
             minimum (food waiting for the courier plus batching detours).
         w_detour: per minute of delay imposed on orders already in the courier's bundle.
-        w_late: per minute of lateness risk: how far the p90 drop-off is past the promise
-            beyond the p50 drop-off (the expected delay is priced by `w_delay`).
+        w_late: per minute the p90 drop-off is past the promise.
         w_courier_wait: per minute the courier idles at the merchant before the handover.
         w_travel: per minute the courier drives empty to the merchant.
         w_pay: per order given to a courier who already earned its guaranteed minimum pay

@@ -186,8 +186,8 @@ def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
 
 
 @pytest.mark.parametrize("dropoff_x_m", [300.0, 1500.0, 4000.0])
-def test_late_term_prices_only_the_p90_tail_past_the_promise(dropoff_x_m: float) -> None:
-    """The late term is the p90 handover past the promise less the p50 handover past it."""
+def test_late_term_prices_the_p90_handover_past_the_promise(dropoff_x_m: float) -> None:
+    """The late term is how far the p90 handover at the door is past the promise, weighted."""
     order = {**_order("o1", 0), "dropoff": (dropoff_x_m, 0)}
     snap = grid_snapshot([order], [{"id": "c1", "xy": (900, 0), "free": 0, "end": 600}])
     snap = dataclasses.replace(
@@ -196,7 +196,6 @@ def test_late_term_prices_only_the_p90_tail_past_the_promise(dropoff_x_m: float)
     (assignment,) = decide(snap, POLICY).assignments
     door = assignment.stops[-1]
     promise_ms = int(snap.orders.promise_ts_ms[0])
-    p50_late_min = max(door.handover_ts_ms - promise_ms, 0) / 60_000
     p90_late_min = max(door.handover_p90_ts_ms - promise_ms, 0) / 60_000
     late = dict(assignment.explanation.terms)["late"]
-    assert late == pytest.approx(POLICY.w_late * (p90_late_min - p50_late_min), abs=1e-3)
+    assert late == pytest.approx(POLICY.w_late * p90_late_min, abs=1e-3)
