@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from dispatch.candidates import TickFrame
-from dispatch.costs import N_TERMS, past_guarantee, term_weights
+from dispatch.costs import N_TERMS, past_guarantee, shift_minutes, term_weights
 from dispatch.policy import Policy
 from dispatch.snapshot import Snapshot
 
@@ -346,10 +346,9 @@ def _evaluate(
     raw[:, 2] = np.maximum(new_late - old_late, 0.0) / 60.0
     raw[:, 3] = np.maximum(pickup[idx] - pickup_old[idx], 0.0) / 60.0
     raw[:, 5] = pay[cand_c[idx]]
-    shift_end_s = frame.shift_end_s[cand_c[idx]]
-    raw[:, 7] = (
-        np.minimum(drops50.max(axis=1), shift_end_s) - np.minimum(old50.max(axis=1), shift_end_s)
-    ) / 60.0
+    raw[:, 7] = shift_minutes(
+        old50.max(axis=1), drops50.max(axis=1), frame.shift_end_s[cand_c[idx]]
+    )
     terms = raw * weights
     return InsertionTable(
         order_row=new[ok],

@@ -10,7 +10,8 @@ Terms (columns of every cost matrix, in this order):
 - `travel`: minutes the courier drives empty to the merchant.
 - `pay`: marginal courier pay (1 per order given to a courier past its guaranteed minimum).
 - `courier_time`: minutes of courier time the job uses (from when the courier is free to the
-  end of its last drop-off; for a bundle change, how much later its route ends).
+  end of its last drop-off; for a bundle change, how much later its route ends), counted only
+  up to the courier's shift end.
 - `coverage`: expected demand coverage lost while the courier is on the job (increase of the
   expected shortfall, order-minutes per hour, times the job's hours; see `dispatch.coverage`).
 
@@ -84,8 +85,7 @@ def single_terms(
     raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
     o = pairs.order_row
     raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
-    promise = frame.promise_s[o]
-    raw[:, 2] = np.maximum(pairs.dropoff_p90_s - promise, 0.0) / 60.0
+    raw[:, 2] = np.maximum(pairs.dropoff_p90_s - frame.promise_s[o], 0.0) / 60.0
     raw[:, 3] = (
         np.maximum(
             pairs.pickup_p50_s - np.maximum(pairs.arrival_p50_s + frame.half_pickup_s, 0.0), 0.0
@@ -95,10 +95,19 @@ def single_terms(
     raw[:, 4] = pairs.travel_p50_s / 60.0
     raw[:, 5] = past_guarantee(snapshot, policy)[pairs.courier_row]
     free_s = frame.free_s[pairs.courier_row] if start_s is None else start_s
-    job_min = (pairs.dropoff_p50_s + frame.half_dropoff_s - np.maximum(free_s, 0)) / 60.0
+    job_start_s = np.maximum(free_s, 0)
+    job_end_s = pairs.dropoff_p50_s + frame.half_dropoff_s
     if coverage_loss is not None:
+        job_min = (job_end_s - job_start_s) / 60.0
         raw[:, 6] = coverage_loss[pairs.courier_row] * job_min / 60.0
-    shift_end_s = frame.shift_end_s[pairs.courier_row]
-    job_end_s = np.minimum(pairs.dropoff_p50_s + frame.half_dropoff_s, shift_end_s)
-    raw[:, 7] = np.maximum(job_end_s - np.maximum(free_s, 0), 0.0) / 60.0
+    raw[:, 7] = shift_minutes(job_start_s, job_end_s, frame.shift_end_s[pairs.courier_row])
     return raw * term_weights(policy)
+
+
+def shift_minutes(start_s: FloatArray, end_s: FloatArray, shift_end_s: FloatArray) -> FloatArray:
+    """Minutes of the span from `start_s` to `end_s` that fall before `shift_end_s`.
+
+    What a job costs in courier time: the courier's time after its shift ends is not
+    available to other orders anyway.
+    """
+    return (np.minimum(end_s, shift_end_s) - np.minimum(start_s, shift_end_s)) / 60.0

@@ -6,7 +6,7 @@ recalibration state) that dispatch uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from models.http import MAX_BODY_BYTES, handle_eta
 from models.legs import Leg
 from models.registry import ModelRegistry
 from models.service import EtaService, LegBatch, ModelUnavailable, StaticModelSource
+from streams.json_post import mount_json_post
 
 if TYPE_CHECKING:
     from streams.runtime import Runtime
@@ -82,20 +83,5 @@ def eta_service_of(rt: Runtime) -> EtaService:
 
 def register_eta_route(rt: Runtime) -> None:
     """Mount `POST /eta` (see `models.http`) on the worker's web server."""
-    import faust
-
     service = eta_service_of(rt)
-
-    class EtaView(faust.web.View):
-        """`POST /eta`: one leg's p50/p90 with fallback (request and answer: `models.http`)."""
-
-        async def post(self, request: Any, **kwargs: Any) -> Any:
-            """Answer one request body; 413 before reading an oversized one."""
-            length = request.content_length
-            if length is not None and length > MAX_BODY_BYTES:
-                status, payload = 413, b'{"error":"body larger than %d bytes"}' % MAX_BODY_BYTES
-            else:
-                status, payload = handle_eta(service, await request.read())
-            return self.bytes(payload, content_type="application/json", status=status)
-
-    rt.app.page("/eta")(EtaView)
+    mount_json_post(rt.app, "/eta", MAX_BODY_BYTES, lambda body: handle_eta(service, body))

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from dispatch.lifecycle import OrderState
 from dispatch.live.positions import Position
 from streams.eta_model import register_eta_route
+from streams.json_post import mount_json_post
 from streams.rank_route import MAX_RANK_BODY_BYTES, handle_rank
 from streams.runtime import Runtime
 
@@ -138,31 +139,20 @@ def register(rt: Runtime) -> None:
 
 def register_rank_route(rt: Runtime) -> None:
     """Mount `POST /rank` (see `streams.rank_route`) on the worker's web server."""
-    import faust
-
-    app = rt.app
     shard_partitions = rt.topics["order_events"].partitions
 
-    class RankView(faust.web.View):
-        """`POST /rank`: top-k couriers for one job from this worker's shard state."""
+    def refuse() -> tuple[int, bytes] | None:
+        return (503, b'{"error":"dispatch engine not running"}') if rt.engine is None else None
 
-        async def post(self, request: Any, **kwargs: Any) -> Any:
-            """Answer one request body; 413 before reading an oversized one."""
-            length = request.content_length
-            if rt.engine is None:
-                status, payload = 503, b'{"error":"dispatch engine not running"}'
-            elif length is not None and length > MAX_RANK_BODY_BYTES:
-                status = 413
-                payload = b'{"error":"body larger than %d bytes"}' % MAX_RANK_BODY_BYTES
-            else:
-                status, payload = handle_rank(
-                    rt.engine,
-                    await request.read(),
-                    shard_precision=rt.settings.shard_precision,
-                    shard_partitions=shard_partitions,
-                    owned_partitions=readiness(rt)["shard_partitions"],
-                    clock_ms=lambda: time.time_ns() // 1_000_000,
-                )
-            return self.bytes(payload, content_type=JSON, status=status)
+    def answer(body: bytes) -> tuple[int, bytes]:
+        assert rt.engine is not None  # noqa: S101 - `refuse` answers first otherwise
+        return handle_rank(
+            rt.engine,
+            body,
+            shard_precision=rt.settings.shard_precision,
+            shard_partitions=shard_partitions,
+            owned_partitions=readiness(rt)["shard_partitions"],
+            clock_ms=lambda: time.time_ns() // 1_000_000,
+        )
 
-    app.page("/rank")(RankView)
+    mount_json_post(rt.app, "/rank", MAX_RANK_BODY_BYTES, answer, refuse)

@@ -92,6 +92,25 @@ def test_health_and_metrics_endpoints_answer(cluster: Cluster) -> None:
     assert "# TYPE dispatchflow_event_processing_seconds histogram" in text
 
 
+def test_eta_route_answers_a_leg_and_refuses_an_oversized_body(cluster: Cluster) -> None:
+    """`POST /eta` on a worker: a valid leg gets the contract fields, a huge body a 413."""
+    from models.http import MAX_BODY_BYTES
+
+    worker = cluster.start_worker()
+    request = {
+        "origin": {"lat": 40.75, "lon": -73.99},
+        "destination": {"lat": 40.76, "lon": -73.97},
+        "request_time_ms": 1_700_000_000_000,
+        "leg": "pickup",
+        "base_eta_s": 420.0,
+    }
+    status, raw = worker.request("/eta", body=orjson.dumps(request))
+    answer = orjson.loads(raw)
+    assert status == 200 and answer["p90_s"] >= answer["p50_s"] > 0
+    assert {"base_eta_s", "fallback_used", "fallback_reason", "model_version"} <= set(answer)
+    assert worker.request("/eta", body=b" " * (MAX_BODY_BYTES + 1))[0] == 413
+
+
 def test_an_agent_error_stops_the_worker_loudly(cluster: Cluster) -> None:
     """A corrupt internal record crashes its agent and the worker exits non-zero, loudly."""
     worker = cluster.start_worker()
