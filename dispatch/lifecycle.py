@@ -403,16 +403,26 @@ def _resolve(
     return tuple(e for e in events if id(e) not in lost), losers
 
 
-def apply_parked(
-    state: OrderState, parked: Sequence[tuple[Event, Source | None]]
-) -> tuple[OrderState, list[tuple[int, EventRejected]], list[tuple[OrderEvent, EventRejected]]]:
-    """Apply events that arrived before their order, in `(ts_ms, event_id)` order.
+@dataclass
+class ParkedOutcome:
+    """The result of `apply_parked`.
 
-    Returns the new state, the parked events rejected (index into `parked`, error), and accepted
-    events evicted along the way.
+    Attributes:
+        state: the order state after the parked events.
+        accepted: indices (into the parked list) of the events accepted, in the order applied.
+        rejected: parked events rejected: index and error.
+        evicted: events accepted earlier that lost to a parked one, with the error to report.
     """
-    rejected: list[tuple[int, EventRejected]] = []
-    evicted: list[tuple[OrderEvent, EventRejected]] = []
+
+    state: OrderState
+    accepted: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, EventRejected]] = field(default_factory=list)
+    evicted: list[tuple[OrderEvent, EventRejected]] = field(default_factory=list)
+
+
+def apply_parked(state: OrderState, parked: Sequence[tuple[Event, Source | None]]) -> ParkedOutcome:
+    """Apply events that arrived before their order, in `(ts_ms, event_id)` order."""
+    outcome = ParkedOutcome(state)
     order = sorted(
         range(len(parked)),
         key=lambda i: (int(parked[i][0]["ts_ms"]), str(parked[i][0]["event_id"])),
@@ -420,14 +430,16 @@ def apply_parked(
     for i in order:
         event, source = parked[i]
         try:
-            update = apply_order_event(state, event, source)
+            update = apply_order_event(outcome.state, event, source)
         except AlreadyApplied:
             continue
-        state = update.state
+        outcome.state = update.state
         if update.rejected is not None:
-            rejected.append((i, update.rejected))
-        evicted.extend(update.evicted)
-    return state, rejected, evicted
+            outcome.rejected.append((i, update.rejected))
+        else:
+            outcome.accepted.append(i)
+        outcome.evicted.extend(update.evicted)
+    return outcome
 
 
 class CourierStatus(enum.StrEnum):

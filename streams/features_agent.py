@@ -1,7 +1,8 @@
 """The online feature store in a Faust table, fed by the shard agent's order events.
 
 The shard agent calls `FeatureFeed.on_order_event` right after it accepts an event of
-`order_events`, `merchant_ready` or `delivery_events`, inside the same stream iteration, so
+`order_events`, `merchant_ready` or `delivery_events` (and for the events that were parked
+waiting for an order, when they are accepted with it), inside the same stream iteration, so
 each table write goes to the changelog partition of that event. Every key is scoped to that
 partition (`p<partition>|...`): one partition's keys are written only while iterating it, and
 the city and global priors are per partition. Courier pings and assignment responses are not

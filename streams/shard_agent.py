@@ -77,7 +77,8 @@ def register(
     """Attach the shard tables, the shard agent and the ticker; return the engine.
 
     With `features`, every accepted order, merchant and delivery event also updates the online
-    feature store, in the same stream iteration.
+    feature store, in the same stream iteration; so do the events that were waiting for an order
+    and are accepted when it is created.
     """
     app = rt.app
     partitions = rt.topics["order_events"].partitions
@@ -148,6 +149,8 @@ def register(
                 effects = engine.on_order_event(decoded, source)
                 if features is not None and effects.applied:  # once per event, valid ones only
                     features.on_order_event(decoded, message.partition, merchant_of)
+                    for adopted, partition in effects.adopted:
+                        features.on_order_event(adopted, partition, merchant_of)
             elif topic == "assignment_responses":
                 effects = engine.on_response(decoded, source)
             elif topic == "dispatch_control":

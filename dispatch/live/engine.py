@@ -384,12 +384,14 @@ class ShardEngine:
         parked = self.stores.orphans.get(state.order_id)
         if parked is None:
             return state
-        state, rejected, evicted = apply_parked(
-            state, [(r.event, r.source) for r in parked.records]
-        )
-        for i, error in rejected:
+        outcome = apply_parked(state, [(r.event, r.source) for r in parked.records])
+        state = outcome.state
+        for i, error in outcome.rejected:
             effects.reject(parked.records[i].source, error)
-        self._reject_evicted(evicted, effects)
+        self._reject_evicted(outcome.evicted, effects)
+        effects.adopted.extend(
+            (parked.records[i].event, parked.records[i].source.partition) for i in outcome.accepted
+        )
         self.stores.orphans.delete(state.order_id)
         self.orphan_index.discard(parked.partition, state.order_id)
         return state

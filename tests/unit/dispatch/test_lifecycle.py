@@ -194,10 +194,17 @@ def test_parked_events_apply_in_event_time_order() -> None:
     """Events parked before creation apply once it exists; conflicts resolve as usual."""
     state = apply_order_event(None, ev("order_created", 0), src(0)).state
     parked = [(ev("delivery_picked_up", 200), src(5)), (ev("order_cancelled", 100), src(6))]
-    state, rejected, evicted = apply_parked(state, parked)
-    assert state.status is OrderStatus.CANCELLED
-    assert [i for i, _ in rejected] == [0]
-    assert evicted == []
+    outcome = apply_parked(state, parked)
+    assert outcome.state.status is OrderStatus.CANCELLED
+    assert [i for i, _ in outcome.rejected] == [0]
+    assert outcome.evicted == []
+
+
+def test_parked_outcome_lists_the_accepted_events_in_application_order() -> None:
+    """Accepted parked events are reported by index, earliest event time first."""
+    state = apply_order_event(None, ev("order_created", 0), src(0)).state
+    parked = [(ev("delivery_picked_up", 300), src(5)), (ev("order_ready", 100), src(6))]
+    assert apply_parked(state, parked).accepted == [1, 0]
 
 
 def test_state_survives_serialization() -> None:
