@@ -1,0 +1,81 @@
+"""The online feature table on a real broker: events read before their order still count."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from contracts.geo import decode_center, shard_of
+from features.from_contracts import to_feature_event
+from features.store import OnlineFeatureStore
+from simulators.synthetic import Record
+from streams.reading import read_topics
+from tests.integration.conftest import Cluster
+
+SHARD = shard_of(40.7580, -73.9855, 4)
+LAT, LON = decode_center(SHARD)
+T0_MS = 1_700_000_000_000
+
+
+def ev(event_type: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+    """An event of order o1 at merchant m1."""
+    return {
+        "event_id": f"{event_type}-{ts_ms}",
+        "type": event_type,
+        "v": 1,
+        "ts_ms": ts_ms,
+        "order_id": "o1",
+        "merchant_id": "m1",
+        "shard": SHARD,
+        **fields,
+    }
+
+
+def changelog_state(cluster: Cluster) -> dict[bytes, bytes]:
+    """The online feature table as its changelog holds it now, partition prefixes removed."""
+    topic = f"{cluster.app_id}-online_features-changelog"
+    state: dict[bytes, bytes] = {}
+    for r in asyncio.run(read_topics(cluster.client, [topic])):
+        key = bytes(r.key or b"").split(b"|", 1)[1]
+        if r.value is None:
+            state.pop(key, None)
+        else:
+            state[key] = bytes(r.value)
+    return state
+
+
+def test_an_event_read_before_its_order_updates_the_features_once_the_order_exists(
+    cluster: Cluster,
+) -> None:
+    """`order_ready` consumed before `order_created`: the table ends as if read in order."""
+    created = ev(
+        "order_created",
+        T0_MS,
+        pickup={"lat": LAT, "lon": LON},
+        dropoff={"lat": LAT, "lon": LON},
+    )
+    ready = ev("order_ready", T0_MS + 600_000)
+    expected: dict[bytes, bytes] = {}
+    store = OnlineFeatureStore(expected)
+    for event in (created, ready):
+        feature_event = to_feature_event(event, lambda _order_id: "m1")
+        assert feature_event is not None
+        store.apply(feature_event)
+
+    cluster.start_worker()
+    cluster.produce(
+        [Record("merchant_ready", SHARD.encode(), orjson.dumps(ready), int(ready["ts_ms"]))]
+    )
+    cluster.wait_caught_up()
+    cluster.produce([Record("order_events", SHARD.encode(), orjson.dumps(created), T0_MS)])
+    cluster.wait_caught_up()
+    deadline = time.monotonic() + 30
+    observed = changelog_state(cluster)
+    while observed != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        observed = changelog_state(cluster)
+    assert cluster.dead_letters() == []
+    assert observed == expected
