@@ -149,8 +149,8 @@ def register(
                 effects = engine.on_order_event(decoded, source)
                 if features is not None and effects.applied:  # once per event, valid ones only
                     features.on_order_event(decoded, message.partition, merchant_of)
-                    for adopted, partition in effects.adopted:
-                        features.on_order_event(adopted, partition, merchant_of)
+                    for adopted in effects.adopted:
+                        features.on_order_event(adopted, message.partition, merchant_of)
             elif topic == "assignment_responses":
                 effects = engine.on_response(decoded, source)
             elif topic == "dispatch_control":

@@ -37,13 +37,13 @@ class Effects:
     `applied` is True when the input itself changed state for the first time (not a redelivery,
     not rejected, not parked to wait for its order). `adopted` lists the events that had been
     parked waiting for the order this input created and were accepted with it, in the order
-    applied, each with the partition it was read from.
+    applied (they were read from the input's partition: orphans are kept in their order's).
     """
 
     outputs: list[Output] = field(default_factory=list)
     rejections: list[tuple[Source, EventRejected]] = field(default_factory=list)
     applied: bool = False
-    adopted: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    adopted: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, topic: str, key: str | bytes, value: dict[str, Any] | bytes) -> None:
         """Add an output record."""

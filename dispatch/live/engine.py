@@ -389,9 +389,7 @@ class ShardEngine:
         for i, error in outcome.rejected:
             effects.reject(parked.records[i].source, error)
         self._reject_evicted(outcome.evicted, effects)
-        effects.adopted.extend(
-            (parked.records[i].event, parked.records[i].source.partition) for i in outcome.accepted
-        )
+        effects.adopted.extend(parked.records[i].event for i in outcome.accepted)
         self.stores.orphans.delete(state.order_id)
         self.orphan_index.discard(parked.partition, state.order_id)
         return state

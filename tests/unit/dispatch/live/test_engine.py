@@ -166,7 +166,7 @@ def test_the_creating_event_reports_the_parked_events_it_adopted(world: World) -
     ready = world.event("order_ready", T0, order_id="o1", merchant_id="m1", shard=SHARD)
     assert world.order_event("merchant_ready", ready).adopted == []
     created = world.create("o1", T0 + S)
-    assert [event["event_id"] for event, _ in created.adopted] == [ready["event_id"]]
+    assert [event["event_id"] for event in created.adopted] == [ready["event_id"]]
 
 
 def test_an_event_for_an_order_never_created_is_dead_lettered_after_the_ttl(
