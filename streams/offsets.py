@@ -16,24 +16,17 @@ async def exact_end_offsets(
     consumer: AIOKafkaConsumer,
     tps: Sequence[TopicPartition],
     timeout_s: float = 30.0,
-    *,
-    reposition: bool = True,
 ) -> dict[TopicPartition, int]:
-    """End offset of each assigned partition in `tps`, from fetch responses.
+    """End offset of each partition in `tps` as of this call, from fetch responses.
 
     ListOffsets answers may undercount on some brokers; a fetch response's high watermark is exact.
-    The consumer's positions for `tps` are moved (seek afterwards) unless `reposition` is False,
-    in which case they are restored.
+    `consumer` is assigned `tps` afresh, so a high watermark it saw before the call never counts
+    (an older end would let a caller that read progress first miss records written since); its
+    positions for `tps` are left anywhere, so callers seek afterwards.
     """
     if not tps:
         return {}
-    if not reposition:
-        saved = {tp: await consumer.position(tp) for tp in tps}
-        try:
-            return await exact_end_offsets(consumer, tps, timeout_s)
-        finally:
-            for tp, offset in saved.items():
-                consumer.seek(tp, offset)
+    consumer.assign(list(tps))  # a new assignment starts with no high watermarks
     reported = await consumer.end_offsets(list(tps))
     begin = await consumer.beginning_offsets(list(tps))
     for tp in tps:

@@ -122,15 +122,14 @@ async def wait_processed(
                 await consumer._client.force_metadata_update()
                 await asyncio.sleep(poll_s)
                 continue
-            consumer.assign(tps)
-            # Progress first: outputs of everything handled by then are on the broker before the
-            # end offsets are read, so "handled up to the end" leaves nothing in flight.
+            # Progress and commits first: outputs of everything handled by then are on the broker
+            # before the end offsets are read, so "handled up to the end" leaves nothing in flight.
             processed, _ = await read_progress(http, worker_urls)
-            ends = await exact_end_offsets(consumer, tps)
             for tp in tps:
                 committed = await consumer.committed(tp)
                 if committed is not None:
                     processed[tp] = max(processed.get(tp, 0), int(committed))
+            ends = await exact_end_offsets(consumer, tps)
             behind = {
                 f"{tp.topic}[{tp.partition}]": end - processed.get(tp, 0)
                 for tp, end in ends.items()

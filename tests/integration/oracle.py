@@ -19,7 +19,7 @@ ORDER_TOPICS = ("order_events", "merchant_ready", "delivery_events")
 
 
 def expected_state(records: Sequence[Record], precision: int = 4) -> dict[str, Any]:
-    """Orders (status, counting events), courier statuses and latest positions."""
+    """Orders (status, counting events), courier (status, shard) and latest positions."""
     valid = [r for r in records if r.expect_reason is None]
     events = sorted(
         ((orjson.loads(r.value), r.topic) for r in valid),
@@ -40,23 +40,34 @@ def expected_state(records: Sequence[Record], precision: int = 4) -> dict[str, A
             shard = shard_of(event["lat"], event["lon"], precision) if "lat" in event else None
             couriers[cid] = apply_courier_event(couriers.get(cid), event, shard)
     positions: dict[str, Any] = {}
+    # A courier's shard is that of its newest fix: its online event's position or a ping.
+    placed: dict[str, tuple[int, str]] = {}
     for event, topic in events:
-        if topic == "courier_pings":
-            for fix in event.get("pings", [event]):
-                current = positions.get(fix["courier_id"])
-                if current is None or fix["ts_ms"] > current["ts_ms"]:
-                    positions[fix["courier_id"]] = {
-                        "ts_ms": fix["ts_ms"],
-                        "lat": fix["lat"],
-                        "lon": fix["lon"],
-                        "shard": shard_of(fix["lat"], fix["lon"], precision),
-                    }
+        if topic == "courier_events" and "lat" in event:
+            fixes = [event]
+        elif topic == "courier_pings":
+            fixes = event.get("pings", [event])
+        else:
+            continue
+        for fix in fixes:
+            cid, ts_ms = fix["courier_id"], fix["ts_ms"]
+            shard = shard_of(fix["lat"], fix["lon"], precision)
+            if cid not in placed or ts_ms > placed[cid][0]:
+                placed[cid] = (ts_ms, shard)
+            current = positions.get(cid)
+            if topic == "courier_pings" and (current is None or ts_ms > current["ts_ms"]):
+                positions[cid] = {
+                    "ts_ms": ts_ms,
+                    "lat": fix["lat"],
+                    "lon": fix["lon"],
+                    "shard": shard,
+                }
     return {
         "orders": {
             o: (s.status.value, sorted((e.kind, e.ts_ms, e.event_id) for e in s.events))
             for o, s in orders.items()
         },
-        "directory": {c: s.status.value for c, s in couriers.items()},
+        "directory": {c: (s.status.value, placed[c][1]) for c, s in couriers.items()},
         "positions": positions,
     }
 
@@ -68,7 +79,7 @@ def observed_state(detail: dict[str, Any]) -> dict[str, Any]:
             o: (v["status"], sorted(tuple(e) for e in v["events"]))
             for o, v in detail["orders"].items()
         },
-        "directory": {c: v["status"] for c, v in detail["courier_directory"].items()},
+        "directory": {c: (v["status"], v["shard"]) for c, v in detail["courier_directory"].items()},
         "positions": {
             c: {"ts_ms": v["ts_ms"], "lat": v["lat"], "lon": v["lon"], "shard": v["shard"]}
             for c, v in detail["positions"].items()

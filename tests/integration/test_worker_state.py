@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from typing import Any
 
 import pytest
@@ -64,15 +63,7 @@ def test_kill_in_mid_stream_loses_nothing_and_duplicates_nothing(cluster: Cluste
     worker.kill()
     restarted = cluster.start_worker()
     cluster.wait_caught_up()
-    expected = expected_state(records)
-    # After the restart the caught-up wait can return a moment before the courier positions are
-    # current; poll the state (a loss or a duplicate never settles, so the test still fails).
-    deadline = time.monotonic() + 30
-    observed = observed_state(detail(restarted))
-    while observed != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        observed = observed_state(detail(restarted))
-    assert observed == expected
+    assert observed_state(detail(restarted)) == expected_state(records)
 
 
 def test_two_workers_split_partitions_and_a_rebalance_loses_nothing(cluster: Cluster) -> None:
