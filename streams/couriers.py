@@ -13,14 +13,13 @@ import orjson
 
 from contracts.validation import EventRejected, validate_schema
 from dispatch.lifecycle import CourierState, Source
-from dispatch.live.directory import CourierDirectory, ParkedSighting
+from dispatch.live.directory import CourierDirectory
 from dispatch.live.kv import KV
 from streams.runtime import Runtime, record_ts_ms
 
 COURIER_EVENTS_TOPIC = "courier_events"
 SIGHTINGS_TOPIC = "courier_sightings"
 DIRECTORY_TABLE = "courier_directory"
-PARKED_TABLE = "sighting_orphans"
 
 
 def register(rt: Runtime) -> CourierDirectory:
@@ -28,13 +27,8 @@ def register(rt: Runtime) -> CourierDirectory:
     app = rt.app
     partitions = rt.topics[COURIER_EVENTS_TOPIC].partitions
     table = rt.table(DIRECTORY_TABLE, partitions, "Courier status and current shard by courier.")
-    parked = rt.table(
-        PARKED_TABLE, partitions, "Newest sighting of each courier not in the directory yet."
-    )
     directory = CourierDirectory(
-        KV(table, CourierState.to_json, CourierState.from_json),
-        rt.settings.shard_precision,
-        KV(parked, ParkedSighting.to_json, ParkedSighting.from_json),
+        KV(table, CourierState.to_json, CourierState.from_json), rt.settings.shard_precision
     )
 
     @app.agent(rt.topic(COURIER_EVENTS_TOPIC, SIGHTINGS_TOPIC), name="courier_directory")

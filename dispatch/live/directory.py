@@ -6,18 +6,12 @@ hold). A courier moves only on a fix newer than the one that placed it, so repla
 positions never move it back (re-reading input after a restart changes nothing). Every change is
 forwarded to the courier's shard as a `courier_state_update`; when a courier changes shard, the
 old shard is told it left, the new one that it arrived, and a `courier_handoff` is published.
-
-Topics have no common order, so a sighting can be read before the `courier_online` that creates
-its courier. The newest such sighting is kept (the `sighting_orphans` table, keyed by courier)
-and applied right after the courier is created, so the result is the same in either order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
-
-import orjson
 
 from contracts.geo import shard_of
 from contracts.schemas import SCHEMA_VERSION
@@ -72,43 +66,12 @@ def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) 
     }
 
 
-@dataclass(frozen=True)
-class ParkedSighting:
-    """The newest fix of a courier not yet in the directory, seen in `shard`."""
-
-    shard: str
-    ts_ms: int
-
-    def to_json(self) -> bytes:
-        """Serialize for a table value."""
-        return orjson.dumps({"shard": self.shard, "ts_ms": self.ts_ms})
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> ParkedSighting:
-        """Inverse of `to_json`."""
-        data = orjson.loads(raw)
-        return cls(str(data["shard"]), int(data["ts_ms"]))
-
-
 class CourierDirectory:
-    """Pure handler of the directory's two inputs; state lives in `directory` and `parked`.
+    """Pure handler of the directory's two inputs; state lives in `directory`."""
 
-    `parked` holds sightings of couriers not in the directory yet (in memory when None).
-    """
-
-    def __init__(
-        self,
-        directory: KV[CourierState],
-        shard_precision: int,
-        parked: KV[ParkedSighting] | None = None,
-    ) -> None:
+    def __init__(self, directory: KV[CourierState], shard_precision: int) -> None:
         self.directory = directory
         self.shard_precision = shard_precision
-        self.parked = (
-            parked
-            if parked is not None
-            else KV({}, ParkedSighting.to_json, ParkedSighting.from_json)
-        )
         self.handoffs = 0
 
     def _tell_shards(
@@ -152,11 +115,6 @@ class CourierDirectory:
             new = replace(new, epoch=old.epoch + 1)
         self.directory.put(courier_id, new)
         self._tell_shards(effects, old, new, int(event["ts_ms"]))
-        if old is None:
-            parked = self.parked.get(courier_id)
-            if parked is not None:
-                self.parked.delete(courier_id)
-                self._move(effects, new, parked.shard, parked.ts_ms)
         return effects
 
     def on_sighting(self, event: Event) -> Effects:
@@ -167,23 +125,14 @@ class CourierDirectory:
             courier_id = str(seen["courier_id"])
             old = self.directory.get(courier_id)
             seen_ts_ms = int(seen["ts_ms"])
-            if old is not None:
-                self._move(effects, old, shard, seen_ts_ms)
-                continue
-            parked = self.parked.get(courier_id)
-            if parked is None or seen_ts_ms > parked.ts_ms:
-                self.parked.put(courier_id, ParkedSighting(shard, seen_ts_ms))
+            if old is None or old.shard == shard or seen_ts_ms <= old.shard_ts_ms:
+                continue  # not a move, or a fix older than the one that placed the courier
+            new = replace(
+                old,
+                shard=shard,
+                epoch=old.epoch + (old.shard is not None),
+                shard_ts_ms=seen_ts_ms,
+            )
+            self.directory.put(courier_id, new)
+            self._tell_shards(effects, old, new, int(seen["ts_ms"]))
         return effects
-
-    def _move(self, effects: Effects, old: CourierState, shard: str, seen_ts_ms: int) -> None:
-        """Move the courier to `shard` if its fix there at `seen_ts_ms` is newer than its own."""
-        if old.shard == shard or seen_ts_ms <= old.shard_ts_ms:
-            return  # not a move, or a fix older than the one that placed the courier
-        new = replace(
-            old,
-            shard=shard,
-            epoch=old.epoch + (old.shard is not None),
-            shard_ts_ms=seen_ts_ms,
-        )
-        self.directory.put(old.courier_id, new)
-        self._tell_shards(effects, old, new, seen_ts_ms)

@@ -49,7 +49,6 @@ def test_every_table_has_a_compacted_changelog() -> None:
         "order_orphans",
         "couriers",
         "courier_directory",
-        "sighting_orphans",
         "decisions",
         "dispatch_controls",
     ):
