@@ -44,7 +44,6 @@ def install_embedded_fixes(client_kwargs: Mapping[str, Any]) -> None:
         )
         await consumer.start()
         try:
-            consumer.assign(tps)
             ends = await exact_end_offsets(consumer, tps)
         finally:
             with contextlib.suppress(Exception):

@@ -79,7 +79,6 @@ async def replay_positions(
     )
     await consumer.start()
     try:
-        consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         ends = await exact_end_offsets(consumer, tps)
         starts: dict[TopicPartition, int] = {}

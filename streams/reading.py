@@ -43,7 +43,6 @@ async def read_topics(
         ]
         if not tps:
             return []
-        consumer.assign(tps)
         ends = await exact_end_offsets(consumer, tps)
         begin = await consumer.beginning_offsets(tps)
         pending = [tp for tp in tps if begin[tp] < ends[tp]]

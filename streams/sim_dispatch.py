@@ -92,7 +92,6 @@ class KafkaDispatch:
         await self._outputs.start()
         self._consumed = await self._partitions(self._outputs, CONSUMED_TOPICS)
         self._output_tps = await self._partitions(self._outputs, OUTPUT_TOPICS)
-        self._outputs.assign(self._output_tps)
         begin = await self._outputs.end_offsets(self._output_tps)
         ends = await exact_end_offsets(self._outputs, self._output_tps)
         for tp in self._output_tps:

@@ -38,7 +38,6 @@ async def _ends_before_and_after_more_records(bootstrap: str) -> tuple[int, int]
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
-        consumer.assign([tp])
         first = (await exact_end_offsets(consumer, [tp]))[tp]
         # Freeze what the consumer knows: its high watermark for `tp` is now out of date.
         consumer.pause(tp)
