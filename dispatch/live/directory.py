@@ -6,11 +6,21 @@ hold). A courier moves only on a fix newer than the one that placed it, so repla
 positions never move it back (re-reading input after a restart changes nothing). Every change is
 forwarded to the courier's shard as a `courier_state_update`; when a courier changes shard, the
 old shard is told it left, the new one that it arrived, and a `courier_handoff` is published.
+
+Topics have no common order, so a sighting can be read before the `courier_online` that creates
+its courier. The newest such sighting is kept and applied right after the courier is created, so
+the result is the same in either order. It is kept in memory only (at most `max_parked`
+couriers, the least recently seen forgotten first): a table write per sighting of an unknown
+courier would cost a changelog record each, and a backlog of pings from couriers that never come
+online would make thousands. After a restart or a rebalance between the two events the
+sighting is lost, and the shard's next periodic sighting (while the courier keeps pinging) moves
+the courier instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.geo import shard_of
@@ -66,12 +76,34 @@ def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) 
     }
 
 
-class CourierDirectory:
-    """Pure handler of the directory's two inputs; state lives in `directory`."""
+#: Most couriers not yet in the directory whose newest sighting is kept.
+MAX_PARKED = 10_000
 
-    def __init__(self, directory: KV[CourierState], shard_precision: int) -> None:
+
+@dataclass(frozen=True)
+class ParkedSighting:
+    """The newest fix of a courier not yet in the directory, seen in `shard`."""
+
+    shard: str
+    ts_ms: int
+
+
+class CourierDirectory:
+    """Pure handler of the directory's two inputs.
+
+    State lives in `directory`; `parked` holds, in memory, the newest sighting of each courier
+    not in the directory yet (at most `max_parked`, the least recently seen dropped first).
+    """
+
+    def __init__(
+        self, directory: KV[CourierState], shard_precision: int, max_parked: int = MAX_PARKED
+    ) -> None:
+        if max_parked < 0:
+            raise ValueError(f"max_parked must be >= 0, got {max_parked}")
         self.directory = directory
         self.shard_precision = shard_precision
+        self.max_parked = max_parked
+        self.parked: OrderedDict[str, ParkedSighting] = OrderedDict()
         self.handoffs = 0
 
     def _tell_shards(
@@ -115,6 +147,10 @@ class CourierDirectory:
             new = replace(new, epoch=old.epoch + 1)
         self.directory.put(courier_id, new)
         self._tell_shards(effects, old, new, int(event["ts_ms"]))
+        if old is None:
+            parked = self.parked.pop(courier_id, None)
+            if parked is not None:
+                self._move(effects, new, parked.shard, parked.ts_ms)
         return effects
 
     def on_sighting(self, event: Event) -> Effects:
@@ -125,14 +161,30 @@ class CourierDirectory:
             courier_id = str(seen["courier_id"])
             old = self.directory.get(courier_id)
             seen_ts_ms = int(seen["ts_ms"])
-            if old is None or old.shard == shard or seen_ts_ms <= old.shard_ts_ms:
-                continue  # not a move, or a fix older than the one that placed the courier
-            new = replace(
-                old,
-                shard=shard,
-                epoch=old.epoch + (old.shard is not None),
-                shard_ts_ms=seen_ts_ms,
-            )
-            self.directory.put(courier_id, new)
-            self._tell_shards(effects, old, new, int(seen["ts_ms"]))
+            if old is not None:
+                self._move(effects, old, shard, seen_ts_ms)
+                continue
+            self._park(courier_id, shard, seen_ts_ms)
         return effects
+
+    def _park(self, courier_id: str, shard: str, seen_ts_ms: int) -> None:
+        """Keep the sighting of a courier not in the directory if it is its newest."""
+        parked = self.parked.get(courier_id)
+        if parked is None or seen_ts_ms > parked.ts_ms:
+            self.parked[courier_id] = ParkedSighting(shard, seen_ts_ms)
+        self.parked.move_to_end(courier_id)
+        while len(self.parked) > self.max_parked:
+            self.parked.popitem(last=False)
+
+    def _move(self, effects: Effects, old: CourierState, shard: str, seen_ts_ms: int) -> None:
+        """Move the courier to `shard` if its fix there at `seen_ts_ms` is newer than its own."""
+        if old.shard == shard or seen_ts_ms <= old.shard_ts_ms:
+            return  # not a move, or a fix older than the one that placed the courier
+        new = replace(
+            old,
+            shard=shard,
+            epoch=old.epoch + (old.shard is not None),
+            shard_ts_ms=seen_ts_ms,
+        )
+        self.directory.put(old.courier_id, new)
+        self._tell_shards(effects, old, new, seen_ts_ms)

@@ -106,7 +106,7 @@ def test_a_sighting_in_another_shard_moves_the_courier() -> None:
 
 @pytest.mark.parametrize("known", [True, False])
 def test_a_sighting_that_changes_nothing_emits_nothing(known: bool) -> None:
-    """A sighting in the courier's own shard, or of an unknown courier, has no effect."""
+    """A sighting in the courier's own shard, or of an unknown courier, emits nothing."""
     d = directory()
     if known:
         d.on_courier_event(online(), source(0))
@@ -172,3 +172,66 @@ def test_a_newer_fix_elsewhere_still_moves_the_courier() -> None:
     d.on_sighting(sighting(SHARD, T0 + 20_000))
     state = d.directory.get("c1")
     assert state is not None and (state.shard, state.epoch) == (SHARD, 2)
+
+
+def _state_and_outputs(d: CourierDirectory, effects: list[Effects]) -> tuple[Any, list[Any]]:
+    return d.directory.get("c1"), [(o.topic, o.key, o.event) for e in effects for o in e.outputs]
+
+
+def test_a_sighting_read_before_the_courier_exists_counts_once_it_does() -> None:
+    """Sighting then `courier_online` gives the state and outputs of reading them in order."""
+    in_order = directory()
+    expected = _state_and_outputs(
+        in_order,
+        [
+            in_order.on_courier_event(online(), source(0)),
+            in_order.on_sighting(sighting(OTHER, T0 + 5_000)),
+        ],
+    )
+    reversed_ = directory()
+    observed = _state_and_outputs(
+        reversed_,
+        [
+            reversed_.on_sighting(sighting(OTHER, T0 + 5_000)),
+            reversed_.on_courier_event(online(), source(0)),
+        ],
+    )
+    assert observed == expected
+    assert expected[0].shard == OTHER
+
+
+def test_a_parked_sighting_older_than_the_online_fix_changes_nothing() -> None:
+    """A sighting from before the courier came online does not move it, and is dropped."""
+    d = directory()
+    d.on_sighting(sighting(OTHER, T0 - 5_000))
+    effects = d.on_courier_event(online(), source(0))
+    state = d.directory.get("c1")
+    assert state is not None and (state.shard, state.epoch) == (SHARD, 0)
+    assert routed(effects) == [
+        (STATE_UPDATES_TOPIC, SHARD.encode(), "arrived"),
+        (HANDOFFS_TOPIC, b"c1", "courier_handoff"),
+    ]
+    assert "c1" not in d.parked
+
+
+def test_only_the_newest_parked_sighting_counts() -> None:
+    """Of several sightings before the courier exists, the newest fix places it."""
+    d = directory()
+    d.on_sighting(sighting(OTHER, T0 + 9_000))
+    d.on_sighting(sighting(SHARD, T0 + 4_000))
+    d.on_courier_event(online(), source(0))
+    state = d.directory.get("c1")
+    assert state is not None and (state.shard, state.shard_ts_ms) == (OTHER, T0 + 9_000)
+
+
+def test_only_the_most_recently_seen_unknown_couriers_are_kept() -> None:
+    """Beyond `max_parked` couriers, the least recently seen one is forgotten."""
+    d = CourierDirectory(KV({}, CourierState.to_json, CourierState.from_json), 4, max_parked=2)
+    for n, courier_id in enumerate(("c1", "c2", "c3")):
+        event = sighting(OTHER, T0 + 1_000 * (n + 1))
+        event["couriers"] = [{"courier_id": courier_id, "ts_ms": event["ts_ms"]}]
+        d.on_sighting(event)
+    assert list(d.parked) == ["c2", "c3"]
+    d.on_courier_event(online(), source(0))
+    state = d.directory.get("c1")
+    assert state is not None and state.shard == SHARD
