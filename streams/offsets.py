@@ -24,18 +24,28 @@ async def exact_end_offsets(
     (an older end would let a caller that read progress first miss records written since); its
     positions for `tps` are left anywhere, so callers seek afterwards.
     """
+    _, ends = await offset_bounds(consumer, tps, timeout_s)
+    return ends
+
+
+async def offset_bounds(
+    consumer: AIOKafkaConsumer,
+    tps: Sequence[TopicPartition],
+    timeout_s: float = 30.0,
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Beginning and exact end offsets of each partition in `tps` (see `exact_end_offsets`)."""
     if not tps:
-        return {}
+        return {}, {}
     consumer.assign(list(tps))  # a new assignment starts with no high watermarks
     reported = await consumer.end_offsets(list(tps))
-    begin = await consumer.beginning_offsets(list(tps))
+    begin = {tp: int(v) for tp, v in (await consumer.beginning_offsets(list(tps))).items()}
     for tp in tps:
-        consumer.seek(tp, max(int(reported[tp]) - 1, int(begin[tp])))
+        consumer.seek(tp, max(int(reported[tp]) - 1, begin[tp]))
     deadline = time.monotonic() + timeout_s
     while True:
         ends = {tp: consumer.highwater(tp) for tp in tps}
         if all(v is not None for v in ends.values()):
-            return {tp: int(v) for tp, v in ends.items() if v is not None}
+            return begin, {tp: int(v) for tp, v in ends.items() if v is not None}
         if time.monotonic() > deadline:
             missing = sorted(f"{tp.topic}[{tp.partition}]" for tp, v in ends.items() if v is None)
             msg = f"no fetch response for {missing} within {timeout_s} s"

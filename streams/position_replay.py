@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.positions import decode_position_batch
 from dispatch.live.positions import PositionStore
-from streams.offsets import exact_end_offsets
+from streams.offsets import offset_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ async def replay_positions(
     )
     await consumer.start()
     try:
-        begin = await consumer.beginning_offsets(tps)
-        ends = await exact_end_offsets(consumer, tps)
+        begin, ends = await offset_bounds(consumer, tps)
         starts: dict[TopicPartition, int] = {}
         for tp in tps:
             last = store.last_offset(tp.partition)

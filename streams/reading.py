@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.offsets import exact_end_offsets
+from streams.offsets import offset_bounds
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ async def read_topics(
         ]
         if not tps:
             return []
-        ends = await exact_end_offsets(consumer, tps)
-        begin = await consumer.beginning_offsets(tps)
+        begin, ends = await offset_bounds(consumer, tps)
         pending = [tp for tp in tps if begin[tp] < ends[tp]]
         for tp in pending:
             consumer.seek(tp, begin[tp])
