@@ -92,10 +92,9 @@ class KafkaDispatch:
         await self._outputs.start()
         self._consumed = await self._partitions(self._outputs, CONSUMED_TOPICS)
         self._output_tps = await self._partitions(self._outputs, OUTPUT_TOPICS)
-        begin = await self._outputs.end_offsets(self._output_tps)
         ends = await exact_end_offsets(self._outputs, self._output_tps)
         for tp in self._output_tps:
-            self._outputs.seek(tp, max(int(begin[tp]), ends[tp]))
+            self._outputs.seek(tp, ends[tp])
         self._http = aiohttp.ClientSession()
 
     @staticmethod
