@@ -31,12 +31,15 @@ class ReplayTask:
         policy: policy name.
         tick_min: minutes between ticks.
         solutions_dir: where to write the benchmark files (`<dir>/<instance>/`), or None.
+        foresight_min: diagnostic: minutes ahead of placement at which `decide()` sees orders
+            (0 follows the benchmark; see `simulators.mdrp.simulator`).
     """
 
     instance_dir: str
     policy: str
     tick_min: int = 1
     solutions_dir: str | None = None
+    foresight_min: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ def run_task(task: ReplayTask) -> ReplayResult:
     """Simulate, check and measure one instance (top-level so worker processes can run it)."""
     instance = load_instance(task.instance_dir)
     policy = policy_by_name(task.policy)
-    result = MdrpSimulator(instance, policy, tick_min=task.tick_min).run()
+    result = MdrpSimulator(
+        instance, policy, tick_min=task.tick_min, foresight_min=task.foresight_min
+    ).run()
     check = check_solution(instance, result.solution)
     metrics = compute_metrics(instance, result.solution, check)
     if task.solutions_dir is not None:

@@ -12,6 +12,12 @@ restaurant (an assignment update). An idle courier may be sent to a restaurant w
 order (a prepositioning move). Every `tick_min` minutes the simulator builds a `Snapshot` of
 the placed orders and the couriers, calls the decision function and applies its decisions,
 rejecting (and counting) any decision that would break a rule.
+
+`foresight_min` is a diagnostic outside the benchmark's rules: the snapshot also shows the
+orders placed within that many minutes ahead, so a run measures what knowing the future is
+worth (an information ceiling for online policies). Nothing is assigned before it is placed: a
+new job for an order not placed yet becomes a move of its idle courier to the order's
+restaurant, and other decisions on such orders are dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -116,6 +122,8 @@ class MdrpSimulator:
         demand_half_life_min: half-life of the per-restaurant demand estimate (orders seen so
             far, exponentially decayed) passed to `decide()` for repositioning.
         decide_fn: the decision function (the dispatch core's `decide` by default).
+        foresight_min: diagnostic: minutes ahead of placement at which orders become visible
+            to `decide()` (0, the benchmark's rule, shows only placed orders).
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class MdrpSimulator:
         capacity: int = 1000,
         demand_half_life_min: float = 120.0,
         decide_fn: DecideFn = decide,
+        foresight_min: int = 0,
     ) -> None:
         if tick_min < 1:
             raise ValueError(f"tick_min must be a positive number of minutes, got {tick_min}")
@@ -135,6 +144,9 @@ class MdrpSimulator:
             raise ValueError(
                 "courier_lookahead_min must be >= 0, capacity >= 1, demand_half_life_min > 0"
             )
+        if foresight_min < 0:
+            raise ValueError(f"foresight_min must be >= 0, got {foresight_min}")
+        self.foresight_min = foresight_min
         self.demand_half_life_min = demand_half_life_min
         self.demand = np.zeros(len(instance.restaurant_id), dtype=np.float64)
         self.instance = instance
@@ -349,6 +361,54 @@ class MdrpSimulator:
         self._refresh(c, now)
         return None
 
+    # ----------------------------------------------------------------- foresight
+
+    def _foreseen_rows(self, now: int) -> np.ndarray:
+        """Rows of the orders placed after `now` and at most `foresight_min` minutes later."""
+        placement = self.instance.placement_min
+        return np.flatnonzero((placement > now) & (placement <= now + self.foresight_min))
+
+    def _without_unplaced(self, decisions: Decisions, now: int) -> Decisions:
+        """`decisions` with nothing assigned before placement.
+
+        A new job whose orders are not all placed becomes a move of its courier, when idle, to
+        the restaurant; updates adding an unplaced order are dropped.
+        """
+        inst = self.instance
+        kept: list[Assignment] = []
+        moves = list(decisions.repositions)
+        moving = {r.courier_id for r in moves}
+        for a in decisions.assignments:
+            unplaced = [
+                inst.order_index[o]
+                for o in a.order_ids
+                if o in inst.order_index and inst.placement_min[inst.order_index[o]] > now
+            ]
+            if not unplaced:
+                kept.append(a)
+                continue
+            c = inst.courier_index.get(a.courier_id)
+            if a.updates_pending or c is None or a.courier_id in moving:
+                continue
+            courier = self.couriers[c]
+            if courier.jobs or courier.free_min > now or now < int(inst.on_min[c]):
+                continue
+            moving.add(a.courier_id)
+            r = int(inst.order_restaurant[unplaced[0]])
+            xy = self._restaurant_xy(r)
+            moves.append(
+                Reposition(
+                    decision_id=f"foresight-{a.decision_id}",
+                    courier_id=a.courier_id,
+                    merchant_id=inst.restaurant_id[r],
+                    xy_m=xy,
+                    depart_ts_ms=now * MS_PER_MIN,
+                    arrival_ts_ms=(now + self._travel(courier.xy, xy)) * MS_PER_MIN,
+                    reason="foresight",
+                )
+            )
+        return replace(decisions, assignments=tuple(kept), repositions=tuple(moves))
+
     # ----------------------------------------------------------------- snapshot
 
     def _snapshot(self, now: int, open_rows: np.ndarray) -> tuple[Snapshot, np.ndarray]:
@@ -450,10 +510,14 @@ class MdrpSimulator:
             open_rows = np.flatnonzero(self.status == _OPEN)
             if now > last_placement and open_rows.size == 0:
                 break
+            if self.foresight_min:
+                open_rows = np.concatenate([open_rows, self._foreseen_rows(now)])
             snapshot, _ = self._snapshot(now, open_rows)
             began = time.perf_counter()
             decisions = self.decide_fn(snapshot, self.policy)
             seconds += time.perf_counter() - began
+            if self.foresight_min:
+                decisions = self._without_unplaced(decisions, now)
             calls += 1
             fallbacks += int(decisions.fallback_used)
             for assignment in decisions.assignments:
@@ -487,9 +551,18 @@ class MdrpSimulator:
 
 
 def simulate(
-    instance: MdrpInstance, policy: Policy, *, tick_min: int = 1, courier_lookahead_min: int = 30
+    instance: MdrpInstance,
+    policy: Policy,
+    *,
+    tick_min: int = 1,
+    courier_lookahead_min: int = 30,
+    foresight_min: int = 0,
 ) -> SimulationResult:
     """Simulate `instance` under `policy` with the default decision function."""
     return MdrpSimulator(
-        instance, policy, tick_min=tick_min, courier_lookahead_min=courier_lookahead_min
+        instance,
+        policy,
+        tick_min=tick_min,
+        courier_lookahead_min=courier_lookahead_min,
+        foresight_min=foresight_min,
     ).run()

@@ -61,3 +61,38 @@ def test_replay_reports_bad_paths_and_policies(
     assert main(["replay", "mdrp", str(tmp_path / "nope"), "--shared", str(SHARED)]) == 2
     assert main(["replay", "mdrp", str(SMALL), "--policy", "nope", "--shared", str(SHARED)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_replay_foresight_is_labelled_a_diagnostic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--foresight-min runs, and both the table and stderr say the results are a diagnostic."""
+    code = main(
+        [
+            "replay",
+            "mdrp",
+            str(SMALL),
+            "--foresight-min",
+            "5",
+            "--baseline",
+            "none",
+            "--plots",
+            str(tmp_path / "plots"),
+            "--shared",
+            str(SHARED),
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "orders seen 5 min early (diagnostic)" in captured.out
+    assert "not benchmark results" in captured.err
+
+
+def test_replay_rejects_negative_foresight(capsys: pytest.CaptureFixture[str]) -> None:
+    """A negative --foresight-min is a clear error with exit code 2."""
+    args = ["replay", "mdrp", str(SMALL), "--foresight-min", "-1", "--shared", str(SHARED)]
+    assert main(args) == 2
+    assert "--foresight-min" in capsys.readouterr().err

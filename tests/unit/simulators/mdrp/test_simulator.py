@@ -115,3 +115,108 @@ def test_snapshot_times_are_minutes_in_milliseconds(small: MdrpInstance) -> None
     for s in seen:
         assert s.now_ts_ms % 60_000 == 0
         assert (np.asarray(s.orders.ready_ts_ms) % 60_000 == 0).all()
+
+
+def _placed_minutes(snapshots: list[Snapshot]) -> list[tuple[int, int]]:
+    """(now, placement) minute pairs of every open order in `snapshots`."""
+    return [
+        (s.now_ts_ms // 60_000, int(t) // 60_000)
+        for s in snapshots
+        for t, c in zip(s.orders.placed_ts_ms, s.orders.courier_index, strict=True)
+        if c < 0
+    ]
+
+
+def _spied_snapshots(small: MdrpInstance, foresight_min: int) -> list[Snapshot]:
+    seen: list[Snapshot] = []
+
+    def spy(snapshot: Snapshot, policy: Policy) -> Decisions:
+        seen.append(snapshot)
+        return decide(snapshot, policy)
+
+    MdrpSimulator(small, DEFAULT_POLICY, decide_fn=spy, foresight_min=foresight_min).run(
+        stop_min=300
+    )
+    return seen
+
+
+def test_snapshots_show_only_placed_orders_by_default(small: MdrpInstance) -> None:
+    """Under the benchmark's rules decide() never sees an order before it is placed."""
+    pairs = _placed_minutes(_spied_snapshots(small, 0))
+    assert pairs and all(placed <= now for now, placed in pairs)
+
+
+def test_foresight_shows_orders_up_to_its_window_early(small: MdrpInstance) -> None:
+    """With foresight N, decide() also sees orders placed within the next N minutes, no later."""
+    pairs = _placed_minutes(_spied_snapshots(small, 10))
+    assert any(placed > now for now, placed in pairs)
+    assert all(placed <= now + 10 for now, placed in pairs)
+
+
+def test_foresight_assigns_nothing_before_placement(small: MdrpInstance) -> None:
+    """Jobs decide() plans for unplaced orders never become assignments; the solution is valid."""
+    unplaced_jobs = 0
+
+    def counting(snapshot: Snapshot, policy: Policy) -> Decisions:
+        nonlocal unplaced_jobs
+        d = decide(snapshot, policy)
+        now_min = snapshot.now_ts_ms // 60_000
+        unplaced_jobs += sum(
+            any(small.placement_min[small.order_index[o]] > now_min for o in a.order_ids)
+            for a in d.assignments
+        )
+        return d
+
+    result = MdrpSimulator(small, DEFAULT_POLICY, decide_fn=counting, foresight_min=10).run()
+    assert unplaced_jobs > 0
+    for record in result.solution.assignments:
+        placed = max(int(small.placement_min[small.order_index[o]]) for o in record.orders)
+        assert record.assignment_min >= placed
+    assert check_solution(small, result.solution).violations == ()
+    assert sum(result.rejected.values()) == 0
+
+
+def test_foresight_job_for_an_unplaced_order_moves_its_idle_courier(small: MdrpInstance) -> None:
+    """A job for an order not placed yet sends its idle courier to the order's restaurant."""
+    sent: list[tuple[str, int, str]] = []
+
+    def early(snapshot: Snapshot, policy: Policy) -> Decisions:
+        now_min = snapshot.now_ts_ms // 60_000
+        couriers = snapshot.couriers
+        idle = [
+            cid
+            for cid, free, start in zip(
+                couriers.courier_id, couriers.free_ts_ms, couriers.shift_start_ts_ms, strict=True
+            )
+            if free <= snapshot.now_ts_ms and start <= snapshot.now_ts_ms
+        ]
+        future = [
+            o
+            for o, t in zip(snapshot.orders.order_id, snapshot.orders.placed_ts_ms, strict=True)
+            if t > snapshot.now_ts_ms
+        ]
+        if sent or not idle or not future:
+            return Decisions(snapshot.now_ts_ms, policy.name, (), (), ())
+        restaurant = small.restaurant_id[small.order_restaurant[small.order_index[future[0]]]]
+        sent.append((idle[0], now_min, restaurant))
+        explain = Explanation((), 0.0, None, None, "test")
+        stop = Stop("pickup", (future[0],), (0.0, 0.0), 0, 0, 0)
+        job = Assignment(
+            "x", idle[0], restaurant, (future[0],), (future[0],), False, 0, (stop,), 0.0, explain
+        )
+        return Decisions(snapshot.now_ts_ms, policy.name, (job,), (), ())
+
+    result = MdrpSimulator(small, DEFAULT_POLICY, decide_fn=early, foresight_min=10).run(
+        stop_min=120
+    )
+    assert len(sent) == 1
+    courier, now_min, restaurant = sent[0]
+    moves = [m for m in result.solution.moves if m.courier == courier]
+    assert moves[0].departure_min == now_min and moves[0].destination == restaurant
+    assert result.solution.assignments == ()
+
+
+def test_negative_foresight_fails_fast(small: MdrpInstance) -> None:
+    """A negative foresight is a ValueError."""
+    with pytest.raises(ValueError):
+        MdrpSimulator(small, DEFAULT_POLICY, foresight_min=-1)
