@@ -154,7 +154,13 @@ def replay_mdrp(args: argparse.Namespace) -> int:
             )
             _write_json(path, [r.metrics for r in rows])
             print(f"wrote {path}")
-    _write_plots(by_policy, main, args.plots)
+    if args.foresight_min:
+        # Plots carry the diagnostic in every series name, so they are not taken for results.
+        tag = f" (sees {args.foresight_min} min ahead)"
+        shown = {name + tag: rows for name, rows in by_policy.items()}
+        _write_plots(shown, main + tag, args.plots)
+    else:
+        _write_plots(by_policy, main, args.plots)
     invalid = [r for r in by_policy[main] if not r.metrics.valid]
     for r in invalid:
         print(f"INVALID {r.metrics.name}: {'; '.join(r.violations[:3])}", file=sys.stderr)
