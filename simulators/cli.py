@@ -154,13 +154,9 @@ def replay_mdrp(args: argparse.Namespace) -> int:
             )
             _write_json(path, [r.metrics for r in rows])
             print(f"wrote {path}")
-    if args.foresight_min:
-        # Plots carry the diagnostic in every series name, so they are not taken for results.
-        tag = f" (sees {args.foresight_min} min ahead)"
-        shown = {name + tag: rows for name, rows in by_policy.items()}
-        _write_plots(shown, main + tag, args.plots)
-    else:
-        _write_plots(by_policy, main, args.plots)
+    # With foresight every series name carries it, so the plots are not taken for results.
+    tag = f" (sees {args.foresight_min} min ahead)" if args.foresight_min else ""
+    _write_plots({name + tag: rows for name, rows in by_policy.items()}, main + tag, args.plots)
     invalid = [r for r in by_policy[main] if not r.metrics.valid]
     for r in invalid:
         print(f"INVALID {r.metrics.name}: {'; '.join(r.violations[:3])}", file=sys.stderr)

@@ -339,15 +339,20 @@ class MdrpSimulator:
         self._refresh(c, now)
         return None
 
+    def _idle(self, c: int, now: int) -> bool:
+        """Whether courier `c` is on shift at `now` with no job and nowhere to be."""
+        courier = self.couriers[c]
+        return not courier.jobs and courier.free_min <= now and now >= int(self.instance.on_min[c])
+
     def _apply_reposition(self, r: Reposition, now: int) -> None:
         inst = self.instance
         c = inst.courier_index.get(r.courier_id)
         target = inst.restaurant_index.get(r.merchant_id)
         if c is None or target is None:
             return self._reject("unknown courier or restaurant")
-        courier = self.couriers[c]
-        if courier.jobs or courier.free_min > now or now < int(inst.on_min[c]):
+        if not self._idle(c, now):
             return self._reject("reposition of a busy courier")
+        courier = self.couriers[c]
         if now > int(inst.off_min[c]):
             return self._reject("courier not on shift")
         if courier.place == r.merchant_id:
@@ -379,21 +384,16 @@ class MdrpSimulator:
         moves = list(decisions.repositions)
         moving = {r.courier_id for r in moves}
         for a in decisions.assignments:
-            unplaced = [
-                inst.order_index[o]
-                for o in a.order_ids
-                if o in inst.order_index and inst.placement_min[inst.order_index[o]] > now
-            ]
+            rows = [inst.order_index.get(o) for o in a.order_ids]
+            unplaced = [r for r in rows if r is not None and inst.placement_min[r] > now]
             if not unplaced:
                 kept.append(a)
                 continue
             c = inst.courier_index.get(a.courier_id)
-            if a.updates_pending or c is None or a.courier_id in moving:
-                continue
-            courier = self.couriers[c]
-            if courier.jobs or courier.free_min > now or now < int(inst.on_min[c]):
+            if a.updates_pending or c is None or a.courier_id in moving or not self._idle(c, now):
                 continue
             moving.add(a.courier_id)
+            courier = self.couriers[c]
             r = int(inst.order_restaurant[unplaced[0]])
             xy = self._restaurant_xy(r)
             moves.append(

@@ -15,6 +15,19 @@ SHARED = REPO / "tests" / "data" / "shared"
 SMALL = SHARED / "benchmarks" / "mdrp" / "instances" / "0o50t75s1p100"
 
 
+def _local(tmp_path: Path) -> list[str]:
+    """Options that keep a replay in `tmp_path`, on the test data, in one quiet process."""
+    return [
+        "--plots",
+        str(tmp_path / "plots"),
+        "--shared",
+        str(SHARED),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+
+
 def test_replay_writes_json_solutions_and_plots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -29,13 +42,7 @@ def test_replay_writes_json_solutions_and_plots(
             str(out),
             "--solutions",
             str(tmp_path / "sol"),
-            "--plots",
-            str(tmp_path / "plots"),
-            "--shared",
-            str(SHARED),
-            "--workers",
-            "1",
-            "--no-progress",
+            *_local(tmp_path),
         ]
     )
     assert code == 0
@@ -76,13 +83,7 @@ def test_replay_foresight_is_labelled_a_diagnostic(
             "5",
             "--baseline",
             "none",
-            "--plots",
-            str(tmp_path / "plots"),
-            "--shared",
-            str(SHARED),
-            "--workers",
-            "1",
-            "--no-progress",
+            *_local(tmp_path),
         ]
     )
     captured = capsys.readouterr()
