@@ -47,6 +47,11 @@ OUTPUT_TOPICS = (
 )
 
 
+#: A settle still waiting after this long also reads the group's committed offsets, and again
+#: each time this long passes.
+_COMMITS_AFTER_S = 0.5
+
+
 class SettleTimeout(TimeoutError):
     """The workers did not handle every record in time."""
 
@@ -72,8 +77,8 @@ class KafkaDispatch:
         self._output_tps: list[TopicPartition] = []
         self.steps = 0
         self.group_id = group_id
+        self._commits: AIOKafkaConsumer | None = None
         self._floor: dict[TopicPartition, int] = {}
-        self._refresh_floor = False
         self._produced: dict[TopicPartition, int] = {}
         self._worker_produced: dict[TopicPartition, int] = {}
         self.settle_seconds = 0.0
@@ -90,6 +95,10 @@ class KafkaDispatch:
             auto_offset_reset="earliest",
         )
         await self._outputs.start()
+        self._commits = AIOKafkaConsumer(
+            **self.client_kwargs, group_id=self.group_id, enable_auto_commit=False
+        )
+        await self._commits.start()
         self._consumed = await self._partitions(self._outputs, CONSUMED_TOPICS)
         self._output_tps = await self._partitions(self._outputs, OUTPUT_TOPICS)
         ends = await exact_end_offsets(self._outputs, self._output_tps)
@@ -113,36 +122,37 @@ class KafkaDispatch:
             await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
 
+    def add_worker(self, url: str) -> None:
+        """Also ask a worker that has joined the group for its progress."""
+        self.worker_urls.append(url)
+
     def remove_worker(self, url: str) -> None:
         """Stop asking a worker that leaves the group for its progress.
 
-        Its partitions' records it handled are counted from then on by the group's committed
-        offsets (where the remaining workers resume), read at the next step.
+        The records it handled count through the group's committed offsets (see `_settle`).
         """
         self.worker_urls.remove(url)
-        self._refresh_floor = True
 
-    async def _committed(self) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(
-            **self.client_kwargs, group_id=self.group_id, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            out = {}
-            for tp in self._consumed:
-                offset = await consumer.committed(tp)
-                if offset is not None:
-                    out[tp] = int(offset)
-            return out
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+    async def _committed(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets of `tps` (partitions without a commit left out)."""
+        assert self._commits is not None  # noqa: S101 - started in __init__
+        out = {}
+        for tp in tps:
+            offset = await self._commits.committed(tp)
+            if offset is not None:
+                out[tp] = int(offset)
+        return out
+
+    async def _raise_floor(self, tps: Sequence[TopicPartition]) -> None:
+        """Count the records of `tps` the group has committed past as handled."""
+        for tp, offset in (await self._committed(tps)).items():
+            self._floor[tp] = max(self._floor.get(tp, 0), offset)
 
     def close(self) -> None:
         """Stop the clients and the loop."""
 
         async def stop() -> None:
-            for client in (self._producer, self._outputs):
+            for client in (self._producer, self._outputs, self._commits):
                 if client is not None:
                     with contextlib.suppress(Exception):
                         await client.stop()
@@ -190,14 +200,16 @@ class KafkaDispatch:
 
         Workers report, after flushing, which records they handled and which they wrote; a
         record's outputs are written before it counts as handled, so once every written record
-        of a consumed topic is handled, nothing is in flight.
+        of a consumed topic is handled, nothing is in flight. A rebalance makes a worker forget
+        what it handled (its streams resume from the committed offsets), so a record also counts
+        as handled once the group has committed past it: a worker commits only what it has
+        handled, and a rebalance (a worker leaving, or one joining unannounced) commits before
+        partitions move.
         """
         started = time.monotonic()
         deadline = started + self.settle_timeout_s
         consumed = {tp.topic for tp in self._consumed}
-        if self._refresh_floor:
-            self._floor = await self._committed()
-            self._refresh_floor = False
+        floor_read = started
         while True:
             processed, produced = await self._progress()
             for tp, offset in self._floor.items():
@@ -210,12 +222,20 @@ class KafkaDispatch:
             if not behind:
                 self._worker_produced = produced
                 break
+            if time.monotonic() - floor_read > _COMMITS_AFTER_S:
+                await self._raise_floor(sorted(behind))
+                floor_read = time.monotonic()
+                continue
             if time.monotonic() > deadline:
+                committed = await self._committed(sorted(behind))
                 detail = {
-                    f"{tp.topic}[{tp.partition}]": (processed.get(tp, 0), end)
+                    f"{tp.topic}[{tp.partition}]": (processed.get(tp, 0), end, committed.get(tp))
                     for tp, end in behind.items()
                 }
-                msg = f"workers still behind after {self.settle_timeout_s} s: {detail}"
+                msg = (
+                    f"workers still behind after {self.settle_timeout_s} s "
+                    f"(partition: handled, end, group committed): {detail}"
+                )
                 raise SettleTimeout(msg)
             await asyncio.sleep(0.005)
         self.settle_seconds += time.monotonic() - started

@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ import pytest
 from contracts.geo import decode_center, shard_of
 from dispatch.live.invariants import check_invariants
 from dispatchflow.settings import Settings
-from simulators.city import SimRecord, run_simulation, small_town
+from simulators.city import SimRecord, SimulationLog, run_simulation, small_town
 from simulators.inprocess import InProcessDispatch
 from simulators.synthetic import Record
 from streams.bench_ingest import generate_pings
@@ -251,32 +251,8 @@ def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) ->
     assert live_log.settled
 
 
-def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Cluster) -> None:
-    """Two workers, one stopped mid-run: no double assignment, no overload, every order ended."""
-    config = small_town(seed=5)
-    w1 = cluster.start_worker("w1", tick_interval_s=config.tick_interval_s)
-    w2 = cluster.start_worker("w2", tick_interval_s=config.tick_interval_s)
-    w1.wait_ready(90)
-    dispatch = KafkaDispatch(cluster.client, [w1.url, w2.url])
-
-    class StopOneMidRun:
-        """Stops w2 after some steps (a rebalance while orders are in flight)."""
-
-        def __init__(self) -> None:
-            self.steps = 0
-
-        def run_until(self, inputs: Any, until_ts_ms: int) -> list[SimRecord]:
-            self.steps += 1
-            if self.steps == 40:
-                dispatch.remove_worker(w2.url)
-                assert w2.stop() == 0
-                w1.wait_ready(90)
-            return dispatch.run_until(inputs, until_ts_ms)
-
-    try:
-        log = run_simulation(config, StopOneMidRun(), progress=False)
-    finally:
-        dispatch.close()
+def _assert_every_invariant(cluster: Cluster, log: SimulationLog) -> None:
+    """Every order ended, with no double commit, overload or commit after the end."""
     report = asyncio.run(check_topics(cluster.client, require_terminal=True))
     assert report.summary()["violations"] == {
         "double_commit": 0,
@@ -290,6 +266,66 @@ def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Clust
         ).violation_count
         == 0
     )
+
+
+class _AtStep:
+    """Runs `action` before the `step`-th step of a `KafkaDispatch`, then steps as usual."""
+
+    def __init__(self, dispatch: KafkaDispatch, step: int, action: Callable[[], None]) -> None:
+        self.dispatch = dispatch
+        self.step = step
+        self.action = action
+        self.steps = 0
+
+    def run_until(self, inputs: Any, until_ts_ms: int) -> list[SimRecord]:
+        self.steps += 1
+        if self.steps == self.step:
+            self.action()
+        return self.dispatch.run_until(inputs, until_ts_ms)
+
+
+def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Cluster) -> None:
+    """Two workers, one stopped mid-run: no double assignment, no overload, every order ended."""
+    config = small_town(seed=5)
+    w1 = cluster.start_worker("w1", tick_interval_s=config.tick_interval_s)
+    w2 = cluster.start_worker("w2", tick_interval_s=config.tick_interval_s)
+    w1.wait_ready(90)
+    dispatch = KafkaDispatch(cluster.client, [w1.url, w2.url])
+
+    def stop_w2() -> None:
+        dispatch.remove_worker(w2.url)
+        assert w2.stop() == 0
+        w1.wait_ready(90)
+
+    try:
+        log = run_simulation(config, _AtStep(dispatch, 40, stop_w2), progress=False)
+    finally:
+        dispatch.close()
+    _assert_every_invariant(cluster, log)
+
+
+def test_a_worker_joining_mid_run_keeps_every_invariant(cluster: Cluster) -> None:
+    """A second worker joins mid-run (a scale-up): the partitions it takes keep every invariant.
+
+    The joining rebalance commits what the first worker handled and makes it forget its
+    progress, so the lockstep also has to count the group's commits to see that nothing is in
+    flight.
+    """
+    config = small_town(seed=5)
+    w1 = cluster.start_worker("w1", tick_interval_s=config.tick_interval_s)
+    w1.wait_ready(90)
+    dispatch = KafkaDispatch(cluster.client, [w1.url], settle_timeout_s=60.0)
+
+    def start_w2() -> None:
+        w2 = cluster.start_worker("w2", tick_interval_s=config.tick_interval_s)
+        w1.wait_ready(90)
+        dispatch.add_worker(w2.url)
+
+    try:
+        log = run_simulation(config, _AtStep(dispatch, 40, start_w2), progress=False)
+    finally:
+        dispatch.close()
+    _assert_every_invariant(cluster, log)
 
 
 def _interval_buckets(metrics: bytes) -> dict[float, float]:
