@@ -1,4 +1,4 @@
-"""Exact end offsets of partitions, from the high watermark of fetch responses."""
+"""Partition offsets: exact end offsets (from fetch responses) and a group's committed offsets."""
 
 from __future__ import annotations
 
@@ -51,3 +51,17 @@ async def offset_bounds(
             msg = f"no fetch response for {missing} within {timeout_s} s"
             raise OffsetsError(msg)
         await consumer.getmany(*tps, timeout_ms=100, max_records=1)
+
+
+async def raise_to_committed(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], handled: dict[TopicPartition, int]
+) -> None:
+    """Raise `handled[tp]` to the committed offset of `consumer`'s group, for each `tp` in `tps`.
+
+    A group commits only what its members have handled, so a committed offset is a lower bound
+    on what was handled (including by members that have since left or forgotten it).
+    """
+    for tp in tps:
+        committed = await consumer.committed(tp)
+        if committed is not None:
+            handled[tp] = max(handled.get(tp, 0), int(committed))

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.offsets import exact_end_offsets
+from streams.offsets import exact_end_offsets, raise_to_committed
 
 
 class ProducibleRecord(Protocol):
@@ -125,10 +125,7 @@ async def wait_processed(
             # Progress and commits first: outputs of everything handled by then are on the broker
             # before the end offsets are read, so "handled up to the end" leaves nothing in flight.
             processed, _ = await read_progress(http, worker_urls)
-            for tp in tps:
-                committed = await consumer.committed(tp)
-                if committed is not None:
-                    processed[tp] = max(processed.get(tp, 0), int(committed))
+            await raise_to_committed(consumer, tps, processed)
             ends = await exact_end_offsets(consumer, tps)
             behind = {
                 f"{tp.topic}[{tp.partition}]": end - processed.get(tp, 0)

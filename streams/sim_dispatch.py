@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from simulators.city.protocol import SimRecord
-from streams.offsets import exact_end_offsets
+from streams.offsets import exact_end_offsets, raise_to_committed
 from streams.produce import read_progress
 
 #: Topics the workers consume, external and internal.
@@ -133,20 +133,10 @@ class KafkaDispatch:
         """
         self.worker_urls.remove(url)
 
-    async def _committed(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """The group's committed offsets of `tps` (partitions without a commit left out)."""
-        assert self._commits is not None  # noqa: S101 - started in __init__
-        out = {}
-        for tp in tps:
-            offset = await self._commits.committed(tp)
-            if offset is not None:
-                out[tp] = int(offset)
-        return out
-
     async def _raise_floor(self, tps: Sequence[TopicPartition]) -> None:
         """Count the records of `tps` the group has committed past as handled."""
-        for tp, offset in (await self._committed(tps)).items():
-            self._floor[tp] = max(self._floor.get(tp, 0), offset)
+        assert self._commits is not None  # noqa: S101 - started in __init__
+        await raise_to_committed(self._commits, tps, self._floor)
 
     def close(self) -> None:
         """Stop the clients and the loop."""
@@ -227,14 +217,13 @@ class KafkaDispatch:
                 floor_read = time.monotonic()
                 continue
             if time.monotonic() > deadline:
-                committed = await self._committed(sorted(behind))
                 detail = {
-                    f"{tp.topic}[{tp.partition}]": (processed.get(tp, 0), end, committed.get(tp))
+                    f"{tp.topic}[{tp.partition}]": (processed.get(tp, 0), end, self._floor.get(tp))
                     for tp, end in behind.items()
                 }
                 msg = (
                     f"workers still behind after {self.settle_timeout_s} s "
-                    f"(partition: handled, end, group committed): {detail}"
+                    f"(partition: handled, end, group committed when last read): {detail}"
                 )
                 raise SettleTimeout(msg)
             await asyncio.sleep(0.005)
