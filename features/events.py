@@ -8,7 +8,8 @@ malformed field raises `EventError`.
   `dropoff_lon` (degrees): a customer placed an order (pickup = the merchant's location).
 - `merchant_ready`: `order_id`, `merchant_id`: the merchant marked the order ready.
 - `courier_ping`: `courier_id`, `lat`, `lon`, `speed_mps` (null allowed): a courier position.
-- `assignment_response`: `courier_id`, `order_id`, `response` (`accept` | `decline`).
+- `assignment_response`: `courier_id`, `decision_id`, `response` (`accept` | `decline`): the
+  courier's answer to an offer.
 - `picked_up`: `order_id`, `merchant_id`, `courier_id`: the courier picked the order up.
 - `delivered`: `order_id`, `courier_id`: the order reached the customer.
 - `order_cancelled`: `order_id`, `merchant_id`: the order was cancelled.
@@ -46,7 +47,7 @@ EVENT_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     MERCHANT_READY: {"order_id": _STR, "merchant_id": _STR},
     COURIER_PING: {"courier_id": _STR, "lat": _COORD_LAT, "lon": _COORD_LON, "speed_mps": _SPEED},
-    ASSIGNMENT_RESPONSE: {"courier_id": _STR, "order_id": _STR, "response": _RESPONSE},
+    ASSIGNMENT_RESPONSE: {"courier_id": _STR, "decision_id": _STR, "response": _RESPONSE},
     PICKED_UP: {"order_id": _STR, "merchant_id": _STR, "courier_id": _STR},
     DELIVERED: {"order_id": _STR, "courier_id": _STR},
     ORDER_CANCELLED: {"order_id": _STR, "merchant_id": _STR},

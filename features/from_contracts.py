@@ -10,8 +10,9 @@
   and the event maps to None when the merchant is unknown;
 - `delivery_delivered` → `delivered`;
 - `courier_ping` → `courier_ping` (a missing or implausible `speed_mps` becomes None, unknown);
+- `assignment_response` → `assignment_response` (the courier, the decision, accept or decline);
 - everything else (`merchant_accepted`, `delivery_arrived`, courier status events, ping
-  batches, assignment responses, which name a decision rather than an order) → None.
+  batches) → None.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MAPPED_TYPES = frozenset(
         "order_cancelled",
         "delivery_delivered",
         "courier_ping",
+        "assignment_response",
     }
 )
 
@@ -114,5 +116,13 @@ def to_feature_event(
             "lat": float(event["lat"]),
             "lon": float(event["lon"]),
             "speed_mps": _speed(event.get("speed_mps")),
+        }
+    if etype == "assignment_response":
+        return {
+            "type": ev.ASSIGNMENT_RESPONSE,
+            **head,
+            "courier_id": str(event["courier_id"]),
+            "decision_id": str(event["decision_id"]),
+            "response": str(event["response"]),
         }
     return None

@@ -90,11 +90,17 @@ def generate_event_log(
                 t_offer,
                 ev.ASSIGNMENT_RESPONSE,
                 courier_id=courier,
-                order_id=oid,
+                decision_id=f"d-{oid}-declined",
                 response="decline",
             )
             t_offer += 60_000
-        emit(t_offer, ev.ASSIGNMENT_RESPONSE, courier_id=courier, order_id=oid, response="accept")
+        emit(
+            t_offer,
+            ev.ASSIGNMENT_RESPONSE,
+            courier_id=courier,
+            decision_id=f"d-{oid}",
+            response="accept",
+        )
         t_ready = t0 + int(rng.gamma(4.0, 150_000.0))
         emit(t_ready, ev.MERCHANT_READY, order_id=oid, merchant_id=mid)
         t_pick = max(t_ready, t_offer) + int(rng.uniform(60_000, 600_000))

@@ -1,12 +1,14 @@
-"""The online feature store in a Faust table, fed by the shard agent's order events.
+"""The online feature store in a Faust table, fed by the shard agent's accepted events.
 
-The shard agent calls `FeatureFeed.on_order_event` right after it accepts an event of
-`order_events`, `merchant_ready` or `delivery_events` (and for the events that were parked
-waiting for an order, when they are accepted with it), inside the same stream iteration, so
-each table write goes to the changelog partition of that event. Every key is scoped to that
+The shard agent calls `FeatureFeed.on_event` right after it accepts an event of `order_events`,
+`merchant_ready`, `delivery_events` or `assignment_responses` (and for the events that were
+parked waiting for an order, when they are accepted with it), inside the same stream iteration,
+so each table write goes to the changelog partition of that event. Every key is scoped to that
 partition (`p<partition>|...`): one partition's keys are written only while iterating it, and
-the city and global priors are per partition. Courier pings and assignment responses are not
-fed here, so courier features and the zone supply/speed features stay empty online.
+the city and global priors are per partition, as is a courier's acceptance rate (the answers it
+gave to offers of that partition's shards). Courier pings are not fed here (they are read in
+batches by `streams.ingest_pings`), so courier speed and the zone supply/speed features stay
+empty online.
 """
 
 from __future__ import annotations
@@ -64,9 +66,7 @@ class FeatureFeed:
             self._stores[partition] = store
         return store
 
-    def on_order_event(
-        self, event: Mapping[str, Any], partition: int, merchant_of: MerchantOf
-    ) -> bool:
+    def on_event(self, event: Mapping[str, Any], partition: int, merchant_of: MerchantOf) -> bool:
         """Update the features from one validated contract event; True if any were updated.
 
         Must be called inside the stream iteration of `partition` (table writes go to its

@@ -147,10 +147,6 @@ def register(
                     continue
             if order_topic(topic):
                 effects = engine.on_order_event(decoded, source)
-                if features is not None and effects.applied:  # once per event, valid ones only
-                    features.on_order_event(decoded, message.partition, merchant_of)
-                    for adopted in effects.adopted:
-                        features.on_order_event(adopted, message.partition, merchant_of)
             elif topic == "assignment_responses":
                 effects = engine.on_response(decoded, source)
             elif topic == "dispatch_control":
@@ -164,6 +160,10 @@ def register(
                     rt.metrics.tick_interval_seconds.observe(started - previous)
                 last_tick_s[shard] = started
                 effects = engine.on_tick(decoded)
+            if features is not None and effects.applied:  # once per event, valid ones only
+                features.on_event(decoded, message.partition, merchant_of)
+                for adopted in effects.adopted:
+                    features.on_event(adopted, message.partition, merchant_of)
             await rt.apply(effects)
             rt.processed(message)
             rt.observe("shard", topic, started, int(decoded["ts_ms"]))

@@ -34,8 +34,9 @@ class Output:
 class Effects:
     """Outputs and rejections of one handled input, in the order they arose.
 
-    `applied` is True when the input itself changed state for the first time (not a redelivery,
-    not rejected, not parked to wait for its order). `adopted` lists the events that had been
+    `applied` is True when the input itself (an order event or an assignment response) changed
+    state for the first time (not a redelivery, not rejected, not parked to wait for its order,
+    not an answer to a proposal that is no longer open). `adopted` lists the events that had been
     parked waiting for the order this input created and were accepted with it, in the order
     applied (they were read from the input's partition: orphans are kept in their order's).
     """

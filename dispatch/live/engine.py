@@ -697,6 +697,7 @@ class ShardEngine:
             return effects
         decision = replace(decision, responses=(*decision.responses, str(event["event_id"])))
         self._put_decision(decision)
+        effects.applied = True
         if event["response"] == "decline":
             self._release_orders(
                 decision, decision.order_ids, "declined", ts_ms, effects, cooldown=True

@@ -18,6 +18,7 @@ from streams.dead_letter_report import read_dead_letters
 from streams.demo import CONSUMED_TOPICS, embedded_settings
 from streams.kafka_config import aiokafka_kwargs
 from streams.produce import produce_records, wait_processed
+from streams.reading import read_topics
 from streams.topics import TopicAdmin, load_topics
 from streams.worker_process import WorkerProcess
 
@@ -85,6 +86,18 @@ class Cluster:
         """Wait until every record of `topics` is handled by the running workers (or committed)."""
         running = [w.url for w in self.workers if w.process is not None]
         asyncio.run(wait_processed(self.client, self.app_id, running, topics, timeout_s=timeout_s))
+
+    def online_features(self) -> dict[bytes, bytes]:
+        """The online feature table as its changelog holds it now, partition prefixes removed."""
+        topic = f"{self.app_id}-online_features-changelog"
+        state: dict[bytes, bytes] = {}
+        for r in asyncio.run(read_topics(self.client, [topic])):
+            key = bytes(r.key or b"").split(b"|", 1)[1]
+            if r.value is None:
+                state.pop(key, None)
+            else:
+                state[key] = bytes(r.value)
+        return state
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter of every input topic so far."""

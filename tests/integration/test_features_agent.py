@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -11,7 +10,6 @@ from contracts.geo import decode_center, shard_of
 from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
 from simulators.synthetic import Record
-from streams.reading import read_topics
 from tests.integration.conftest import Cluster
 
 SHARD = shard_of(40.7580, -73.9855, 4)
@@ -31,19 +29,6 @@ def ev(event_type: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
         "shard": SHARD,
         **fields,
     }
-
-
-def changelog_state(cluster: Cluster) -> dict[bytes, bytes]:
-    """The online feature table as its changelog holds it now, partition prefixes removed."""
-    topic = f"{cluster.app_id}-online_features-changelog"
-    state: dict[bytes, bytes] = {}
-    for r in asyncio.run(read_topics(cluster.client, [topic])):
-        key = bytes(r.key or b"").split(b"|", 1)[1]
-        if r.value is None:
-            state.pop(key, None)
-        else:
-            state[key] = bytes(r.value)
-    return state
 
 
 def test_an_event_read_before_its_order_updates_the_features_once_the_order_exists(
@@ -72,4 +57,4 @@ def test_an_event_read_before_its_order_updates_the_features_once_the_order_exis
     cluster.produce([Record("order_events", SHARD.encode(), orjson.dumps(created), T0_MS)])
     cluster.wait_caught_up()
     assert cluster.dead_letters() == []
-    assert changelog_state(cluster) == expected
+    assert cluster.online_features() == expected

@@ -15,6 +15,8 @@ import pytest
 from contracts.geo import decode_center, shard_of
 from dispatch.live.invariants import check_invariants
 from dispatchflow.settings import Settings
+from features.from_contracts import to_feature_event
+from features.store import OnlineFeatureStore
 from simulators.city import SimRecord, SimulationLog, run_simulation, small_town
 from simulators.inprocess import InProcessDispatch
 from simulators.synthetic import Record
@@ -130,6 +132,27 @@ def test_accept_commits_and_repeated_or_replayed_responses_commit_nothing_more(
     again = dispatch.run_until([accept, accept], T0 + 4 * S)
     assert [c["order_ids"] for c in first] == [["o1"]]
     assert of_type(again, "assignment_committed") == []
+
+
+def test_an_answer_to_an_offer_counts_once_in_the_courier_s_online_features(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """An accept updates the online features (the courier's acceptance rate); again, nothing."""
+    cluster, dispatch = live
+    created = order("o1", T0 + S)
+    dispatch.run_until([*online("c1", T0), created], T0 + S)
+    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    accept = respond(proposal, "accept", T0 + 3 * S)
+    dispatch.run_until([accept, accept], T0 + 3 * S)
+    cluster.wait_caught_up()
+    expected: dict[bytes, bytes] = {}
+    store = OnlineFeatureStore(expected)
+    for event in (created.event, accept.event):
+        feature_event = to_feature_event(event, lambda _order_id: "m1")
+        assert feature_event is not None
+        store.apply(feature_event)
+    assert store.read("courier_acceptance_30d", "c1", T0 + 3 * S).values["responses"] == 1.0
+    assert cluster.online_features() == expected
 
 
 def test_rank_answers_from_the_worker_s_live_shard_state(

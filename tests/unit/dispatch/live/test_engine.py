@@ -249,6 +249,21 @@ def test_the_same_response_record_again_makes_no_second_commit(world: World) -> 
     assert world.telemetry.counts["stale_responses"] == 1
 
 
+def test_only_a_first_recorded_response_counts_as_applied(world: World) -> None:
+    """`applied` is set for an answer the proposal records, not for its redelivery."""
+    proposal = offered(world)
+    event = world.response(proposal["decision_id"], "c1", T0 + 3 * S)
+    source = world.source("assignment_responses", event)
+    assert world.handle_response(event, source).applied
+    assert not world.handle_response(event, source).applied
+
+
+def test_a_response_for_an_unknown_decision_is_not_applied(world: World) -> None:
+    """A dead-lettered answer (no such decision) does not count as applied."""
+    effects = world.respond("no-such-decision", "c1", T0 + 3 * S)
+    assert effects.rejections and not effects.applied
+
+
 def test_a_duplicate_accept_event_makes_no_second_commit(world: World) -> None:
     """A second accept (a new event) for a committed proposal changes nothing and is stale."""
     proposal = committed(world)
