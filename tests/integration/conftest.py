@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from dispatchflow.settings import Settings
+from features.from_contracts import to_feature_event
+from features.store import OnlineFeatureStore
 from simulators.synthetic import Record
 from streams.broker import EmbeddedBroker
 from streams.dead_letter_report import read_dead_letters
@@ -103,6 +105,20 @@ class Cluster:
         """Every dead letter of every input topic so far."""
         dlq = [t.dead_letter for t in load_topics(app_id=self.app_id).inputs() if t.dead_letter]
         return asyncio.run(read_dead_letters(self.client, dlq))
+
+
+def features_fed(events: Sequence[dict[str, Any]], merchant_id: str = "m1") -> dict[bytes, bytes]:
+    """The online feature table a worker should hold after applying `events` in order.
+
+    Events that name only their order get `merchant_id`; every event must map to a feature event.
+    """
+    table: dict[bytes, bytes] = {}
+    store = OnlineFeatureStore(table)
+    for event in events:
+        feature_event = to_feature_event(event, lambda _order_id: merchant_id)
+        assert feature_event is not None, event["type"]
+        store.apply(feature_event)
+    return table
 
 
 @pytest.fixture

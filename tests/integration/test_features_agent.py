@@ -7,10 +7,8 @@ from typing import Any
 import orjson
 
 from contracts.geo import decode_center, shard_of
-from features.from_contracts import to_feature_event
-from features.store import OnlineFeatureStore
 from simulators.synthetic import Record
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, features_fed
 
 SHARD = shard_of(40.7580, -73.9855, 4)
 LAT, LON = decode_center(SHARD)
@@ -42,12 +40,7 @@ def test_an_event_read_before_its_order_updates_the_features_once_the_order_exis
         dropoff={"lat": LAT, "lon": LON},
     )
     ready = ev("order_ready", T0_MS + 600_000)
-    expected: dict[bytes, bytes] = {}
-    store = OnlineFeatureStore(expected)
-    for event in (created, ready):
-        feature_event = to_feature_event(event, lambda _order_id: "m1")
-        assert feature_event is not None
-        store.apply(feature_event)
+    expected = features_fed([created, ready])
 
     cluster.start_worker()
     cluster.produce(

@@ -15,7 +15,6 @@ import pytest
 from contracts.geo import decode_center, shard_of
 from dispatch.live.invariants import check_invariants
 from dispatchflow.settings import Settings
-from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
 from simulators.city import SimRecord, SimulationLog, run_simulation, small_town
 from simulators.inprocess import InProcessDispatch
@@ -23,7 +22,7 @@ from simulators.synthetic import Record
 from streams.bench_ingest import generate_pings
 from streams.consistency import check_topics
 from streams.sim_dispatch import KafkaDispatch
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, features_fed
 
 T0 = 1_795_000_000_000
 S = 1_000
@@ -145,13 +144,9 @@ def test_an_answer_to_an_offer_counts_once_in_the_courier_s_online_features(
     accept = respond(proposal, "accept", T0 + 3 * S)
     dispatch.run_until([accept, accept], T0 + 3 * S)
     cluster.wait_caught_up()
-    expected: dict[bytes, bytes] = {}
-    store = OnlineFeatureStore(expected)
-    for event in (created.event, accept.event):
-        feature_event = to_feature_event(event, lambda _order_id: "m1")
-        assert feature_event is not None
-        store.apply(feature_event)
-    assert store.read("courier_acceptance_30d", "c1", T0 + 3 * S).values["responses"] == 1.0
+    expected = features_fed([created.event, accept.event])
+    acceptance = OnlineFeatureStore(dict(expected)).read("courier_acceptance_30d", "c1", T0 + 3 * S)
+    assert acceptance.values["responses"] == 1.0
     assert cluster.online_features() == expected
 
 
