@@ -43,13 +43,18 @@ class AlreadyApplied(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """Where an input record came from, and its bytes (for dead-lettering it later)."""
+    """Where an input record came from, and its bytes (for dead-lettering it later).
+
+    `traceparent` is the record's validated W3C trace context header, if it had one
+    (`contracts.tracing`): an order's records continue the trace of its `order_created`.
+    """
 
     topic: str
     partition: int
     offset: int
     key: bytes | None = None
     value: bytes | None = None
+    traceparent: str | None = None
 
     def same_record(self, other: Source | None) -> bool:
         """True if `other` is this very record (same topic, partition and offset)."""
@@ -67,6 +72,7 @@ class Source:
             "offset": self.offset,
             "key": _b64(self.key),
             "value": _b64(self.value),
+            "traceparent": self.traceparent,
         }
 
     @classmethod
@@ -78,6 +84,7 @@ class Source:
             data["offset"],
             _unb64(data["key"]),
             _unb64(data["value"]),
+            data.get("traceparent"),
         )
 
 

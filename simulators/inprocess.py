@@ -21,6 +21,7 @@ import orjson
 from contracts.pings import decode_pings, latest_per_courier, split_by_shard
 from contracts.positions import decode_position_batch, encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
+from contracts.tracing import TraceContextError, parse_traceparent
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
 from dispatch.lifecycle import CourierState, OrderState, Source
 from dispatch.live.directory import CourierDirectory
@@ -39,6 +40,17 @@ from streams.topics import load_topics
 #: Topics whose records the worker sends to itself.
 INTERNAL_TOPICS = frozenset(("courier_positions", "courier_sightings", "courier_state_updates"))
 _PARTITION = 0
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A record waiting to be handled: an input, or an internal output fed back in."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    ts_ms: int
+    traceparent: str | None
 
 
 @dataclass
@@ -144,35 +156,46 @@ class InProcessDispatch:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def _source(self, topic: str, key: bytes | None, value: bytes) -> Source:
+    def _source(
+        self, topic: str, key: bytes | None, value: bytes, traceparent: str | None
+    ) -> Source:
         offset = self._offsets[topic]
         self._offsets[topic] += 1
-        return Source(topic, _PARTITION, offset, key, value)
+        try:  # a malformed header is ignored, as the worker does
+            trace = parse_traceparent(traceparent).header if traceparent else None
+        except TraceContextError:
+            trace = None
+        return Source(topic, _PARTITION, offset, key, value, trace)
 
     def run_until(self, inputs: Sequence[SimRecord], until_ts_ms: int) -> list[SimRecord]:
         """Handle `inputs` and everything they cause; return the external outputs in order."""
-        queue: deque[tuple[str, bytes | None, bytes, int]] = deque(
-            (r.topic, r.key, orjson.dumps(r.event), r.ts_ms) for r in inputs
+        queue: deque[_Queued] = deque(
+            _Queued(r.topic, r.key, orjson.dumps(r.event), r.ts_ms, r.traceparent) for r in inputs
         )
         produced: list[SimRecord] = []
         while queue:
-            topic, key, value, record_ts_ms = queue.popleft()
-            effects = self._handle(topic, key, value, record_ts_ms)
+            item = queue.popleft()
+            effects = self._handle(item)
             self.dead_letters.extend(effects.rejections)
-            internal: list[tuple[str, bytes | None, bytes, int]] = []
+            internal: list[_Queued] = []
             for output in effects.outputs:
                 raw = (
                     output.value if isinstance(output.value, bytes) else orjson.dumps(output.value)
                 )
                 if output.topic in INTERNAL_TOPICS:
-                    internal.append((output.topic, output.key, raw, record_ts_ms))
+                    internal.append(
+                        _Queued(output.topic, output.key, raw, item.ts_ms, output.traceparent)
+                    )
                 else:
-                    produced.append(SimRecord(output.topic, output.key, _event_of(output)))
+                    produced.append(
+                        SimRecord(output.topic, output.key, _event_of(output), output.traceparent)
+                    )
             queue.extendleft(reversed(internal))
         return produced
 
-    def _handle(self, topic: str, key: bytes | None, value: bytes, record_ts_ms: int) -> Effects:
-        source = self._source(topic, key, value)
+    def _handle(self, item: _Queued) -> Effects:
+        topic, key, value, record_ts_ms = item.topic, item.key, item.value, item.ts_ms
+        source = self._source(topic, key, value, item.traceparent)
         if topic == "courier_pings":
             return self._pings(source, record_ts_ms)
         if topic == "courier_positions":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.tracing import TRACEPARENT_HEADER
+
 #: Header names on every dead-letter record.
 REASON_HEADER = "dlq.reason"
 MESSAGE_HEADER = "dlq.message"
@@ -28,6 +30,7 @@ class DeadLetter:
     message: str
     exception: str = "EventRejected"
     index: int | None = None  # position of the fix inside a ping batch
+    traceparent: bytes | None = None  # the source record's trace context header, as it was
 
     @property
     def topic(self) -> str:
@@ -46,6 +49,8 @@ class DeadLetter:
         ]
         if self.index is not None:
             headers.append((INDEX_HEADER, str(self.index).encode()))
+        if self.traceparent is not None:
+            headers.append((TRACEPARENT_HEADER, self.traceparent))
         return headers
 
 

@@ -45,6 +45,13 @@ class Metrics:
             ["topic", "reason"],
             registry=r,
         )
+        self.trace_contexts_invalid = Counter(
+            "dispatchflow_trace_contexts_invalid",
+            "Input records whose traceparent header is not a W3C trace context (the header is"
+            " ignored and the record handled as if it had none), per topic.",
+            ["topic"],
+            registry=r,
+        )
         self.pings = Counter(
             "dispatchflow_pings",
             "Valid courier ping fixes ingested.",

@@ -15,12 +15,13 @@ from typing import Any, cast
 import faust
 import orjson
 
+from contracts.tracing import TRACEPARENT_HEADER, TraceContextError, parse_traceparent
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
 from dispatch.live.effects import Effects
 from dispatch.live.engine import ShardEngine
 from dispatch.live.positions import PositionStore
 from dispatchflow.settings import Settings
-from streams.dead_letters import DeadLetter
+from streams.dead_letters import DeadLetter, header_value
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.topics import TopicsFile
@@ -160,7 +161,12 @@ class Runtime:
         """Produce a handler's outputs and dead-letter its rejections, in order."""
         for output in effects.outputs:
             value = output.value if isinstance(output.value, bytes) else orjson.dumps(output.value)
-            await self.send(output.topic, output.key, value, partition=output.partition)
+            headers = (
+                [(TRACEPARENT_HEADER, output.traceparent.encode())] if output.traceparent else None
+            )
+            await self.send(
+                output.topic, output.key, value, partition=output.partition, headers=headers
+            )
         for source, error in effects.rejections:
             await self.dead_letter(
                 DeadLetter(
@@ -172,11 +178,13 @@ class Runtime:
                     reason=error.reason.value,
                     message=error.message,
                     exception=type(error).__name__,
+                    traceparent=source.traceparent.encode() if source.traceparent else None,
                 )
             )
 
     async def reject(self, message: Any, error: EventRejected) -> None:
-        """Dead-letter a whole input record for `error`."""
+        """Dead-letter a whole input record for `error` (its trace context header kept as is)."""
+        raw = header_value(message.headers, TRACEPARENT_HEADER)
         await self.dead_letter(
             DeadLetter(
                 source_topic=message.topic,
@@ -187,8 +195,24 @@ class Runtime:
                 reason=error.reason.value,
                 message=error.message,
                 exception=type(error).__name__,
+                traceparent=raw.encode() if raw is not None else None,
             )
         )
+
+    def trace_context(self, message: Any) -> str | None:
+        """The record's `traceparent` header if it is a valid W3C trace context, else None.
+
+        A malformed header is counted (`dispatchflow_trace_contexts_invalid_total`) and
+        ignored: the record itself is still handled.
+        """
+        raw = header_value(message.headers, TRACEPARENT_HEADER)
+        if raw is None:
+            return None
+        try:
+            return parse_traceparent(raw).header
+        except TraceContextError:
+            self.metrics.trace_contexts_invalid.labels(message.topic).inc()
+            return None
 
     def guarded(self, name: str) -> Callable[[AgentFun], AgentFun]:
         """Wrap an agent so that an unexpected error marks the worker unhealthy and stops it."""

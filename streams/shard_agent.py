@@ -130,7 +130,14 @@ def register(
             started = time.perf_counter()
             message = event.message
             topic = message.topic
-            source = Source(topic, message.partition, message.offset, message.key, message.value)
+            source = Source(
+                topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+                rt.trace_context(message),
+            )
             if topic in INTERNAL:
                 decoded = validate_schema(
                     orjson.loads(message.value), frozenset((INTERNAL[topic],))

@@ -19,7 +19,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.tracing import TRACEPARENT_HEADER
 from simulators.city.protocol import SimRecord
+from streams.dead_letters import header_value
 from streams.offsets import exact_end_offsets, raise_to_committed
 from streams.produce import read_progress
 
@@ -172,7 +174,11 @@ class KafkaDispatch:
         assert self._producer is not None  # noqa: S101 - started in __init__
         futures = [
             await self._producer.send(
-                r.topic, value=orjson.dumps(r.event), key=r.key, timestamp_ms=r.ts_ms
+                r.topic,
+                value=orjson.dumps(r.event),
+                key=r.key,
+                timestamp_ms=r.ts_ms,
+                headers=[(TRACEPARENT_HEADER, r.traceparent.encode())] if r.traceparent else None,
             )
             for r in records
         ]
@@ -247,7 +253,12 @@ class KafkaDispatch:
                             tp.topic,
                             tp.partition,
                             r.offset,
-                            SimRecord(tp.topic, r.key, event),
+                            SimRecord(
+                                tp.topic,
+                                r.key,
+                                event,
+                                header_value(r.headers, TRACEPARENT_HEADER),
+                            ),
                         )
                     )
             pending = [tp for tp in pending if await self._outputs.position(tp) < ends[tp]]

@@ -14,12 +14,14 @@ class Output:
     """A record to produce: an event (JSON) or raw bytes, to `topic` under `key`.
 
     `partition` is set only when the record must go to a given partition (batched sightings).
+    `traceparent` is the W3C trace context header the record carries, if any.
     """
 
     topic: str
     key: bytes
     value: dict[str, Any] | bytes
     partition: int | None = None
+    traceparent: str | None = None
 
     @property
     def event(self) -> dict[str, Any]:
@@ -46,9 +48,16 @@ class Effects:
     applied: bool = False
     adopted: list[dict[str, Any]] = field(default_factory=list)
 
-    def emit(self, topic: str, key: str | bytes, value: dict[str, Any] | bytes) -> None:
-        """Add an output record."""
-        self.outputs.append(Output(topic, key.encode() if isinstance(key, str) else key, value))
+    def emit(
+        self,
+        topic: str,
+        key: str | bytes,
+        value: dict[str, Any] | bytes,
+        traceparent: str | None = None,
+    ) -> None:
+        """Add an output record (with its trace context header, if given)."""
+        raw_key = key.encode() if isinstance(key, str) else key
+        self.outputs.append(Output(topic, raw_key, value, traceparent=traceparent))
 
     def reject(self, source: Source, error: EventRejected) -> None:
         """Dead-letter the record at `source` for `error`."""

@@ -38,6 +38,7 @@ from contracts.geo import decode_center, encode_many, project_m
 from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
+from contracts.tracing import trace_header_for
 from contracts.validation import Event, EventRejected, RejectReason
 from dispatch.decisions import Assignment, Decisions
 from dispatch.engine import RankedCourier, decide, rank
@@ -211,6 +212,18 @@ def _event(event_type: str, event_id: str, ts_ms: int, **fields: Any) -> dict[st
         "ts_ms": int(ts_ms),
         **fields,
     }
+
+
+def order_trace(order: OrderState | None, event: dict[str, Any]) -> str | None:
+    """The `traceparent` of `event`, a record about `order`: it continues the order's trace.
+
+    None when the order is unknown.
+    """
+    if order is None:
+        return None
+    source = order.created_source
+    parent = source.traceparent if source is not None else None
+    return trace_header_for(parent, order.order_id, str(event["event_id"]))
 
 
 class ShardEngine:
@@ -554,21 +567,19 @@ class ShardEngine:
         )
         if not released:
             return
-        effects.emit(
-            RELEASED_TOPIC,
-            decision.shard,
-            _event(
-                "assignment_released",
-                f"released:{decision.decision_id}:{reason}:{'.'.join(released)}",
-                ts_ms,
-                decision_id=decision.decision_id,
-                shard=decision.shard,
-                shard_generation=decision.generation,
-                order_ids=list(released),
-                courier_id=decision.courier_id,
-                reason=reason,
-            ),
+        event = _event(
+            "assignment_released",
+            f"released:{decision.decision_id}:{reason}:{'.'.join(released)}",
+            ts_ms,
+            decision_id=decision.decision_id,
+            shard=decision.shard,
+            shard_generation=decision.generation,
+            order_ids=list(released),
+            courier_id=decision.courier_id,
+            reason=reason,
         )
+        first = self.stores.orders.get(released[0])
+        effects.emit(RELEASED_TOPIC, decision.shard, event, order_trace(first, event))
         self.telemetry.released(reason)
 
     # ------------------------------------------------------------------ courier updates
@@ -762,30 +773,24 @@ class ShardEngine:
                 dispatch = replace(
                     dispatch, eta_p50_ts_ms=p50, eta_p90_ts_ms=p90, eta_sent_ts_ms=ts_ms
                 )
-                effects.emit(
-                    ETA_TOPIC,
-                    decision.shard,
-                    self._eta_event(order.order_id, decision.shard, ts_ms, p50, p90),
-                )
+                eta = self._eta_event(order.order_id, decision.shard, ts_ms, p50, p90)
+                effects.emit(ETA_TOPIC, decision.shard, eta, order_trace(order, eta))
             self._put_order(replace(order, dispatch=dispatch))
         self._put_decision(replace(decision, status=DecisionStatus.COMMITTED, resolved_ts_ms=ts_ms))
-        effects.emit(
-            COMMITTED_TOPIC,
-            decision.shard,
-            _event(
-                "assignment_committed",
-                f"committed:{decision.decision_id}",
-                ts_ms,
-                decision_id=decision.decision_id,
-                shard=decision.shard,
-                shard_generation=decision.generation,
-                order_ids=list(committed_ids),
-                courier_id=decision.courier_id,
-                route=_route_json(planned),
-                policy_version=decision.policy_version,
-                model_version=decision.model_version,
-            ),
+        event = _event(
+            "assignment_committed",
+            f"committed:{decision.decision_id}",
+            ts_ms,
+            decision_id=decision.decision_id,
+            shard=decision.shard,
+            shard_generation=decision.generation,
+            order_ids=list(committed_ids),
+            courier_id=decision.courier_id,
+            route=_route_json(planned),
+            policy_version=decision.policy_version,
+            model_version=decision.model_version,
         )
+        effects.emit(COMMITTED_TOPIC, decision.shard, event, order_trace(new_orders[0], event))
         self.telemetry.committed()
 
     def _eta_event(
@@ -897,19 +902,16 @@ class ShardEngine:
                         dispatch=replace(order.dispatch, phase=Phase.DONE, expired_reason=reason),
                     )
                 )
-                effects.emit(
-                    RELEASED_TOPIC,
-                    shard,
-                    _event(
-                        "order_expired",
-                        f"expired:{order_id}",
-                        now_ms,
-                        order_id=order_id,
-                        shard=shard,
-                        reason=reason,
-                        detail=f"no courier committed within {max_age_ms // 1000} s of placement",
-                    ),
+                event = _event(
+                    "order_expired",
+                    f"expired:{order_id}",
+                    now_ms,
+                    order_id=order_id,
+                    shard=shard,
+                    reason=reason,
+                    detail=f"no courier committed within {max_age_ms // 1000} s of placement",
                 )
+                effects.emit(RELEASED_TOPIC, shard, event, order_trace(order, event))
 
     # ------------------------------------------------------------------ snapshot
     def _snapshot(self, shard: str, now_ms: int) -> _Built:
@@ -1164,7 +1166,8 @@ class ShardEngine:
                     eta_p90_ts_ms=now_ms + int(p90_s * 1000) if math.isfinite(p90_s) else None,
                 )
                 self._put_order(replace(order, dispatch=dispatch))
-            effects.emit(PROPOSED_TOPIC, shard, self._proposal_event(record, etas, fallback))
+            event = self._proposal_event(record, etas, fallback)
+            effects.emit(PROPOSED_TOPIC, shard, event, order_trace(new_orders[0], event))
             proposed += 1
         return proposed
 
@@ -1257,7 +1260,8 @@ class ShardEngine:
                 order.dispatch, eta_p50_ts_ms=p50, eta_p90_ts_ms=p90, eta_sent_ts_ms=now_ms
             )
             self._put_order(replace(order, dispatch=dispatch))
-            effects.emit(ETA_TOPIC, shard, self._eta_event(order_id, shard, now_ms, p50, p90))
+            eta = self._eta_event(order_id, shard, now_ms, p50, p90)
+            effects.emit(ETA_TOPIC, shard, eta, order_trace(order, eta))
 
     def _surge_updates(self, shard: str, now_ms: int, built: _Built, effects: Effects) -> None:
         precision = self.config.surge_zone_precision

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from contracts.schemas import SCHEMA_VERSION
+from contracts.tracing import start_trace
 from simulators.city.protocol import SimRecord
 
 #: Topic of each event type the simulator produces.
@@ -56,10 +57,17 @@ def event(kind: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]
 
 
 def record(body: dict[str, Any], gateway_id: str = "gateway-1") -> SimRecord:
-    """The record carrying `body`: its topic by event type, its key as `topics.yaml` says."""
+    """The record carrying `body`: its topic by event type, its key as `topics.yaml` says.
+
+    An `order_created` carries a `traceparent` header, as the ordering app would send: a sampled
+    trace derived from the order id.
+    """
     topic = TOPIC_OF[body["type"]]
     key = gateway_id if topic == "courier_pings" else str(body[KEY_FIELD_OF[topic]])
-    return SimRecord(topic, key.encode("utf-8"), body)
+    trace = None
+    if body["type"] == "order_created":
+        trace = start_trace(f"order-app:{body['order_id']}", sampled=True).header
+    return SimRecord(topic, key.encode("utf-8"), body, trace)
 
 
 def point(lat: float, lon: float) -> dict[str, float]:

@@ -20,11 +20,13 @@ class SimRecord:
         topic: topic name as in `topics.yaml`.
         key: record key bytes (shard, courier id or gateway id, as `topics.yaml` says).
         event: the decoded event; `event["ts_ms"]` is its event time.
+        traceparent: the record's W3C trace context header (`contracts.tracing`), if any.
     """
 
     topic: str
     key: bytes | None
     event: dict[str, Any]
+    traceparent: str | None = None
 
     @property
     def ts_ms(self) -> int:

@@ -7,12 +7,14 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
 
 from contracts.geo import decode_center, shard_of
+from contracts.tracing import parse_traceparent, start_trace
 from dispatch.live.invariants import check_invariants
 from dispatchflow.settings import Settings
 from features.store import OnlineFeatureStore
@@ -148,6 +150,53 @@ def test_an_answer_to_an_offer_counts_once_in_the_courier_s_online_features(
     acceptance = OnlineFeatureStore(dict(expected)).read("courier_acceptance_30d", "c1", T0 + 3 * S)
     assert acceptance.values["responses"] == 1.0
     assert cluster.online_features() == expected
+
+
+UPSTREAM_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _records_of(outputs: list[SimRecord], event_type: str) -> list[SimRecord]:
+    """Output records of one event type."""
+    return [r for r in outputs if r.event["type"] == event_type]
+
+
+def _offer_and_accept(dispatch: KafkaDispatch, created: SimRecord) -> list[SimRecord]:
+    """c1 online, `created`, a tick and c1's accept; the proposal and commit records."""
+    dispatch.run_until([*online("c1", T0), created], T0 + S)
+    [proposal] = _records_of(
+        dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed"
+    )
+    accept = respond(proposal.event, "accept", T0 + 3 * S)
+    [commit] = _records_of(dispatch.run_until([accept], T0 + 3 * S), "assignment_committed")
+    return [proposal, commit]
+
+
+def test_an_order_s_trace_context_reaches_its_proposal_and_commit(
+    live: tuple[Cluster, KafkaDispatch],
+) -> None:
+    """Proposal and commit carry `traceparent` headers in the trace of the order's creation."""
+    _, dispatch = live
+    records = _offer_and_accept(dispatch, replace(order("o1", T0 + S), traceparent=UPSTREAM_TRACE))
+    upstream = parse_traceparent(UPSTREAM_TRACE)
+    contexts = [parse_traceparent(str(r.traceparent)) for r in records]
+    assert {(c.trace_id, c.flags) for c in contexts} == {(upstream.trace_id, "01")}
+    assert len({c.parent_id for c in contexts} | {upstream.parent_id}) == 3
+
+
+def test_a_malformed_trace_header_is_counted_and_its_order_still_dispatched(
+    cluster: Cluster,
+) -> None:
+    """The header is ignored (the order's records get a trace from its id) and counted."""
+    worker = cluster.start_worker(tick_interval_s=15.0, lease_s=30.0, cooldown_s=300.0)
+    dispatch = KafkaDispatch(cluster.client, [worker.url])
+    try:
+        records = _offer_and_accept(dispatch, replace(order("o1", T0 + S), traceparent="00-bad"))
+    finally:
+        dispatch.close()
+    traces = {parse_traceparent(str(r.traceparent)).trace_id for r in records}
+    assert traces == {start_trace("o1").trace_id}
+    metrics = worker.request("/metrics")[1].decode()
+    assert 'dispatchflow_trace_contexts_invalid_total{topic="order_events"} 1.0' in metrics
 
 
 def test_rank_answers_from_the_worker_s_live_shard_state(

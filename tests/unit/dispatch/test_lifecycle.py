@@ -244,3 +244,16 @@ def test_courier_events_before_online_are_unknown() -> None:
     with pytest.raises(EventRejected) as info:
         apply_courier_event(None, courier("courier_capacity", 1, "cap", capacity=3), None)
     assert info.value.reason is RejectReason.UNKNOWN_ID
+
+
+def test_a_source_keeps_its_trace_context_through_its_stored_form() -> None:
+    """`to_dict`/`from_dict` round-trips the record's traceparent."""
+    traced = Source("order_events", 2, 7, b"k", b"v", "00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    assert Source.from_dict(traced.to_dict()) == traced
+
+
+def test_a_source_stored_before_trace_contexts_loads_without_one() -> None:
+    """A stored source without the traceparent field reads back with none."""
+    stored = src(3).to_dict()
+    del stored["traceparent"]
+    assert Source.from_dict(stored) == src(3)

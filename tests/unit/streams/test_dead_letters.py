@@ -1,3 +1,4 @@
+from contracts.tracing import TRACEPARENT_HEADER
 from streams.dead_letters import (
     INDEX_HEADER,
     MAX_MESSAGE_CHARS,
@@ -47,3 +48,10 @@ def test_long_messages_are_truncated() -> None:
     """The message header is bounded in size."""
     headers = dict(letter(message="x" * 5000).headers())
     assert len(headers["dlq.message"]) == MAX_MESSAGE_CHARS
+
+
+def test_a_dead_letter_keeps_its_source_s_trace_context() -> None:
+    """The source record's `traceparent` goes on the letter as it was; none if it had none."""
+    raw = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert header_value(letter(traceparent=raw).headers(), TRACEPARENT_HEADER) == raw.decode()
+    assert header_value(letter().headers(), TRACEPARENT_HEADER) is None

@@ -147,11 +147,11 @@ class World:
         }
         return validate_schema(event)
 
-    def source(self, topic: str, event: dict[str, Any]) -> Source:
-        """The next record of `topic` carrying `event`."""
+    def source(self, topic: str, event: dict[str, Any], traceparent: str | None = None) -> Source:
+        """The next record of `topic` carrying `event` (and a trace context header)."""
         offset_ = self._offsets[topic]
         self._offsets[topic] += 1
-        return Source(topic, 0, offset_, None, orjson.dumps(event))
+        return Source(topic, 0, offset_, None, orjson.dumps(event), traceparent)
 
     def _record(self, effects: Effects) -> Effects:
         self.outputs.extend(effects.outputs)
@@ -248,6 +248,7 @@ class World:
         merchant_id: str = "m1",
         prep_s: float = 0.0,
         promise_ts_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> Effects:
         """`order_created` (by default ready at once, 1.5 km from the merchant)."""
         drop = dropoff if dropoff is not None else offset(1_200.0, 900.0)
@@ -261,7 +262,10 @@ class World:
         }
         if promise_ts_ms is not None:
             fields["promise_ts_ms"] = promise_ts_ms
-        return self.order_event("order_events", self.event("order_created", ts_ms, **fields))
+        event = self.event("order_created", ts_ms, **fields)
+        return self.order_event(
+            "order_events", event, self.source("order_events", event, traceparent)
+        )
 
     def cancel(self, order_id: str, ts_ms: int) -> Effects:
         """`order_cancelled` by the customer."""

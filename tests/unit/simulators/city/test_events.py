@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from contracts.tracing import parse_traceparent
 from simulators.city.events import TOPIC_OF, event, make_id, record
 from streams.topics import load_topics
 
@@ -39,3 +40,17 @@ def test_long_ids_are_shortened_deterministically() -> None:
     assert len(a) <= 128 and ID.match(a)
     assert a == make_id("resp", "x" * 200)
     assert a != b
+
+
+def test_an_order_created_record_carries_a_sampled_trace_of_its_order() -> None:
+    """The ordering app starts a sampled trace per order; other records carry none."""
+    created = record(event("order_created", "o1-created", 5, order_id="o1", shard="dr5r"))
+    again = record(event("order_created", "o1-created", 5, order_id="o1", shard="dr5r"))
+    other = record(event("order_created", "o2-created", 5, order_id="o2", shard="dr5r"))
+    ready = record(event("order_ready", "o1-ready", 5, order_id="o1", shard="dr5r"))
+    assert created.traceparent is not None and other.traceparent is not None
+    ctx = parse_traceparent(created.traceparent)
+    assert ctx.flags == "01"
+    assert again.traceparent == created.traceparent
+    assert parse_traceparent(other.traceparent).trace_id != ctx.trace_id
+    assert ready.traceparent is None
