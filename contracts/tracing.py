@@ -5,7 +5,7 @@ they produce. The workers carry an order's trace through its whole dispatch: eve
 shard engine writes about the order (`assignment_proposed`, `assignment_committed`,
 `assignment_released`, `order_expired`, `eta_updates`) has a `traceparent` with the trace id of
 the order's `order_created` record and a parent id of its own. A record about several orders (a
-bundle) continues the trace of the first order in its route.
+bundle) continues the trace of the first order it assigns or releases.
 
 Span ids are derived from the trace id and the emitted event's id, so a replay of the same
 input writes the same headers. An order that arrived without a valid header gets a trace id
