@@ -284,12 +284,12 @@ def test_a_courier_going_offline_releases_its_committed_orders(
     ]
 
 
-def by_timestamp(outputs: list[SimRecord]) -> dict[int, set[tuple[str, str]]]:
-    """Output event ids grouped by event time (order within a timestamp is not meaningful)."""
-    grouped: dict[int, set[tuple[str, str]]] = defaultdict(set)
+def by_timestamp(outputs: list[SimRecord]) -> dict[int, set[tuple[str, str, str | None]]]:
+    """Output event ids and trace headers grouped by event time (order within one is free)."""
+    grouped: dict[int, set[tuple[str, str, str | None]]] = defaultdict(set)
     for r in outputs:
         if r.topic != "courier_handoffs":
-            grouped[int(r.event["ts_ms"])].add((r.topic, str(r.event["event_id"])))
+            grouped[int(r.event["ts_ms"])].add((r.topic, str(r.event["event_id"]), r.traceparent))
     return dict(grouped)
 
 
@@ -315,6 +315,9 @@ def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) ->
     finally:
         inproc.close()
     assert by_timestamp(list(live_log.outputs)) == by_timestamp(list(local_log.outputs))
+    commits = [r for r in live_log.outputs if r.event["type"] == "assignment_committed"]
+    # The city's orders come with sampled traces: commits continue them (flags 01).
+    assert commits and all(str(r.traceparent).endswith("-01") for r in commits)
     assert live_log.settled
 
 
