@@ -77,6 +77,16 @@ def parse_traceparent(value: bytes | str) -> TraceContext:
     return TraceContext(trace_id, parent_id, flags)
 
 
+def valid_traceparent(value: bytes | str | None) -> str | None:
+    """The header value (version `00` form) if `value` is a valid trace context, else None."""
+    if value is None:
+        return None
+    try:
+        return parse_traceparent(value).header
+    except TraceContextError:
+        return None
+
+
 def _hex(seed: str, n_bytes: int) -> str:
     digest = hashlib.blake2b(seed.encode(), digest_size=n_bytes).hexdigest()
     return digest if int(digest, 16) else "0" * (2 * n_bytes - 1) + "1"

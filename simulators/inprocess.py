@@ -21,7 +21,7 @@ import orjson
 from contracts.pings import decode_pings, latest_per_courier, split_by_shard
 from contracts.positions import decode_position_batch, encode_position_batch
 from contracts.schemas import SCHEMA_VERSION
-from contracts.tracing import TraceContextError, parse_traceparent
+from contracts.tracing import valid_traceparent
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
 from dispatch.lifecycle import CourierState, OrderState, Source
 from dispatch.live.directory import CourierDirectory
@@ -161,11 +161,8 @@ class InProcessDispatch:
     ) -> Source:
         offset = self._offsets[topic]
         self._offsets[topic] += 1
-        try:  # a malformed header is ignored, as the worker does
-            trace = parse_traceparent(traceparent).header if traceparent else None
-        except TraceContextError:
-            trace = None
-        return Source(topic, _PARTITION, offset, key, value, trace)
+        # A malformed header is ignored, as the worker does.
+        return Source(topic, _PARTITION, offset, key, value, valid_traceparent(traceparent))
 
     def run_until(self, inputs: Sequence[SimRecord], until_ts_ms: int) -> list[SimRecord]:
         """Handle `inputs` and everything they cause; return the external outputs in order."""

@@ -15,7 +15,7 @@ from typing import Any, cast
 import faust
 import orjson
 
-from contracts.tracing import TRACEPARENT_HEADER, TraceContextError, parse_traceparent
+from contracts.tracing import TRACEPARENT_HEADER, valid_traceparent
 from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
 from dispatch.live.effects import Effects
 from dispatch.live.engine import ShardEngine
@@ -206,13 +206,10 @@ class Runtime:
         ignored: the record itself is still handled.
         """
         raw = header_value(message.headers, TRACEPARENT_HEADER)
-        if raw is None:
-            return None
-        try:
-            return parse_traceparent(raw).header
-        except TraceContextError:
+        trace = valid_traceparent(raw)
+        if raw is not None and trace is None:
             self.metrics.trace_contexts_invalid.labels(message.topic).inc()
-            return None
+        return trace
 
     def guarded(self, name: str) -> Callable[[AgentFun], AgentFun]:
         """Wrap an agent so that an unexpected error marks the worker unhealthy and stops it."""

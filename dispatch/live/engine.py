@@ -214,13 +214,30 @@ def _event(event_type: str, event_id: str, ts_ms: int, **fields: Any) -> dict[st
     }
 
 
-def order_trace(order: OrderState | None, event: dict[str, Any]) -> str | None:
-    """The `traceparent` of `event`, a record about `order`: it continues the order's trace.
+def _decision_event(
+    event_type: str,
+    event_id: str,
+    ts_ms: int,
+    decision: DecisionRecord,
+    order_ids: Sequence[str],
+    **fields: Any,
+) -> dict[str, Any]:
+    """An event about `order_ids` of `decision`: its id, shard, generation and courier first."""
+    return _event(
+        event_type,
+        event_id,
+        ts_ms,
+        decision_id=decision.decision_id,
+        shard=decision.shard,
+        shard_generation=decision.generation,
+        order_ids=list(order_ids),
+        courier_id=decision.courier_id,
+        **fields,
+    )
 
-    None when the order is unknown.
-    """
-    if order is None:
-        return None
+
+def order_trace(order: OrderState, event: dict[str, Any]) -> str:
+    """The `traceparent` of `event`, a record about `order`: it continues the order's trace."""
     source = order.created_source
     parent = source.traceparent if source is not None else None
     return trace_header_for(parent, order.order_id, str(event["event_id"]))
@@ -517,18 +534,15 @@ class ShardEngine:
         candidates = (
             decision.order_ids if proposal else [o for o in decision.order_ids if o in order_ids]
         )
-        held = []
+        held: list[OrderState] = []
         for order_id in candidates:
             order = self.stores.orders.get(order_id)
             if order is not None and order.dispatch.decision_id == decision.decision_id:
-                held.append(order_id)
-        released = tuple(held)
+                held.append(order)
+        released = tuple(o.order_id for o in held)
         if not released and not proposal:
             return
-        for order_id in released:
-            order = self.stores.orders.get(order_id)
-            if order is None or order.dispatch.decision_id != decision.decision_id:
-                continue
+        for order in held:
             dispatch = replace(order.dispatch, phase=Phase.OPEN, decision_id=None, courier_id=None)
             if order.status.terminal:
                 dispatch = replace(dispatch, phase=Phase.DONE)
@@ -567,19 +581,15 @@ class ShardEngine:
         )
         if not released:
             return
-        event = _event(
+        event = _decision_event(
             "assignment_released",
             f"released:{decision.decision_id}:{reason}:{'.'.join(released)}",
             ts_ms,
-            decision_id=decision.decision_id,
-            shard=decision.shard,
-            shard_generation=decision.generation,
-            order_ids=list(released),
-            courier_id=decision.courier_id,
+            decision,
+            released,
             reason=reason,
         )
-        first = self.stores.orders.get(released[0])
-        effects.emit(RELEASED_TOPIC, decision.shard, event, order_trace(first, event))
+        effects.emit(RELEASED_TOPIC, decision.shard, event, order_trace(held[0], event))
         self.telemetry.released(reason)
 
     # ------------------------------------------------------------------ courier updates
@@ -777,15 +787,12 @@ class ShardEngine:
                 effects.emit(ETA_TOPIC, decision.shard, eta, order_trace(order, eta))
             self._put_order(replace(order, dispatch=dispatch))
         self._put_decision(replace(decision, status=DecisionStatus.COMMITTED, resolved_ts_ms=ts_ms))
-        event = _event(
+        event = _decision_event(
             "assignment_committed",
             f"committed:{decision.decision_id}",
             ts_ms,
-            decision_id=decision.decision_id,
-            shard=decision.shard,
-            shard_generation=decision.generation,
-            order_ids=list(committed_ids),
-            courier_id=decision.courier_id,
+            decision,
+            committed_ids,
             route=_route_json(planned),
             policy_version=decision.policy_version,
             model_version=decision.model_version,

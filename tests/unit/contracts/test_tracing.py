@@ -9,6 +9,7 @@ from contracts.tracing import (
     parse_traceparent,
     start_trace,
     trace_header_for,
+    valid_traceparent,
 )
 
 EXAMPLE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -86,3 +87,10 @@ def test_a_record_continues_the_entity_s_trace_or_a_trace_started_from_its_id() 
     started = parse_traceparent(trace_header_for(None, "o1", "committed:d1"))
     assert joined.trace_id == parse_traceparent(EXAMPLE).trace_id
     assert started.trace_id == start_trace("o1").trace_id
+
+
+def test_only_a_valid_header_passes_as_a_trace_context() -> None:
+    """A valid header comes back in its version-00 form; a malformed or absent one is None."""
+    assert valid_traceparent(EXAMPLE.encode()) == EXAMPLE
+    assert valid_traceparent("00-bad") is None
+    assert valid_traceparent(None) is None
