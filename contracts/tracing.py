@@ -115,8 +115,18 @@ def trace_header_for(traceparent: str | None, seed: str, event_id: str) -> str:
             entity's id).
         event_id: the id of the event the header goes on.
     """
+    return continue_trace(entity_trace(traceparent, seed), event_id).header
+
+
+def entity_trace(traceparent: str | None, seed: str) -> TraceContext:
+    """The trace an entity's records continue: its stored context, or one derived from `seed`.
+
+    Args:
+        traceparent: the entity's stored trace context, or None.
+        seed: what the trace is derived from when there is none or it is malformed (the
+            entity's id).
+    """
     try:
-        parent = parse_traceparent(traceparent) if traceparent is not None else start_trace(seed)
+        return parse_traceparent(traceparent) if traceparent is not None else start_trace(seed)
     except TraceContextError:
-        parent = start_trace(seed)
-    return continue_trace(parent, event_id).header
+        return start_trace(seed)

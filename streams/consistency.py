@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 
+from contracts.tracing import TRACEPARENT_HEADER
 from dispatch.live.invariants import InvariantReport, check_invariants
+from streams.dead_letters import header_value
 from streams.reading import read_topics
 
 #: Topics the invariants are checked over.
@@ -25,9 +27,11 @@ async def check_topics(
 ) -> InvariantReport:
     """Read every record of the checked topics and check the invariants over them.
 
-    Records that are not JSON objects are skipped: the worker dead-lettered them.
+    Records that are not JSON objects are skipped: the worker dead-lettered them. The records'
+    `traceparent` headers are checked too: each commit continues one of its orders' traces.
     """
     events = []
+    traceparents: dict[str, str | None] = {}
     for record in await read_topics(client_kwargs, CHECKED_TOPICS):
         try:
             event = orjson.loads(record.value or b"")
@@ -35,4 +39,7 @@ async def check_topics(
             continue
         if isinstance(event, dict) and "type" in event and "ts_ms" in event:
             events.append(event)
-    return check_invariants(events, require_terminal=require_terminal)
+            if "event_id" in event:
+                traceparent = header_value(record.headers, TRACEPARENT_HEADER)
+                traceparents.setdefault(str(event["event_id"]), traceparent)
+    return check_invariants(events, require_terminal=require_terminal, traceparents=traceparents)

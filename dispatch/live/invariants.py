@@ -7,7 +7,11 @@ Checked, in event time:
 * `over_capacity`: a courier holding more live committed orders than its capacity;
 * `commit_after_terminal`: a commit of an order already delivered, cancelled or expired;
 * `unfinished_order` (only with `require_terminal`): an order that ends neither delivered, nor
-  cancelled, nor expired with a reason.
+  cancelled, nor expired with a reason;
+* `trace_mismatch` (only when the records' `traceparent` headers are given): a commit whose
+  header is missing, malformed, or not in the trace of any of its orders (the trace of the
+  order's `order_created` header, or the one derived from the order id when that had none; see
+  `contracts.tracing`). Orders whose `order_created` is not among the events are not checked.
 
 Records of the same commit repeated with the same `decision_id` (at-least-once delivery) are not
 violations; they are counted as `duplicate_commit_records` so consumers know to deduplicate.
@@ -16,12 +20,20 @@ violations; they are counted as `duplicate_commit_records` so consumers know to 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.tracing import TraceContextError, entity_trace, parse_traceparent
+
 #: Violation kinds, in report order.
-VIOLATIONS = ("double_commit", "over_capacity", "commit_after_terminal", "unfinished_order")
+VIOLATIONS = (
+    "double_commit",
+    "over_capacity",
+    "commit_after_terminal",
+    "unfinished_order",
+    "trace_mismatch",
+)
 
 # Order in which events with the same timestamp are applied: facts that end assignments first.
 _PRIORITY = {
@@ -71,9 +83,19 @@ class InvariantReport:
 
 
 def check_invariants(
-    events: Iterable[dict[str, Any]], *, require_terminal: bool = False
+    events: Iterable[dict[str, Any]],
+    *,
+    require_terminal: bool = False,
+    traceparents: Mapping[str, str | None] | None = None,
 ) -> InvariantReport:
-    """Check every invariant over `events` (decoded events of any topics, in any order)."""
+    """Check every invariant over `events` (decoded events of any topics, in any order).
+
+    Args:
+        events: the decoded events.
+        require_terminal: also report orders that never ended.
+        traceparents: the `traceparent` header of each record by its `event_id` (None when it
+            had none); when given, commits are checked to continue their orders' traces.
+    """
     ordered = sorted(
         (e for e in events if e.get("type") in _PRIORITY),
         key=lambda e: (int(e["ts_ms"]), _PRIORITY[e["type"]], str(e.get("event_id", ""))),
@@ -87,6 +109,8 @@ def check_invariants(
     terminal: dict[str, str] = {}
     seen_commits: set[str] = set()
     created: set[str] = set()
+    # order id -> trace ids its records may continue (one per order_created record seen)
+    order_traces: dict[str, set[str]] = defaultdict(set)
 
     def end_live(order_id: str) -> None:
         decision = live_by_order.pop(order_id, None)
@@ -98,7 +122,11 @@ def check_invariants(
         if kind in ("courier_online", "courier_capacity"):
             capacity[str(event["courier_id"])] = int(event["capacity"])
         elif kind == "order_created":
-            created.add(str(event["order_id"]))
+            order_id = str(event["order_id"])
+            created.add(order_id)
+            if traceparents is not None:
+                header = traceparents.get(str(event.get("event_id", "")))
+                order_traces[order_id].add(entity_trace(header, order_id).trace_id)
         elif kind in ("delivery_delivered", "order_cancelled", "order_expired"):
             order_id = str(event["order_id"])
             if order_id not in terminal:
@@ -133,6 +161,12 @@ def check_invariants(
                     )
                 live_by_order[order_id] = decision
                 live_by_courier[courier].add(order_id)
+            if traceparents is not None:
+                mismatch = _trace_mismatch(
+                    traceparents.get(str(event.get("event_id", ""))), orders, order_traces
+                )
+                if mismatch:
+                    report.violations["trace_mismatch"].append(f"{decision}: {mismatch}")
             limit = capacity.get(courier)
             if limit is not None and len(live_by_courier[courier]) > limit:
                 report.violations["over_capacity"].append(
@@ -149,3 +183,24 @@ def check_invariants(
             for order_id in sorted(created - set(terminal))
         )
     return report
+
+
+def _trace_mismatch(
+    header: str | None, orders: tuple[str, ...], order_traces: Mapping[str, set[str]]
+) -> str | None:
+    """Why a commit's `traceparent` breaks its orders' traces, or None when it does not.
+
+    Orders with no known trace (their `order_created` was not seen) are not checked.
+    """
+    expected = set().union(*(order_traces.get(o, set()) for o in orders))
+    if not expected:
+        return None
+    if header is None:
+        return "no traceparent header"
+    try:
+        trace_id = parse_traceparent(header).trace_id
+    except TraceContextError:
+        return f"malformed traceparent {header!r}"
+    if trace_id not in expected:
+        return f"trace {trace_id} is none of its orders' traces"
+    return None

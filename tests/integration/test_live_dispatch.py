@@ -322,17 +322,21 @@ def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) ->
 
 
 def _assert_every_invariant(cluster: Cluster, log: SimulationLog) -> None:
-    """Every order ended, with no double commit, overload or commit after the end."""
+    """Every order ended; no double commit, overload, commit after the end or broken trace."""
     report = asyncio.run(check_topics(cluster.client, require_terminal=True))
     assert report.summary()["violations"] == {
         "double_commit": 0,
         "over_capacity": 0,
         "commit_after_terminal": 0,
         "unfinished_order": 0,
+        "trace_mismatch": 0,
     }
+    assert report.commits > 0
+    records = (*log.inputs, *log.outputs)
+    headers = {str(r.event["event_id"]): r.traceparent for r in records}
     assert (
         check_invariants(
-            [r.event for r in (*log.inputs, *log.outputs)], require_terminal=True
+            [r.event for r in records], require_terminal=True, traceparents=headers
         ).violation_count
         == 0
     )

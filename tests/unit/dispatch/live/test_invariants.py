@@ -1,5 +1,6 @@
 from typing import Any
 
+from contracts.tracing import start_trace, trace_header_for
 from dispatch.live.invariants import check_invariants
 
 
@@ -118,3 +119,71 @@ def test_arrival_order_of_events_does_not_matter() -> None:
     forward = check_invariants(events).summary()
     backward = check_invariants(list(reversed(events))).summary()
     assert forward == backward and forward["violation_count"] == 1
+
+
+UPSTREAM = start_trace("order-app:o1", sampled=True).header
+
+
+def trace_run(
+    created_header: str | None, commit_header: str | None, *orders: str
+) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
+    """Events and headers (by event id) of `orders` created and committed together.
+
+    The first order is created with `created_header`, the others without one; the commit
+    carries `commit_header`.
+    """
+    created = [e("order_created", 1, order_id=o) for o in orders]
+    committed = commit(2, "d1", "c1", *orders)
+    headers: dict[str, str | None] = {ev["event_id"]: None for ev in created}
+    headers[created[0]["event_id"]] = created_header
+    headers[committed["event_id"]] = commit_header
+    return [ONLINE, *created, committed], headers
+
+
+def commit_event_id(*orders: str) -> str:
+    """The event id `trace_run` gives its commit."""
+    return str(commit(2, "d1", "c1", *orders)["event_id"])
+
+
+def test_a_commit_continuing_its_order_s_trace_is_not_a_trace_mismatch() -> None:
+    """The commit's header carries the trace of the order's upstream header."""
+    header = trace_header_for(UPSTREAM, "o1", commit_event_id("o1"))
+    events, headers = trace_run(UPSTREAM, header, "o1")
+    assert check_invariants(events, traceparents=headers).violation_count == 0
+
+
+def test_a_commit_in_another_trace_is_a_trace_mismatch() -> None:
+    """A commit whose header starts a trace of its own breaks the order's trace."""
+    other = start_trace("somewhere-else").header
+    events, headers = trace_run(UPSTREAM, other, "o1")
+    assert len(check_invariants(events, traceparents=headers).violations["trace_mismatch"]) == 1
+
+
+def test_a_commit_without_a_header_is_a_trace_mismatch() -> None:
+    """Commits must carry the trace context; a missing header is reported."""
+    events, headers = trace_run(UPSTREAM, None, "o1")
+    report = check_invariants(events, traceparents=headers)
+    assert report.violations["trace_mismatch"] == ["d1: no traceparent header"]
+
+
+def test_an_order_without_a_header_is_checked_against_the_trace_derived_from_its_id() -> None:
+    """Without an upstream header, the order's trace is the one derived from its order id."""
+    derived = trace_header_for(None, "o1", commit_event_id("o1"))
+    events, headers = trace_run(None, derived, "o1")
+    assert check_invariants(events, traceparents=headers).violation_count == 0
+    continuing_upstream = trace_header_for(UPSTREAM, "o1", commit_event_id("o1"))
+    events, headers = trace_run(None, continuing_upstream, "o1")
+    assert len(check_invariants(events, traceparents=headers).violations["trace_mismatch"]) == 1
+
+
+def test_a_bundle_commit_may_continue_any_of_its_orders_traces() -> None:
+    """A bundle's commit continues the trace of one of its orders, not necessarily the first."""
+    second = trace_header_for(None, "o2", commit_event_id("o1", "o2"))
+    events, headers = trace_run(UPSTREAM, second, "o1", "o2")
+    assert check_invariants(events, traceparents=headers).violation_count == 0
+
+
+def test_traces_are_not_checked_without_headers() -> None:
+    """Without the records' headers the checker reports no trace mismatch."""
+    events, _ = trace_run(UPSTREAM, None, "o1")
+    assert check_invariants(events).violations["trace_mismatch"] == []
