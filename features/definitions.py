@@ -29,12 +29,17 @@ class FeatureState(Protocol):
 
     `update` must be pure on its input (the event is not modified) and deterministic;
     `value(now_ms)` must not change the state; `load_state(to_state())` reproduces the values.
+
+    Late events: a windowed state counts an event as long as it falls within the window of the
+    newest event it holds (out-of-order events inside the window count in full). An older one
+    cannot change any value the state reports: `update` returns False, so the caller can count
+    it.
     """
 
     updated_ts_ms: int
 
-    def update(self, event: Mapping[str, Any]) -> None:
-        """Apply one validated event."""
+    def update(self, event: Mapping[str, Any]) -> bool:
+        """Apply one validated event; False if it was too late to count in the window."""
         ...
 
     def value(self, now_ms: int) -> Values:
@@ -62,20 +67,30 @@ class PrepTimeState:
         self.pending: dict[str, int] = {}
         self.stats = BucketedStats(window_ms, bucket_ms, bin_width=30.0, max_bins=480)
 
-    def update(self, event: Mapping[str, Any]) -> None:
-        """Track created orders; on ready, record the prep time of a known order."""
+    def update(self, event: Mapping[str, Any]) -> bool:
+        """Track created orders; on ready, record the prep time of a known order.
+
+        Late: a ready event older than the window (its order, if known, stays pending until it
+        is forgotten), or an order created `OPEN_ORDER_TTL_MS` before the newest event held.
+        """
         ts = int(event["ts_ms"])
         if event["type"] == ev.ORDER_CREATED:
+            newest = max(ts, self.updated_ts_ms, max(self.pending.values(), default=ts))
+            horizon = newest - OPEN_ORDER_TTL_MS
+            if ts < horizon:
+                return False
             self.pending[str(event["order_id"])] = ts
-            horizon = ts - OPEN_ORDER_TTL_MS
             for k in [k for k, t in self.pending.items() if t < horizon]:
                 del self.pending[k]
         elif event["type"] == ev.MERCHANT_READY:
+            if self.stats.is_late(ts):
+                return False
             created = self.pending.pop(str(event["order_id"]), None)
             if created is None or ts < created:
-                return
+                return True
             self.stats.add(ts, (ts - created) / 1000.0)
             _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """`prep_mean_s`, `prep_p50_s`, `prep_p90_s`, `prep_count`."""
@@ -108,18 +123,24 @@ class OrdersWaitingState:
         self.updated_ts_ms = -1
         self.open: dict[str, int] = {}
 
-    def update(self, event: Mapping[str, Any]) -> None:
-        """Open on `order_created`, close on `picked_up` or `order_cancelled`."""
+    def update(self, event: Mapping[str, Any]) -> bool:
+        """Open on `order_created`, close on `picked_up` or `order_cancelled`.
+
+        An event `OPEN_ORDER_TTL_MS` older than the newest event held is late.
+        """
         ts = int(event["ts_ms"])
+        horizon = max(ts, self.updated_ts_ms) - OPEN_ORDER_TTL_MS
+        if ts < horizon:
+            return False
         oid = str(event["order_id"])
         if event["type"] == ev.ORDER_CREATED:
             self.open[oid] = ts
         else:
             self.open.pop(oid, None)
-        horizon = ts - OPEN_ORDER_TTL_MS
         for k in [k for k, t in self.open.items() if t < horizon]:
             del self.open[k]
         _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """`orders_waiting`: open orders created at or before `now_ms`."""
@@ -144,14 +165,16 @@ class MeanState:
         self.output = output
         self.stats = BucketedStats(window_ms, bucket_ms)
 
-    def update(self, event: Mapping[str, Any]) -> None:
+    def update(self, event: Mapping[str, Any]) -> bool:
         """Add the event's field value when present."""
-        v = event.get(self.field)
-        if v is None:
-            return
         ts = int(event["ts_ms"])
-        self.stats.add(ts, float(v))
-        _mark(self, ts)
+        if self.stats.is_late(ts):
+            return False
+        v = event.get(self.field)
+        if v is not None:
+            self.stats.add(ts, float(v))
+            _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """The windowed mean under the output name."""
@@ -174,11 +197,14 @@ class AcceptanceState:
         self.updated_ts_ms = -1
         self.stats = BucketedStats(window_ms, bucket_ms)
 
-    def update(self, event: Mapping[str, Any]) -> None:
+    def update(self, event: Mapping[str, Any]) -> bool:
         """Record 1 for accept, 0 for decline."""
         ts = int(event["ts_ms"])
+        if self.stats.is_late(ts):
+            return False
         self.stats.add(ts, 1.0 if event["response"] == "accept" else 0.0)
         _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """`acceptance_rate` and `responses`."""
@@ -205,11 +231,14 @@ class CountState:
         self.output = output
         self.stats = BucketedStats(window_ms, bucket_ms)
 
-    def update(self, event: Mapping[str, Any]) -> None:
+    def update(self, event: Mapping[str, Any]) -> bool:
         """Count the event."""
         ts = int(event["ts_ms"])
+        if self.stats.is_late(ts):
+            return False
         self.stats.add(ts, 1.0)
         _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """The count under the output name."""
@@ -232,11 +261,14 @@ class SupplyState:
         self.updated_ts_ms = -1
         self.seen = LastSeen(window_ms)
 
-    def update(self, event: Mapping[str, Any]) -> None:
+    def update(self, event: Mapping[str, Any]) -> bool:
         """Mark the pinging courier as present."""
         ts = int(event["ts_ms"])
+        if self.seen.is_late(ts):
+            return False
         self.seen.add(ts, str(event["courier_id"]))
         _mark(self, ts)
+        return True
 
     def value(self, now_ms: int) -> Values:
         """`supply_couriers`."""

@@ -9,6 +9,9 @@ Every value comes with the level it was read at. A state older than its feature'
 absent) degrades to the next coarser prior — entity → city (geohash-4 of the entity's
 location) → global — and each degradation is reported to the injected `on_degrade` callback
 (`DegradationCounts` is a ready-made one the worker can export as a metric).
+
+An event too old for a windowed feature's window (see `features.definitions.FeatureState`)
+changes none of its values; it is reported to the injected `on_late(feature, level)` callback.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ _GLOBAL_KEY = "*"
 
 #: `on_degrade(feature_name, level_used, reason)`; reason is `stale` or `missing`.
 DegradeCallback = Callable[[str, str, str], None]
+
+#: `on_late(feature_name, level)`: an event came too late to count in that state's window.
+LateCallback = Callable[[str, str], None]
 
 
 class DegradationCounts:
@@ -172,6 +178,10 @@ def _noop(feature: str, level: str, reason: str) -> None:
     return None
 
 
+def _no_late(feature: str, level: str) -> None:
+    return None
+
+
 class FeatureEngine:
     """Applies events to feature states and reads them with staleness degradation."""
 
@@ -181,6 +191,8 @@ class FeatureEngine:
         features: Iterable[FeatureDef] | None = None,
         on_degrade: DegradeCallback | None = None,
         utc_offset_ms: int = 0,
+        *,
+        on_late: LateCallback | None = None,
     ) -> None:
         self.backend = backend
         self.features = tuple(features if features is not None else default_features())
@@ -189,6 +201,7 @@ class FeatureEngine:
             raise ValueError("feature names must be unique")
         self.by_name = {f.name: f for f in self.features}
         self.on_degrade = on_degrade or _noop
+        self.on_late = on_late or _no_late
         self.utc_offset_ms = utc_offset_ms
 
     # -- routing ----------------------------------------------------------------------------
@@ -227,6 +240,8 @@ class FeatureEngine:
     def apply(self, event: Mapping[str, Any]) -> str:
         """Validate `event` and update every feature that consumes it; returns its type.
 
+        Each state the event is too late for is reported to `on_late` (and left unchanged).
+
         Raises:
             EventError: the event is malformed (nothing is updated).
         """
@@ -238,7 +253,8 @@ class FeatureEngine:
                 state = self.backend.load(fdef, level, key)
                 if state is None:
                     state = fdef.factory()
-                state.update(event)
+                if not state.update(event):
+                    self.on_late(fdef.name, level)
                 self.backend.save(fdef, level, key, state)
         return etype
 
@@ -324,5 +340,9 @@ class OnlineFeatureStore(FeatureEngine):
         features: Iterable[FeatureDef] | None = None,
         on_degrade: DegradeCallback | None = None,
         utc_offset_ms: int = 0,
+        *,
+        on_late: LateCallback | None = None,
     ) -> None:
-        super().__init__(MappingBackend(mapping), features, on_degrade, utc_offset_ms)
+        super().__init__(
+            MappingBackend(mapping), features, on_degrade, utc_offset_ms, on_late=on_late
+        )

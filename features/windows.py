@@ -59,6 +59,12 @@ class BucketedStats:
         oldest = newest - self.n_buckets + 1
         return [b for i, b in self.buckets.items() if oldest <= i <= newest]
 
+    def is_late(self, ts_ms: int) -> bool:
+        """Whether a value at `ts_ms` is too old to count (before the newest bucket's window)."""
+        if not self.buckets:
+            return False
+        return ts_ms // self.bucket_ms <= max(self.buckets) - self.n_buckets
+
     def add(self, ts_ms: int, value: float) -> BucketedStats:
         """Record `value` at event time `ts_ms`; buckets that left the window are dropped."""
         idx = ts_ms // self.bucket_ms
@@ -141,9 +147,15 @@ class LastSeen:
     window_ms: int
     last_ts: dict[str, int] = field(default_factory=dict)
 
+    def is_late(self, ts_ms: int) -> bool:
+        """Whether a sighting at `ts_ms` is too old to count: before the window of the newest."""
+        if not self.last_ts:
+            return False
+        return ts_ms < max(self.last_ts.values()) - self.window_ms
+
     def add(self, ts_ms: int, ident: str) -> LastSeen:
         """Record that `ident` was seen at `ts_ms`; ids older than the window are dropped."""
-        if ts_ms > self.last_ts.get(ident, -1):
+        if ident not in self.last_ts or ts_ms > self.last_ts[ident]:
             self.last_ts[ident] = ts_ms
         horizon = max(self.last_ts.values()) - self.window_ms
         for k in [k for k, t in self.last_ts.items() if t < horizon]:

@@ -9,17 +9,21 @@ the city and global priors are per partition, as is a courier's acceptance rate 
 gave to offers of that partition's shards). Courier pings are not fed here (they are read in
 batches by `streams.ingest_pings`), so courier speed and the zone supply/speed features stay
 empty online.
+
+Events too old for a feature's window are counted in `dispatchflow_feature_events_late_total`
+(feature, level); an accepted event whose feature update is refused is logged and counted in
+`dispatchflow_feature_updates_rejected_total` (type).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from features.events import EventError
 from features.from_contracts import MerchantOf, to_feature_event
-from features.store import OnlineFeatureStore
+from features.store import LateCallback, OnlineFeatureStore
 from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -54,15 +58,22 @@ class PartitionScoped(MutableMapping[bytes, bytes]):
 class FeatureFeed:
     """Applies accepted contract events to the per-partition online feature stores."""
 
-    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        on_late: LateCallback | None = None,
+        on_rejected: Callable[[str], None] | None = None,
+    ) -> None:
         self.table = table
+        self.on_late = on_late
+        self.on_rejected = on_rejected
         self._stores: dict[int, OnlineFeatureStore] = {}
 
     def store(self, partition: int) -> OnlineFeatureStore:
         """The feature store of one partition."""
         store = self._stores.get(partition)
         if store is None:
-            store = OnlineFeatureStore(PartitionScoped(self.table, partition))
+            store = OnlineFeatureStore(PartitionScoped(self.table, partition), on_late=self.on_late)
             self._stores[partition] = store
         return store
 
@@ -70,7 +81,8 @@ class FeatureFeed:
         """Update the features from one validated contract event; True if any were updated.
 
         Must be called inside the stream iteration of `partition` (table writes go to its
-        changelog partition). A feature event the engine rejects is logged and skipped.
+        changelog partition). A feature event the engine rejects is logged, reported to
+        `on_rejected` (with its type) and skipped.
         """
         feature_event = to_feature_event(event, merchant_of)
         if feature_event is None:
@@ -79,6 +91,8 @@ class FeatureFeed:
             self.store(partition).apply(feature_event)
         except EventError as exc:
             logger.warning("feature update skipped for %s: %s", event.get("event_id"), exc)
+            if self.on_rejected is not None:
+                self.on_rejected(str(feature_event.get("type")))
             return False
         return True
 
@@ -89,4 +103,9 @@ def register(rt: Runtime) -> FeatureFeed:
     table = rt.table(
         FEATURES_TABLE, partitions, "Online feature state, keyed by partition and feature key."
     )
-    return FeatureFeed(table)
+    metrics = rt.metrics
+    return FeatureFeed(
+        table,
+        on_late=lambda feature, level: metrics.feature_events_late.labels(feature, level).inc(),
+        on_rejected=lambda kind: metrics.feature_updates_rejected.labels(kind).inc(),
+    )

@@ -52,6 +52,20 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.feature_events_late = Counter(
+            "dispatchflow_feature_events_late",
+            "Events older than a windowed feature's window when they reached it (they change"
+            " none of its values), per feature and level.",
+            ["feature", "level"],
+            registry=r,
+        )
+        self.feature_updates_rejected = Counter(
+            "dispatchflow_feature_updates_rejected",
+            "Accepted events whose feature update was refused (logged with the reason), per"
+            " event type.",
+            ["type"],
+            registry=r,
+        )
         self.pings = Counter(
             "dispatchflow_pings",
             "Valid courier ping fixes ingested.",

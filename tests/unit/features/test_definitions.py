@@ -1,4 +1,5 @@
 import copy
+import itertools
 
 import numpy as np
 import orjson
@@ -45,6 +46,41 @@ def test_value_reports_exactly_the_declared_outputs(fdef) -> None:  # type: igno
     snapshot = state.to_state()
     assert tuple(state.value(END)) == fdef.outputs
     assert state.to_state() == snapshot
+
+
+LATE_BY_MS = 60 * 24 * 3_600_000  # older than every feature's window
+
+
+@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
+def test_an_event_older_than_the_window_is_reported_late_and_changes_no_value(fdef) -> None:  # type: ignore[no-untyped-def]
+    """A copy of each consumed type's newest event, sent 60 days late, is refused unchanged.
+
+    update() returns False and every value stays as it was.
+    """
+    state = fdef.factory()
+    for e in EVENTS:
+        if e["type"] in fdef.consumes:
+            state.update(e)
+    before = state.value(END)
+    newest = {e["type"]: e for e in EVENTS if e["type"] in fdef.consumes}
+    assert newest
+    for e in newest.values():
+        late = {**e, "event_id": f"{e['event_id']}-late", "ts_ms": e["ts_ms"] - LATE_BY_MS}
+        assert state.update(late) is False, late["type"]
+        assert state.value(END) == before
+
+
+@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
+def test_an_out_of_order_event_inside_the_window_counts(fdef) -> None:  # type: ignore[no-untyped-def]
+    """Events arriving in swapped pairs (a little out of order) are never reported late.
+
+    Each swap is far shorter than any window.
+    """
+    consumed = [e for e in EVENTS if e["type"] in fdef.consumes]
+    swapped = [e for i in range(0, len(consumed), 2) for e in reversed(consumed[i : i + 2])]
+    assert max(b["ts_ms"] - a["ts_ms"] for a, b in itertools.pairwise(consumed)) < 10 * 60_000
+    state = fdef.factory()
+    assert consumed and all(state.update(e) for e in swapped)
 
 
 def test_hour_of_week_starts_monday() -> None:

@@ -61,3 +61,20 @@ def test_unknown_entity_degrades_as_missing() -> None:
     r = store.read("courier_speed_30d", "nobody", 1_000)
     assert r.level == GLOBAL
     assert counts.snapshot() == {("courier_speed_30d", GLOBAL, "missing"): 1}
+
+
+def test_an_event_older_than_a_window_is_reported_late_for_each_state_it_reaches() -> None:
+    """A ping two hours older than the newest is late for the 1 h and 10 min zone windows.
+
+    It is reported at every level of both; the 30-day courier speed still counts it.
+    """
+    late: list[tuple[str, str]] = []
+    store = OnlineFeatureStore({}, on_late=lambda feature, level: late.append((feature, level)))
+    store.apply(ping("e1", 3 * HOUR_MS, "c1", 40.75, -73.99))
+    assert late == []
+    store.apply(ping("e2", 1 * HOUR_MS, "c2", 40.75, -73.99))
+    assert sorted(late) == sorted(
+        (feature, level)
+        for feature in ("zone_speed_1h", "zone_supply")
+        for level in (ENTITY, CITY, GLOBAL)
+    )

@@ -59,3 +59,34 @@ def test_last_seen_counts_distinct_ids_in_window() -> None:
     s = LastSeen(window_ms=1_000).add(0, "a").add(100, "a").add(600, "b")
     assert s.distinct(700) == 2
     assert s.distinct(1_200) == 1
+
+
+@given(events, st.integers(0, 200_000))
+def test_a_late_value_is_exactly_one_that_add_would_not_count(
+    evs: list[tuple[int, float]], ts: int
+) -> None:
+    """is_late(ts) holds exactly when adding a value at ts leaves the state unchanged."""
+    w = BucketedStats(window_ms=30_000, bucket_ms=5_000)
+    for t, x in evs:
+        w.add(t, x)
+    before = w.to_state()
+    late = w.is_late(ts)
+    assert late == (w.add(ts, 1.0).to_state() == before)
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from("abc")), max_size=30))
+def test_a_late_sighting_changes_nothing_and_a_new_id_in_time_is_counted(
+    seen: list[tuple[int, str]],
+) -> None:
+    """A sighting LastSeen calls late leaves it unchanged; a new id in time is added."""
+    s = LastSeen(window_ms=1_000)
+    for t, ident in seen:
+        s.add(t, ident)
+    newest = max((t for t, _ in seen), default=0)
+    for ts in (newest - 1_001, newest - 1_000, newest):
+        before = s.to_state()
+        probe = LastSeen(window_ms=1_000).load_state(before)
+        if probe.is_late(ts):
+            assert probe.add(ts, "new").to_state() == before
+        else:
+            assert ("new", ts) in probe.add(ts, "new").to_state()
