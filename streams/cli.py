@@ -236,7 +236,8 @@ def register(registry: CommandRegistry) -> None:
         _check,
         "read the assignment and input topics of a run and report violations of the decision "
         "invariants (one live assignment per order, capacity, no commit after an order ended, "
-        "every order ended); exits 1 on any violation",
+        "every order ended, each commit in the trace of one of its orders); exits 1 on any "
+        "violation",
     )
     _add_broker_flags(check)
     check.add_argument(
