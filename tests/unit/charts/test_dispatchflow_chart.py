@@ -1,6 +1,8 @@
 """The Helm chart, rendered and linted without a helm binary, its manifests schema-checked."""
 
 import argparse
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import yaml
 
 from dispatchflow.cli import build_parser
 from dispatchflow.settings import ENV_PREFIX, Settings
+from streams.metrics import Metrics
+from streams.telemetry import PrometheusTelemetry
 from streams.topics import DEFAULT_TOPICS_FILE, load_topics
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "dispatchflow"
@@ -61,8 +65,17 @@ def test_the_chart_lints_without_errors() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"keda": {"enabled": True}, "serviceMonitor": {"enabled": True}}, SASL],
-    ids=["defaults", "keda-and-monitor", "sasl-tls"],
+    [
+        {},
+        {
+            "keda": {"enabled": True},
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "dashboards": {"enabled": True},
+        },
+        SASL,
+    ],
+    ids=["defaults", "everything-on", "sasl-tls"],
 )
 def test_every_built_in_manifest_is_valid_for_kubernetes(values: dict[str, Any]) -> None:
     """StatefulSet, services, PDB and job pass the Kubernetes schemas; CRDs are left out."""
@@ -194,3 +207,44 @@ def test_bad_values_are_refused_by_the_values_schema() -> None:
     """An unknown policy is caught at render time, before anything reaches a cluster."""
     with pytest.raises(helm.HelmError):
         render({"worker": {"policy": "fastest"}})
+
+
+def exposed_series() -> dict[str, set[str]]:
+    """Every series name a worker exposes, with the label names of its metric."""
+    metrics = Metrics()
+    PrometheusTelemetry(metrics)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    series: dict[str, set[str]] = {}
+    for family in metrics.registry.collect():
+        collector = metrics.registry._names_to_collectors[family.name]
+        labels = set(getattr(collector, "_labelnames", ()))
+        for suffix in suffixes[family.type]:
+            series[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return series
+
+
+def monitoring_expressions() -> list[str]:
+    """PromQL of every dashboard panel and every alert rule."""
+    manifests = render({"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}})
+    board = json.loads(one(manifests, "ConfigMap")["data"]["dispatchflow-workers.json"])
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    rules = one(manifests, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    return exprs + [rule["expr"] for rule in rules]
+
+
+def test_dashboards_and_alerts_query_only_series_the_workers_expose() -> None:
+    """Each `dispatchflow_*` series a panel or alert reads exists, with the labels it uses."""
+    series = exposed_series()
+    exprs = monitoring_expressions()
+    assert len(exprs) >= 15
+    for expr in exprs:
+        names = re.findall(r"\bdispatchflow_[a-z0-9_]+", expr)
+        assert names and set(names) <= series.keys(), expr
+        labels = set().union(*(series[n] for n in names))
+        used = {
+            label.strip()
+            for group in re.findall(r"by \(([^)]*)\)", expr)
+            for label in group.split(",")
+        }
+        used |= set(re.findall(r"([a-z_0-9]+)=\"", expr))
+        assert used <= labels, (expr, used - labels)
