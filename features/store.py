@@ -240,7 +240,7 @@ class FeatureEngine:
     def apply(self, event: Mapping[str, Any]) -> str:
         """Validate `event` and update every feature that consumes it; returns its type.
 
-        Each state the event is too late for is reported to `on_late` (and left unchanged).
+        Each state the event is too late for is reported to `on_late` and not written.
 
         Raises:
             EventError: the event is malformed (nothing is updated).
@@ -253,9 +253,10 @@ class FeatureEngine:
                 state = self.backend.load(fdef, level, key)
                 if state is None:
                     state = fdef.factory()
-                if not state.update(event):
+                if state.update(event):
+                    self.backend.save(fdef, level, key, state)
+                else:
                     self.on_late(fdef.name, level)
-                self.backend.save(fdef, level, key, state)
         return etype
 
     # -- reading ----------------------------------------------------------------------------
