@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         300.0, gt=0, description="how long events may wait for their order to be created"
     )
     max_ping_batch: int = Field(10_000, ge=1, description="largest ping batch accepted")
+    ping_features_flush_s: float = Field(
+        30.0,
+        ge=0,
+        description="seconds between applications of buffered pings to the online zone features",
+    )
 
     # --- dispatch -----------------------------------------------------------------------------
     ticker_enabled: bool = Field(

@@ -9,6 +9,8 @@ Public API for the stream worker:
   `order_features(merchant_id, lat, lon, now_ms)` serve values with staleness degradation
   (entity → city → global), each degradation reported to `on_degrade(feature, level, reason)`;
   `features.store.DegradationCounts` is a ready-made counter with `snapshot()` for export.
+- `features.pings.apply_pings(engine, batch)`: a batch of courier pings applied in bulk, with
+  the states `apply` would leave applying them one at a time in time order.
 - `features.offline.build_training_rows(path)`: the same definitions over a JSON-Lines event
   log, one training row per created order (labels `prep_s`, `total_s`).
 - `features.definitions.default_features()`: the definitions and their staleness SLAs.

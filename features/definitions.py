@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from features import events as ev
 from features.windows import BucketedStats, LastSeen
 
@@ -176,6 +179,22 @@ class MeanState:
             _mark(self, ts)
         return True
 
+    def update_sorted(self, ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
+        """Apply many events in ascending time order; returns how many were late.
+
+        `values` holds each event's field, NaN where absent. The state ends as if each event had
+        gone through `update` in that order (bucket totals up to float rounding).
+        """
+        stats = self.stats
+        late = np.zeros(ts_ms.shape, dtype=bool)
+        if stats.buckets:
+            late = ts_ms // stats.bucket_ms <= max(stats.buckets) - stats.n_buckets
+        present = ~late & ~np.isnan(values)
+        if present.any():
+            stats.add_sorted(ts_ms[present], values[present])
+            _mark(self, int(ts_ms[present][-1]))
+        return int(late.sum())
+
     def value(self, now_ms: int) -> Values:
         """The windowed mean under the output name."""
         return {self.output: self.stats.mean(now_ms)}
@@ -269,6 +288,20 @@ class SupplyState:
         self.seen.add(ts, str(event["courier_id"]))
         _mark(self, ts)
         return True
+
+    def update_sorted(
+        self,
+        ts_ms: npt.NDArray[np.int64],
+        courier_ids: npt.NDArray[np.object_] | npt.NDArray[np.str_],
+    ) -> int:
+        """Apply many pings in ascending time order; returns how many were late.
+
+        The state ends exactly as if each ping had gone through `update` in that order.
+        """
+        late = self.seen.add_sorted(ts_ms, courier_ids)
+        if late < ts_ms.size:
+            _mark(self, int(ts_ms[-1]))
+        return late
 
     def value(self, now_ms: int) -> Values:
         """`supply_couriers`."""

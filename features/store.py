@@ -43,7 +43,7 @@ ENTITY = "entity"
 CITY = "city"
 GLOBAL = "global"
 MISSING = "missing"
-_GLOBAL_KEY = "*"
+GLOBAL_KEY = "*"
 
 #: `on_degrade(feature_name, level_used, reason)`; reason is `stale` or `missing`.
 DegradeCallback = Callable[[str, str, str], None]
@@ -232,7 +232,7 @@ class FeatureEngine:
                 lat, lon = event["lat"], event["lon"]
             entity = geohash_encode(lat, lon, ZONE_PRECISION)
             city = entity[:CITY_PRECISION]
-        out = [(ENTITY, entity), (GLOBAL, _GLOBAL_KEY)]
+        out = [(ENTITY, entity), (GLOBAL, GLOBAL_KEY)]
         if city is not None:
             out.insert(1, (CITY, city))
         return out
@@ -280,7 +280,7 @@ class FeatureEngine:
         chain = [(ENTITY, entity_key)]
         if city is not None:
             chain.append((CITY, city))
-        chain.append((GLOBAL, _GLOBAL_KEY))
+        chain.append((GLOBAL, GLOBAL_KEY))
         reason = ""
         for i, (level, key) in enumerate(chain):
             state = self.backend.load(fdef, level, key)

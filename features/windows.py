@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass
 class _Bucket:
@@ -82,6 +85,34 @@ class BucketedStats:
             k = min(max(int(value // self.bin_width), 0), self.max_bins - 1)
             b.hist[k] = b.hist.get(k, 0) + 1
         return self
+
+    def add_sorted(self, ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
+        """Record many values whose times are in ascending order; returns how many were late.
+
+        The buckets end as if each value had gone through `add` in that order (bucket totals
+        are summed per bucket first, so they may differ from sequential adds by float
+        rounding). Late means `is_late` before the batch: in time order, a value is never too
+        old for the values before it. Only for windows without a histogram.
+        """
+        if self.bin_width > 0:
+            raise ValueError("add_sorted needs a window without a histogram")
+        idx = ts_ms // self.bucket_ms
+        late = np.zeros(idx.shape, dtype=bool)
+        if self.buckets:
+            late = idx <= max(self.buckets) - self.n_buckets
+        keep = idx[~late]
+        if keep.size:
+            starts = np.flatnonzero(np.r_[True, keep[1:] != keep[:-1]])
+            sums = np.add.reduceat(values[~late], starts)
+            counts = np.diff(np.r_[starts, keep.size])
+            for i, c, t in zip(keep[starts].tolist(), counts.tolist(), sums.tolist(), strict=True):
+                b = self.buckets.setdefault(i, _Bucket())
+                b.count += c
+                b.total += t
+            newest = max(self.buckets)
+            for old in [i for i in self.buckets if i <= newest - self.n_buckets]:
+                del self.buckets[old]
+        return int(late.sum())
 
     def count(self, now_ms: int) -> int:
         """Number of values in the window ending at `now_ms`."""
@@ -161,6 +192,28 @@ class LastSeen:
         for k in [k for k, t in self.last_ts.items() if t < horizon]:
             del self.last_ts[k]
         return self
+
+    def add_sorted(
+        self, ts_ms: npt.NDArray[np.int64], idents: npt.NDArray[np.object_] | npt.NDArray[np.str_]
+    ) -> int:
+        """Record many sightings whose times are in ascending order; returns how many were late.
+
+        The state ends exactly as if each sighting had gone through `add` in that order.
+        """
+        late = np.zeros(ts_ms.shape, dtype=bool)
+        if self.last_ts:
+            late = ts_ms < max(self.last_ts.values()) - self.window_ms
+        last = self.last_ts
+        # In ascending time order the last sighting of an id is its newest.
+        newest = dict(zip(idents[~late].tolist(), ts_ms[~late].tolist(), strict=True))
+        for ident, ts in newest.items():
+            if ts > last.get(ident, ts - 1):
+                last[ident] = ts
+        if last:
+            horizon = max(last.values()) - self.window_ms
+            for k in [k for k, t in last.items() if t < horizon]:
+                del last[k]
+        return int(late.sum())
 
     def distinct(self, now_ms: int) -> int:
         """Ids seen in (now_ms − window_ms, now_ms]."""

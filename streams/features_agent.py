@@ -6,9 +6,18 @@ parked waiting for an order, when they are accepted with it), inside the same st
 so each table write goes to the changelog partition of that event. Every key is scoped to that
 partition (`p<partition>|...`): one partition's keys are written only while iterating it, and
 the city and global priors are per partition, as is a courier's acceptance rate (the answers it
-gave to offers of that partition's shards). Courier pings are not fed here (they are read in
-batches by `streams.ingest_pings`), so courier speed and the zone supply/speed features stay
-empty online.
+gave to offers of that partition's shards).
+
+Courier pings feed the zone features (supply and observed speed, with their city and global
+priors) through `on_pings`, which the positions agent calls with each batch it applies (already
+grouped by shard, so in the partition of that shard). They are buffered per partition and
+applied in bulk (`features.pings`) once `ping_features_flush_s` seconds have passed since the
+partition's last flush, or its buffer holds `max_buffered_pings`; a tick of the partition also
+flushes a due buffer, so a quiet partition's pings do not wait for the next ping. The cadence
+is wall time so that the table writes stay bounded when a backlog drains; the values are event
+time. A crash or a rebalance loses at most one flush interval of pings from these features
+(supply refills with the next ping of each courier; speed is a one-hour mean). The courier's
+30-day speed is not fed online: it would cost a table write per courier and flush.
 
 Events too old for a feature's window are counted in `dispatchflow_feature_events_late_total`
 (feature, level); an accepted event whose feature update is refused is logged and counted in
@@ -18,17 +27,27 @@ Events too old for a feature's window are counted in `dispatchflow_feature_event
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+import numpy as np
+
+from contracts.pings import PingColumns
+from features.definitions import ZONE
 from features.events import EventError
 from features.from_contracts import MerchantOf, to_feature_event
+from features.pings import PingBatch, apply_pings
 from features.store import LateCallback, OnlineFeatureStore
 from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 FEATURES_TABLE = "online_features"
+
+#: Entities whose features pings feed online. Courier-level ping features (a 30-day speed)
+#: would cost a table write per courier and flush; they are built offline only.
+PING_FED_ENTITIES = (ZONE,)
 
 
 class PartitionScoped(MutableMapping[bytes, bytes]):
@@ -63,11 +82,25 @@ class FeatureFeed:
         table: MutableMapping[bytes, bytes],
         on_late: LateCallback | None = None,
         on_rejected: Callable[[str], None] | None = None,
+        *,
+        ping_flush_s: float = 0.0,
+        max_buffered_pings: int = 1_000_000,
+        on_flush: Callable[[int, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if ping_flush_s < 0 or max_buffered_pings < 1:
+            raise ValueError("ping_flush_s must be >= 0 and max_buffered_pings >= 1")
         self.table = table
         self.on_late = on_late
         self.on_rejected = on_rejected
+        self.ping_flush_s = ping_flush_s
+        self.max_buffered_pings = max_buffered_pings
+        self.on_flush = on_flush
+        self.clock = clock
         self._stores: dict[int, OnlineFeatureStore] = {}
+        self._pings: dict[int, list[PingBatch]] = {}
+        self._buffered: dict[int, int] = {}
+        self._flushed_at: dict[int, float] = {}
 
     def store(self, partition: int) -> OnlineFeatureStore:
         """The feature store of one partition."""
@@ -96,6 +129,53 @@ class FeatureFeed:
             return False
         return True
 
+    def on_pings(self, fixes: PingColumns, partition: int) -> int:
+        """Buffer validated fixes of `partition`; flush when due. Returns the pings flushed.
+
+        Must be called inside the stream iteration of `partition` (a flush writes the table).
+        """
+        n = len(fixes)
+        if n == 0:
+            return 0
+        # Ids as a fixed-width string array: buffered object arrays would slow every GC pass.
+        ids = fixes.courier_id.astype(np.str_)
+        batch = PingBatch(ids, fixes.lat, fixes.lon, fixes.ts_ms, fixes.speed_mps)
+        if not self._pings.get(partition):
+            self._flushed_at.setdefault(partition, self.clock())
+        self._pings.setdefault(partition, []).append(batch)
+        self._buffered[partition] = self._buffered.get(partition, 0) + n
+        return self.flush_due(partition)
+
+    def flush_due(self, partition: int) -> int:
+        """Apply the buffered pings of `partition` if a flush is due; returns how many.
+
+        Due when `ping_flush_s` (by `clock`) has passed since the partition's last flush (or
+        since its first buffered batch), or when its buffer holds `max_buffered_pings`. Must be
+        called inside the stream iteration of `partition`.
+        """
+        buffered = self._buffered.get(partition, 0)
+        if buffered == 0:
+            return 0
+        waited_s = self.clock() - self._flushed_at[partition]
+        if waited_s < self.ping_flush_s and buffered < self.max_buffered_pings:
+            return 0
+        return self.flush(partition)
+
+    def flush(self, partition: int) -> int:
+        """Apply every buffered ping of `partition` now; returns how many."""
+        started = time.perf_counter()
+        pings = PingBatch.concat(self._pings.pop(partition, []))
+        self._buffered[partition] = 0
+        self._flushed_at[partition] = self.clock()
+        applied = apply_pings(self.store(partition), pings, entities=PING_FED_ENTITIES)
+        if self.on_flush is not None and applied:
+            self.on_flush(applied, time.perf_counter() - started)
+        return applied
+
+    def buffered(self, partition: int) -> int:
+        """Pings of `partition` waiting for the next flush."""
+        return self._buffered.get(partition, 0)
+
 
 def register(rt: Runtime) -> FeatureFeed:
     """Attach the online feature table; return the feed the shard agent calls."""
@@ -104,8 +184,17 @@ def register(rt: Runtime) -> FeatureFeed:
         FEATURES_TABLE, partitions, "Online feature state, keyed by partition and feature key."
     )
     metrics = rt.metrics
-    return FeatureFeed(
+
+    def flushed(pings: int, seconds: float) -> None:
+        metrics.feature_pings.inc(pings)
+        metrics.feature_ping_flush_seconds.observe(seconds)
+
+    feed = FeatureFeed(
         table,
         on_late=lambda feature, level: metrics.feature_events_late.labels(feature, level).inc(),
         on_rejected=lambda kind: metrics.feature_updates_rejected.labels(kind).inc(),
+        ping_flush_s=rt.settings.ping_features_flush_s,
+        on_flush=flushed,
     )
+    rt.features = feed
+    return feed

@@ -3,7 +3,8 @@
 1. `pings`: a `courier_pings` record (one fix or a batch) → valid fixes, grouped by shard, one
    `courier_positions` record per shard; invalid fixes → `courier_pings_dlq`, one letter each.
 2. `positions`: a `courier_positions` record → the partition's `PositionStore` in one write;
-   couriers new to a shard → `courier_sightings` for the courier directory.
+   couriers new to a shard → `courier_sightings` for the courier directory; the fixes → the
+   partition's buffer of ping features (`streams.features_agent.FeatureFeed.on_pings`).
 
 Work per record is vectorized; nothing is written per fix to a Faust table.
 """
@@ -107,6 +108,8 @@ def register(rt: Runtime) -> None:
                 rt.observe("positions", POSITIONS_TOPIC, started, None)
                 continue
             store.apply(partition, message.offset, shard, fixes)
+            if rt.features is not None:
+                rt.features.on_pings(fixes, partition)
             holds = rt.engine.holds if rt.engine is not None else (lambda _s, _c: False)
             couriers = dict(sighting_filter.sightings(shard, latest_per_courier(fixes), holds))
             by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)

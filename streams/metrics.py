@@ -59,6 +59,17 @@ class Metrics:
             ["feature", "level"],
             registry=r,
         )
+        self.feature_pings = Counter(
+            "dispatchflow_feature_pings",
+            "Courier pings applied to the online courier and zone features.",
+            registry=r,
+        )
+        self.feature_ping_flush_seconds = Histogram(
+            "dispatchflow_feature_ping_flush_seconds",
+            "Time to apply one partition's buffered pings to the online features.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
         self.feature_updates_rejected = Counter(
             "dispatchflow_feature_updates_rejected",
             "Accepted events whose feature update was refused (logged with the reason), per"

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 import orjson
@@ -25,6 +25,9 @@ from streams.dead_letters import DeadLetter, header_value
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.topics import TopicsFile
+
+if TYPE_CHECKING:
+    from streams.features_agent import FeatureFeed
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class Runtime:
     validator: IngressValidator
     raw_topics: dict[str, faust.TopicT]
     engine: ShardEngine | None = None
+    features: FeatureFeed | None = None
     progress: dict[tuple[str, int], int] = field(default_factory=dict)
     produced: dict[tuple[str, int], int] = field(default_factory=dict)
     sends_in_flight: int = 0

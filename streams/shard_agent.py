@@ -167,6 +167,8 @@ def register(
                     rt.metrics.tick_interval_seconds.observe(started - previous)
                 last_tick_s[shard] = started
                 effects = engine.on_tick(decoded)
+                if features is not None:
+                    features.flush_due(message.partition)
             if features is not None and effects.applied:  # once per event, valid ones only
                 features.on_event(decoded, message.partition, merchant_of)
                 for adopted in effects.adopted:

@@ -1,12 +1,15 @@
-"""The online feature table on a real broker: events read before their order still count."""
+"""The online feature table on a real broker: late order events and courier pings."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 
 from contracts.geo import decode_center, shard_of
+from features.definitions import ZONE, default_features
+from features.store import OnlineFeatureStore
 from simulators.synthetic import Record
 from tests.integration.conftest import Cluster, features_fed
 
@@ -48,6 +51,48 @@ def test_an_event_read_before_its_order_updates_the_features_once_the_order_exis
     )
     cluster.wait_caught_up()
     cluster.produce([Record("order_events", SHARD.encode(), orjson.dumps(created), T0_MS)])
+    cluster.wait_caught_up()
+    assert cluster.dead_letters() == []
+    assert cluster.online_features() == expected
+
+
+def test_pings_reach_the_online_courier_and_zone_features(cluster: Cluster) -> None:
+    """Ping batches through the broker leave the zone features as applying each ping would."""
+    rng = np.random.default_rng(11)
+    records: list[Record] = []
+    fixes: list[dict[str, Any]] = []
+    for b in range(6):
+        batch = [
+            {
+                "courier_id": f"c{int(rng.integers(0, 5))}",
+                "lat": round(LAT + float(rng.uniform(-0.01, 0.01)), 6),
+                "lon": round(LON + float(rng.uniform(-0.01, 0.01)), 6),
+                "ts_ms": T0_MS + b * 60_000 + j * 500,
+                "speed_mps": float(rng.choice([0.0, 2.5, 4.5, 6.25])),
+            }
+            for j in range(40)
+        ]
+        fixes += batch
+        ts_ms = T0_MS + b * 60_000 + 39 * 500
+        event = {
+            "event_id": f"pings-{b}",
+            "type": "courier_ping_batch",
+            "v": 1,
+            "ts_ms": ts_ms,
+            "pings": batch,
+        }
+        records.append(Record("courier_pings", b"gateway", orjson.dumps(event), ts_ms))
+    assert {shard_of(f["lat"], f["lon"], 4) for f in fixes} == {SHARD}
+    expected: dict[bytes, bytes] = {}
+    store = OnlineFeatureStore(
+        expected, features=[f for f in default_features() if f.entity == ZONE]
+    )
+    for i, fix in enumerate(fixes):
+        store.apply({"type": "courier_ping", "event_id": f"p{i}", **fix})
+    assert any(k.startswith(b"f|zone_supply|entity|") for k in expected)
+
+    cluster.start_worker(ping_features_flush_s=0.0)
+    cluster.produce(records)
     cluster.wait_caught_up()
     assert cluster.dead_letters() == []
     assert cluster.online_features() == expected

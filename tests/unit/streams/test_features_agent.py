@@ -1,5 +1,8 @@
 from typing import Any
 
+import numpy as np
+
+from contracts.pings import PingColumns
 from features.store import ENTITY
 from streams.features_agent import FeatureFeed
 
@@ -36,3 +39,102 @@ def test_a_refused_feature_update_is_reported_with_its_type() -> None:
     feed = FeatureFeed({}, on_rejected=refused.append)
     assert not feed.on_event(created("o1", -5), 0, lambda _: None)
     assert refused == ["order_created"]
+
+
+def fixes(ts_ms: list[int], courier: str = "c1") -> PingColumns:
+    """Validated fixes of one courier at the given times, 4 m/s."""
+    n = len(ts_ms)
+    return PingColumns(
+        np.array([courier] * n, dtype=object),
+        np.full(n, 40.75),
+        np.full(n, -73.99),
+        np.array(ts_ms, dtype=np.int64),
+        np.full(n, 4.0),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+    )
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def zone_keys(table: dict[bytes, bytes], partition: int = 3) -> list[bytes]:
+    """The zone-supply state keys of one partition in a feed's table."""
+    return [k for k in table if k.startswith(f"p{partition}|f|zone_supply|".encode())]
+
+
+def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
+    """Nothing is written before `ping_flush_s`; then every buffered ping is applied."""
+    table: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    assert feed.on_pings(fixes([0, 10_000]), 3) == 0
+    clock.now_s += 29.0
+    assert feed.on_pings(fixes([20_000]), 3) == 0
+    assert table == {} and feed.buffered(3) == 3
+    clock.now_s += 1.0
+    assert feed.on_pings(fixes([25_000]), 3) == 4
+    assert feed.buffered(3) == 0
+    zone = feed.store(3).read("zone_supply", "dr5ru6", 25_000)
+    assert zone.values == {"supply_couriers": 1.0}
+
+
+def test_a_tick_flushes_a_quiet_partition_s_due_pings() -> None:
+    """With no further pings, a flush check after the interval applies the buffer."""
+    table: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    feed.on_pings(fixes([0]), 3)
+    clock.now_s += 20.0
+    assert feed.flush_due(3) == 0
+    clock.now_s += 11.0
+    assert feed.flush_due(3) == 1
+    assert zone_keys(table)
+
+
+def test_a_full_buffer_is_flushed_before_the_interval() -> None:
+    """The buffer never holds more than `max_buffered_pings` pings."""
+    feed = FeatureFeed({}, ping_flush_s=3600.0, max_buffered_pings=5, clock=FakeClock())
+    assert feed.on_pings(fixes([0, 1, 2]), 3) == 0
+    assert feed.on_pings(fixes([3, 4]), 3) == 5
+    assert feed.buffered(3) == 0
+
+
+def test_without_a_flush_interval_every_batch_is_applied_at_once() -> None:
+    """`ping_flush_s` 0 applies each batch as it arrives, and reports the flush."""
+    flushed: list[int] = []
+    feed = FeatureFeed({}, ping_flush_s=0.0, on_flush=lambda n, _s: flushed.append(n))
+    feed.on_pings(fixes([0, 1]), 3)
+    feed.on_pings(fixes([2], courier="c2"), 3)
+    assert flushed == [2, 1]
+
+
+def test_partitions_buffer_and_flush_separately() -> None:
+    """A flush of one partition writes only its keys and leaves the other's buffer."""
+    table: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    feed.on_pings(fixes([0]), 3)
+    clock.now_s += 10.0
+    feed.on_pings(fixes([0]), 5)
+    clock.now_s += 25.0
+    assert feed.flush_due(3) == 1
+    assert feed.flush_due(5) == 0
+    assert zone_keys(table, 3) and not zone_keys(table, 5)
+    assert feed.buffered(5) == 1
+
+
+def test_pings_feed_zone_features_but_not_the_courier_s_speed() -> None:
+    """Online, pings update zone supply and speed; the courier's 30-day speed stays offline."""
+    table: dict[bytes, bytes] = {}
+    feed = FeatureFeed(table, ping_flush_s=0.0)
+    feed.on_pings(fixes([0, 1]), 3)
+    assert feed.store(3).read("zone_speed_1h", "dr5ru6", 1).values == {"observed_speed_mps": 4.0}
+    assert not any(b"courier_speed_30d" in k or b"courier_city" in k for k in table)
