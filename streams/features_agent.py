@@ -172,6 +172,19 @@ class FeatureFeed:
             self.on_flush(applied, time.perf_counter() - started)
         return applied
 
+    def keep_only(self, partitions: set[int]) -> int:
+        """Drop the buffered pings of every other partition; returns how many.
+
+        Called after a rebalance: the new owner of a partition taken away reads on from the
+        committed offsets, so these pings are lost from the features (one flush interval).
+        """
+        dropped = 0
+        for partition in set(self._pings) - partitions:
+            dropped += self._buffered.pop(partition, 0)
+            del self._pings[partition]
+            self._flushed_at.pop(partition, None)
+        return dropped
+
     def buffered(self, partition: int) -> int:
         """Pings of `partition` waiting for the next flush."""
         return self._buffered.get(partition, 0)

@@ -136,6 +136,10 @@ def register(rt: Runtime) -> None:
     async def rebuild_positions(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
         wanted = {tp.partition for tp in assigned if tp.topic == POSITIONS_TOPIC}
+        if rt.features is not None:
+            dropped = rt.features.keep_only(wanted)
+            if dropped:
+                logger.info("dropped %d buffered pings of partitions moved away", dropped)
         store = rt.positions
         for partition in store.partitions - wanted:
             store.close(partition)

@@ -138,3 +138,15 @@ def test_pings_feed_zone_features_but_not_the_courier_s_speed() -> None:
     feed.on_pings(fixes([0, 1]), 3)
     assert feed.store(3).read("zone_speed_1h", "dr5ru6", 1).values == {"observed_speed_mps": 4.0}
     assert not any(b"courier_speed_30d" in k or b"courier_city" in k for k in table)
+
+
+def test_a_rebalance_drops_the_buffers_of_partitions_moved_away() -> None:
+    """Pings of a partition this worker lost are dropped, not applied if it comes back later."""
+    table: dict[bytes, bytes] = {}
+    feed = FeatureFeed(table, ping_flush_s=30.0, clock=FakeClock())
+    feed.on_pings(fixes([0, 1]), 3)
+    feed.on_pings(fixes([0]), 5)
+    assert feed.keep_only({5}) == 2
+    assert feed.buffered(3) == 0 and feed.buffered(5) == 1
+    assert feed.flush(3) == 0
+    assert not zone_keys(table, 3)
