@@ -16,6 +16,9 @@ T0 = 1_795_000_000_000
 # A few cells of two cities, so that zones, cities and couriers all share states.
 POINTS = [(40.7500, -73.9900), (40.7512, -73.9871), (40.7700, -73.9600), (41.5000, -72.5000)]
 
+#: (courier, point index, ms after T0, speed or None)
+Ping = tuple[str, int, int, float | None]
+
 ping_strategy = st.tuples(
     st.sampled_from(["c1", "c2", "c3", "c4"]),
     st.sampled_from(range(len(POINTS))),
@@ -25,7 +28,7 @@ ping_strategy = st.tuples(
 )
 
 
-def batch_of(pings: list[tuple[str, int, int, float | None]]) -> PingBatch:
+def batch_of(pings: list[Ping]) -> PingBatch:
     """The pings as a batch, in the order given."""
     return PingBatch(
         np.array([p[0] for p in pings], dtype=object),
@@ -36,7 +39,7 @@ def batch_of(pings: list[tuple[str, int, int, float | None]]) -> PingBatch:
     )
 
 
-def events_of(pings: list[tuple[str, int, int, float | None]]) -> list[dict[str, Any]]:
+def events_of(pings: list[Ping]) -> list[dict[str, Any]]:
     """The same pings as `courier_ping` events, in time order (stable)."""
     out = [
         {
@@ -53,50 +56,41 @@ def events_of(pings: list[tuple[str, int, int, float | None]]) -> list[dict[str,
     return sorted(out, key=lambda e: e["ts_ms"])
 
 
-def one_by_one(
-    first: list[tuple[str, int, int, float | None]], then: list[tuple[str, int, int, float | None]]
+def applied(
+    parts: list[list[Ping]], bulk: bool
 ) -> tuple[dict[bytes, bytes], Counter[tuple[str, str]]]:
-    """The table and late reports of the two batches applied one event at a time."""
+    """The table and late reports after each batch in turn, in bulk or one event at a time."""
     late: Counter[tuple[str, str]] = Counter()
     table: dict[bytes, bytes] = {}
     store = OnlineFeatureStore(table, on_late=lambda f, level: late.update([(f, level)]))
-    for part in (first, then):
-        for event in events_of(part):
-            store.apply(event)
-    return table, late
-
-
-def in_bulk(
-    first: list[tuple[str, int, int, float | None]], then: list[tuple[str, int, int, float | None]]
-) -> tuple[dict[bytes, bytes], Counter[tuple[str, str]]]:
-    """The table and late reports of the two batches applied in bulk."""
-    late: Counter[tuple[str, str]] = Counter()
-    table: dict[bytes, bytes] = {}
-    store = OnlineFeatureStore(table, on_late=lambda f, level: late.update([(f, level)]))
-    for part in (first, then):
-        apply_pings(store, batch_of(part))
+    for part in parts:
+        if bulk:
+            apply_pings(store, batch_of(part))
+        else:
+            for event in events_of(part):
+                store.apply(event)
     return table, late
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(ping_strategy, max_size=40), st.lists(ping_strategy, max_size=40))
 def test_a_bulk_batch_leaves_the_states_one_by_one_application_leaves(
-    first: list[tuple[str, int, int, float | None]], then: list[tuple[str, int, int, float | None]]
+    first: list[Ping], then: list[Ping]
 ) -> None:
     """Two batches in bulk end with the same stored states as their pings applied in time order."""
-    expected, _ = one_by_one(first, then)
-    got, _ = in_bulk(first, then)
+    expected, _ = applied([first, then], bulk=False)
+    got, _ = applied([first, then], bulk=True)
     assert got == expected  # dyadic speeds: sums are exact in either order
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(ping_strategy, max_size=40), st.lists(ping_strategy, max_size=40))
 def test_a_bulk_batch_reports_the_late_pings_one_by_one_application_reports(
-    first: list[tuple[str, int, int, float | None]], then: list[tuple[str, int, int, float | None]]
+    first: list[Ping], then: list[Ping]
 ) -> None:
     """Pings too old for a state's window are reported per feature and level, as `apply` does."""
-    _, expected = one_by_one(first, then)
-    _, got = in_bulk(first, then)
+    _, expected = applied([first, then], bulk=False)
+    _, got = applied([first, then], bulk=True)
     assert got == expected
 
 
