@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +154,22 @@ def _measure_worker(
     raise TimeoutError(msg)
 
 
+@contextlib.contextmanager
+def _workdir(prefix: str) -> Iterator[Path]:
+    """A scratch directory, removed after the phase; kept (and named) when the phase fails."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except BaseException:
+        print(f"bench phase failed; its logs and data are kept in {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _phase_ours(
     records: list[Record], expected: int, label: str, online: list[Record]
 ) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    with EmbeddedBroker() as broker:
+    with _workdir("bench-ingest-") as workdir, EmbeddedBroker() as broker:
         settings = embedded_settings(broker.bootstrap, workdir / "data")
         client = aiokafka_kwargs(settings)
         asyncio.run(
@@ -185,8 +198,7 @@ def _phase_ours(
 
 
 def _phase_plain(records: list[Record], expected: int) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-plain-"))
-    with EmbeddedBroker() as broker:
+    with _workdir("bench-plain-") as workdir, EmbeddedBroker() as broker:
         client = {"bootstrap_servers": broker.bootstrap}
 
         async def create() -> None:
