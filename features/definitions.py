@@ -185,13 +185,10 @@ class MeanState:
         `values` holds each event's field, NaN where absent. The state ends as if each event had
         gone through `update` in that order (bucket totals up to float rounding).
         """
-        stats = self.stats
-        late = np.zeros(ts_ms.shape, dtype=bool)
-        if stats.buckets:
-            late = ts_ms // stats.bucket_ms <= max(stats.buckets) - stats.n_buckets
+        late = self.stats.late_mask(ts_ms)
         present = ~late & ~np.isnan(values)
         if present.any():
-            stats.add_sorted(ts_ms[present], values[present])
+            self.stats.add_sorted(ts_ms[present], values[present])
             _mark(self, int(ts_ms[present][-1]))
         return int(late.sum())
 

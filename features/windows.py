@@ -62,11 +62,27 @@ class BucketedStats:
         oldest = newest - self.n_buckets + 1
         return [b for i, b in self.buckets.items() if oldest <= i <= newest]
 
+    def _oldest_bucket(self) -> int | None:
+        """Index of the oldest bucket in the newest bucket's window (None when empty)."""
+        return max(self.buckets) - self.n_buckets + 1 if self.buckets else None
+
+    def _purge(self) -> None:
+        """Drop the buckets outside the newest bucket's window."""
+        oldest = self._oldest_bucket()
+        for old in [i for i in self.buckets if oldest is not None and i < oldest]:
+            del self.buckets[old]
+
     def is_late(self, ts_ms: int) -> bool:
         """Whether a value at `ts_ms` is too old to count (before the newest bucket's window)."""
-        if not self.buckets:
-            return False
-        return ts_ms // self.bucket_ms <= max(self.buckets) - self.n_buckets
+        oldest = self._oldest_bucket()
+        return oldest is not None and ts_ms // self.bucket_ms < oldest
+
+    def late_mask(self, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """`is_late` of many times at once."""
+        oldest = self._oldest_bucket()
+        if oldest is None:
+            return np.zeros(ts_ms.shape, dtype=bool)
+        return ts_ms // self.bucket_ms < oldest
 
     def add(self, ts_ms: int, value: float) -> BucketedStats:
         """Record `value` at event time `ts_ms`; buckets that left the window are dropped."""
@@ -74,9 +90,7 @@ class BucketedStats:
         b = self.buckets.get(idx)
         if b is None:
             b = self.buckets[idx] = _Bucket()
-            newest = max(self.buckets)
-            for old in [i for i in self.buckets if i <= newest - self.n_buckets]:
-                del self.buckets[old]
+            self._purge()
             if idx not in self.buckets:
                 return self
         b.count += 1
@@ -96,11 +110,8 @@ class BucketedStats:
         """
         if self.bin_width > 0:
             raise ValueError("add_sorted needs a window without a histogram")
-        idx = ts_ms // self.bucket_ms
-        late = np.zeros(idx.shape, dtype=bool)
-        if self.buckets:
-            late = idx <= max(self.buckets) - self.n_buckets
-        keep = idx[~late]
+        late = self.late_mask(ts_ms)
+        keep = ts_ms[~late] // self.bucket_ms
         if keep.size:
             starts = np.flatnonzero(np.r_[True, keep[1:] != keep[:-1]])
             sums = np.add.reduceat(values[~late], starts)
@@ -109,9 +120,7 @@ class BucketedStats:
                 b = self.buckets.setdefault(i, _Bucket())
                 b.count += c
                 b.total += t
-            newest = max(self.buckets)
-            for old in [i for i in self.buckets if i <= newest - self.n_buckets]:
-                del self.buckets[old]
+            self._purge()
         return int(late.sum())
 
     def count(self, now_ms: int) -> int:
@@ -178,19 +187,33 @@ class LastSeen:
     window_ms: int
     last_ts: dict[str, int] = field(default_factory=dict)
 
+    def _horizon(self) -> int | None:
+        """Oldest time still within the window of the newest sighting (None when empty)."""
+        return max(self.last_ts.values()) - self.window_ms if self.last_ts else None
+
+    def _purge(self) -> None:
+        """Drop the ids last seen before the window of the newest sighting."""
+        horizon = self._horizon()
+        for k in [k for k, t in self.last_ts.items() if horizon is not None and t < horizon]:
+            del self.last_ts[k]
+
     def is_late(self, ts_ms: int) -> bool:
         """Whether a sighting at `ts_ms` is too old to count: before the window of the newest."""
-        if not self.last_ts:
-            return False
-        return ts_ms < max(self.last_ts.values()) - self.window_ms
+        horizon = self._horizon()
+        return horizon is not None and ts_ms < horizon
+
+    def late_mask(self, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """`is_late` of many times at once."""
+        horizon = self._horizon()
+        if horizon is None:
+            return np.zeros(ts_ms.shape, dtype=bool)
+        return ts_ms < horizon
 
     def add(self, ts_ms: int, ident: str) -> LastSeen:
         """Record that `ident` was seen at `ts_ms`; ids older than the window are dropped."""
         if ident not in self.last_ts or ts_ms > self.last_ts[ident]:
             self.last_ts[ident] = ts_ms
-        horizon = max(self.last_ts.values()) - self.window_ms
-        for k in [k for k, t in self.last_ts.items() if t < horizon]:
-            del self.last_ts[k]
+        self._purge()
         return self
 
     def add_sorted(
@@ -200,19 +223,14 @@ class LastSeen:
 
         The state ends exactly as if each sighting had gone through `add` in that order.
         """
-        late = np.zeros(ts_ms.shape, dtype=bool)
-        if self.last_ts:
-            late = ts_ms < max(self.last_ts.values()) - self.window_ms
+        late = self.late_mask(ts_ms)
         last = self.last_ts
         # In ascending time order the last sighting of an id is its newest.
         newest = dict(zip(idents[~late].tolist(), ts_ms[~late].tolist(), strict=True))
         for ident, ts in newest.items():
             if ts > last.get(ident, ts - 1):
                 last[ident] = ts
-        if last:
-            horizon = max(last.values()) - self.window_ms
-            for k in [k for k, t in last.items() if t < horizon]:
-                del last[k]
+        self._purge()
         return int(late.sum())
 
     def distinct(self, now_ms: int) -> int:

@@ -63,9 +63,9 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
     runtime = Runtime.build(app, settings, topics)
     ingest_pings.register(runtime)
     couriers.register(runtime)
-    features = features_agent.register(runtime)
+    runtime.features = features_agent.register(runtime)
     runtime.engine = shard_agent.register(
-        runtime, predictor_from_settings(settings), features=features
+        runtime, predictor_from_settings(settings), features=runtime.features
     )
     web.register(runtime)
     return runtime

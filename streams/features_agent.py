@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -98,9 +99,7 @@ class FeatureFeed:
         self.on_flush = on_flush
         self.clock = clock
         self._stores: dict[int, OnlineFeatureStore] = {}
-        self._pings: dict[int, list[PingBatch]] = {}
-        self._buffered: dict[int, int] = {}
-        self._flushed_at: dict[int, float] = {}
+        self._pings: dict[int, _PingBuffer] = {}
 
     def store(self, partition: int) -> OnlineFeatureStore:
         """The feature store of one partition."""
@@ -134,16 +133,15 @@ class FeatureFeed:
 
         Must be called inside the stream iteration of `partition` (a flush writes the table).
         """
-        n = len(fixes)
-        if n == 0:
+        if len(fixes) == 0:
             return 0
+        buffer = self._pings.get(partition)
+        if buffer is None:
+            buffer = self._pings[partition] = _PingBuffer(since_s=self.clock())
         # Ids as a fixed-width string array: buffered object arrays would slow every GC pass.
         ids = fixes.courier_id.astype(np.str_)
-        batch = PingBatch(ids, fixes.lat, fixes.lon, fixes.ts_ms, fixes.speed_mps)
-        if not self._pings.get(partition):
-            self._flushed_at.setdefault(partition, self.clock())
-        self._pings.setdefault(partition, []).append(batch)
-        self._buffered[partition] = self._buffered.get(partition, 0) + n
+        buffer.batches.append(PingBatch(ids, fixes.lat, fixes.lon, fixes.ts_ms, fixes.speed_mps))
+        buffer.count += len(fixes)
         return self.flush_due(partition)
 
     def flush_due(self, partition: int) -> int:
@@ -153,20 +151,22 @@ class FeatureFeed:
         since its first buffered batch), or when its buffer holds `max_buffered_pings`. Must be
         called inside the stream iteration of `partition`.
         """
-        buffered = self._buffered.get(partition, 0)
-        if buffered == 0:
+        buffer = self._pings.get(partition)
+        if buffer is None or buffer.count == 0:
             return 0
-        waited_s = self.clock() - self._flushed_at[partition]
-        if waited_s < self.ping_flush_s and buffered < self.max_buffered_pings:
+        waited_s = self.clock() - buffer.since_s
+        if waited_s < self.ping_flush_s and buffer.count < self.max_buffered_pings:
             return 0
         return self.flush(partition)
 
     def flush(self, partition: int) -> int:
         """Apply every buffered ping of `partition` now; returns how many."""
+        buffer = self._pings.get(partition)
+        if buffer is None:
+            return 0
         started = time.perf_counter()
-        pings = PingBatch.concat(self._pings.pop(partition, []))
-        self._buffered[partition] = 0
-        self._flushed_at[partition] = self.clock()
+        pings = PingBatch.concat(buffer.batches)
+        self._pings[partition] = _PingBuffer(since_s=self.clock())
         applied = apply_pings(self.store(partition), pings, entities=PING_FED_ENTITIES)
         if self.on_flush is not None and applied:
             self.on_flush(applied, time.perf_counter() - started)
@@ -178,20 +178,26 @@ class FeatureFeed:
         Called after a rebalance: the new owner of a partition taken away reads on from the
         committed offsets, so these pings are lost from the features (one flush interval).
         """
-        dropped = 0
-        for partition in set(self._pings) - partitions:
-            dropped += self._buffered.pop(partition, 0)
-            del self._pings[partition]
-            self._flushed_at.pop(partition, None)
-        return dropped
+        gone = set(self._pings) - partitions
+        return sum(self._pings.pop(partition).count for partition in gone)
 
     def buffered(self, partition: int) -> int:
         """Pings of `partition` waiting for the next flush."""
-        return self._buffered.get(partition, 0)
+        buffer = self._pings.get(partition)
+        return 0 if buffer is None else buffer.count
+
+
+@dataclass
+class _PingBuffer:
+    """One partition's pings waiting for a flush, and when the wait began."""
+
+    since_s: float
+    batches: list[PingBatch] = field(default_factory=list)
+    count: int = 0
 
 
 def register(rt: Runtime) -> FeatureFeed:
-    """Attach the online feature table; return the feed the shard agent calls."""
+    """Attach the online feature table; return the feed the shard and positions agents call."""
     partitions = rt.topics["order_events"].partitions
     table = rt.table(
         FEATURES_TABLE, partitions, "Online feature state, keyed by partition and feature key."
@@ -202,12 +208,10 @@ def register(rt: Runtime) -> FeatureFeed:
         metrics.feature_pings.inc(pings)
         metrics.feature_ping_flush_seconds.observe(seconds)
 
-    feed = FeatureFeed(
+    return FeatureFeed(
         table,
         on_late=lambda feature, level: metrics.feature_events_late.labels(feature, level).inc(),
         on_rejected=lambda kind: metrics.feature_updates_rejected.labels(kind).inc(),
         ping_flush_s=rt.settings.ping_features_flush_s,
         on_flush=flushed,
     )
-    rt.features = feed
-    return feed
