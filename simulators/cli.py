@@ -11,10 +11,11 @@ import numpy as np
 
 from dispatch.policy import POLICIES, PolicyError, policy_by_name
 from dispatchflow.commands import CommandRegistry
+from simulators.mdrp.breakdown import PARTS, breakdown_columns, class_means
 from simulators.mdrp.instance import MdrpFormatError, find_instances
 from simulators.mdrp.metrics import METRIC_KEYS, InstanceMetrics, mean_metrics
 from simulators.mdrp.replay import MAX_WORKERS, ReplayResult, ReplayTask, ctod_values, run_tasks
-from simulators.plots import ctod_distribution, metric_bars, per_instance_scatter
+from simulators.plots import ctod_breakdown, ctod_distribution, metric_bars, per_instance_scatter
 from simulators.reports import (
     ReferenceError,
     format_table,
@@ -211,6 +212,22 @@ def _print_report(
             )
         )
     for name, rows in by_policy.items():
+        by_class = {
+            f"{label} ({int(v['instances'])})": v
+            for label, v in class_means(r.breakdown for r in rows).items()
+        }
+        print()
+        print(
+            format_table(
+                f"{name}: where click-to-door minutes go (class (instances); per delivered"
+                " order, then mean over instances)",
+                list(by_class),
+                breakdown_columns(by_class),
+                digits=3,
+            )
+        )
+    print()
+    for name, rows in by_policy.items():
         ticks = sum(r.ticks for r in rows)
         seconds = sum(r.decide_seconds for r in rows)
         rejected = sum(r.rejected for r in rows)
@@ -233,6 +250,13 @@ def _write_plots(by_policy: dict[str, list[ReplayResult]], main: str, folder: Pa
             },
             ["ctod_mean", "ctod_p90", "rtop_mean", "undelivered_pct", "cost_per_order"],
             folder / "mean_metrics.png",
+        )
+    )
+    written.append(
+        ctod_breakdown(
+            {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()},
+            PARTS,
+            folder / "ctod_breakdown.png",
         )
     )
     others = [n for n in by_policy if n != main]

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dispatch.policy import policy_by_name
+from simulators.mdrp.breakdown import CtodBreakdown, breakdown
 from simulators.mdrp.checker import check_solution
 from simulators.mdrp.instance import load_instance
 from simulators.mdrp.metrics import InstanceMetrics, compute_metrics
@@ -55,6 +56,7 @@ class ReplayResult:
         decide_seconds: wall time inside `decide()`.
         ticks: ticks simulated.
         fallback_ticks: ticks decided by the greedy circuit breaker.
+        breakdown: where the click-to-door minutes went (see `simulators.mdrp.breakdown`).
     """
 
     policy: str
@@ -65,6 +67,7 @@ class ReplayResult:
     decide_seconds: float
     ticks: int
     fallback_ticks: int
+    breakdown: CtodBreakdown
 
 
 def run_task(task: ReplayTask) -> ReplayResult:
@@ -89,6 +92,7 @@ def run_task(task: ReplayTask) -> ReplayResult:
         decide_seconds=result.decide_seconds,
         ticks=result.ticks,
         fallback_ticks=result.fallback_ticks,
+        breakdown=breakdown(instance, result.solution),
     )
 
 

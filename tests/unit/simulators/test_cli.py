@@ -48,6 +48,7 @@ def test_replay_writes_json_solutions_and_plots(
     assert code == 0
     printed = capsys.readouterr().out
     assert "ctod_mean" in printed and "greedy" in printed and "paper" in printed
+    assert "where click-to-door minutes go" in printed and "food_wait" in printed
     payload = json.loads(out.read_text())
     assert set(payload) == {"instances", "mean"}
     keys = {"name", "orders", *METRIC_KEYS, "valid"}
@@ -58,7 +59,8 @@ def test_replay_writes_json_solutions_and_plots(
         assert (tmp_path / "sol" / SMALL.name / f"solution_info_{name}.txt").is_file()
     for png in (tmp_path / "plots").glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 3
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 4
+    assert (tmp_path / "plots" / "ctod_breakdown.png").is_file()
 
 
 def test_replay_reports_bad_paths_and_policies(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.plots import ctod_distribution, metric_bars, per_instance_scatter
+from simulators.plots import ctod_breakdown, ctod_distribution, metric_bars, per_instance_scatter
 
 
 def _is_png(path: Path) -> bool:
@@ -27,3 +27,13 @@ def test_plots_are_png_files(tmp_path: Path) -> None:
             tmp_path / "b.png",
         )
     )
+
+
+def test_breakdown_plot_is_a_png_file(tmp_path: Path) -> None:
+    """The breakdown plot draws every policy's classes, a class missing in one included."""
+    parts = {"direct": 30.0, "food_wait": 1.0, "bundle_delay": 0.2}
+    means = {
+        "ours": {"all": parts, "o50": parts},
+        "greedy": {"all": {**parts, "food_wait": 4.0}},
+    }
+    assert _is_png(ctod_breakdown(means, list(parts), tmp_path / "c" / "breakdown.png"))

@@ -1,0 +1,131 @@
+"""Where click-to-door time goes: each delivered order's minutes split into three parts.
+
+For a delivered order, click-to-door = direct + food wait + bundle delay, exactly:
+
+- `direct`: preparation (ready minus placement) plus half the pickup service, the straight
+  drive from the restaurant to the customer and half the drop-off service. It is what the
+  order would take if a courier picked it up the moment it was ready and drove straight to the
+  customer; no policy can do better.
+- `food_wait`: pickup minus ready (the benchmark's ready-to-pickup): the food waited for the
+  courier.
+- `bundle_delay`: drop-off minus pickup, minus the direct ride: time spent on the bundle's
+  other drop-offs first.
+
+Instance means are grouped by the parts of the benchmark's instance names
+(`{seed}{o|r}{50|100}t{75|100}s{1|2}p{100|125}`), so a report shows which kind of day, and
+which part, holds the minutes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.solution import MdrpSolution
+
+#: The parts of a click-to-door minute, in report order.
+PARTS = ("direct", "food_wait", "bundle_delay")
+
+_NAME = re.compile(
+    r"^(?P<seed>\d+)(?P<orders>[or]\d+)(?P<speed>t\d+)(?P<shifts>s\d+)(?P<prep>p\d+)$"
+)
+
+
+@dataclass(frozen=True)
+class CtodBreakdown:
+    """Mean minutes per delivered order of one solved instance, by part.
+
+    Attributes:
+        name: instance name.
+        delivered: delivered orders (the means are over them).
+        direct: mean preparation plus direct ride, services included.
+        food_wait: mean minutes from ready to pickup.
+        bundle_delay: mean minutes spent on other drop-offs of the bundle first.
+    """
+
+    name: str
+    delivered: int
+    direct: float
+    food_wait: float
+    bundle_delay: float
+
+    @property
+    def ctod(self) -> float:
+        """Mean click-to-door: the sum of the parts."""
+        return self.direct + self.food_wait + self.bundle_delay
+
+
+def breakdown(instance: MdrpInstance, solution: MdrpSolution) -> CtodBreakdown:
+    """The click-to-door breakdown of `solution`'s delivered orders (NaN parts if none)."""
+    rows = np.array([instance.order_index[o.order] for o in solution.orders], dtype=np.int64)
+    if rows.size == 0:
+        nan = float("nan")
+        return CtodBreakdown(instance.name, 0, nan, nan, nan)
+    params = instance.params
+    pickup = np.array([o.pickup_min for o in solution.orders], dtype=np.float64)
+    dropoff = np.array([o.dropoff_min for o in solution.orders], dtype=np.float64)
+    ready = instance.ready_min[rows].astype(np.float64)
+    placement = instance.placement_min[rows].astype(np.float64)
+    ride = (
+        params.pickup_service_min / 2.0
+        + instance.travel_min(instance.pickup_xy[rows], instance.order_xy[rows])
+        + params.dropoff_service_min / 2.0
+    )
+    return CtodBreakdown(
+        name=instance.name,
+        delivered=int(rows.size),
+        direct=float(np.mean(ready - placement + ride)),
+        food_wait=float(np.mean(pickup - ready)),
+        bundle_delay=float(np.mean(dropoff - pickup - ride)),
+    )
+
+
+def instance_classes(name: str) -> tuple[str, ...]:
+    """The classes an instance belongs to: its day, order sample, speed, shifts and prep.
+
+    `1o50t100s1p125` belongs to `day 1`, `o50`, `t100`, `s1` and `p125`; a name outside the
+    benchmark's scheme belongs to no class.
+    """
+    match = _NAME.match(name)
+    if match is None:
+        return ()
+    return (f"day {match['seed']}", match["orders"], match["speed"], match["shifts"], match["prep"])
+
+
+def class_means(rows: Iterable[CtodBreakdown]) -> dict[str, dict[str, float]]:
+    """Mean parts (and click-to-door) over instances, for `all` and for every class present.
+
+    Returns:
+        `{class: {"instances", "direct", "food_wait", "bundle_delay", "ctod"}}`: `all` first,
+        then days, order samples, speeds, shifts and preps, each in numeric order; instances
+        without delivered orders are left out.
+    """
+    groups: dict[str, list[CtodBreakdown]] = {"all": []}
+    rank: dict[str, tuple[int, str, int]] = {"all": (-1, "", 0)}
+    for row in rows:
+        if row.delivered == 0:
+            continue
+        groups["all"].append(row)
+        for position, label in enumerate(instance_classes(row.name)):
+            groups.setdefault(label, []).append(row)
+            letters, digits = label.rstrip("0123456789"), label[len(label.rstrip("0123456789")) :]
+            rank[label] = (position, letters, int(digits))
+    out: dict[str, dict[str, float]] = {}
+    for label in sorted(groups, key=rank.__getitem__):
+        members = groups[label]
+        if not members:
+            continue
+        means = {p: float(np.mean([getattr(r, p) for r in members])) for p in PARTS}
+        out[label] = {"instances": float(len(members)), **means, "ctod": sum(means.values())}
+    return out
+
+
+def breakdown_columns(
+    means: dict[str, dict[str, float]], parts: Sequence[str] = (*PARTS, "ctod")
+) -> dict[str, dict[str, float]]:
+    """`class_means` turned into table columns: one column per part, one row per class."""
+    return {part: {label: values[part] for label, values in means.items()} for part in parts}
