@@ -116,6 +116,8 @@ def ctod_breakdown(
             bottom += np.nan_to_num(vals)
         totals = [sum(means[name].get(c, {}).get(p, np.nan) for p in parts) for c in classes]
         for xi, top, total in zip(offset, bottom, totals, strict=True):
+            if np.isnan(total):
+                continue
             ax.text(xi, top, f"{total:.1f}", ha="center", va="bottom", fontsize=6)
         ax.bar(0, 0, color="lightgrey", hatch=hatches[j % len(hatches)], label=name)
     ax.set_xticks(x, classes, rotation=30, ha="right")

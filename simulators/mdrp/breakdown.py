@@ -30,6 +30,7 @@ from simulators.mdrp.solution import MdrpSolution
 #: The parts of a click-to-door minute, in report order.
 PARTS = ("direct", "food_wait", "bundle_delay")
 
+_LABEL = re.compile(r"(\D*)(\d+)")
 _NAME = re.compile(
     r"^(?P<seed>\d+)(?P<orders>[or]\d+)(?P<speed>t\d+)(?P<shifts>s\d+)(?P<prep>p\d+)$"
 )
@@ -112,8 +113,8 @@ def class_means(rows: Iterable[CtodBreakdown]) -> dict[str, dict[str, float]]:
         groups["all"].append(row)
         for position, label in enumerate(instance_classes(row.name)):
             groups.setdefault(label, []).append(row)
-            letters, digits = label.rstrip("0123456789"), label[len(label.rstrip("0123456789")) :]
-            rank[label] = (position, letters, int(digits))
+            part = _LABEL.fullmatch(label)
+            rank[label] = (position, part[1], int(part[2])) if part else (position, label, 0)
     out: dict[str, dict[str, float]] = {}
     for label in sorted(groups, key=rank.__getitem__):
         members = groups[label]
