@@ -147,7 +147,8 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     by_policy: dict[str, list[ReplayResult]] = {name: [] for name in policies}
     for result in results:
         by_policy[result.policy].append(result)
-    _print_report(by_policy, reference, args.foresight_min)
+    by_class = {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()}
+    _print_report(by_policy, by_class, reference, args.foresight_min)
     if args.json is not None:
         for name, rows in by_policy.items():
             path = (
@@ -157,7 +158,12 @@ def replay_mdrp(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     # With foresight every series name carries it, so the plots are not taken for results.
     tag = f" (sees {args.foresight_min} min ahead)" if args.foresight_min else ""
-    _write_plots({name + tag: rows for name, rows in by_policy.items()}, main + tag, args.plots)
+    _write_plots(
+        {name + tag: rows for name, rows in by_policy.items()},
+        {name + tag: means for name, means in by_class.items()},
+        main + tag,
+        args.plots,
+    )
     invalid = [r for r in by_policy[main] if not r.metrics.valid]
     for r in invalid:
         print(f"INVALID {r.metrics.name}: {'; '.join(r.violations[:3])}", file=sys.stderr)
@@ -171,7 +177,10 @@ def _write_json(path: Path, rows: list[InstanceMetrics]) -> None:
 
 
 def _print_report(
-    by_policy: dict[str, list[ReplayResult]], reference: list, foresight_min: int = 0
+    by_policy: dict[str, list[ReplayResult]],
+    by_class: dict[str, dict[str, dict[str, float]]],
+    reference: list,
+    foresight_min: int = 0,
 ) -> None:
     columns: dict[str, dict[str, object]] = {}
     for name, rows in by_policy.items():
@@ -211,18 +220,15 @@ def _print_report(
                 f"Mean over the {len(names)} Table 4 instances", ["ctod_mean", "rtop_mean"], subset
             )
         )
-    for name, rows in by_policy.items():
-        by_class = {
-            f"{label} ({int(v['instances'])})": v
-            for label, v in class_means(r.breakdown for r in rows).items()
-        }
+    for name, classes in by_class.items():
+        labelled = {f"{label} ({int(v['instances'])})": v for label, v in classes.items()}
         print()
         print(
             format_table(
                 f"{name}: where click-to-door minutes go (class (instances); per delivered"
                 " order, then mean over instances)",
-                list(by_class),
-                breakdown_columns(by_class),
+                list(labelled),
+                breakdown_columns(labelled),
                 digits=3,
             )
         )
@@ -238,7 +244,12 @@ def _print_report(
         )
 
 
-def _write_plots(by_policy: dict[str, list[ReplayResult]], main: str, folder: Path) -> None:
+def _write_plots(
+    by_policy: dict[str, list[ReplayResult]],
+    by_class: dict[str, dict[str, dict[str, float]]],
+    main: str,
+    folder: Path,
+) -> None:
     values = {name: ctod_values(rows) for name, rows in by_policy.items()}
     written = [ctod_distribution(values, folder / "ctod_distribution.png")]
     means = {name: mean_metrics([r.metrics for r in rows]) for name, rows in by_policy.items()}
@@ -252,13 +263,7 @@ def _write_plots(by_policy: dict[str, list[ReplayResult]], main: str, folder: Pa
             folder / "mean_metrics.png",
         )
     )
-    written.append(
-        ctod_breakdown(
-            {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()},
-            PARTS,
-            folder / "ctod_breakdown.png",
-        )
-    )
+    written.append(ctod_breakdown(by_class, PARTS, folder / "ctod_breakdown.png"))
     others = [n for n in by_policy if n != main]
     if others:
         base = others[0]

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
 
 def ctod_distribution(
@@ -89,7 +90,7 @@ def ctod_breakdown(
 
     `means` maps policy to class to part to mean minutes (as `class_means` returns them).
     Each bar stacks the `parts` other than `base` for one policy and class; its label is the
-    class's mean click-to-door (the base included).
+    class's `ctod` (mean click-to-door, the base included).
     """
     names = list(means)
     classes = list(next(iter(means.values()), {}))
@@ -98,6 +99,7 @@ def ctod_breakdown(
     x = np.arange(len(classes))
     width = 0.8 / max(len(names), 1)
     hatches = ["", "//", "..", "xx"]
+    policies: list[Patch] = []
     for j, name in enumerate(names):
         offset = x - 0.4 + width * (j + 0.5)
         bottom = np.zeros(len(classes))
@@ -114,12 +116,12 @@ def ctod_breakdown(
                 label=part.replace("_", " ") if j == 0 else None,
             )
             bottom += np.nan_to_num(vals)
-        totals = [sum(means[name].get(c, {}).get(p, np.nan) for p in parts) for c in classes]
+        totals = [means[name].get(c, {}).get("ctod", np.nan) for c in classes]
         for xi, top, total in zip(offset, bottom, totals, strict=True):
             if np.isnan(total):
                 continue
             ax.text(xi, top, f"{total:.1f}", ha="center", va="bottom", fontsize=6)
-        ax.bar(0, 0, color="lightgrey", hatch=hatches[j % len(hatches)], label=name)
+        policies.append(Patch(facecolor="lightgrey", hatch=hatches[j % len(hatches)], label=name))
     ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylabel(f"minutes per order above {base}")
     ax.set_title(
@@ -127,7 +129,10 @@ def ctod_breakdown(
         fontsize=10,
     )
     ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(
+        handles=[*handles, *policies], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.metrics import delivered_times
 from simulators.mdrp.solution import MdrpSolution
 
 #: The parts of a click-to-door minute, in report order.
@@ -62,15 +63,12 @@ class CtodBreakdown:
 
 def breakdown(instance: MdrpInstance, solution: MdrpSolution) -> CtodBreakdown:
     """The click-to-door breakdown of `solution`'s delivered orders (NaN parts if none)."""
-    rows = np.array([instance.order_index[o.order] for o in solution.orders], dtype=np.int64)
+    t = delivered_times(instance, solution)
+    rows = t.rows
     if rows.size == 0:
         nan = float("nan")
         return CtodBreakdown(instance.name, 0, nan, nan, nan)
     params = instance.params
-    pickup = np.array([o.pickup_min for o in solution.orders], dtype=np.float64)
-    dropoff = np.array([o.dropoff_min for o in solution.orders], dtype=np.float64)
-    ready = instance.ready_min[rows].astype(np.float64)
-    placement = instance.placement_min[rows].astype(np.float64)
     ride = (
         params.pickup_service_min / 2.0
         + instance.travel_min(instance.pickup_xy[rows], instance.order_xy[rows])
@@ -79,9 +77,9 @@ def breakdown(instance: MdrpInstance, solution: MdrpSolution) -> CtodBreakdown:
     return CtodBreakdown(
         name=instance.name,
         delivered=int(rows.size),
-        direct=float(np.mean(ready - placement + ride)),
-        food_wait=float(np.mean(pickup - ready)),
-        bundle_delay=float(np.mean(dropoff - pickup - ride)),
+        direct=float(np.mean(t.ready - t.placement + ride)),
+        food_wait=float(np.mean(t.pickup - t.ready)),
+        bundle_delay=float(np.mean(t.dropoff - t.pickup - ride)),
     )
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from simulators.mdrp.checker import CheckResult, check_solution
 from simulators.mdrp.instance import MdrpInstance
@@ -83,6 +84,37 @@ def _nan_safe(values: np.ndarray, q: float | None = None) -> float:
     return float(np.percentile(values, q))
 
 
+@dataclass(frozen=True)
+class DeliveredTimes:
+    """Times of a solution's delivered orders, aligned with its orders file (minutes).
+
+    Attributes:
+        rows: instance row of each delivered order.
+        placement: placement times (from the instance).
+        ready: ready times (from the instance).
+        pickup: pickup times (from the solution).
+        dropoff: drop-off times (from the solution).
+    """
+
+    rows: npt.NDArray[np.int64]
+    placement: npt.NDArray[np.float64]
+    ready: npt.NDArray[np.float64]
+    pickup: npt.NDArray[np.float64]
+    dropoff: npt.NDArray[np.float64]
+
+
+def delivered_times(instance: MdrpInstance, solution: MdrpSolution) -> DeliveredTimes:
+    """The instance and solution times of every order `solution` delivered."""
+    rows = np.array([instance.order_index[o.order] for o in solution.orders], dtype=np.int64)
+    return DeliveredTimes(
+        rows=rows,
+        placement=instance.placement_min[rows].astype(np.float64),
+        ready=instance.ready_min[rows].astype(np.float64),
+        pickup=np.array([o.pickup_min for o in solution.orders], dtype=np.float64),
+        dropoff=np.array([o.dropoff_min for o in solution.orders], dtype=np.float64),
+    )
+
+
 def compute_metrics(
     instance: MdrpInstance, solution: MdrpSolution, check: CheckResult | None = None
 ) -> InstanceMetrics:
@@ -90,13 +122,9 @@ def compute_metrics(
     if check is None:
         check = check_solution(instance, solution)
     params = instance.params
-    rows = np.array([instance.order_index[o.order] for o in solution.orders], dtype=np.int64)
-    pickup = np.array([o.pickup_min for o in solution.orders], dtype=np.float64)
-    dropoff = np.array([o.dropoff_min for o in solution.orders], dtype=np.float64)
-    placement = instance.placement_min[rows].astype(np.float64) if rows.size else np.zeros(0)
-    ready = instance.ready_min[rows].astype(np.float64) if rows.size else np.zeros(0)
-    ctod = dropoff - placement
-    rtop = pickup - ready
+    times = delivered_times(instance, solution)
+    ctod = times.dropoff - times.placement
+    rtop = times.pickup - times.ready
     delivered = len(solution.orders)
 
     shift = (instance.off_min - instance.on_min).astype(np.float64)
