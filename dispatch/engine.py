@@ -2,14 +2,15 @@
 
 `decide` (optimize mode): candidate couriers per open order from the spatial index; planned
 times and cost terms for new jobs and for insertions into pending pickups; a min-cost matching
-of orders to couriers and pending pickups (old orders get matching priority); then
-just-in-time commitment. A matched new job is committed only when its courier is free and must
-leave now to hand over at ready time, or the order is already late; it is held instead when
-another courier could take it on time right after the job that courier is matched to (a
-chain). An insertion is committed when it does not move the handover or when the pickup
-happens before the next tick. Everything else is held and re-optimised at the next tick. Idle
-couriers are then repositioned towards demand. Greedy mode, and the circuit breaker when a
-tick has more candidate pairs than `policy.max_pairs`, use `dispatch.greedy`.
+of orders to couriers and pending pickups (old orders get matching priority, plans on couriers
+who are not free now a priority penalty); then just-in-time commitment. A matched new job is
+committed only when its courier is free and must leave now to hand over at ready time, or the
+order is already late; it is held instead when another courier could take it on time right
+after the job that courier is matched to (a chain). An insertion is committed when it does not
+move the handover or when the pickup happens before the next tick. Everything else is held and
+re-optimised at the next tick. Idle couriers are then repositioned towards demand. Greedy mode,
+and the circuit breaker when a tick has more candidate pairs than `policy.max_pairs`, use
+`dispatch.greedy`.
 """
 
 from __future__ import annotations
@@ -217,7 +218,12 @@ def _graph(
     # New jobs: each due order keeps its `max_edges_per_order` cheapest feasible couriers.
     k = pairs.stride
     cost = terms.sum(axis=1)
-    priority = np.where(pairs.feasible, cost - policy.w_age * age_min[pairs.order_row], np.inf)
+    busy = frame.free_s[pairs.courier_row] > 0
+    priority = np.where(
+        pairs.feasible,
+        cost - policy.w_age * age_min[pairs.order_row] + policy.w_busy_plan * busy,
+        np.inf,
+    )
     if k and pairs.size:
         grid = priority.reshape(-1, k)
         keep_k = min(policy.max_edges_per_order, k)
@@ -296,7 +302,8 @@ def _chained(
     row = np.concatenate([graph.row, compact[chain.pairs.order_row]])
     col = np.concatenate([graph.col, 2 * m + chain.chain])
     cost_e = np.concatenate([graph.cost, cost])
-    priority_e = np.concatenate([graph.priority_cost, cost - policy.w_age * age_min])
+    chained_priority = cost - policy.w_age * age_min + policy.w_busy_plan
+    priority_e = np.concatenate([graph.priority_cost, chained_priority])
     source = np.concatenate([graph.source, np.full(chain.size, -1, dtype=np.int64)])
     courier = np.concatenate([graph.courier, chain.pairs.courier_row])
     order = np.argsort(row, kind="stable")

@@ -81,6 +81,11 @@ class Policy:
         w_age: matching priority per minute an order has waited since it was ready: its edges
             are discounted by this much so that old orders are not starved by cheaper new ones
             (a priority, not part of the choice's cost).
+        w_busy_plan: matching penalty, in minutes, on an option that relies on a courier who
+            is not free now (busy until its route ends, or chained after a job matched in this
+            tick). Such an option is only a plan: the order is held, and the courier's route
+            often changes before it is due. A free courier is preferred unless the busy one is
+            better by more than this (a priority, not part of the choice's cost).
         reposition: send idle couriers without work towards merchants ahead of demand.
         reposition_max_s: longest reposition move, seconds.
         reposition_transit_weight: share of the move's travel time counted against the
@@ -138,6 +143,7 @@ class Policy:
     max_matching_orders: int = 100
     max_edges_per_order: int = 48
     w_age: float = 0.5
+    w_busy_plan: float = 2.0
     reposition: bool = True
     reposition_max_s: float = 900.0
     reposition_transit_weight: float = 0.25

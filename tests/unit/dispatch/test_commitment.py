@@ -77,6 +77,43 @@ def test_order_waits_for_a_better_busy_courier() -> None:
     assert not d.assignments and d.held_order_ids == ("o1",)
 
 
+def _late_order_with_idle_and_busy(busy_free_min: int) -> Snapshot:
+    """A late order; an idle courier hands it over at +7, a busy one next door later frees."""
+    return grid_snapshot(
+        [_order("o1", 0)],
+        [
+            {"id": "idle", "xy": (500, 0), "free": 0, "end": 600},
+            {"id": "busy", "xy": (100, 0), "free": busy_free_min, "end": 600},
+        ],
+    )
+
+
+def test_free_courier_beats_a_busy_plan_better_by_less_than_the_penalty() -> None:
+    """The busy courier would hand over at +6, one minute before the idle one: the idle one goes."""
+    d = decide(_late_order_with_idle_and_busy(3), POLICY)
+    assert [a.courier_id for a in d.assignments] == ["idle"]
+    assert d.assignments[0].explanation.runner_up_courier_id == "busy"
+
+
+def test_busy_plan_better_by_more_than_the_penalty_is_kept() -> None:
+    """The busy courier would hand over at +4, three minutes earlier: the order waits for it."""
+    d = decide(_late_order_with_idle_and_busy(1), POLICY)
+    assert not d.assignments and d.held_order_ids == ("o1",)
+
+
+def test_without_the_penalty_the_slightly_better_busy_plan_wins() -> None:
+    """With `w_busy_plan` 0 the order waits for the busy courier one minute better."""
+    d = decide(_late_order_with_idle_and_busy(3), POLICY.replace(w_busy_plan=0.0))
+    assert not d.assignments and d.held_order_ids == ("o1",)
+
+
+def test_busy_plan_penalty_is_not_part_of_the_cost() -> None:
+    """The chosen idle courier costs more than the busy runner-up: the penalty is a priority."""
+    chosen = decide(_late_order_with_idle_and_busy(3), POLICY).assignments[0]
+    runner_up = chosen.explanation.runner_up_cost
+    assert runner_up is not None and runner_up < chosen.cost
+
+
 def test_courier_past_shift_end_gets_nothing() -> None:
     """A courier whose shift ends before it could pick up is never assigned."""
     snap = grid_snapshot([_order("o1", 0)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 3}])
