@@ -42,6 +42,7 @@ class TickFrame:
         free_s: when each courier becomes free, seconds from now.
         shift_end_s: each courier's shift end, seconds from now.
         pending_pickup_s: planned pending handover, seconds from now (NaN if none).
+        idle: couriers free now with no pending pickup (any other plan on them waits).
         eligible: couriers that may take a new job (shift not over, spare capacity).
     """
 
@@ -57,6 +58,7 @@ class TickFrame:
     free_s: FloatArray
     shift_end_s: FloatArray
     pending_pickup_s: FloatArray
+    idle: BoolArray
     eligible: BoolArray
 
 
@@ -68,6 +70,7 @@ def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
     direct = snapshot.eta.travel_s(orders.pickup_xy_m, orders.dropoff_xy_m)
     pending = couriers.pending_pickup_ts_ms
     shift_end_s = (couriers.shift_end_ts_ms - now) / 1000.0
+    free_s = (couriers.free_ts_ms - now) / 1000.0
     return TickFrame(
         now_ts_ms=now,
         half_pickup_s=snapshot.service.pickup_s / 2.0,
@@ -78,9 +81,10 @@ def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
         direct_p50_s=np.asarray(direct.p50_s, dtype=np.float64),
         direct_p90_s=np.asarray(direct.p90_s, dtype=np.float64),
         open_rows=np.flatnonzero(orders.courier_index == OPEN),
-        free_s=(couriers.free_ts_ms - now) / 1000.0,
+        free_s=free_s,
         shift_end_s=shift_end_s,
         pending_pickup_s=np.where(pending == NO_PICKUP, np.nan, (pending - now) / 1000.0),
+        idle=(free_s <= 0) & (pending == NO_PICKUP),
         eligible=(shift_end_s >= policy.shift_end_margin_s) & (couriers.spare_capacity >= 1),
     )
 

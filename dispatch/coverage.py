@@ -142,7 +142,7 @@ def coverage(
         usable[available] = True
         near = index.nearest(points, 2 * k)
         tracked = np.unique(near[usable[near]])
-        idle = available[(free[available] <= 0) & ~np.isfinite(frame.pending_pickup_s[available])]
+        idle = available[frame.idle[available]]
         if idle.size > policy.reposition_candidates:
             # Keep the idle couriers farthest from any busy merchant: moving them helps most.
             far, _ = cKDTree(targets).query(snapshot.couriers.free_xy_m[idle], k=1)

@@ -378,7 +378,7 @@ def _commitments(
                 reason = "late" if lt else "immediate"
                 choices[int(i)] = _Choice(courier, reason, terms[ee], int(ee), None)
         return choices
-    idle = (frame.free_s[c] <= 0) & ~np.isfinite(frame.pending_pickup_s[c])
+    idle = frame.idle[c]
     latest = ready - policy.commit_buffer_s
     tick = snapshot.tick_s
     must_go = np.where(

@@ -29,9 +29,8 @@ def repositions(
     """Moves of idle couriers (not in `busy`) towards merchants with expected demand."""
     if cover is None or policy.max_repositions == 0:
         return []
-    idle_mask = (frame.free_s <= 0) & ~np.isfinite(frame.pending_pickup_s)
     idle_pos = np.array(
-        [k for k, c in enumerate(cover.couriers) if idle_mask[c] and int(c) not in busy],
+        [k for k, c in enumerate(cover.couriers) if frame.idle[c] and int(c) not in busy],
         dtype=np.int64,
     )
     if idle_pos.size == 0:
