@@ -104,17 +104,21 @@ def class_means(rows: Iterable[CtodBreakdown]) -> dict[str, dict[str, float]]:
         without delivered orders are left out.
     """
     groups: dict[str, list[CtodBreakdown]] = {"all": []}
-    rank: dict[str, tuple[int, str, int]] = {"all": (-1, "", 0)}
+    dimension: dict[str, int] = {"all": -1}
     for row in rows:
         if row.delivered == 0:
             continue
         groups["all"].append(row)
         for position, label in enumerate(instance_classes(row.name)):
             groups.setdefault(label, []).append(row)
-            part = _LABEL.fullmatch(label)
-            rank[label] = (position, part[1], int(part[2])) if part else (position, label, 0)
+            dimension[label] = position
+
+    def rank(label: str) -> tuple[int, str, int]:
+        part = _LABEL.fullmatch(label)
+        return (dimension[label], part[1], int(part[2])) if part else (dimension[label], label, 0)
+
     out: dict[str, dict[str, float]] = {}
-    for label in sorted(groups, key=rank.__getitem__):
+    for label in sorted(groups, key=rank):
         members = groups[label]
         if not members:
             continue
