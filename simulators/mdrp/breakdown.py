@@ -1,13 +1,19 @@
-"""Where click-to-door time goes: each delivered order's minutes split into three parts.
+"""Where click-to-door time goes: each delivered order's minutes split into four parts.
 
-For a delivered order, click-to-door = direct + food wait + bundle delay, exactly:
+For a delivered order, click-to-door = direct + wait at placement + wait after placement +
+bundle delay, exactly:
 
 - `direct`: preparation (ready minus placement) plus half the pickup service, the straight
   drive from the restaurant to the customer and half the drop-off service. It is what the
   order would take if a courier picked it up the moment it was ready and drove straight to the
   customer; no policy can do better.
-- `food_wait`: pickup minus ready (the benchmark's ready-to-pickup): the food waited for the
-  courier.
+- `wait_at_placement`: the earliest pickup any courier could have given the order as things
+  stood when it was placed (`SimulationResult.earliest_pickup_min`), minus ready: food waiting
+  that no decision from then on could avoid; only where couriers already were (earlier
+  positioning and commitments) could.
+- `wait_after_placement`: pickup minus that earliest pickup: food waiting that came from the
+  decisions made after the order was placed (other orders served first, later commitments).
+  The two waits add up to pickup minus ready (the benchmark's ready-to-pickup).
 - `bundle_delay`: drop-off minus pickup, minus the direct ride: time spent on the bundle's
   other drop-offs first.
 
@@ -24,12 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.instance import IntArray, MdrpInstance
 from simulators.mdrp.metrics import delivered_times
 from simulators.mdrp.solution import MdrpSolution
 
 #: The parts of a click-to-door minute, in report order.
-PARTS = ("direct", "food_wait", "bundle_delay")
+PARTS = ("direct", "wait_at_placement", "wait_after_placement", "bundle_delay")
 
 _LABEL = re.compile(r"(\D*)(\d+)")
 _NAME = re.compile(
@@ -45,15 +51,22 @@ class CtodBreakdown:
         name: instance name.
         delivered: delivered orders (the means are over them).
         direct: mean preparation plus direct ride, services included.
-        food_wait: mean minutes from ready to pickup.
+        wait_at_placement: mean minutes from ready to the earliest pickup possible at placement.
+        wait_after_placement: mean minutes from that earliest pickup to the pickup.
         bundle_delay: mean minutes spent on other drop-offs of the bundle first.
     """
 
     name: str
     delivered: int
     direct: float
-    food_wait: float
+    wait_at_placement: float
+    wait_after_placement: float
     bundle_delay: float
+
+    @property
+    def food_wait(self) -> float:
+        """Mean minutes from ready to pickup (the benchmark's ready-to-pickup mean)."""
+        return self.wait_at_placement + self.wait_after_placement
 
     @property
     def ctod(self) -> float:
@@ -61,13 +74,29 @@ class CtodBreakdown:
         return self.direct + self.food_wait + self.bundle_delay
 
 
-def breakdown(instance: MdrpInstance, solution: MdrpSolution) -> CtodBreakdown:
-    """The click-to-door breakdown of `solution`'s delivered orders (NaN parts if none)."""
+def breakdown(
+    instance: MdrpInstance, solution: MdrpSolution, earliest_pickup_min: IntArray
+) -> CtodBreakdown:
+    """The click-to-door breakdown of `solution`'s delivered orders (NaN parts if none).
+
+    Args:
+        instance: the instance solved.
+        solution: its solution.
+        earliest_pickup_min: per order (instance row), the earliest pickup possible when it was
+            placed, as the simulator records it.
+
+    Raises:
+        ValueError: if a delivered order has no earliest pickup, or one after its pickup.
+    """
     t = delivered_times(instance, solution)
     rows = t.rows
     if rows.size == 0:
         nan = float("nan")
-        return CtodBreakdown(instance.name, 0, nan, nan, nan)
+        return CtodBreakdown(instance.name, 0, nan, nan, nan, nan)
+    earliest = np.asarray(earliest_pickup_min, dtype=np.int64)[rows]
+    if ((earliest < 0) | (earliest > t.pickup)).any():
+        raise ValueError("a delivered order's earliest pickup is missing or after its pickup")
+    possible = np.maximum(earliest, t.ready)
     params = instance.params
     ride = (
         params.pickup_service_min / 2.0
@@ -78,7 +107,8 @@ def breakdown(instance: MdrpInstance, solution: MdrpSolution) -> CtodBreakdown:
         name=instance.name,
         delivered=int(rows.size),
         direct=float(np.mean(t.ready - t.placement + ride)),
-        food_wait=float(np.mean(t.pickup - t.ready)),
+        wait_at_placement=float(np.mean(possible - t.ready)),
+        wait_after_placement=float(np.mean(t.pickup - possible)),
         bundle_delay=float(np.mean(t.dropoff - t.pickup - ride)),
     )
 
@@ -99,7 +129,7 @@ def class_means(rows: Iterable[CtodBreakdown]) -> dict[str, dict[str, float]]:
     """Mean parts (and click-to-door) over instances, for `all` and for every class present.
 
     Returns:
-        `{class: {"instances", "direct", "food_wait", "bundle_delay", "ctod"}}`: `all` first,
+        `{class: {"instances", *PARTS, "ctod"}}`: `all` first,
         then days, order samples, speeds, shifts and preps, each in numeric order; instances
         without delivered orders are left out.
     """

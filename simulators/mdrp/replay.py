@@ -92,7 +92,7 @@ def run_task(task: ReplayTask) -> ReplayResult:
         decide_seconds=result.decide_seconds,
         ticks=result.ticks,
         fallback_ticks=result.fallback_ticks,
-        breakdown=breakdown(instance, result.solution),
+        breakdown=breakdown(instance, result.solution, result.earliest_pickup_min),
     )
 
 

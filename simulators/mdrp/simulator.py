@@ -99,6 +99,11 @@ class SimulationResult:
         decide_calls: number of `decide()` calls.
         decide_seconds: wall time spent inside `decide()`.
         fallback_ticks: ticks where the greedy circuit breaker decided.
+        earliest_pickup_min: per order (instance row), the earliest pickup any courier could
+            have given it as things stood when it was placed (see
+            `MdrpSimulator.earliest_pickups`); -1 for orders not placed during the run or that
+            no courier could have picked up. No policy could have picked the order up earlier
+            from that moment: food waiting up to it was decided before the order existed.
     """
 
     solution: MdrpSolution
@@ -107,6 +112,7 @@ class SimulationResult:
     decide_calls: int
     decide_seconds: float
     fallback_ticks: int
+    earliest_pickup_min: np.ndarray
 
 
 class MdrpSimulator:
@@ -177,6 +183,7 @@ class MdrpSimulator:
         self.end_xy = instance.courier_xy.astype(np.float64).copy()
         self.pending_min = np.full(m, NO_PICKUP, dtype=np.int64)
         self.first_pickup_min = np.full(m, _NEVER, dtype=np.int64)
+        self.earliest_pickup_min = np.full(n, -1, dtype=np.int64)
 
     # ----------------------------------------------------------------- scheduling
 
@@ -268,6 +275,34 @@ class MdrpSimulator:
         courier.xy = self._order_xy(job.orders[-1])
         courier.free_min = job.end_min
         job.fixed = True
+
+    def earliest_pickups(self, rows: np.ndarray, now: int) -> np.ndarray:
+        """The earliest pickup any courier could give each order in `rows` at `now`.
+
+        Each courier counts from where and when its committed route ends (an idle courier
+        from where it is, now; a courier before its shift from its on-location at its
+        on-time; a courier already at the restaurant from its arrival there), or by joining
+        its pending pickup when that is at the order's restaurant.
+        A pickup is never before the order's ready time nor after the courier's off-time.
+        Other orders are ignored, so this is a lower bound for any policy from `now` on.
+
+        Returns:
+            Minutes, aligned with `rows`; `_NEVER` where no courier could pick the order up.
+        """
+        inst = self.instance
+        restaurant = inst.order_restaurant[rows]
+        ready = inst.ready_min[rows].astype(np.int64)
+        travel = inst.travel_min(self.end_xy[None, :, :], inst.restaurant_xy[restaurant][:, None])
+        # A courier already at the restaurant has served half the pickup while it waited.
+        arrival = np.where(travel == 0, self.end_min, np.maximum(self.end_min, now) + travel)
+        pickup = np.maximum(np.maximum(arrival + self.half_pickup, ready[:, None]), now)
+        off = inst.off_min.astype(np.int64)
+        pickup = np.where(pickup <= off[None, :], pickup, _NEVER)
+        for c in np.flatnonzero(self.pending_min >= now):
+            same = restaurant == self.couriers[c].jobs[-1].restaurant
+            join = np.maximum(self.pending_min[c], ready)
+            pickup[:, c] = np.where(same & (join <= off[c]), join, pickup[:, c])
+        return pickup.min(axis=1, initial=_NEVER)
 
     def _fix_due(self, now: int) -> None:
         """Fix every job whose pickup time is before `now`, in pickup order per courier."""
@@ -498,6 +533,7 @@ class MdrpSimulator:
         now = start
         while now <= last_pickup:
             self.demand *= 0.5 ** (self.tick_min / self.demand_half_life_min)
+            placed_from = next_order
             while (
                 next_order < by_placement.size
                 and inst.placement_min[by_placement[next_order]] <= now
@@ -507,6 +543,10 @@ class MdrpSimulator:
                 self.demand[inst.order_restaurant[placed]] += 1.0
                 next_order += 1
             self._fix_due(now)
+            placed_now = by_placement[placed_from:next_order]
+            if placed_now.size:
+                earliest = self.earliest_pickups(placed_now, now)
+                self.earliest_pickup_min[placed_now] = np.where(earliest < _NEVER, earliest, -1)
             open_rows = np.flatnonzero(self.status == _OPEN)
             if now > last_placement and open_rows.size == 0:
                 break
@@ -538,6 +578,7 @@ class MdrpSimulator:
             decide_calls=calls,
             decide_seconds=seconds,
             fallback_ticks=fallbacks,
+            earliest_pickup_min=self.earliest_pickup_min.copy(),
         )
 
     def _solution(self) -> MdrpSolution:

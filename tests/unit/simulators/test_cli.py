@@ -48,7 +48,7 @@ def test_replay_writes_json_solutions_and_plots(
     assert code == 0
     printed = capsys.readouterr().out
     assert "ctod_mean" in printed and "greedy" in printed and "paper" in printed
-    assert "where click-to-door minutes go" in printed and "food_wait" in printed
+    assert "where click-to-door minutes go" in printed and "wait_at_placement" in printed
     payload = json.loads(out.read_text())
     assert set(payload) == {"instances", "mean"}
     keys = {"name", "orders", *METRIC_KEYS, "valid"}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from dispatch.decisions import Assignment, Decisions, Explanation, Stop
+from dispatch.decisions import Assignment, Decisions, Explanation, Reposition, Stop
 from dispatch.engine import decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
 from dispatch.snapshot import Snapshot
 from simulators.mdrp.checker import check_solution
-from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.instance import MdrpInstance, load_instance
 from simulators.mdrp.simulator import MdrpSimulator, SimulationResult
 
 
@@ -220,3 +222,90 @@ def test_negative_foresight_fails_fast(small: MdrpInstance) -> None:
     """A negative foresight is a ValueError."""
     with pytest.raises(ValueError):
         MdrpSimulator(small, DEFAULT_POLICY, foresight_min=-1)
+
+
+#: One restaurant r1 at (0, 0) and r2 at (0, 800); courier c1 at (1000, 0), 10 min from r1.
+#: o1 (r1, ready 2) is placed at 0; o2 (r1, ready 5) and o3 (r2, ready 4) at 3.
+FAR_COURIER = {
+    "orders.txt": "order\tx\ty\tplacement_time\trestaurant\tready_time\n"
+    "o1\t0\t500\t0\tr1\t2\no2\t0\t-500\t3\tr1\t5\no3\t500\t800\t3\tr2\t4\n",
+    "restaurants.txt": "restaurant\tx\ty\nr1\t0\t0\nr2\t0\t800\n",
+    "couriers.txt": "courier\tx\ty\ton_time\toff_time\nc1\t1000\t0\t0\t120\n",
+    "instance_parameters.txt": "meters_per_minute\tpickup service minutes\tdropoff service minutes"
+    "\ttarget click-to-door\tmaximum click-to-door\tpay per order\tguaranteed pay per hour\n"
+    "100\t4\t4\t40\t90\t10\t15\n",
+}
+
+
+def _o1_to_c1_at_once(snapshot: Snapshot, policy: Policy) -> Decisions:
+    """Assign o1 to c1 at minute 0, and nothing else ever."""
+    if snapshot.now_ts_ms != 0:
+        return Decisions(snapshot.now_ts_ms, policy.name, (), (), ())
+    explain = Explanation((), 0.0, None, None, "test")
+    stop = Stop("pickup", ("o1",), (0.0, 0.0), 0, 0, 0)
+    job = Assignment("x", "c1", "r1", ("o1",), ("o1",), False, 0, (stop,), 0.0, explain)
+    return Decisions(0, policy.name, (job,), (), ())
+
+
+def test_earliest_pickup_counts_from_where_routes_end_or_joins_a_pending_pickup(
+    tmp_path: Path,
+) -> None:
+    """Each courier counts from the end of its route, or joins its pending pickup.
+
+    Worked by hand: o1 12 (c1 drives 10 min, then half the service); o2 12 (joins c1's
+    pending pickup at r1); o3 28 (after o1's drop-off: leave r1 14, drop at 21, leave 23,
+    3 min to r2, arrive 26, pick up 28).
+    """
+    for name, text in FAR_COURIER.items():
+        (tmp_path / name).write_text(text)
+    instance = load_instance(tmp_path)
+    result = MdrpSimulator(instance, DEFAULT_POLICY, decide_fn=_o1_to_c1_at_once).run()
+    assert result.earliest_pickup_min.tolist() == [12, 12, 28]
+
+
+def test_no_order_is_picked_up_before_its_earliest_pickup_at_placement(
+    small: MdrpInstance, default_run: SimulationResult
+) -> None:
+    """The earliest pickup at placement is a lower bound: ready <= earliest <= actual pickup."""
+    earliest = default_run.earliest_pickup_min
+    for o in default_run.solution.orders:
+        assert o.ready_min <= earliest[small.order_index[o.order]] <= o.pickup_min
+
+
+def test_orders_not_placed_in_the_run_have_no_earliest_pickup(small: MdrpInstance) -> None:
+    """Stopping early leaves -1 for orders placed after the stop, and a value for the rest."""
+    result = MdrpSimulator(small, DEFAULT_POLICY).run(stop_min=200)
+    placed = small.placement_min <= 200
+    assert (result.earliest_pickup_min[~placed] == -1).all()
+    assert (result.earliest_pickup_min[placed] >= small.ready_min[placed]).all()
+
+
+def test_a_courier_waiting_at_the_restaurant_can_hand_over_at_ready_time(tmp_path: Path) -> None:
+    """A courier already at the restaurant has served half the pickup while it waited.
+
+    c1 is moved to r1 at minute 0 (arrives at 10); o1 at r1, placed and ready at 20, has its
+    earliest pickup at 20, and the assignment made at 20 picks it up then.
+    """
+    files = dict(FAR_COURIER)
+    files["orders.txt"] = (
+        "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t0\t500\t20\tr1\t20\n"
+    )
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    instance = load_instance(tmp_path)
+
+    def move_then_assign(snapshot: Snapshot, policy: Policy) -> Decisions:
+        now = snapshot.now_ts_ms
+        if now == 0:
+            move = Reposition("m", "c1", "r1", (0.0, 0.0), 0, 600_000, "test")
+            return Decisions(now, policy.name, (), (move,), ())
+        if now == 20 * 60_000:
+            explain = Explanation((), 0.0, None, None, "test")
+            stop = Stop("pickup", ("o1",), (0.0, 0.0), 0, 0, 0)
+            job = Assignment("x", "c1", "r1", ("o1",), ("o1",), False, 0, (stop,), 0.0, explain)
+            return Decisions(now, policy.name, (job,), (), ())
+        return Decisions(now, policy.name, (), (), ())
+
+    result = MdrpSimulator(instance, DEFAULT_POLICY, decide_fn=move_then_assign).run()
+    assert result.earliest_pickup_min.tolist() == [20]
+    assert [o.pickup_min for o in result.solution.orders] == [20]
