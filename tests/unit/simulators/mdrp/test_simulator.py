@@ -15,6 +15,17 @@ from simulators.mdrp.checker import check_solution
 from simulators.mdrp.instance import MdrpInstance, load_instance
 from simulators.mdrp.simulator import MdrpSimulator, SimulationResult
 
+from .tiny import FILES as TINY_FILES
+
+
+def _job(courier_id: str, restaurant_id: str, order_id: str) -> Assignment:
+    """A scripted new job: `courier_id` takes `order_id` at `restaurant_id`."""
+    explain = Explanation((), 0.0, None, None, "test")
+    stop = Stop("pickup", (order_id,), (0.0, 0.0), 0, 0, 0)
+    return Assignment(
+        "x", courier_id, restaurant_id, (order_id,), (order_id,), False, 0, (stop,), 0.0, explain
+    )
+
 
 @pytest.fixture(scope="module")
 def default_run(small: MdrpInstance) -> SimulationResult:
@@ -72,11 +83,7 @@ def test_decisions_breaking_the_rules_are_rejected(small: MdrpInstance) -> None:
         ending = [c for c in snapshot.couriers.courier_id if off[c] == now_min]
         if not open_ids or not ending:
             return d
-        explain = Explanation((), 0.0, None, None, "test")
-        stop = Stop("pickup", (open_ids[0],), (0.0, 0.0), 0, 0, 0)
-        late = Assignment(
-            "x", ending[0], "r", (open_ids[0],), (open_ids[0],), False, 0, (stop,), 0.0, explain
-        )
+        late = _job(ending[0], "r", open_ids[0])
         taken = {a.courier_id for a in d.assignments}
         if ending[0] in taken or any(open_ids[0] in a.order_ids for a in d.assignments):
             return d
@@ -201,11 +208,7 @@ def test_foresight_job_for_an_unplaced_order_moves_its_idle_courier(small: MdrpI
             return Decisions(snapshot.now_ts_ms, policy.name, (), (), ())
         restaurant = small.restaurant_id[small.order_restaurant[small.order_index[future[0]]]]
         sent.append((idle[0], now_min, restaurant))
-        explain = Explanation((), 0.0, None, None, "test")
-        stop = Stop("pickup", (future[0],), (0.0, 0.0), 0, 0, 0)
-        job = Assignment(
-            "x", idle[0], restaurant, (future[0],), (future[0],), False, 0, (stop,), 0.0, explain
-        )
+        job = _job(idle[0], restaurant, future[0])
         return Decisions(snapshot.now_ts_ms, policy.name, (job,), (), ())
 
     result = MdrpSimulator(small, DEFAULT_POLICY, decide_fn=early, foresight_min=10).run(
@@ -231,9 +234,7 @@ FAR_COURIER = {
     "o1\t0\t500\t0\tr1\t2\no2\t0\t-500\t3\tr1\t5\no3\t500\t800\t3\tr2\t4\n",
     "restaurants.txt": "restaurant\tx\ty\nr1\t0\t0\nr2\t0\t800\n",
     "couriers.txt": "courier\tx\ty\ton_time\toff_time\nc1\t1000\t0\t0\t120\n",
-    "instance_parameters.txt": "meters_per_minute\tpickup service minutes\tdropoff service minutes"
-    "\ttarget click-to-door\tmaximum click-to-door\tpay per order\tguaranteed pay per hour\n"
-    "100\t4\t4\t40\t90\t10\t15\n",
+    "instance_parameters.txt": TINY_FILES["instance_parameters.txt"],
 }
 
 
@@ -241,10 +242,7 @@ def _o1_to_c1_at_once(snapshot: Snapshot, policy: Policy) -> Decisions:
     """Assign o1 to c1 at minute 0, and nothing else ever."""
     if snapshot.now_ts_ms != 0:
         return Decisions(snapshot.now_ts_ms, policy.name, (), (), ())
-    explain = Explanation((), 0.0, None, None, "test")
-    stop = Stop("pickup", ("o1",), (0.0, 0.0), 0, 0, 0)
-    job = Assignment("x", "c1", "r1", ("o1",), ("o1",), False, 0, (stop,), 0.0, explain)
-    return Decisions(0, policy.name, (job,), (), ())
+    return Decisions(0, policy.name, (_job("c1", "r1", "o1"),), (), ())
 
 
 def test_earliest_pickup_counts_from_where_routes_end_or_joins_a_pending_pickup(
@@ -300,10 +298,7 @@ def test_a_courier_waiting_at_the_restaurant_can_hand_over_at_ready_time(tmp_pat
             move = Reposition("m", "c1", "r1", (0.0, 0.0), 0, 600_000, "test")
             return Decisions(now, policy.name, (), (move,), ())
         if now == 20 * 60_000:
-            explain = Explanation((), 0.0, None, None, "test")
-            stop = Stop("pickup", ("o1",), (0.0, 0.0), 0, 0, 0)
-            job = Assignment("x", "c1", "r1", ("o1",), ("o1",), False, 0, (stop,), 0.0, explain)
-            return Decisions(now, policy.name, (job,), (), ())
+            return Decisions(now, policy.name, (_job("c1", "r1", "o1"),), (), ())
         return Decisions(now, policy.name, (), (), ())
 
     result = MdrpSimulator(instance, DEFAULT_POLICY, decide_fn=move_then_assign).run()
