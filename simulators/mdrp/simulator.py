@@ -42,7 +42,7 @@ from dispatch.snapshot import (
     ServiceTimes,
     Snapshot,
 )
-from simulators.mdrp.instance import MdrpInstance
+from simulators.mdrp.instance import IntArray, MdrpInstance
 from simulators.mdrp.solution import (
     ON_LOCATION,
     AssignmentRecord,
@@ -112,7 +112,7 @@ class SimulationResult:
     decide_calls: int
     decide_seconds: float
     fallback_ticks: int
-    earliest_pickup_min: np.ndarray
+    earliest_pickup_min: IntArray
 
 
 class MdrpSimulator:
@@ -276,7 +276,7 @@ class MdrpSimulator:
         courier.free_min = job.end_min
         job.fixed = True
 
-    def earliest_pickups(self, rows: np.ndarray, now: int) -> np.ndarray:
+    def earliest_pickups(self, rows: IntArray, now: int) -> IntArray:
         """The earliest pickup any courier could give each order in `rows` at `now`.
 
         Each courier counts from where and when its committed route ends (an idle courier
@@ -287,22 +287,23 @@ class MdrpSimulator:
         Other orders are ignored, so this is a lower bound for any policy from `now` on.
 
         Returns:
-            Minutes, aligned with `rows`; `_NEVER` where no courier could pick the order up.
+            Minutes, aligned with `rows`; -1 where no courier could pick the order up.
         """
         inst = self.instance
         restaurant = inst.order_restaurant[rows]
-        ready = inst.ready_min[rows].astype(np.int64)
+        ready = inst.ready_min[rows]
         travel = inst.travel_min(self.end_xy[None, :, :], inst.restaurant_xy[restaurant][:, None])
         # A courier already at the restaurant has served half the pickup while it waited.
         arrival = np.where(travel == 0, self.end_min, np.maximum(self.end_min, now) + travel)
         pickup = np.maximum(np.maximum(arrival + self.half_pickup, ready[:, None]), now)
-        off = inst.off_min.astype(np.int64)
+        off = inst.off_min
         pickup = np.where(pickup <= off[None, :], pickup, _NEVER)
         for c in np.flatnonzero(self.pending_min >= now):
             same = restaurant == self.couriers[c].jobs[-1].restaurant
             join = np.maximum(self.pending_min[c], ready)
             pickup[:, c] = np.where(same & (join <= off[c]), join, pickup[:, c])
-        return pickup.min(axis=1, initial=_NEVER)
+        best = pickup.min(axis=1, initial=_NEVER)
+        return np.where(best < _NEVER, best, -1)
 
     def _fix_due(self, now: int) -> None:
         """Fix every job whose pickup time is before `now`, in pickup order per courier."""
@@ -545,8 +546,7 @@ class MdrpSimulator:
             self._fix_due(now)
             placed_now = by_placement[placed_from:next_order]
             if placed_now.size:
-                earliest = self.earliest_pickups(placed_now, now)
-                self.earliest_pickup_min[placed_now] = np.where(earliest < _NEVER, earliest, -1)
+                self.earliest_pickup_min[placed_now] = self.earliest_pickups(placed_now, now)
             open_rows = np.flatnonzero(self.status == _OPEN)
             if now > last_placement and open_rows.size == 0:
                 break
