@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dispatch.bench import LatencyRow, sweep
-from dispatch.policy import POLICIES, PolicyError, policy_by_name
+from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
 from dispatchflow.commands import CommandRegistry
 
 BENCH_HELP = (
@@ -37,6 +37,7 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument(
         "--policy", default="default", help=f"policy ({', '.join(sorted(POLICIES))})"
     )
+    add_settings_option(parser)
     parser.add_argument("--ticks", type=int, default=60, help="measured ticks per size")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured ticks first")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic shards")
@@ -56,10 +57,24 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_settings_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--set FIELD=VALUE` (repeatable, into `args.settings`) changing fields of --policy."""
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one field of --policy, e.g. --set hold_cost=45 (repeatable; the fields "
+        "are those of dispatch.policy.Policy); results are named after the variant, "
+        "e.g. default[hold_cost=45]",
+    )
+
+
 def bench_dispatch(args: argparse.Namespace) -> int:
     """Run `dispatchflow bench dispatch`."""
     try:
-        policy = policy_by_name(args.policy)
+        policy = with_settings(policy_by_name(args.policy), args.settings)
     except PolicyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -202,3 +203,54 @@ def policy_by_name(name: str) -> Policy:
     except KeyError:
         known = ", ".join(sorted(POLICIES))
         raise PolicyError(f"unknown policy {name!r}; known: {known}") from None
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def with_settings(policy: Policy, settings: Sequence[str]) -> Policy:
+    """`policy` with `FIELD=VALUE` settings applied, each value read as the field's type.
+
+    The result is named after the policy and its settings, e.g. `default[hold_cost=45]`, so
+    reports and decisions say which variant ran. No settings return `policy` itself.
+
+    Raises:
+        PolicyError: for a setting without `=`, an unknown field, the `name` field, or a value
+            that is not of the field's type or is out of range.
+    """
+    if not settings:
+        return policy
+    fields = {f.name for f in dataclasses.fields(policy)}
+    changes: dict[str, object] = {}
+    labels: list[str] = []
+    for setting in settings:
+        key, sep, text = (part.strip() for part in setting.partition("="))
+        if not sep or not key or not text:
+            raise PolicyError(f"setting {setting!r} is not FIELD=VALUE")
+        if key == "name":
+            raise PolicyError("the policy's name is chosen by --policy, not a setting")
+        if key not in fields:
+            raise PolicyError(f"setting {setting!r}: Policy has no field {key!r}")
+        changes[key] = _parse(key, text, getattr(policy, key))
+        labels.append(f"{key}={text}")
+    return policy.replace(name=f"{policy.name}[{','.join(labels)}]", **changes)
+
+
+def _parse(key: str, text: str, current: object) -> object:
+    """`text` read as the type of the field's current value."""
+    try:
+        if isinstance(current, bool):
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(text)
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+    except ValueError:
+        kind = type(current).__name__
+        raise PolicyError(f"setting {key}={text!r}: not a valid {kind}") from None
+    return text

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dispatch.policy import POLICIES, PolicyError, policy_by_name
+from dispatch.cli import add_settings_option
+from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
 from dispatchflow.commands import CommandRegistry
 from simulators.mdrp.breakdown import PARTS, breakdown_columns, class_means
 from simulators.mdrp.instance import MdrpFormatError, find_instances
@@ -50,6 +51,7 @@ def register(registry: CommandRegistry) -> None:
     mdrp.add_argument(
         "--policy", default="default", help=f"policy to evaluate ({', '.join(sorted(POLICIES))})"
     )
+    add_settings_option(mdrp)
     mdrp.add_argument(
         "--baseline",
         default="greedy",
@@ -112,9 +114,11 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     """Run `dispatchflow replay mdrp`; returns 0 when every solution of --policy is valid."""
     try:
         instances = find_instances(args.paths)
-        policies = [policy_by_name(args.policy).name]
+        evaluated = with_settings(policy_by_name(args.policy), args.settings)
+        # (registered name, settings, name the results carry) of each policy run
+        policies = [(args.policy, tuple(args.settings), evaluated.name)]
         if args.baseline != "none":
-            policies.append(policy_by_name(args.baseline).name)
+            policies.append((args.baseline, (), policy_by_name(args.baseline).name))
         reference = read_reference(args.shared)
     except (MdrpFormatError, PolicyError, ReferenceError) as error:
         return _error(str(error))
@@ -128,23 +132,24 @@ def replay_mdrp(args: argparse.Namespace) -> int:
             " these are not benchmark results",
             file=sys.stderr,
         )
-    main = policies[0]
+    main = policies[0][2]
     tasks = [
         ReplayTask(
             instance_dir=str(path),
             policy=name,
             tick_min=args.tick_min,
-            solutions_dir=str(args.solutions) if (args.solutions and name == main) else None,
+            solutions_dir=str(args.solutions) if (args.solutions and label == main) else None,
             foresight_min=args.foresight_min,
+            settings=settings,
         )
         for path in instances
-        for name in policies
+        for name, settings, label in policies
     ]
     try:
         results = run_tasks(tasks, workers=args.workers, progress=not args.no_progress)
     except MdrpFormatError as error:
         return _error(str(error))
-    by_policy: dict[str, list[ReplayResult]] = {name: [] for name in policies}
+    by_policy: dict[str, list[ReplayResult]] = {label: [] for _, _, label in policies}
     for result in results:
         by_policy[result.policy].append(result)
     by_class = {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()}

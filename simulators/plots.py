@@ -68,12 +68,16 @@ def metric_bars(means: Mapping[str, Mapping[str, float]], keys: Sequence[str], p
     fig, axes = plt.subplots(1, len(keys), figsize=(2.2 * len(keys), 3.4))
     axes = np.atleast_1d(axes)
     names = list(means)
+    colors = [f"C{i}" for i in range(len(names))]
     for ax, key in zip(axes, keys, strict=True):
         vals = [means[n].get(key, np.nan) for n in names]
-        ax.bar(range(len(names)), vals, color=[f"C{i}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.bar(range(len(names)), vals, color=colors)
+        ax.set_xticks([])
         ax.set_title(key, fontsize=9)
-    fig.tight_layout()
+    # One legend under the panels names the bars, however long a policy variant's name is.
+    handles = [Patch(color=c) for c in colors]
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False)
+    fig.tight_layout(rect=(0.0, 0.1, 1.0, 1.0))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

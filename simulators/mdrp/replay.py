@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dispatch.policy import policy_by_name
+from dispatch.policy import policy_by_name, with_settings
 from simulators.mdrp.breakdown import CtodBreakdown, breakdown
 from simulators.mdrp.checker import check_solution
 from simulators.mdrp.instance import load_instance
@@ -34,6 +34,7 @@ class ReplayTask:
         solutions_dir: where to write the benchmark files (`<dir>/<instance>/`), or None.
         foresight_min: diagnostic: minutes ahead of placement at which `decide()` sees orders
             (0 follows the benchmark; see `simulators.mdrp.simulator`).
+        settings: `FIELD=VALUE` changes to the named policy (see `dispatch.policy.with_settings`).
     """
 
     instance_dir: str
@@ -41,6 +42,7 @@ class ReplayTask:
     tick_min: int = 1
     solutions_dir: str | None = None
     foresight_min: int = 0
+    settings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class ReplayResult:
     """What one replay produced.
 
     Attributes:
-        policy: policy name.
+        policy: name of the policy that ran (with its settings, if any).
         metrics: benchmark metrics (with the checker's verdict).
         ctod_min: click-to-door minutes of every delivered order (for plots).
         violations: checker violations (empty when valid).
@@ -73,7 +75,7 @@ class ReplayResult:
 def run_task(task: ReplayTask) -> ReplayResult:
     """Simulate, check and measure one instance (top-level so worker processes can run it)."""
     instance = load_instance(task.instance_dir)
-    policy = policy_by_name(task.policy)
+    policy = with_settings(policy_by_name(task.policy), task.settings)
     result = MdrpSimulator(
         instance, policy, tick_min=task.tick_min, foresight_min=task.foresight_min
     ).run()
@@ -84,7 +86,7 @@ def run_task(task: ReplayTask) -> ReplayResult:
     placement = {o: int(t) for o, t in zip(instance.order_id, instance.placement_min, strict=True)}
     ctod = tuple(o.dropoff_min - placement[o.order] for o in result.solution.orders)
     return ReplayResult(
-        policy=task.policy,
+        policy=policy.name,
         metrics=metrics,
         ctod_min=ctod,
         violations=check.violations,

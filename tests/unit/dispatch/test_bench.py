@@ -6,6 +6,8 @@ import itertools
 import json
 from pathlib import Path
 
+import pytest
+
 from dispatch.bench import measure
 from dispatch.policy import DEFAULT_POLICY
 from dispatch.synthetic import ShardShape
@@ -62,3 +64,19 @@ def test_bench_command_writes_json_rows(tmp_path: Path) -> None:
 def test_bench_command_rejects_bad_sizes() -> None:
     """Non-positive sizes are a usage error, not a crash."""
     assert main(["bench", "dispatch", "--orders", "0", "--no-progress"]) == 2
+
+
+def test_bench_command_times_the_policy_with_its_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set changes the timed policy, and the table names the variant."""
+    args = ["bench", "dispatch", "--orders", "5", "--couriers", "20", "--ticks", "1"]
+    args += ["--json", str(tmp_path / "d.json"), "--plot", str(tmp_path / "p.png")]
+    assert main([*args, "--set", "max_candidates=24", "--no-progress"]) == 0
+    assert "default[max_candidates=24]" in capsys.readouterr().out
+
+
+def test_bench_command_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """A --set naming no policy field is a usage error saying so."""
+    assert main(["bench", "dispatch", "--set", "nope=1", "--no-progress"]) == 2
+    assert "no field 'nope'" in capsys.readouterr().err

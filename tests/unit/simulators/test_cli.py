@@ -72,6 +72,33 @@ def test_replay_reports_bad_paths_and_policies(
     assert "error:" in capsys.readouterr().err
 
 
+def test_replay_settings_change_the_evaluated_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set reaches the simulated policy and names the results after the variant.
+
+    The default policy set to behave as greedy scores exactly what greedy scores.
+    """
+    as_greedy = ["mode=greedy", "bundling=false", "jit=false", "reposition=false"]
+    out = tmp_path / "mdrp.json"
+    args = ["replay", "mdrp", str(SMALL), "--json", str(out), *_local(tmp_path)]
+    code = main([*args, *(item for s in as_greedy for item in ("--set", s))])
+    assert code == 0
+    assert f"default[{','.join(as_greedy)}]" in capsys.readouterr().out
+    variant = json.loads(out.read_text())
+    greedy = json.loads((tmp_path / "mdrp.greedy.json").read_text())
+    assert variant == greedy
+    assert main([*args, "--baseline", "none"]) == 0
+    assert json.loads(out.read_text()) != greedy
+
+
+def test_replay_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """A --set naming no policy field is a clear error with exit code 2."""
+    args = ["replay", "mdrp", str(SMALL), "--set", "nope=1", "--shared", str(SHARED)]
+    assert main(args) == 2
+    assert "no field 'nope'" in capsys.readouterr().err
+
+
 def test_replay_foresight_is_labelled_a_diagnostic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
