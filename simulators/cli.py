@@ -122,6 +122,8 @@ def replay_mdrp(args: argparse.Namespace) -> int:
         reference = read_reference(args.shared)
     except (MdrpFormatError, PolicyError, ReferenceError) as error:
         return _error(str(error))
+    if len({label for _, _, label in policies}) < len(policies):
+        return _error("--baseline is the evaluated policy itself: name another, 'none', or --set")
     if args.tick_min < 1 or args.workers < 1:
         return _error("--tick-min and --workers must be positive")
     if args.foresight_min < 0:

@@ -99,6 +99,15 @@ def test_replay_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None
     assert "no field 'nope'" in capsys.readouterr().err
 
 
+def test_replay_rejects_a_baseline_equal_to_the_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Comparing a policy with itself is a usage error with exit code 2."""
+    args = ["replay", "mdrp", str(SMALL), "--policy", "greedy", "--shared", str(SHARED)]
+    assert main([*args, "--baseline", "greedy"]) == 2
+    assert "--baseline is the evaluated policy" in capsys.readouterr().err
+
+
 def test_replay_foresight_is_labelled_a_diagnostic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
