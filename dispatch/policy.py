@@ -234,7 +234,11 @@ def with_settings(policy: Policy, settings: Sequence[str]) -> Policy:
             raise PolicyError(f"setting {setting!r}: Policy has no field {key!r}")
         changes[key] = _parse(key, text, getattr(policy, key))
         labels.append(f"{key}={text}")
-    return policy.replace(name=f"{policy.name}[{','.join(labels)}]", **changes)
+    label = ",".join(labels)
+    try:
+        return policy.replace(name=f"{policy.name}[{label}]", **changes)
+    except PolicyError as error:
+        raise PolicyError(f"settings {label}: {error}") from None
 
 
 def _parse(key: str, text: str, current: object) -> object:

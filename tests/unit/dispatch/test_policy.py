@@ -82,7 +82,8 @@ def test_no_settings_keep_the_policy() -> None:
         ("hold_cost=abc", "not a valid float"),
         ("max_candidates=1.5", "not a valid int"),
         ("bundling=maybe", "not a valid bool"),
-        ("hold_cost=-1", "non-negative"),
+        ("hold_cost=-1", "settings hold_cost=-1: .*non-negative"),
+        ("max_candidates=2", "settings max_candidates=2: need 1 <= min_candidates"),
         ("mode=random", "mode"),
     ],
 )
