@@ -114,15 +114,13 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     """Run `dispatchflow replay mdrp`; returns 0 when every solution of --policy is valid."""
     try:
         instances = find_instances(args.paths)
-        evaluated = with_settings(policy_by_name(args.policy), args.settings)
-        # (registered name, settings, name the results carry) of each policy run
-        policies = [(args.policy, tuple(args.settings), evaluated.name)]
+        policies = [with_settings(policy_by_name(args.policy), args.settings)]
         if args.baseline != "none":
-            policies.append((args.baseline, (), policy_by_name(args.baseline).name))
+            policies.append(policy_by_name(args.baseline))
         reference = read_reference(args.shared)
     except (MdrpFormatError, PolicyError, ReferenceError) as error:
         return _error(str(error))
-    if len({label for _, _, label in policies}) < len(policies):
+    if len({p.name for p in policies}) < len(policies):
         return _error("--baseline is the evaluated policy itself: name another, 'none', or --set")
     if args.tick_min < 1 or args.workers < 1:
         return _error("--tick-min and --workers must be positive")
@@ -134,24 +132,23 @@ def replay_mdrp(args: argparse.Namespace) -> int:
             " these are not benchmark results",
             file=sys.stderr,
         )
-    main = policies[0][2]
+    main = policies[0].name
     tasks = [
         ReplayTask(
             instance_dir=str(path),
-            policy=name,
+            policy=policy,
             tick_min=args.tick_min,
-            solutions_dir=str(args.solutions) if (args.solutions and label == main) else None,
+            solutions_dir=str(args.solutions) if (args.solutions and policy.name == main) else None,
             foresight_min=args.foresight_min,
-            settings=settings,
         )
         for path in instances
-        for name, settings, label in policies
+        for policy in policies
     ]
     try:
         results = run_tasks(tasks, workers=args.workers, progress=not args.no_progress)
     except MdrpFormatError as error:
         return _error(str(error))
-    by_policy: dict[str, list[ReplayResult]] = {label: [] for _, _, label in policies}
+    by_policy: dict[str, list[ReplayResult]] = {p.name: [] for p in policies}
     for result in results:
         by_policy[result.policy].append(result)
     by_class = {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dispatch.policy import policy_by_name, with_settings
+from dispatch.policy import Policy
 from simulators.mdrp.breakdown import CtodBreakdown, breakdown
 from simulators.mdrp.checker import check_solution
 from simulators.mdrp.instance import load_instance
@@ -29,20 +29,18 @@ class ReplayTask:
 
     Attributes:
         instance_dir: instance directory.
-        policy: policy name.
+        policy: the policy to run (a registered one or a variant of it).
         tick_min: minutes between ticks.
         solutions_dir: where to write the benchmark files (`<dir>/<instance>/`), or None.
         foresight_min: diagnostic: minutes ahead of placement at which `decide()` sees orders
             (0 follows the benchmark; see `simulators.mdrp.simulator`).
-        settings: `FIELD=VALUE` changes to the named policy (see `dispatch.policy.with_settings`).
     """
 
     instance_dir: str
-    policy: str
+    policy: Policy
     tick_min: int = 1
     solutions_dir: str | None = None
     foresight_min: int = 0
-    settings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,9 +73,8 @@ class ReplayResult:
 def run_task(task: ReplayTask) -> ReplayResult:
     """Simulate, check and measure one instance (top-level so worker processes can run it)."""
     instance = load_instance(task.instance_dir)
-    policy = with_settings(policy_by_name(task.policy), task.settings)
     result = MdrpSimulator(
-        instance, policy, tick_min=task.tick_min, foresight_min=task.foresight_min
+        instance, task.policy, tick_min=task.tick_min, foresight_min=task.foresight_min
     ).run()
     check = check_solution(instance, result.solution)
     metrics = compute_metrics(instance, result.solution, check)
@@ -86,7 +83,7 @@ def run_task(task: ReplayTask) -> ReplayResult:
     placement = {o: int(t) for o, t in zip(instance.order_id, instance.placement_min, strict=True)}
     ctod = tuple(o.dropoff_min - placement[o.order] for o in result.solution.orders)
     return ReplayResult(
-        policy=policy.name,
+        policy=task.policy.name,
         metrics=metrics,
         ctod_min=ctod,
         violations=check.violations,
