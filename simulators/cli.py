@@ -13,10 +13,23 @@ from dispatch.cli import add_settings_option
 from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
 from dispatchflow.commands import CommandRegistry
 from simulators.mdrp.breakdown import PARTS, breakdown_columns, class_means
+from simulators.mdrp.foodwait import (
+    BAND_KEYS,
+    HISTORY_EDGES,
+    PREP_EDGES_MIN,
+    band_labels,
+    band_means,
+)
 from simulators.mdrp.instance import MdrpFormatError, find_instances
 from simulators.mdrp.metrics import METRIC_KEYS, InstanceMetrics, mean_metrics
 from simulators.mdrp.replay import MAX_WORKERS, ReplayResult, ReplayTask, ctod_values, run_tasks
-from simulators.plots import ctod_breakdown, ctod_distribution, metric_bars, per_instance_scatter
+from simulators.plots import (
+    ctod_breakdown,
+    ctod_distribution,
+    food_wait_bands,
+    metric_bars,
+    per_instance_scatter,
+)
 from simulators.reports import (
     ReferenceError,
     format_table,
@@ -152,7 +165,8 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     for result in results:
         by_policy[result.policy].append(result)
     by_class = {name: class_means(r.breakdown for r in rows) for name, rows in by_policy.items()}
-    _print_report(by_policy, by_class, reference, args.foresight_min)
+    bands = _food_wait_bands(by_policy)
+    _print_report(by_policy, by_class, bands, reference, args.foresight_min)
     if args.json is not None:
         for name, rows in by_policy.items():
             path = (
@@ -165,6 +179,7 @@ def replay_mdrp(args: argparse.Namespace) -> int:
     _write_plots(
         {name + tag: rows for name, rows in by_policy.items()},
         {name + tag: means for name, means in by_class.items()},
+        {grouping: {name + tag: m for name, m in per.items()} for grouping, per in bands.items()},
         main + tag,
         args.plots,
     )
@@ -180,9 +195,30 @@ def _write_json(path: Path, rows: list[InstanceMetrics]) -> None:
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+#: Food-waiting groupings: title, band labels and the `ReplayResult` field holding them.
+_GROUPINGS = {
+    "preparation time (min)": (band_labels(PREP_EDGES_MIN), "by_prep"),
+    "merchant's earlier orders that day": (band_labels(HISTORY_EDGES), "by_history"),
+}
+
+
+def _food_wait_bands(
+    by_policy: dict[str, list[ReplayResult]],
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Per grouping, per policy: `band_means` of its instances."""
+    return {
+        grouping: {
+            name: band_means((getattr(r, field) for r in rows), labels)
+            for name, rows in by_policy.items()
+        }
+        for grouping, (labels, field) in _GROUPINGS.items()
+    }
+
+
 def _print_report(
     by_policy: dict[str, list[ReplayResult]],
     by_class: dict[str, dict[str, dict[str, float]]],
+    bands: dict[str, dict[str, dict[str, dict[str, float]]]],
     reference: list,
     foresight_min: int = 0,
 ) -> None:
@@ -236,6 +272,18 @@ def _print_report(
                 digits=3,
             )
         )
+    for grouping, per_policy in bands.items():
+        for name, band_rows in per_policy.items():
+            print()
+            print(
+                format_table(
+                    f"{name}: food waiting by {grouping} (share of delivered orders; minutes"
+                    " per delivered order each band adds to the mean, then mean over instances)",
+                    list(band_rows),
+                    {key: {band: v[key] for band, v in band_rows.items()} for key in BAND_KEYS},
+                    digits=3,
+                )
+            )
     print()
     for name, rows in by_policy.items():
         ticks = sum(r.ticks for r in rows)
@@ -251,6 +299,7 @@ def _print_report(
 def _write_plots(
     by_policy: dict[str, list[ReplayResult]],
     by_class: dict[str, dict[str, dict[str, float]]],
+    bands: dict[str, dict[str, dict[str, dict[str, float]]]],
     main: str,
     folder: Path,
 ) -> None:
@@ -268,6 +317,7 @@ def _write_plots(
         )
     )
     written.append(ctod_breakdown(by_class, PARTS, folder / "ctod_breakdown.png"))
+    written.append(food_wait_bands(bands, folder / "food_wait_bands.png"))
     others = [n for n in by_policy if n != main]
     if others:
         base = others[0]

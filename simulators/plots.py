@@ -142,3 +142,72 @@ def ctod_breakdown(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def food_wait_bands(
+    bands: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], path: Path
+) -> Path:
+    """Food waiting per band, one panel per grouping, policies side by side.
+
+    `bands` maps grouping to policy to band to values (as `band_means` returns them; its `all`
+    row is left out). Each bar stacks the band's contributions of the wait at placement and
+    the wait after placement to the mean; its label is the band's share of delivered orders.
+    """
+    groupings = list(bands)
+    fig, axes = plt.subplots(1, max(len(groupings), 1), figsize=(6.0 * max(len(groupings), 1), 4))
+    axes = np.atleast_1d(axes)
+    hatches = ["", "//", "..", "xx"]
+    policies: list[Patch] = []
+    for ax, grouping in zip(axes, groupings, strict=False):
+        per_policy = bands[grouping]
+        names = list(per_policy)
+        labels = [b for b in next(iter(per_policy.values()), {}) if b != "all"]
+        x = np.arange(len(labels))
+        width = 0.8 / max(len(names), 1)
+        for j, name in enumerate(names):
+            offset = x - 0.4 + width * (j + 0.5)
+            rows = [per_policy[name].get(b, {}) for b in labels]
+            at = np.array([r.get("wait_at_placement", np.nan) for r in rows])
+            after = np.array([r.get("wait_after_placement", np.nan) for r in rows])
+            hatch = hatches[j % len(hatches)]
+            first = j == 0
+            ax.bar(
+                offset,
+                at,
+                width,
+                color="C1",
+                hatch=hatch,
+                edgecolor="white",
+                label="wait at placement" if first else None,
+            )
+            ax.bar(
+                offset,
+                after,
+                width,
+                bottom=np.nan_to_num(at),
+                color="C2",
+                hatch=hatch,
+                edgecolor="white",
+                label="wait after placement" if first else None,
+            )
+            for xi, top, row in zip(
+                offset, np.nan_to_num(at) + np.nan_to_num(after), rows, strict=True
+            ):
+                if "share" in row:
+                    ax.text(
+                        xi, top, f"{100 * row['share']:.0f}%", ha="center", va="bottom", fontsize=6
+                    )
+            if ax is axes[0]:
+                policies.append(Patch(facecolor="lightgrey", hatch=hatch, label=name))
+        ax.set_xticks(x, labels)
+        ax.set_xlabel(grouping)
+        ax.set_ylabel("minutes added to the mean food wait")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
+    handles, _ = axes[0].get_legend_handles_labels()
+    axes[0].legend(handles=[*handles, *policies], fontsize=8, loc="upper right")
+    fig.suptitle("Which orders the food waiting comes from (bar label: share of orders)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.mdrp.instance import IntArray, MdrpInstance
+from simulators.mdrp.instance import FloatArray, IntArray, MdrpInstance
 from simulators.mdrp.metrics import delivered_times
 from simulators.mdrp.solution import MdrpSolution
 
@@ -74,6 +74,60 @@ class CtodBreakdown:
         return self.direct + self.food_wait + self.bundle_delay
 
 
+@dataclass(frozen=True)
+class OrderParts:
+    """Each delivered order's click-to-door parts, in minutes (arrays aligned with `rows`).
+
+    Attributes:
+        rows: instance rows of the delivered orders.
+        direct: preparation plus the direct ride, services included.
+        wait_at_placement: ready to the earliest pickup possible at placement.
+        wait_after_placement: that earliest pickup to the pickup.
+        bundle_delay: minutes spent on other drop-offs of the bundle first.
+    """
+
+    rows: IntArray
+    direct: FloatArray
+    wait_at_placement: FloatArray
+    wait_after_placement: FloatArray
+    bundle_delay: FloatArray
+
+
+def order_parts(
+    instance: MdrpInstance, solution: MdrpSolution, earliest_pickup_min: IntArray
+) -> OrderParts:
+    """The click-to-door parts of every order `solution` delivered.
+
+    Args:
+        instance: the instance solved.
+        solution: its solution.
+        earliest_pickup_min: per order (instance row), the earliest pickup possible when it was
+            placed, as the simulator records it.
+
+    Raises:
+        ValueError: if a delivered order has no earliest pickup, or one after its pickup.
+    """
+    t = delivered_times(instance, solution)
+    rows = t.rows
+    earliest = np.asarray(earliest_pickup_min, dtype=np.int64)[rows]
+    if ((earliest < 0) | (earliest > t.pickup)).any():
+        raise ValueError("a delivered order's earliest pickup is missing or after its pickup")
+    possible = np.maximum(earliest, t.ready)
+    params = instance.params
+    ride = (
+        params.pickup_service_min / 2.0
+        + instance.travel_min(instance.pickup_xy[rows], instance.order_xy[rows])
+        + params.dropoff_service_min / 2.0
+    )
+    return OrderParts(
+        rows=rows,
+        direct=t.ready - t.placement + ride,
+        wait_at_placement=possible - t.ready,
+        wait_after_placement=t.pickup - possible,
+        bundle_delay=t.dropoff - t.pickup - ride,
+    )
+
+
 def breakdown(
     instance: MdrpInstance, solution: MdrpSolution, earliest_pickup_min: IntArray
 ) -> CtodBreakdown:
@@ -88,29 +142,16 @@ def breakdown(
     Raises:
         ValueError: if a delivered order has no earliest pickup, or one after its pickup.
     """
-    t = delivered_times(instance, solution)
-    rows = t.rows
-    if rows.size == 0:
+    return summarize(instance.name, order_parts(instance, solution, earliest_pickup_min))
+
+
+def summarize(name: str, parts: OrderParts) -> CtodBreakdown:
+    """Instance `name`'s breakdown from its per-order parts (NaN parts without deliveries)."""
+    if parts.rows.size == 0:
         nan = float("nan")
-        return CtodBreakdown(instance.name, 0, nan, nan, nan, nan)
-    earliest = np.asarray(earliest_pickup_min, dtype=np.int64)[rows]
-    if ((earliest < 0) | (earliest > t.pickup)).any():
-        raise ValueError("a delivered order's earliest pickup is missing or after its pickup")
-    possible = np.maximum(earliest, t.ready)
-    params = instance.params
-    ride = (
-        params.pickup_service_min / 2.0
-        + instance.travel_min(instance.pickup_xy[rows], instance.order_xy[rows])
-        + params.dropoff_service_min / 2.0
-    )
-    return CtodBreakdown(
-        name=instance.name,
-        delivered=int(rows.size),
-        direct=float(np.mean(t.ready - t.placement + ride)),
-        wait_at_placement=float(np.mean(possible - t.ready)),
-        wait_after_placement=float(np.mean(t.pickup - possible)),
-        bundle_delay=float(np.mean(t.dropoff - t.pickup - ride)),
-    )
+        return CtodBreakdown(name, 0, nan, nan, nan, nan)
+    means = (float(np.mean(getattr(parts, p))) for p in PARTS)
+    return CtodBreakdown(name, int(parts.rows.size), *means)
 
 
 def instance_classes(name: str) -> tuple[str, ...]:

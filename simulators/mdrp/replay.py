@@ -12,8 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dispatch.policy import Policy
-from simulators.mdrp.breakdown import CtodBreakdown, breakdown
+from simulators.mdrp.breakdown import CtodBreakdown, order_parts, summarize
 from simulators.mdrp.checker import check_solution
+from simulators.mdrp.foodwait import FoodWaitBands, history_bands, prep_bands
 from simulators.mdrp.instance import load_instance
 from simulators.mdrp.metrics import InstanceMetrics, compute_metrics
 from simulators.mdrp.simulator import MdrpSimulator
@@ -57,6 +58,8 @@ class ReplayResult:
         ticks: ticks simulated.
         fallback_ticks: ticks decided by the greedy circuit breaker.
         breakdown: where the click-to-door minutes went (see `simulators.mdrp.breakdown`).
+        by_prep: food waiting by preparation time (see `simulators.mdrp.foodwait`).
+        by_history: food waiting by the merchant's earlier orders that day.
     """
 
     policy: str
@@ -68,6 +71,8 @@ class ReplayResult:
     ticks: int
     fallback_ticks: int
     breakdown: CtodBreakdown
+    by_prep: FoodWaitBands
+    by_history: FoodWaitBands
 
 
 def run_task(task: ReplayTask) -> ReplayResult:
@@ -82,6 +87,7 @@ def run_task(task: ReplayTask) -> ReplayResult:
         write_solution(result.solution, Path(task.solutions_dir) / instance.name)
     placement = {o: int(t) for o, t in zip(instance.order_id, instance.placement_min, strict=True)}
     ctod = tuple(o.dropoff_min - placement[o.order] for o in result.solution.orders)
+    parts = order_parts(instance, result.solution, result.earliest_pickup_min)
     return ReplayResult(
         policy=task.policy.name,
         metrics=metrics,
@@ -91,7 +97,9 @@ def run_task(task: ReplayTask) -> ReplayResult:
         decide_seconds=result.decide_seconds,
         ticks=result.ticks,
         fallback_ticks=result.fallback_ticks,
-        breakdown=breakdown(instance, result.solution, result.earliest_pickup_min),
+        breakdown=summarize(instance.name, parts),
+        by_prep=prep_bands(instance, parts),
+        by_history=history_bands(instance, parts),
     )
 
 

@@ -49,6 +49,8 @@ def test_replay_writes_json_solutions_and_plots(
     printed = capsys.readouterr().out
     assert "ctod_mean" in printed and "greedy" in printed and "paper" in printed
     assert "where click-to-door minutes go" in printed and "wait_at_placement" in printed
+    assert "food waiting by preparation time" in printed
+    assert "food waiting by merchant's earlier orders" in printed
     payload = json.loads(out.read_text())
     assert set(payload) == {"instances", "mean"}
     keys = {"name", "orders", *METRIC_KEYS, "valid"}
@@ -59,8 +61,9 @@ def test_replay_writes_json_solutions_and_plots(
         assert (tmp_path / "sol" / SMALL.name / f"solution_info_{name}.txt").is_file()
     for png in (tmp_path / "plots").glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 4
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 5
     assert (tmp_path / "plots" / "ctod_breakdown.png").is_file()
+    assert (tmp_path / "plots" / "food_wait_bands.png").is_file()
 
 
 def test_replay_reports_bad_paths_and_policies(

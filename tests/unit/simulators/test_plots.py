@@ -6,7 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.plots import ctod_breakdown, ctod_distribution, metric_bars, per_instance_scatter
+from simulators.plots import (
+    ctod_breakdown,
+    ctod_distribution,
+    food_wait_bands,
+    metric_bars,
+    per_instance_scatter,
+)
 
 
 def _is_png(path: Path) -> bool:
@@ -37,3 +43,13 @@ def test_breakdown_plot_is_a_png_file(tmp_path: Path) -> None:
         "greedy": {"all": {**parts, "food_wait": 4.0}},
     }
     assert _is_png(ctod_breakdown(means, list(parts), tmp_path / "c" / "breakdown.png"))
+
+
+def test_food_wait_bands_plot_is_a_png_file(tmp_path: Path) -> None:
+    """The food-wait plot draws every grouping and policy, a band missing in one included."""
+    band = {"share": 0.5, "wait_at_placement": 0.3, "wait_after_placement": 0.1}
+    bands = {
+        "prep": {"ours": {"0-5": band, "6-10": band, "all": band}, "greedy": {"0-5": band}},
+        "history": {"ours": {"0": band}, "greedy": {"0": {**band, "share": 0.4}}},
+    }
+    assert _is_png(food_wait_bands(bands, tmp_path / "d" / "bands.png"))
