@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 
@@ -37,11 +38,7 @@ def ctod_distribution(
     cdf.set_ylabel("cumulative share")
     cdf.set_xlim(0, max(top, target_min) + 2)
     fig.suptitle("Click-to-door distribution over all delivered orders")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def per_instance_scatter(
@@ -56,11 +53,7 @@ def per_instance_scatter(
     ax.set_xlabel(f"{theirs_name}: click-to-door mean (min)")
     ax.set_ylabel(f"{ours_name}: click-to-door mean (min)")
     ax.set_title("Per instance (below the diagonal: ours better)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def metric_bars(means: Mapping[str, Mapping[str, float]], keys: Sequence[str], path: Path) -> Path:
@@ -77,11 +70,7 @@ def metric_bars(means: Mapping[str, Mapping[str, float]], keys: Sequence[str], p
     # One legend under the panels names the bars, however long a policy variant's name is.
     handles = [Patch(color=c) for c in colors]
     fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False)
-    fig.tight_layout(rect=(0.0, 0.1, 1.0, 1.0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, rect=(0.0, 0.1, 1.0, 1.0))
 
 
 def ctod_breakdown(
@@ -137,11 +126,7 @@ def ctod_breakdown(
     ax.legend(
         handles=[*handles, *policies], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0)
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def food_wait_bands(
@@ -206,7 +191,12 @@ def food_wait_bands(
     handles, _ = axes[0].get_legend_handles_labels()
     axes[0].legend(handles=[*handles, *policies], fontsize=8, loc="upper right")
     fig.suptitle("Which orders the food waiting comes from (bar label: share of orders)")
-    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path, rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay `fig` out (within `rect` of the figure, if given), write it to `path` and close it."""
+    fig.tight_layout(rect=rect)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

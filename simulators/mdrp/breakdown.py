@@ -133,14 +133,7 @@ def breakdown(
 ) -> CtodBreakdown:
     """The click-to-door breakdown of `solution`'s delivered orders (NaN parts if none).
 
-    Args:
-        instance: the instance solved.
-        solution: its solution.
-        earliest_pickup_min: per order (instance row), the earliest pickup possible when it was
-            placed, as the simulator records it.
-
-    Raises:
-        ValueError: if a delivered order has no earliest pickup, or one after its pickup.
+    Arguments and errors as for `order_parts`.
     """
     return summarize(instance.name, order_parts(instance, solution, earliest_pickup_min))
 
