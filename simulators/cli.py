@@ -280,7 +280,7 @@ def _print_report(
                     f"{name}: food waiting by {grouping} (share of delivered orders; minutes"
                     " per delivered order each band adds to the mean, then mean over instances)",
                     list(band_rows),
-                    {key: {band: v[key] for band, v in band_rows.items()} for key in BAND_KEYS},
+                    breakdown_columns(band_rows, BAND_KEYS),
                     digits=3,
                 )
             )

@@ -194,5 +194,8 @@ def class_means(rows: Iterable[CtodBreakdown]) -> dict[str, dict[str, float]]:
 def breakdown_columns(
     means: dict[str, dict[str, float]], parts: Sequence[str] = (*PARTS, "ctod")
 ) -> dict[str, dict[str, float]]:
-    """`class_means` turned into table columns: one column per part, one row per class."""
+    """Rows of means (`class_means`, or `foodwait.band_means`) turned into table columns.
+
+    One column per part (key of each row), one row per label.
+    """
     return {part: {label: values[part] for label, values in means.items()} for part in parts}

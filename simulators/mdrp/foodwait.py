@@ -79,7 +79,7 @@ class FoodWaitBands:
     wait_after_placement: tuple[float, ...]
 
 
-def food_wait_bands(
+def split_by_band(
     name: str, parts: OrderParts, values: IntArray, edges: Sequence[int]
 ) -> FoodWaitBands:
     """Split `parts`' food waiting by the band of each delivered order's value.
@@ -112,12 +112,12 @@ def food_wait_bands(
 def prep_bands(instance: MdrpInstance, parts: OrderParts) -> FoodWaitBands:
     """Food waiting by preparation time (ready minus placement, `PREP_EDGES_MIN`)."""
     prep = (instance.ready_min - instance.placement_min).astype(np.int64)
-    return food_wait_bands(instance.name, parts, prep, PREP_EDGES_MIN)
+    return split_by_band(instance.name, parts, prep, PREP_EDGES_MIN)
 
 
 def history_bands(instance: MdrpInstance, parts: OrderParts) -> FoodWaitBands:
     """Food waiting by the merchant's earlier orders that day (`HISTORY_EDGES`)."""
-    return food_wait_bands(instance.name, parts, earlier_orders(instance), HISTORY_EDGES)
+    return split_by_band(instance.name, parts, earlier_orders(instance), HISTORY_EDGES)
 
 
 def band_means(rows: Iterable[FoodWaitBands], labels: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -137,16 +137,16 @@ def band_means(rows: Iterable[FoodWaitBands], labels: Sequence[str]) -> dict[str
     if share.size != len(labels):
         raise ValueError(f"{len(labels)} labels for {share.size} bands")
     for i, label in enumerate(labels):
-        out[label] = {
-            "share": float(share[i]),
-            "wait_at_placement": float(at[i]),
-            "wait_after_placement": float(after[i]),
-            "food_wait": float(at[i] + after[i]),
-        }
-    out["all"] = {
-        "share": float(share.sum()),
-        "wait_at_placement": float(at.sum()),
-        "wait_after_placement": float(after.sum()),
-        "food_wait": float(at.sum() + after.sum()),
-    }
+        out[label] = _band_row(share[i], at[i], after[i])
+    out["all"] = _band_row(share.sum(), at.sum(), after.sum())
     return out
+
+
+def _band_row(share: float, at: float, after: float) -> dict[str, float]:
+    """One row of `band_means`, `BAND_KEYS` in order."""
+    return {
+        "share": float(share),
+        "wait_at_placement": float(at),
+        "wait_after_placement": float(after),
+        "food_wait": float(at + after),
+    }
