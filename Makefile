@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: help venv demo test lint unit integration bench bench-ingest bench-eta bench-dispatch clean
+.PHONY: help venv demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,6 +35,9 @@ unit: $(STAMP) ## unit tests only
 
 integration: $(STAMP) ## integration tests only (real broker)
 	$(BIN)/python -m pytest -m integration
+
+fuzz: $(STAMP) ## the worker-core fuzz test with 50,000 generated records per topic
+	DISPATCHFLOW_FUZZ_EXAMPLES=$${DISPATCHFLOW_FUZZ_EXAMPLES:-50000} $(BIN)/python -m pytest -q tests/unit/dispatch/live/test_worker_fuzz.py
 
 bench: bench-ingest bench-eta bench-dispatch ## every benchmark; figures land in bench-results/
 

@@ -16,14 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.geo import encode_many
+from contracts.limits import DecodeLimits, bounded_loads, check_bounds
+from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator, load_schema
-from contracts.validation import (
-    EventRejected,
-    RejectReason,
-    TimeBounds,
-    decode_json,
-    validate_schema,
-)
+from contracts.validation import TimeBounds, validate_schema
 
 _FIX_FIELDS = ("courier_id", "lat", "lon", "ts_ms", "speed_mps", "heading_deg", "accuracy_m")
 _REQUIRED = frozenset(("courier_id", "lat", "lon", "ts_ms"))
@@ -33,7 +29,6 @@ _NAN = float("nan")
 _OPTIONAL_RANGES = {"speed_mps": (0.0, 70.0), "heading_deg": (0.0, 360.0), "accuracy_m": (0.0, 1e4)}
 _MAX_TS_MS = 4102444800000
 _NUMBER: frozenset[type] = frozenset((int, float))
-_OPTIONAL_NUMBER: frozenset[type] = frozenset((int, float, type(None)))
 _STR: frozenset[type] = frozenset((str,))
 _INT: frozenset[type] = frozenset((int,))
 
@@ -100,13 +95,20 @@ _validate_fix = _fix_validator()
 
 
 def decode_pings(
-    value: bytes | None, record_ts_ms: int | None, bounds: TimeBounds, max_batch: int
+    value: bytes | None,
+    record_ts_ms: int | None,
+    bounds: TimeBounds,
+    max_batch: int,
+    limits: DecodeLimits | None = None,
 ) -> DecodedPings:
     """Decode a ping record; whole-record problems raise `EventRejected`, per-fix ones are listed.
 
-    A `courier_ping` is treated as a batch of one fix whose time is the event's `ts_ms`.
+    The record is parsed within `limits` (`contracts.limits`; a batch's fixes are bounded one by
+    one, so that one bad fix rejects only itself). A `courier_ping` is treated as a batch of one
+    fix whose time is the event's `ts_ms`. Fix times are checked against the record time, or
+    against the batch time when the record has none.
     """
-    raw = decode_json(value)
+    raw = bounded_loads(value, limits or DecodeLimits(), skip="pings")
     if isinstance(raw, dict) and raw.get("type") == "courier_ping_batch":
         pings = raw.get("pings")
         if isinstance(pings, list) and len(pings) > max_batch:
@@ -114,7 +116,14 @@ def decode_pings(
             raise EventRejected(RejectReason.BATCH_TOO_LARGE, msg)
         _validate_envelope(raw)
         bounds.check(raw["ts_ms"], record_ts_ms)
-        return _decode_fixes(raw["pings"], record_ts_ms, bounds, str(raw["event_id"]))
+        reference_ts_ms = record_ts_ms if record_ts_ms is not None and record_ts_ms >= 0 else None
+        return _decode_fixes(
+            raw["pings"],
+            raw["ts_ms"] if reference_ts_ms is None else reference_ts_ms,
+            bounds,
+            str(raw["event_id"]),
+            limits or DecodeLimits(),
+        )
     event = validate_schema(raw, frozenset(("courier_ping",)))
     bounds.check(event["ts_ms"], record_ts_ms)
     fix = {k: event[k] for k in _FIX_FIELDS if k in event}
@@ -133,21 +142,30 @@ def _validate_envelope(raw: dict[str, Any]) -> None:
 
 
 def _decode_fixes(
-    fixes: list[Any], record_ts_ms: int | None, bounds: TimeBounds, event_id: str
+    fixes: list[Any],
+    reference_ts_ms: int,
+    bounds: TimeBounds,
+    event_id: str,
+    limits: DecodeLimits,
 ) -> DecodedPings:
     columns = _fast_columns(fixes)
-    if columns is not None and not _time_violations(columns.ts_ms, record_ts_ms, bounds).any():
+    if columns is not None and not _time_violations(columns.ts_ms, reference_ts_ms, bounds).any():
         return DecodedPings(columns, [], event_id)
     good: list[dict[str, Any]] = []
     rejects: list[PingReject] = []
     for i, fix in enumerate(fixes):
+        try:
+            check_bounds(fix, limits)
+        except EventRejected as exc:
+            rejects.append(PingReject(exc.reason, f"pings[{i}]: {exc.message}", i, fix))
+            continue
         try:
             _validate_fix(fix)
         except fastjsonschema.JsonSchemaValueException as exc:
             rejects.append(PingReject(RejectReason.SCHEMA_INVALID, str(exc.message), i, fix))
             continue
         try:
-            bounds.check(fix["ts_ms"], record_ts_ms, what=f"pings[{i}].ts_ms")
+            bounds.check(fix["ts_ms"], reference_ts_ms, what=f"pings[{i}].ts_ms")
         except EventRejected as exc:
             rejects.append(PingReject(exc.reason, exc.message, i, fix))
             continue
@@ -164,10 +182,14 @@ def _fast_columns(fixes: list[Any]) -> PingColumns | None:
     if not all(type(f) is dict and _REQUIRED <= f.keys() <= _ALLOWED for f in fixes):
         return None
     ids = [f["courier_id"] for f in fixes]
-    if not _types_within(ids, _STR) or _IDS.fullmatch("\n".join(ids) + "\n") is None:
+    if not _types_within(ids, _STR):
+        return None
+    lines = "\n".join(ids) + "\n"
+    # One line per id: an id holding a newline would pass the pattern as two ids.
+    if lines.count("\n") != len(ids) or _IDS.fullmatch(lines) is None:
         return None
     ts = [f["ts_ms"] for f in fixes]
-    if not _types_within(ts, _INT):
+    if not _types_within(ts, _INT) or min(ts) < 0 or max(ts) > _MAX_TS_MS:
         return None
     lat = [f["lat"] for f in fixes]
     lon = [f["lon"] for f in fixes]
@@ -178,14 +200,11 @@ def _fast_columns(fixes: list[Any]) -> PingColumns | None:
     ts_a = np.array(ts, dtype=np.int64)
     if (np.abs(lat_a) > 90).any() or (np.abs(lon_a) > 180).any():
         return None
-    if (ts_a < 0).any() or (ts_a > _MAX_TS_MS).any():
-        return None
     optional: dict[str, npt.NDArray[np.float64]] = {}
     for name, (low, high) in _OPTIONAL_RANGES.items():
-        values = [f.get(name) for f in fixes]
-        if not _types_within(values, _OPTIONAL_NUMBER):
-            return None
-        array = np.array([_NAN if v is None else v for v in values], dtype=np.float64)
+        if not _types_within([f[name] for f in fixes if name in f], _NUMBER):
+            return None  # wrong types, null included: the schema check names the fix
+        array = np.array([f.get(name, _NAN) for f in fixes], dtype=np.float64)
         if (array < low).any() or (array > high).any():
             return None
         optional[name] = array

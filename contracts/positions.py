@@ -88,22 +88,63 @@ def encode_position_batch(
 
 
 def decode_position_batch(raw: bytes) -> PositionBatch:
-    """Inverse of `encode_position_batch` (optional fields as float64)."""
+    """Inverse of `encode_position_batch` (optional fields as float64).
+
+    Raises `PositionBatchError` for any bytes that are not a well-formed batch.
+    """
     if not raw.startswith(MAGIC):
         msg = "not a position batch (bad magic)"
         raise PositionBatchError(msg)
+    try:
+        return _decode(raw)
+    except PositionBatchError:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        OverflowError,
+        struct.error,
+        UnicodeDecodeError,
+    ) as exc:
+        msg = f"malformed position batch: {type(exc).__name__}: {exc}"
+        raise PositionBatchError(msg) from exc
+
+
+def _decode(raw: bytes) -> PositionBatch:
     start = len(MAGIC)
     (header_len,) = _LEN.unpack_from(raw, start)
     start += _LEN.size
     header = orjson.loads(raw[start : start + header_len])
+    if not isinstance(header, dict):
+        msg = "position batch header is not an object"
+        raise PositionBatchError(msg)
     start += header_len
     n = int(header["n"])
     ids_len = int(header["ids_len"])
+    if n < 0 or ids_len < 0:
+        msg = f"position batch announces {n} fixes and {ids_len} bytes of ids"
+        raise PositionBatchError(msg)
+    expected = start + ids_len + 32 * n
+    if expected < len(raw):
+        msg = f"position batch has {len(raw) - expected} trailing bytes"
+        raise PositionBatchError(msg)
+    if expected > len(raw):
+        msg = f"position batch of {n} fixes is cut short by {expected - len(raw)} bytes"
+        raise PositionBatchError(msg)
     ids = raw[start : start + ids_len - 1].decode().split("\n") if n else []
     start += ids_len
     if len(ids) != n:
         msg = f"position batch announces {n} fixes but holds {len(ids)} ids"
         raise PositionBatchError(msg)
+    with np.errstate(invalid="ignore"):  # garbage bits may read as signalling NaNs
+        return _columns(raw, start, n, ids, header)
+
+
+def _columns(
+    raw: bytes, start: int, n: int, ids: list[str], header: dict[str, Any]
+) -> PositionBatch:
+    """The fix columns after the ids (from `start`)."""
     view = memoryview(raw)
 
     def column(dtype: str, size: int) -> np.ndarray[Any, Any]:
@@ -118,9 +159,6 @@ def decode_position_batch(raw: bytes) -> PositionBatch:
     speed = column("<f4", 4).astype(np.float64)
     heading = column("<f4", 4).astype(np.float64)
     accuracy = column("<f4", 4).astype(np.float64)
-    if start != len(raw):
-        msg = f"position batch has {len(raw) - start} trailing bytes"
-        raise PositionBatchError(msg)
     columns = PingColumns(
         courier_id=np.array(ids, dtype=object).reshape(n),
         lat=lat,

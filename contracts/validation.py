@@ -6,42 +6,18 @@ ids, duplicates, invalid transitions) raise the same `EventRejected` from the st
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
-import orjson
 
 from contracts.geo import shard_of
+from contracts.limits import DecodeLimits, bounded_loads, check_record_size
+from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator
 
 Event = dict[str, Any]
-
-
-class RejectReason(enum.StrEnum):
-    """Why an input record went to its dead-letter topic (the `dlq.reason` header)."""
-
-    UNDECODABLE = "undecodable"
-    SCHEMA_INVALID = "schema_invalid"
-    WRONG_TOPIC = "wrong_topic"
-    WRONG_KEY = "wrong_key"
-    WRONG_SHARD = "wrong_shard"
-    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
-    UNKNOWN_ID = "unknown_id"
-    DUPLICATE_EVENT = "duplicate_event"
-    INVALID_TRANSITION = "invalid_transition"
-    BATCH_TOO_LARGE = "batch_too_large"
-
-
-class EventRejected(Exception):
-    """An input record is invalid; it belongs in the dead-letter topic with `reason`."""
-
-    def __init__(self, reason: RejectReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -69,16 +45,6 @@ class TimeBounds:
         if ts_ms > record_ts_ms + self.max_lead_ms:
             msg = f"{what}={ts_ms} is {(ts_ms - record_ts_ms) / 1000:.0f} s after record time"
             raise EventRejected(RejectReason.TIMESTAMP_OUT_OF_RANGE, msg)
-
-
-def decode_json(value: bytes | None) -> Any:
-    """Parse JSON bytes; raise `EventRejected(UNDECODABLE)` on anything else."""
-    if value is None:
-        raise EventRejected(RejectReason.UNDECODABLE, "record has no value")
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise EventRejected(RejectReason.UNDECODABLE, f"not JSON: {exc}") from exc
 
 
 def validate_schema(event: Any, allowed_types: frozenset[str] | None = None) -> Event:
@@ -110,20 +76,33 @@ class IngressValidator:
         rules: Mapping[str, TopicRule],
         time_bounds: TimeBounds,
         shard_precision: int,
+        limits: DecodeLimits | None = None,
     ) -> None:
         self.rules = dict(rules)
         self.time_bounds = time_bounds
         self.shard_precision = shard_precision
+        self.limits = limits or DecodeLimits()
 
     def check(
-        self, topic: str, key: bytes | None, value: bytes | None, record_ts_ms: int | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        record_ts_ms: int | None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
     ) -> Event:
-        """Decode and validate one record of `topic`; return the event or raise EventRejected."""
+        """Decode and validate one record of `topic`; return the event or raise EventRejected.
+
+        Record size and header size come first, then bounded parsing (`contracts.limits`), the
+        event's schema, its key, its event time against the record time and, for a new order,
+        its shard.
+        """
         rule = self.rules.get(topic)
         if rule is None:
             msg = f"no ingress rule for topic {topic!r}"
             raise KeyError(msg)
-        event = validate_schema(decode_json(value), rule.event_types)
+        check_record_size(value, headers, self.limits)
+        event = validate_schema(bounded_loads(value, self.limits), rule.event_types)
         if rule.key_field is not None:
             expected = str(event[rule.key_field])
             got = key.decode("utf-8", "replace") if key is not None else None

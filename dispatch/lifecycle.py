@@ -28,13 +28,19 @@ from typing import Any
 
 import orjson
 
-from contracts.validation import Event, EventRejected, RejectReason
+from contracts.rejections import EventRejected, RejectReason
+from contracts.validation import Event
 from dispatch.live.records import OrderDispatch
 
 #: How far before its creation an order event may be stamped (clock skew between services).
 CREATION_SKEW_MS = 60_000
 #: Event ids remembered per courier for duplicate detection.
 COURIER_EVENT_MEMORY = 32
+#: Most events one order accepts (its normal life has fewer than ten); more are refused, so that
+#: no stream of events can grow an order's state past what a table record can hold.
+MAX_ORDER_EVENTS = 32
+#: Rejected records remembered per order (their place only), to recognise a redelivery.
+REJECTED_MEMORY = 64
 
 
 class AlreadyApplied(Exception):
@@ -47,6 +53,7 @@ class Source:
 
     `traceparent` is the record's validated W3C trace context header, if it had one
     (`contracts.tracing`): an order's records continue the trace of its `order_created`.
+    `headers` are all of the record's headers, as they were (a dead letter carries them).
     """
 
     topic: str
@@ -55,6 +62,12 @@ class Source:
     key: bytes | None = None
     value: bytes | None = None
     traceparent: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def identity(self) -> Source:
+        """This record's place only (topic, partition, offset), without its bytes."""
+        return Source(self.topic, self.partition, self.offset)
 
     def same_record(self, other: Source | None) -> bool:
         """True if `other` is this very record (same topic, partition and offset)."""
@@ -66,7 +79,7 @@ class Source:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
+        data: dict[str, Any] = {
             "topic": self.topic,
             "partition": self.partition,
             "offset": self.offset,
@@ -74,6 +87,9 @@ class Source:
             "value": _b64(self.value),
             "traceparent": self.traceparent,
         }
+        if self.headers:
+            data["headers"] = [[name, _b64(raw)] for name, raw in self.headers]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Source:
@@ -85,6 +101,7 @@ class Source:
             _unb64(data["key"]),
             _unb64(data["value"]),
             data.get("traceparent"),
+            tuple((str(name), _unb64(raw) or b"") for name, raw in data.get("headers", ())),
         )
 
 
@@ -367,6 +384,9 @@ def apply_order_event(
             source,
             EventRejected(RejectReason.DUPLICATE_EVENT, f"event {event_id!r} already applied"),
         )
+    if len(state.all_events) >= MAX_ORDER_EVENTS:
+        msg = f"order {state.order_id!r} already has {MAX_ORDER_EVENTS} events"
+        return _reject(state, source, EventRejected(RejectReason.TOO_MANY_EVENTS, msg))
     new = OrderEvent.of(event, source)
     if new.ts_ms < state.placed_ts_ms - CREATION_SKEW_MS:
         msg = f"{kind} at {new.ts_ms} is before order {state.order_id!r} was placed"
@@ -381,7 +401,10 @@ def apply_order_event(
 
 
 def _reject(state: OrderState, source: Source | None, error: EventRejected) -> OrderUpdate:
-    rejected = (*state.rejected, source) if source is not None else state.rejected
+    """The rejection of `source`'s event; its place is remembered (the newest few only)."""
+    if source is None:
+        return OrderUpdate(state, error)
+    rejected = (*state.rejected, source.identity)[-REJECTED_MEMORY:]
     return OrderUpdate(replace(state, rejected=rejected), error)
 
 

@@ -84,10 +84,16 @@ class Settings(BaseSettings):
     shard_precision: int = Field(4, ge=1, le=8, description="geohash length of a shard")
     zone_precision: int = Field(6, ge=1, le=9, description="geohash length of a feature zone")
     max_event_age_s: float = Field(
-        86_400.0, gt=0, description="events older than this vs. their record time are dead letters"
+        86_400.0,
+        gt=0,
+        le=7 * 86_400.0,
+        description="events older than this vs. their record time are dead letters",
     )
     max_event_lead_s: float = Field(
-        300.0, gt=0, description="events newer than this vs. their record time are dead letters"
+        300.0,
+        gt=0,
+        le=86_400.0,
+        description="events newer than this vs. their record time are dead letters",
     )
     position_replay_window_s: float = Field(
         300.0, gt=0, description="positions older than this are not restored after a restart"
@@ -95,7 +101,33 @@ class Settings(BaseSettings):
     orphan_ttl_s: float = Field(
         300.0, gt=0, description="how long events may wait for their order to be created"
     )
-    max_ping_batch: int = Field(10_000, ge=1, description="largest ping batch accepted")
+    max_ping_batch: int = Field(10_000, ge=1, le=100_000, description="largest ping batch accepted")
+    max_event_bytes: int = Field(
+        16_384,
+        ge=1_024,
+        le=262_144,
+        description="largest record accepted on the event topics (all inputs but pings)",
+    )
+    max_ping_record_bytes: int = Field(
+        1_048_576,
+        ge=1_024,
+        le=8_388_608,
+        description="largest record accepted on courier_pings and the internal topics",
+    )
+    dlq_max_value_bytes: int = Field(
+        262_144,
+        ge=0,
+        le=524_288,
+        description="a dead letter's value is cut to this size (with its size and hash in headers)",
+    )
+    event_id_index_size: int = Field(
+        200_000,
+        ge=1,
+        description="recent event ids remembered per partition to refuse reuse (~200 bytes each)",
+    )
+    event_id_window_s: float = Field(
+        3600.0, ge=0, description="how long (event time) an event id is remembered"
+    )
     ping_features_flush_s: float = Field(
         30.0,
         ge=0,

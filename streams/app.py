@@ -7,13 +7,13 @@ from pathlib import Path
 
 import faust
 
+from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
-from streams import couriers, features_agent, ingest_pings, shard_agent, web
+from streams import agents, web
 from streams.embedded_compat import install_embedded_fixes
 from streams.eta_model import predictor_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
 from streams.runtime import Runtime
-from streams.topics import DEFAULT_TOPICS_FILE, load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +61,6 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
         producer_acks=-1,
     )
     runtime = Runtime.build(app, settings, topics)
-    ingest_pings.register(runtime)
-    couriers.register(runtime)
-    runtime.features = features_agent.register(runtime)
-    runtime.engine = shard_agent.register(
-        runtime, predictor_from_settings(settings), features=runtime.features
-    )
+    agents.register(runtime, predictor_from_settings(settings))
     web.register(runtime)
     return runtime

@@ -34,12 +34,13 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tqdm import tqdm
 
+from contracts.topics import load_topics
 from simulators.synthetic import Record
 from streams.broker import EmbeddedBroker
 from streams.demo import embedded_settings
 from streams.kafka_config import aiokafka_kwargs
 from streams.produce import produce_records, wait_processed
-from streams.topics import TopicAdmin, load_topics
+from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
 
 _APPLIED = re.compile(rb"^dispatchflow_positions_applied_total ([0-9.e+]+)", re.M)

@@ -22,7 +22,8 @@ from rocksdict import Options, Rdict, WriteBatch
 
 from contracts.geo import encode_many
 from contracts.pings import decode_pings
-from contracts.validation import EventRejected, TimeBounds
+from contracts.rejections import EventRejected
+from contracts.validation import TimeBounds
 
 _ROW = struct.Struct("<ddqfff")
 

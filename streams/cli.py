@@ -11,18 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from contracts.topics import DEFAULT_TOPICS_FILE, TopicsFileError, load_topics, rule_violations
 from dispatchflow.commands import CommandRegistry
 from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings
 from streams.broker import BrokerStartError, EmbeddedBroker
 from streams.kafka_config import aiokafka_kwargs
-from streams.topics import (
-    DEFAULT_TOPICS_FILE,
-    Drift,
-    TopicAdmin,
-    TopicsFileError,
-    load_topics,
-    rule_violations,
-)
+from streams.topics import Drift, TopicAdmin
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
+from contracts.dead_letters import header_value
 from contracts.tracing import TRACEPARENT_HEADER
 from dispatch.live.invariants import InvariantReport, check_invariants
-from streams.dead_letters import header_value
 from streams.reading import read_topics
 
 #: Topics the invariants are checked over.

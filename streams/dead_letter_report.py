@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.dead_letters import INDEX_HEADER, REASON_HEADER, TOPIC_HEADER, header_value
+from contracts.dead_letters import INDEX_HEADER, REASON_HEADER, TOPIC_HEADER, header_value
 from streams.reading import read_topics
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.geo import decode_center
+from contracts.topics import load_topics
 from dispatchflow.settings import BrokerKind, Settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
@@ -31,7 +32,7 @@ from streams.dead_letter_report import count_by_reason, read_dead_letters
 from streams.kafka_config import aiokafka_kwargs
 from streams.produce import produce_records, wait_processed
 from streams.sim_dispatch import KafkaDispatch
-from streams.topics import TopicAdmin, load_topics
+from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
 
 #: Topics the worker consumes (for waiting until it has handled everything).

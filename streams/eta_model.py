@@ -73,7 +73,7 @@ def predictor_from_settings(settings: Settings) -> LegPredictor:
 
 def eta_service_of(rt: Runtime) -> EtaService:
     """The engine's ETA service, or one that always serves the base ETA (no model configured)."""
-    predictor = getattr(rt.engine, "predictor", None)
+    predictor = rt.core.engine.predictor if rt.core is not None else None
     if isinstance(predictor, ServiceLegPredictor):
         return predictor.service
     return EtaService(

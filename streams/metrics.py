@@ -116,6 +116,21 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )
+        self.internal_errors = Counter(
+            "dispatchflow_internal_errors",
+            "Records whose handling raised an unexpected error; each went to its dead-letter"
+            " topic with reason internal_error and the worker went on, per topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.suspect_records = Counter(
+            "dispatchflow_suspect_records",
+            "Records that were being handled when an earlier worker process died, by outcome:"
+            " handled (under the strictest guard) or dead_lettered (unhandled after repeated"
+            " deaths).",
+            ["outcome"],
+            registry=r,
+        )
         self.agent_crashes = Counter(
             "dispatchflow_agent_crashes",
             "Agents that raised an unexpected error (the worker then stops).",

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.positions import decode_position_batch
+from contracts.positions import PositionBatchError, decode_position_batch
 from dispatch.live.positions import PositionStore
 from streams.offsets import offset_bounds
 
@@ -117,7 +117,14 @@ async def _read_to_end(
         batches = await consumer.getmany(*pending, timeout_ms=500)
         for tp, records in batches.items():
             for record in records:
-                batch = decode_position_batch(record.value)
+                try:
+                    batch = decode_position_batch(record.value or b"")
+                except PositionBatchError as exc:
+                    # Dead-lettered when the positions agent first read it; skipped here.
+                    logger.debug(
+                        "skipped %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc
+                    )
+                    continue
                 if batch.left:
                     store.apply_left(tp.partition, record.offset, batch.shard, batch.fixes)
                 else:

@@ -25,7 +25,7 @@ class ProducibleRecord(Protocol):
     def key(self) -> bytes | None: ...  # noqa: D102
 
     @property
-    def value(self) -> bytes: ...  # noqa: D102
+    def value(self) -> bytes | None: ...  # noqa: D102
 
     @property
     def ts_ms(self) -> int: ...  # noqa: D102
@@ -37,8 +37,13 @@ async def produce_records(
     linger_ms: int = 5,
     headers: Sequence[tuple[str, bytes]] | None = None,
 ) -> int:
-    """Send every record (key, value, timestamp) and wait until all are acknowledged."""
-    producer = AIOKafkaProducer(**client_kwargs, linger_ms=linger_ms, acks="all")
+    """Send every record (key, value, timestamp) and wait until all are acknowledged.
+
+    A record with a `headers` attribute is sent with those headers, others with `headers`.
+    """
+    producer = AIOKafkaProducer(
+        **client_kwargs, linger_ms=linger_ms, acks="all", max_request_size=1_048_576 + 4_096
+    )
     await producer.start()
     sent = 0
     try:
@@ -50,7 +55,7 @@ async def produce_records(
                     value=record.value,
                     key=record.key,
                     timestamp_ms=record.ts_ms,
-                    headers=list(headers) if headers else None,
+                    headers=list(getattr(record, "headers", None) or headers or ()) or None,
                 )
             )
             sent += 1

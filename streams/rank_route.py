@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 
 from contracts.geo import shard_of
+from contracts.partitioning import partition_for_key
 from dispatch.engine import RankedCourier
 from dispatch.live.engine import ShardEngine
-from streams.partitioning import partition_for_key
 
 MAX_RANK_BODY_BYTES = 4096
 MAX_K = 50

@@ -1,4 +1,12 @@
-"""What every agent of one worker shares: settings, topics, metrics, health, stores, sinks."""
+"""What every agent of one worker shares: settings, topics, metrics, health, the core, sinks.
+
+The agents in `streams.agents` are all the same loop (`Runtime.consume`): turn a Faust message
+into a `dispatch.live.worker.Record`, let the worker core handle it, carry out its effects
+(produce its outputs, dead-letter its rejections) and count. The core never raises for a bad
+record; what escapes is an error that makes the worker's state or its broker unusable, and it
+stops the worker (`guarded`). The in-flight log (`streams.inflight`) makes sure a record that was
+being handled when a worker died cannot stop it twice.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +18,28 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError
 
-from contracts.tracing import TRACEPARENT_HEADER, valid_traceparent
-from contracts.validation import EventRejected, IngressValidator, TimeBounds, default_rules
+from contracts.dead_letters import DeadLetter, DeadLetterLimits, encode_fix
+from contracts.rejections import EventRejected, PartRejected, RejectReason
+from contracts.topics import TopicsFile
+from dispatch.lifecycle import Source
 from dispatch.live.effects import Effects
-from dispatch.live.engine import ShardEngine
-from dispatch.live.positions import PositionStore
+from dispatch.live.worker import Record, WorkerCore
 from dispatchflow.settings import Settings
-from streams.dead_letters import DeadLetter, header_value
 from streams.health import Health
+from streams.inflight import MAX_ATTEMPTS, InFlightLog
 from streams.metrics import Metrics
-from streams.topics import TopicsFile
-
-if TYPE_CHECKING:
-    from streams.features_agent import FeatureFeed
 
 logger = logging.getLogger(__name__)
 
 AgentFun = Callable[[Any], Awaitable[None]]
+#: The worker's agents, each with its slot in the in-flight log.
+AGENTS = ("shard", "pings", "positions", "courier_directory")
 
 
 def record_ts_ms(message: Any) -> int | None:
@@ -40,6 +48,22 @@ def record_ts_ms(message: Any) -> int | None:
     if ts is None or ts < 0:
         return None
     return round(float(ts) * 1000)
+
+
+def record_of(message: Any) -> Record:
+    """A Faust message as the worker core takes it."""
+    raw = message.headers or ()
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in items)
+    return Record(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        record_ts_ms(message),
+        headers,
+    )
 
 
 @dataclass
@@ -51,11 +75,9 @@ class Runtime:
     topics: TopicsFile
     metrics: Metrics
     health: Health
-    positions: PositionStore
-    validator: IngressValidator
     raw_topics: dict[str, faust.TopicT]
-    engine: ShardEngine | None = None
-    features: FeatureFeed | None = None
+    inflight: InFlightLog
+    core: WorkerCore | None = None
     progress: dict[tuple[str, int], int] = field(default_factory=dict)
     produced: dict[tuple[str, int], int] = field(default_factory=dict)
     sends_in_flight: int = 0
@@ -63,15 +85,6 @@ class Runtime:
     @classmethod
     def build(cls, app: faust.App, settings: Settings, topics: TopicsFile) -> Runtime:
         """Create the shared services for `app`."""
-        rules = default_rules({t.name: t.value_schemas for t in topics.inputs()})
-        validator = IngressValidator(
-            rules,
-            TimeBounds(
-                max_age_ms=int(settings.max_event_age_s * 1000),
-                max_lead_ms=int(settings.max_event_lead_s * 1000),
-            ),
-            settings.shard_precision,
-        )
         raw_topics = {
             t.name: app.topic(
                 t.name,
@@ -91,10 +104,14 @@ class Runtime:
             topics=topics,
             metrics=Metrics(),
             health=Health(),
-            positions=PositionStore(settings.datadir / "positions"),
-            validator=validator,
             raw_topics=raw_topics,
+            inflight=InFlightLog(settings.datadir / "inflight.bin", AGENTS),
         )
+
+    @property
+    def dead_letter_limits(self) -> DeadLetterLimits:
+        """Sizes a dead letter is cut to."""
+        return DeadLetterLimits(max_value_bytes=self.settings.dlq_max_value_bytes)
 
     def topic(self, *names: str) -> faust.TopicT:
         """A raw-bytes Faust topic over one or several declared topics."""
@@ -116,11 +133,12 @@ class Runtime:
             help=help_text,
         )
 
+    # ------------------------------------------------------------------ producing
     async def send(
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         *,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
@@ -142,81 +160,105 @@ class Runtime:
         key = (metadata.topic, metadata.partition)
         self.produced[key] = max(self.produced.get(key, 0), int(metadata.offset) + 1)
 
-    async def dead_letter(self, letter: DeadLetter) -> None:
-        """Send a dead letter to its topic (same partition as its source) and count it."""
+    async def dead_letter(self, source: Source, error: EventRejected) -> None:
+        """Send `source`'s record (or its rejected part) to its dead-letter topic; count it."""
+        value, encoding, index = source.value, None, None
+        if isinstance(error, PartRejected):
+            (value, encoding), index = encode_fix(error.part), error.index
+        letter = DeadLetter(
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            key=source.key,
+            value=value,
+            reason=error.reason.value,
+            message=error.message,
+            exception=error.exception,
+            index=index,
+            headers=source.headers,
+            value_encoding=encoding,
+        )
+        record = letter.record(self.dead_letter_limits)
         await self.send(
-            letter.topic,
-            letter.key,
-            letter.value if letter.value is not None else b"",
-            partition=letter.source_partition,
-            headers=letter.headers(),
+            record.topic,
+            record.key,
+            record.value,
+            partition=record.partition,
+            headers=record.headers,
         )
-        self.metrics.dead_letters.labels(letter.source_topic, letter.reason).inc()
-        logger.debug(
-            "dead letter from %s[%d]@%d: %s: %s",
-            letter.source_topic,
-            letter.source_partition,
-            letter.source_offset,
-            letter.reason,
-            letter.message,
-        )
+        self.metrics.dead_letters.labels(source.topic, error.reason.value).inc()
 
-    async def apply(self, effects: Effects) -> None:
-        """Produce a handler's outputs and dead-letter its rejections, in order."""
+    async def apply(self, effects: Effects, record: Record) -> None:
+        """Produce a handler's outputs and dead-letter its rejections, in order.
+
+        An output too large for the producer (no valid input can cause one) is not sent: the
+        record that caused it becomes an `internal_error` dead letter instead.
+        """
         for output in effects.outputs:
             value = output.value if isinstance(output.value, bytes) else orjson.dumps(output.value)
-            headers = (
-                [(TRACEPARENT_HEADER, output.traceparent.encode())] if output.traceparent else None
-            )
-            await self.send(
-                output.topic, output.key, value, partition=output.partition, headers=headers
-            )
-        for source, error in effects.rejections:
-            await self.dead_letter(
-                DeadLetter(
-                    source_topic=source.topic,
-                    source_partition=source.partition,
-                    source_offset=source.offset,
-                    key=source.key,
-                    value=source.value,
-                    reason=error.reason.value,
-                    message=error.message,
-                    exception=type(error).__name__,
-                    traceparent=source.traceparent.encode() if source.traceparent else None,
+            headers = [("traceparent", output.traceparent.encode())] if output.traceparent else None
+            try:
+                await self.send(
+                    output.topic, output.key, value, partition=output.partition, headers=headers
                 )
-            )
+            except MessageSizeTooLargeError as exc:
+                message = f"{output.topic} output of {len(value)} bytes is too large: {exc}"
+                logger.error("record %s: %s", record.where, message)
+                self.metrics.internal_errors.labels(record.topic).inc()
+                error = EventRejected(
+                    RejectReason.INTERNAL_ERROR, message, exception=type(exc).__name__
+                )
+                await self.dead_letter(_source_of(record), error)
+        for source, error in effects.rejections:
+            await self.dead_letter(source, error)
 
-    async def reject(self, message: Any, error: EventRejected) -> None:
-        """Dead-letter a whole input record for `error` (its trace context header kept as is)."""
-        raw = header_value(message.headers, TRACEPARENT_HEADER)
-        await self.dead_letter(
-            DeadLetter(
-                source_topic=message.topic,
-                source_partition=message.partition,
-                source_offset=message.offset,
-                key=message.key,
-                value=message.value,
-                reason=error.reason.value,
-                message=error.message,
-                exception=type(error).__name__,
-                traceparent=raw.encode() if raw is not None else None,
-            )
-        )
+    # ------------------------------------------------------------------ consuming
+    async def consume(self, agent: str, stream: Any) -> None:
+        """The body of every agent: each record through the core, its effects carried out.
 
-    def trace_context(self, message: Any) -> str | None:
-        """The record's `traceparent` header if it is a valid W3C trace context, else None.
-
-        A malformed header is counted (`dispatchflow_trace_contexts_invalid_total`) and
-        ignored: the record itself is still handled.
+        A record is acknowledged (its offset may be committed) only once its effects are sent;
+        an error escaping here stops the worker with the record unacknowledged, so it is read
+        again after the restart, then as a suspect (`streams.inflight`).
         """
-        raw = header_value(message.headers, TRACEPARENT_HEADER)
-        trace = valid_traceparent(raw)
-        if raw is not None and trace is None:
-            self.metrics.trace_contexts_invalid.labels(message.topic).inc()
-        return trace
+        core = self.core
+        if core is None:
+            msg = "the worker core is not built"
+            raise RuntimeError(msg)
+        inflight = self.inflight
+        # Acks are manual: Faust acks an event when the agent's body raises too, and the record
+        # that stopped the worker would then be committed and skipped after a restart.
+        manual = stream.noack()
+        async for event in manual.events():
+            started = time.perf_counter()
+            message = event.message
+            record = record_of(message)
+            suspect = inflight.suspect(record.topic, record.partition, record.offset)
+            attempts = 0 if suspect is None else suspect.attempts + 1
+            inflight.begin(agent, record.topic, record.partition, record.offset, attempts)
+            if suspect is not None and suspect.attempts >= MAX_ATTEMPTS:
+                await self._give_up(record, suspect.attempts)
+            else:
+                effects = core.handle(record, last_chance=suspect is not None)
+                await self.apply(effects, record)
+                if suspect is not None:
+                    self.metrics.suspect_records.labels("handled").inc()
+            if suspect is not None:
+                inflight.forget(record.topic, record.partition, record.offset)
+            inflight.done(agent)
+            await manual.ack(event)
+            self.processed(message)
+            self.observe(agent, record.topic, started)
+
+    async def _give_up(self, record: Record, attempts: int) -> None:
+        """Dead-letter a record that was in flight at `attempts` deaths, without handling it."""
+        message = f"the worker died {attempts} times while handling this record"
+        logger.error("record %s dead-lettered unhandled: %s", record.where, message)
+        self.metrics.suspect_records.labels("dead_lettered").inc()
+        error = EventRejected(RejectReason.INTERNAL_ERROR, message, exception="WorkerDied")
+        await self.dead_letter(_source_of(record), error)
 
     def guarded(self, name: str) -> Callable[[AgentFun], AgentFun]:
-        """Wrap an agent so that an unexpected error marks the worker unhealthy and stops it."""
+        """Wrap an agent so that an error escaping it marks the worker unhealthy and stops it."""
 
         def decorate(fun: AgentFun) -> AgentFun:
             @functools.wraps(fun)
@@ -243,12 +285,22 @@ class Runtime:
         """Forget what was handled (a rebalance restarts every stream at its committed offset)."""
         self.progress.clear()
 
-    def observe(self, agent: str, topic: str, started_s: float, event_ts_ms: int | None) -> None:
+    def observe(self, agent: str, topic: str, started_s: float) -> None:
         """Count one processed record of `topic` by `agent` that started at `started_s`."""
         self.metrics.processing_seconds.labels(agent).observe(time.perf_counter() - started_s)
         self.metrics.events_consumed.labels(topic).inc()
-        if event_ts_ms is not None:
-            self.metrics.last_event_time.labels(topic).set(event_ts_ms / 1000)
+
+
+def _source_of(record: Record) -> Source:
+    """The source of a record as a dead letter needs it (its trace context kept in headers)."""
+    return Source(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        headers=record.headers,
+    )
 
 
 #: Exit status of a worker whose graceful stop after a crash did not finish in time.

@@ -19,9 +19,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.dead_letters import header_value
 from contracts.tracing import TRACEPARENT_HEADER
 from simulators.city.protocol import SimRecord
-from streams.dead_letters import header_value
 from streams.offsets import exact_end_offsets, raise_to_committed
 from streams.produce import read_progress
 

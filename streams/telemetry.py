@@ -1,4 +1,4 @@
-"""The engine's telemetry as Prometheus metrics (base units, our own registry)."""
+"""The worker core's telemetry as Prometheus metrics (base units, our own registry)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from streams.metrics import Metrics
 
 
 class PrometheusTelemetry:
-    """Implements `dispatch.live.engine.Telemetry` with metrics registered on `metrics`."""
+    """Implements `dispatch.live.worker.WorkerTelemetry` with metrics on `metrics`."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
         r = metrics.registry
         self.tick_seconds = Histogram(
             "dispatchflow_tick_duration_seconds",
@@ -85,3 +86,32 @@ class PrometheusTelemetry:
         self.eta_labels.labels("true" if covered_p90 else "false").inc()
         if fallback:
             self.eta_fallbacks.inc()
+
+    def pings(self, count: int) -> None:
+        """Record valid fixes."""
+        self.metrics.pings.inc(count)
+
+    def positions(self, applied: int, tracked: int) -> None:
+        """Record fixes applied to the position store and the couriers it tracks."""
+        self.metrics.positions_applied.inc(applied)
+        self.metrics.couriers_tracked.set(tracked)
+
+    def handoffs(self, count: int) -> None:
+        """Record couriers that changed shard."""
+        self.metrics.handoffs.inc(count)
+
+    def tick_interval(self, seconds: float) -> None:
+        """Record the wall time between two ticks of a shard."""
+        self.metrics.tick_interval_seconds.observe(seconds)
+
+    def internal_error(self, topic: str) -> None:
+        """Record a record dead-lettered for an unexpected error."""
+        self.metrics.internal_errors.labels(topic).inc()
+
+    def trace_context_invalid(self, topic: str) -> None:
+        """Record a malformed trace context header."""
+        self.metrics.trace_contexts_invalid.labels(topic).inc()
+
+    def event_time(self, topic: str, ts_ms: int) -> None:
+        """Record the event time of the newest record handled of `topic`."""
+        self.metrics.last_event_time.labels(topic).set(ts_ms / 1000)

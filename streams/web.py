@@ -65,7 +65,8 @@ def state_snapshot(rt: Runtime, detail: bool) -> dict[str, Any]:
         }
     positions: dict[str, Any] = {}
     newest: dict[str, Position] = {}
-    for position in rt.positions:
+    store = rt.core.positions if rt.core is not None else ()
+    for position in store:
         known = newest.get(position.courier_id)
         if known is None or position.ts_ms > known.ts_ms:
             newest[position.courier_id] = position
@@ -142,12 +143,12 @@ def register_rank_route(rt: Runtime) -> None:
     shard_partitions = rt.topics["order_events"].partitions
 
     def refuse() -> tuple[int, bytes] | None:
-        return (503, b'{"error":"dispatch engine not running"}') if rt.engine is None else None
+        return (503, b'{"error":"dispatch engine not running"}') if rt.core is None else None
 
     def answer(body: bytes) -> tuple[int, bytes]:
-        assert rt.engine is not None  # noqa: S101 - `refuse` answers first otherwise
+        assert rt.core is not None  # noqa: S101 - `refuse` answers first otherwise
         return handle_rank(
-            rt.engine,
+            rt.core.engine,
             body,
             shard_precision=rt.settings.shard_precision,
             shard_partitions=shard_partitions,

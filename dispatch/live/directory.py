@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.geo import shard_of
+from contracts.rejections import EventRejected
 from contracts.schemas import SCHEMA_VERSION
-from contracts.validation import Event, EventRejected
+from contracts.validation import Event
 from dispatch.lifecycle import AlreadyApplied, CourierState, Source, apply_courier_event
 from dispatch.live.effects import Effects
 from dispatch.live.kv import KV

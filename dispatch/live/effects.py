@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.validation import EventRejected
+from contracts.rejections import EventRejected
 from dispatch.lifecycle import Source
 
 

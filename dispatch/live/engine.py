@@ -37,12 +37,14 @@ import numpy as np
 from contracts.geo import decode_center, encode_many, project_m
 from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
+from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import SCHEMA_VERSION
 from contracts.tracing import trace_header_for
-from contracts.validation import Event, EventRejected, RejectReason
+from contracts.validation import Event
 from dispatch.decisions import Assignment, Decisions
 from dispatch.engine import RankedCourier, decide, rank
 from dispatch.lifecycle import (
+    MAX_ORDER_EVENTS,
     AlreadyApplied,
     OrderEvent,
     OrderState,
@@ -377,7 +379,7 @@ class ShardEngine:
         except EventRejected as exc:
             if exc.reason is not RejectReason.UNKNOWN_ID:
                 raise
-            self._park(event, source)
+            self._park(event, source, effects)
             self._expire_orphans(partition, effects)
             return effects
         if update.rejected is not None:
@@ -399,12 +401,16 @@ class ShardEngine:
             if event.source is not None:
                 effects.reject(event.source, error)
 
-    def _park(self, event: Event, source: Source) -> None:
+    def _park(self, event: Event, source: Source, effects: Effects) -> None:
         order_id = str(event["order_id"])
         current = self.stores.orphans.get(order_id) or Orphans(
             order_id, source.partition, int(event["ts_ms"]), ()
         )
         if any(source.same_record(r.source) for r in current.records):
+            return
+        if len(current.records) >= MAX_ORDER_EVENTS:
+            message = f"{MAX_ORDER_EVENTS} events already wait for order {order_id!r}"
+            effects.reject(source, EventRejected(RejectReason.TOO_MANY_EVENTS, message))
             return
         updated = current.add(ParkedRecord(event, source))
         self.stores.orphans.put(order_id, updated)
@@ -1461,7 +1467,11 @@ def _apply_control(policy: Policy, control: ShardControl) -> Policy:
     if control.max_detour_s is not None:
         changes["max_detour_s"] = control.max_detour_s
     known = {f for f in policy.__dataclass_fields__ if f.startswith("w_")}
-    changes.update({k: v for k, v in control.weights.items() if k in known})
+    unknown = sorted(set(control.weights) - known)
+    if unknown:
+        names = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise PolicyError(f"unknown weights {names} (known: {', '.join(sorted(known))})")
+    changes.update(control.weights)
     return policy.replace(**changes)
 
 

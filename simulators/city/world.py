@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from contracts.validation import EventRejected, validate_schema
+from contracts.rejections import EventRejected
+from contracts.validation import validate_schema
 from simulators.city.config import CityConfig
 from simulators.city.courier_app import accept_probability, response_delay_ms
 from simulators.city.events import event, make_id, point, record

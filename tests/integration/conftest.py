@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
+from contracts.topics import load_topics
 from dispatchflow.settings import Settings
 from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
-from simulators.synthetic import Record
 from streams.broker import EmbeddedBroker
 from streams.dead_letter_report import read_dead_letters
 from streams.demo import CONSUMED_TOPICS, embedded_settings
 from streams.kafka_config import aiokafka_kwargs
-from streams.produce import produce_records, wait_processed
+from streams.produce import ProducibleRecord, produce_records, wait_processed
 from streams.reading import read_topics
-from streams.topics import TopicAdmin, load_topics
+from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
 
 #: Set to host:port to run the session-scoped tests against another Kafka-compatible broker.
@@ -78,7 +78,7 @@ class Cluster:
         self.workers.append(worker)
         return worker.start(ready_timeout_s=90)
 
-    def produce(self, records: Sequence[Record]) -> None:
+    def produce(self, records: Sequence[ProducibleRecord]) -> None:
         """Produce records and wait for their acknowledgement."""
         asyncio.run(produce_records(self.client, records))
 
@@ -86,7 +86,9 @@ class Cluster:
         self, topics: Sequence[str] = CONSUMED_TOPICS, timeout_s: float = 90
     ) -> None:
         """Wait until every record of `topics` is handled by the running workers (or committed)."""
-        running = [w.url for w in self.workers if w.process is not None]
+        running = [
+            w.url for w in self.workers if w.process is not None and w.process.poll() is None
+        ]
         asyncio.run(wait_processed(self.client, self.app_id, running, topics, timeout_s=timeout_s))
 
     def online_features(self) -> dict[bytes, bytes]:
@@ -103,7 +105,7 @@ class Cluster:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter of every input topic so far."""
-        dlq = [t.dead_letter for t in load_topics(app_id=self.app_id).inputs() if t.dead_letter]
+        dlq = load_topics(app_id=self.app_id).dead_letter_topics()
         return asyncio.run(read_dead_letters(self.client, dlq))
 
 

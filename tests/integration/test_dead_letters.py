@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from contracts.dead_letters import OFFSET_HEADER, PARTITION_HEADER, REASON_HEADER, TOPIC_HEADER
 from contracts.geo import shard_of
 from simulators.synthetic import Record
-from streams.dead_letters import OFFSET_HEADER, PARTITION_HEADER, REASON_HEADER, TOPIC_HEADER
 from tests.integration.conftest import Cluster
 
 T0 = 1_795_000_000_000

@@ -62,7 +62,14 @@ def online(courier_id: str, ts_ms: int, dlat: float = 0.0) -> list[SimRecord]:
                 vehicle="bike",
             ),
         ),
-        rec("courier_pings", "gw", ev("courier_ping_batch", ts_ms, pings=[fix])),
+        rec(
+            "courier_pings",
+            "gw",
+            {
+                **ev("courier_ping_batch", ts_ms, pings=[fix]),
+                "event_id": f"pings-{courier_id}-{ts_ms}",
+            },
+        ),
     ]
 
 

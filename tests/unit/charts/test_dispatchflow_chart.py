@@ -11,11 +11,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.cli import build_parser
 from dispatchflow.settings import ENV_PREFIX, Settings
 from streams.metrics import Metrics
 from streams.telemetry import PrometheusTelemetry
-from streams.topics import DEFAULT_TOPICS_FILE, load_topics
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "dispatchflow"
 KUBERNETES_VERSION = "1.30.0"

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.pings import decode_pings
+from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator
-from contracts.validation import EventRejected, RejectReason, TimeBounds
+from contracts.validation import TimeBounds
 
 NOW_MS = 1_795_000_000_000
 BOUNDS = TimeBounds(max_age_ms=3_600_000, max_lead_ms=60_000)

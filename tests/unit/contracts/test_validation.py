@@ -2,13 +2,8 @@ import orjson
 import pytest
 
 from contracts.geo import shard_of
-from contracts.validation import (
-    EventRejected,
-    IngressValidator,
-    RejectReason,
-    TimeBounds,
-    default_rules,
-)
+from contracts.rejections import EventRejected, RejectReason
+from contracts.validation import IngressValidator, TimeBounds, default_rules
 
 NOW_MS = 1_795_000_000_000
 SHARD = shard_of(40.758, -73.9855, 4)

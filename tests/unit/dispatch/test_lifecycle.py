@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.validation import EventRejected, RejectReason
+from contracts.rejections import EventRejected, RejectReason
 from dispatch.lifecycle import (
     AlreadyApplied,
     CourierStatus,

@@ -2,9 +2,9 @@ from collections import Counter
 
 import pytest
 
+from contracts.topics import load_topics
 from contracts.validation import IngressValidator, TimeBounds, default_rules
 from simulators.synthetic import CityConfig, SyntheticCity
-from streams.topics import load_topics
 
 SMALL = CityConfig(n_couriers=20, n_orders=40, duration_s=300)
 

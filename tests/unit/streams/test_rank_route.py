@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from contracts.geo import shard_of
-from streams.partitioning import partition_for_key
+from contracts.partitioning import partition_for_key
 from streams.rank_route import MAX_RANK_BODY_BYTES, handle_rank
 from tests.unit.dispatch.live.shard_world import LAT, LON, PRECISION, SHARD, T0, World, offset
 

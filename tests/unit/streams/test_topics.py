@@ -2,13 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.topics import (
-    COPARTITION_KEYS,
-    TopicsFileError,
-    effective_configs,
-    load_topics,
-    rule_violations,
-)
+from contracts.topics import COPARTITION_KEYS, TopicsFileError, load_topics, rule_violations
+from streams.topics import effective_configs
 
 EXPECTED_INPUTS = {
     "order_events",

@@ -20,7 +20,8 @@ import orjson
 
 from contracts.geo import shard_of
 from contracts.pings import PingColumns
-from contracts.validation import EventRejected, validate_schema
+from contracts.rejections import EventRejected
+from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, OrderState, Source
 from dispatch.live.directory import STATE_UPDATES_TOPIC, CourierDirectory
 from dispatch.live.effects import Effects, Output

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from contracts.geo import shard_of
-from contracts.validation import RejectReason, validate_schema
+from contracts.rejections import RejectReason
+from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, Source
 from dispatch.live.directory import HANDOFFS_TOPIC, STATE_UPDATES_TOPIC, CourierDirectory
 from dispatch.live.effects import Effects

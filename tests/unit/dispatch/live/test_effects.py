@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.validation import EventRejected, RejectReason
+from contracts.rejections import EventRejected, RejectReason
 from dispatch.lifecycle import Source
 from dispatch.live.effects import Effects, Output
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from contracts.validation import RejectReason, validate_schema
+from contracts.rejections import RejectReason
+from contracts.validation import validate_schema
 from dispatch.live.engine import EngineConfig, ShardEngine
 from dispatch.live.eta import StraightLinePredictor
 from dispatch.live.records import DecisionStatus, Phase
@@ -580,11 +581,12 @@ def test_control_flags_change_the_policy_in_force(world: World) -> None:
     assert version == f"{world.engine.config.policy.name}+ops-2"
 
 
-def test_unknown_control_weights_are_ignored(world: World) -> None:
-    """Weights that are not policy weights do not change the policy."""
+def test_a_control_naming_an_unknown_weight_is_refused(world: World) -> None:
+    """A weight that is not a policy weight makes the control a dead letter; nothing changes."""
     base, _ = world.engine.policy_for(SHARD)
-    world.control(T0, "ops-2", weights={"w_nonexistent": 9.0, "max_pairs": 1.0})
+    effects = world.control(T0, "ops-2", weights={"w_nonexistent": 9.0, "w_late": 2.0})
     policy, _ = world.engine.policy_for(SHARD)
+    assert [e.reason for _, e in effects.rejections] == [RejectReason.SCHEMA_INVALID]
     assert policy == base
 
 

@@ -2,9 +2,9 @@ import re
 
 import pytest
 
+from contracts.topics import load_topics
 from contracts.tracing import parse_traceparent
 from simulators.city.events import TOPIC_OF, event, make_id, record
-from streams.topics import load_topics
 
 ID = re.compile(r"^[A-Za-z0-9_.:@-]+$")
 

@@ -1,8 +1,8 @@
 import pytest
 
+from contracts.topics import load_topics
 from contracts.validation import validate_schema
 from simulators.city import compute_kpis, lunch_rush, run_simulation
-from streams.topics import load_topics
 from tests.unit.simulators.city.nearest_idle import NearestIdleDispatch
 
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from contracts.topics import load_topics
 from contracts.validation import validate_schema
 from simulators.city.config import AppConfig, CustomerConfig
 from simulators.city.protocol import SimRecord
 from simulators.city.scenario import CourierPlan, OrderPlan
 from simulators.city.world import CityWorld, SimulationError
-from streams.topics import load_topics
 from tests.unit.simulators.city.conftest import Run, small_config
 
 # ---------------------------------------------------------------------- a hand-driven world

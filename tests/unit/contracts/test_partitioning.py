@@ -2,7 +2,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.partitioning import partition_for_key
+from contracts.partitioning import partition_for_key
 
 
 @given(st.binary(min_size=1, max_size=40), st.integers(1, 64))

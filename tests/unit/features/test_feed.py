@@ -3,8 +3,8 @@ from typing import Any
 import numpy as np
 
 from contracts.pings import PingColumns
+from features.feed import FeatureFeed
 from features.store import ENTITY
-from streams.features_agent import FeatureFeed
 
 HOUR_MS = 3_600_000
 

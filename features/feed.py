@@ -1,27 +1,26 @@
-"""The online feature store in a Faust table, fed by the shard agent's accepted events.
+"""The online feature store fed by a worker: accepted events at once, pings in bulk.
 
-The shard agent calls `FeatureFeed.on_event` right after it accepts an event of `order_events`,
-`merchant_ready`, `delivery_events` or `assignment_responses` (and for the events that were
-parked waiting for an order, when they are accepted with it), inside the same stream iteration,
-so each table write goes to the changelog partition of that event. Every key is scoped to that
-partition (`p<partition>|...`): one partition's keys are written only while iterating it, and
-the city and global priors are per partition, as is a courier's acceptance rate (the answers it
-gave to offers of that partition's shards).
+The worker core calls `FeatureFeed.on_event` right after it accepts an event of
+`order_events`, `merchant_ready`, `delivery_events` or `assignment_responses` (and for the
+events that were parked waiting for an order, when they are accepted with it), inside the same
+stream iteration, so each table write goes to the changelog partition of that event. Every key
+is scoped to that partition (`p<partition>|...`): one partition's keys are written only while
+iterating it, and the city and global priors are per partition, as is a courier's acceptance
+rate (the answers it gave to offers of that partition's shards).
 
 Courier pings feed the zone features (supply and observed speed, with their city and global
-priors) through `on_pings`, which the positions agent calls with each batch it applies (already
-grouped by shard, so in the partition of that shard). They are buffered per partition and
-applied in bulk (`features.pings`) once `ping_features_flush_s` seconds have passed since the
-partition's last flush, or its buffer holds `max_buffered_pings`; a tick of the partition also
-flushes a due buffer, so a quiet partition's pings do not wait for the next ping. The cadence
-is wall time so that the table writes stay bounded when a backlog drains; the values are event
-time. A crash or a rebalance loses at most one flush interval of pings from these features
-(supply refills with the next ping of each courier; speed is a one-hour mean). The courier's
-30-day speed is not fed online: it would cost a table write per courier and flush.
+priors) through `on_pings`, called with each batch of positions applied (already grouped by
+shard, so in the partition of that shard). They are buffered per partition and applied in bulk
+(`features.pings`) once `ping_features_flush_s` seconds have passed since the partition's last
+flush, or its buffer holds `max_buffered_pings`; a tick of the partition also flushes a due
+buffer, so a quiet partition's pings do not wait for the next ping. The cadence is wall time so
+that the table writes stay bounded when a backlog drains; the values are event time. A crash or
+a rebalance loses at most one flush interval of pings from these features (supply refills with
+the next ping of each courier; speed is a one-hour mean). The courier's 30-day speed is not fed
+online: it would cost a table write per courier and flush.
 
-Events too old for a feature's window are counted in `dispatchflow_feature_events_late_total`
-(feature, level); an accepted event whose feature update is refused is logged and counted in
-`dispatchflow_feature_updates_rejected_total` (type).
+Events too old for a feature's window are reported to `on_late` (feature, level); an accepted
+event whose feature update is refused is logged and reported to `on_rejected` (type).
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from features.events import EventError
 from features.from_contracts import MerchantOf, to_feature_event
 from features.pings import PingBatch, apply_pings
 from features.store import LateCallback, OnlineFeatureStore
-from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -194,24 +192,3 @@ class _PingBuffer:
     since_s: float
     batches: list[PingBatch] = field(default_factory=list)
     count: int = 0
-
-
-def register(rt: Runtime) -> FeatureFeed:
-    """Attach the online feature table; return the feed the shard and positions agents call."""
-    partitions = rt.topics["order_events"].partitions
-    table = rt.table(
-        FEATURES_TABLE, partitions, "Online feature state, keyed by partition and feature key."
-    )
-    metrics = rt.metrics
-
-    def flushed(pings: int, seconds: float) -> None:
-        metrics.feature_pings.inc(pings)
-        metrics.feature_ping_flush_seconds.observe(seconds)
-
-    return FeatureFeed(
-        table,
-        on_late=lambda feature, level: metrics.feature_events_late.labels(feature, level).inc(),
-        on_rejected=lambda kind: metrics.feature_updates_rejected.labels(kind).inc(),
-        ping_flush_s=rt.settings.ping_features_flush_s,
-        on_flush=flushed,
-    )
