@@ -230,6 +230,9 @@ def register(registry: CommandRegistry) -> None:
         "--report-dir", help="where to write the report (default: demo-output/<UTC time>)"
     )
     demo.add_argument("--report-json", help="also write the KPIs as JSON to this file")
+    demo.add_argument(
+        "--no-ops", dest="ops", action="store_false", help="do not start the ops console"
+    )
 
     check = registry.add(
         "check",
