@@ -116,13 +116,15 @@ def base_policy(name: str) -> Policy | None:
         return None
 
 
-def policy_of_version(
+def weights_of_version(
     policy_version: str, shard: str, controls: Sequence[Control]
-) -> Policy | None:
-    """The policy a decision's `policy_version` names, or None when some part is unknown.
+) -> dict[str, float] | None:
+    """The cost weights (`w_*` fields) a decision's `policy_version` names, None if unknown.
 
     A worker names its policy `base+control+control`: the base policy, then the version of the
-    `*` control and of the shard's own control, in that order (as `policy_for` applies them).
+    `*` control and of the shard's own control, in that order (as the engine applies them).
+    Only the weights are taken: a worker may change flags of its base policy that the name
+    does not tell (it turns repositioning off), but no weight.
     """
     base, *versions = policy_version.split("+")
     policy = base_policy(base)
@@ -138,10 +140,16 @@ def policy_of_version(
             policy = match.apply(policy)
         except PolicyError:
             return None
-    return policy
+    return {
+        f.name: float(getattr(policy, f.name))
+        for f in dataclasses.fields(policy)
+        if f.name.startswith("w_")
+    }
 
 
-def term_rows(terms: Mapping[str, float], policy: Policy | None) -> list[dict[str, Any]]:
+def term_rows(
+    terms: Mapping[str, float], weights: Mapping[str, float] | None
+) -> list[dict[str, Any]]:
     """One row per term, in the engine's order (unknown names last), with its quantity if known.
 
     Each row: `name`, `label`, `meaning`, `cost_min` (the weighted term), `unit`, `weight` and
@@ -151,11 +159,7 @@ def term_rows(terms: Mapping[str, float], policy: Policy | None) -> list[dict[st
     rows = []
     for name in names:
         info = TERMS.get(name)
-        weight = (
-            float(getattr(policy, info.weight_field))
-            if info is not None and policy is not None
-            else None
-        )
+        weight = weights.get(info.weight_field) if info is not None and weights else None
         cost_min = float(terms[name])
         rows.append(
             {

@@ -15,7 +15,7 @@ import numpy as np
 
 from console.model import OpsModel
 from console.orders import Decision, OrderSummary
-from console.terms import ROUNDING_TOLERANCE_MIN, Control, policy_of_version, term_rows
+from console.terms import ROUNDING_TOLERANCE_MIN, Control, term_rows, weights_of_version
 from contracts.geo import project_m
 
 #: Live order states in which a courier carries or is about to carry the order.
@@ -95,8 +95,8 @@ def decision_row(decision: Decision, order_id: str, controls: Sequence[Control])
         return row
     explanation = event["explanation"]
     terms = {str(k): float(v) for k, v in explanation["terms"].items()}
-    policy = policy_of_version(str(event["policy_version"]), str(event["shard"]), controls)
-    rows = term_rows(terms, policy)
+    weights = weights_of_version(str(event["policy_version"]), str(event["shard"]), controls)
+    rows = term_rows(terms, weights)
     eta = (event.get("etas") or {}).get(order_id)
     cost_min = float(event["cost"])
     runner_up_cost = explanation.get("runner_up_cost")
@@ -105,7 +105,7 @@ def decision_row(decision: Decision, order_id: str, controls: Sequence[Control])
         terms=rows,
         terms_sum_min=round(sum(r["cost_min"] for r in rows), 6),
         rounding_tolerance_min=ROUNDING_TOLERANCE_MIN,
-        weights_known=policy is not None,
+        weights_known=weights is not None,
         runner_up_courier_id=explanation.get("runner_up_courier_id"),
         runner_up_cost_min=runner_up_cost,
         runner_up_margin_min=None
