@@ -231,7 +231,10 @@ def register(registry: CommandRegistry) -> None:
     )
     demo.add_argument("--report-json", help="also write the KPIs as JSON to this file")
     demo.add_argument(
-        "--no-ops", dest="ops", action="store_false", help="do not start the ops console"
+        "--ops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the ops console beside the worker and print its URL",
     )
 
     check = registry.add(
