@@ -10,6 +10,14 @@ from dispatchflow.commands import CommandRegistry
 from dispatchflow.settings import ENV_PREFIX
 
 
+def _positive(text: str) -> float:
+    """A positive number (for argparse)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def _ops(args: argparse.Namespace) -> int:
     from console.exceptions import ExceptionRules
     from console.service import OpsOptions, StartError, run_console
@@ -67,19 +75,19 @@ def register(registry: CommandRegistry) -> None:
     )
     ops.add_argument(
         "--idle-far-m",
-        type=float,
+        type=_positive,
         default=2000.0,
         help="an idle courier farther than this many metres from any demand is an exception",
     )
     ops.add_argument(
         "--retention-min",
-        type=float,
+        type=_positive,
         default=180.0,
         help="minutes of event time ended orders and offline couriers stay in view",
     )
     ops.add_argument(
         "--broker-timeout-s",
-        type=float,
+        type=_positive,
         default=15.0,
         help="seconds to wait for the broker at start before giving up",
     )

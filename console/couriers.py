@@ -12,7 +12,7 @@ courier's epoch counts its shard changes); the position follows the newest fix t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -30,6 +30,8 @@ class CourierRecord:
         lon: newest known longitude, degrees.
         position_ts_ms: time of the newest fix (0: no fix yet).
         status_ts_ms: event time of the state update its status came from.
+        status_key: `(status_ts_ms, ts_ms)` of that update (a newer one replaces it).
+        place_key: `(epoch, ts_ms)` of the update its shard came from.
     """
 
     courier_id: str
@@ -41,15 +43,15 @@ class CourierRecord:
     lon: float | None = None
     position_ts_ms: int = 0
     status_ts_ms: int = 0
-    _status_key: tuple[int, int] = (-1, -1)
-    _place_key: tuple[int, int] = (-1, -1)
+    status_key: tuple[int, int] = field(default=(-1, -1), repr=False)
+    place_key: tuple[int, int] = field(default=(-1, -1), repr=False)
 
     def apply_update(self, event: Mapping[str, Any]) -> None:
         """Apply a `courier_state_update` if it is newer than what the fields came from."""
         ts_ms = int(event["ts_ms"])
         status_key = (int(event["status_ts_ms"]), ts_ms)
-        if status_key >= self._status_key:
-            self._status_key = status_key
+        if status_key >= self.status_key:
+            self.status_key = status_key
             self.status = str(event["status"])
             self.capacity = int(event["capacity"])
             self.vehicle = str(event["vehicle"])
@@ -57,8 +59,8 @@ class CourierRecord:
         place_key = (int(event.get("epoch") or 0), ts_ms)
         leaving = event["kind"] in ("left", "handover")
         shard = event.get("to_shard") if leaving else event["shard"]
-        if shard and place_key >= self._place_key:
-            self._place_key = place_key
+        if shard and place_key >= self.place_key:
+            self.place_key = place_key
             self.shard = str(shard)
 
     def apply_fix(self, lat: float, lon: float, ts_ms: int, shard: str) -> None:

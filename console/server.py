@@ -6,7 +6,7 @@ Routes (all `GET`, JSON unless said):
 | --- | --- |
 | `/` | the page (HTML) |
 | `/static/<file>` | its script and style sheet |
-| `/api/status` | clock, reader progress (caught up or not), workers scraped |
+| `/api/status` | clock, reader progress (caught up or not), records applied, workers |
 | `/api/orders[?state=S]` | known orders with their state (`S`: a state, or `live`) |
 | `/api/orders/<order_id>` | one order's decision history with cost terms (404 if unknown) |
 | `/api/couriers` | couriers with status, activity, load and position |
@@ -71,6 +71,7 @@ class Console:
             {
                 "clock_ts_ms": self.model.clock_ms,
                 "reader": await self.reader.status(),
+                "applied_by_topic": dict(sorted(self.model.records.items())),
                 "workers": [w.url for w in self.scraper.latest()],
             }
         )
