@@ -30,8 +30,10 @@ function termTable(decision) {
 }
 
 function proposalBody(d) {
+  const margin = d.runner_up_margin_min === 0 ? "a tie: the same cost"
+    : `${d.runner_up_margin_min > 0 ? "+" : ""}${num(d.runner_up_margin_min, 2)} min`;
   const runnerUp = d.runner_up_courier_id
-    ? `${d.runner_up_courier_id} at ${num(d.runner_up_cost_min, 2)} min (+${num(d.runner_up_margin_min, 2)} min)`
+    ? `${d.runner_up_courier_id} at ${num(d.runner_up_cost_min, 2)} min (${margin})`
     : "none (no other candidate)";
   return [
     termTable(d),
