@@ -19,11 +19,9 @@ from aiokafka import AIOKafkaProducer
 from console.process import OpsConsoleProcess
 from console.server import STATIC_DIR
 from console.terms import ROUNDING_TOLERANCE_MIN
-from dispatchflow.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.dead_letters import DeadLetter
-from streams.kafka_config import aiokafka_kwargs
-from streams.topics import TopicAdmin, load_topics
+from tests.integration.conftest import Cluster
 from tests.integration.polling import wait_for
 from tests.unit.console.events import (
     SHARD,
@@ -64,8 +62,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsConsoleProc
     """A console over a fresh broker holding a few orders, decisions and one dead letter."""
     workdir = tmp_path_factory.mktemp("ops-api")
     with EmbeddedBroker() as broker:
-        client = aiokafka_kwargs(Settings(broker_url=broker.bootstrap))
-        asyncio.run(TopicAdmin(client, replication=1).apply(load_topics().topics))
+        cluster = Cluster(broker.bootstrap, workdir)
+        cluster.apply_topics()
+        client = cluster.client
         ops = OpsConsoleProcess(broker.bootstrap, [], workdir / "ops.log").start()
         try:
             _events(

@@ -26,13 +26,10 @@ from contracts.positions import decode_position_batch
 from simulators.city import SimulationLog, compute_kpis, run_simulation, small_town
 from simulators.synthetic import Record
 from streams.broker import EmbeddedBroker
-from streams.demo import CONSUMED_TOPICS, embedded_settings
-from streams.kafka_config import aiokafka_kwargs
-from streams.produce import produce_records, wait_processed
+from streams.produce import produce_records
 from streams.reading import read_topics
 from streams.sim_dispatch import KafkaDispatch
-from streams.topics import TopicAdmin, load_topics
-from streams.worker_process import WorkerProcess
+from tests.integration.conftest import Cluster
 from tests.integration.polling import wait_for
 
 T = TypeVar("T")
@@ -89,30 +86,25 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     workdir = tmp_path_factory.mktemp("ops-browser")
     config = small_town(seed=7)
     with EmbeddedBroker() as broker:
-        settings = embedded_settings(
-            broker.bootstrap,
-            workdir / "data",
-            ticker_enabled=False,
-            tick_interval_s=float(config.tick_interval_s),
-        )
-        client = aiokafka_kwargs(settings)
-        asyncio.run(TopicAdmin(client, replication=1).apply(load_topics().topics))
-        with (
-            WorkerProcess(settings, workdir / "worker.log") as worker,
-            ops_console(True, broker.bootstrap, [worker.url], workdir / "ops.log") as ops,
-        ):
-            assert ops is not None
-            dispatch = KafkaDispatch(client, [worker.url])
-            try:
-                log = run_simulation(config, dispatch, progress=False)
-            finally:
-                dispatch.close()
-            end_ts_ms = max(r.ts_ms for r in log.outputs)
-            extra = _open_order(config.center_lat, config.center_lon, end_ts_ms)
-            asyncio.run(produce_records(client, [extra]))
-            asyncio.run(wait_processed(client, settings.app_id, [worker.url], CONSUMED_TOPICS, 60))
-            shard = extra.key.decode() if extra.key else ""
-            yield LiveRun(ops, client, log, shard, end_ts_ms, workdir)
+        cluster = Cluster(broker.bootstrap, workdir)
+        cluster.apply_topics()
+        worker = cluster.start_worker(tick_interval_s=float(config.tick_interval_s))
+        try:
+            with ops_console(True, broker.bootstrap, [worker.url], workdir / "ops.log") as ops:
+                assert ops is not None
+                dispatch = KafkaDispatch(cluster.client, [worker.url])
+                try:
+                    log = run_simulation(config, dispatch, progress=False)
+                finally:
+                    dispatch.close()
+                end_ts_ms = max(r.ts_ms for r in log.outputs)
+                extra = _open_order(config.center_lat, config.center_lon, end_ts_ms)
+                cluster.produce([extra])
+                cluster.wait_caught_up(timeout_s=60)
+                shard = extra.key.decode() if extra.key else ""
+                yield LiveRun(ops, cluster.client, log, shard, end_ts_ms, workdir)
+        finally:
+            worker.stop(timeout_s=20)
 
 
 @pytest.fixture(scope="module")
