@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
+# Debian's Chromium, for the ops console's browser test (Playwright drives it; no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch clean
+.PHONY: help venv browser demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -19,10 +22,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create or update the virtualenv in .venv
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+browser: $(CHROMIUM) ## install Debian's Chromium for the browser test, if it is missing
+
 demo: $(STAMP) ## run the main job on the embedded broker
 	$(BIN)/dispatchflow demo
 
-test: $(STAMP) lint ## lint, type-check and run the whole test suite (unit + integration on the embedded broker)
+test: $(STAMP) lint $(CHROMIUM) ## lint, type-check and run the whole test suite (unit + integration on the embedded broker)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy
@@ -33,7 +42,7 @@ lint: $(STAMP) ## ruff and mypy
 unit: $(STAMP) ## unit tests only
 	$(BIN)/python -m pytest -m "not integration"
 
-integration: $(STAMP) ## integration tests only (real broker)
+integration: $(STAMP) $(CHROMIUM) ## integration tests only (real broker; the ops console's in Chromium)
 	$(BIN)/python -m pytest -m integration
 
 fuzz: $(STAMP) ## the worker-core fuzz test with 50,000 generated records per topic

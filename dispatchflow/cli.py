@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models.cli",
     "simulators.cli",
     "dispatch.cli",
+    "console.cli",
 )
 
 

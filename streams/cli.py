@@ -224,6 +224,12 @@ def register(registry: CommandRegistry) -> None:
         "--report-dir", help="where to write the report (default: demo-output/<UTC time>)"
     )
     demo.add_argument("--report-json", help="also write the KPIs as JSON to this file")
+    demo.add_argument(
+        "--ops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the ops console beside the worker and print its URL",
+    )
 
     check = registry.add(
         "check",

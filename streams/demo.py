@@ -5,7 +5,7 @@ per dead-letter reason), runs the seeded city simulator against the worker throu
 simulator emits ticks in event time and plays the courier app), checks the decision invariants
 over the topics, prints the shard state, dead letters by reason and the KPI table, writes the
 report (KPIs as JSON and markdown, PNG plots) to a folder it names, and stops everything it
-started.
+started. The ops console (`dispatchflow ops`) runs beside the worker unless `--no-ops`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console.process import ops_console
 from contracts.geo import decode_center
 from contracts.topics import load_topics
 from dispatchflow.settings import BrokerKind, Settings
@@ -124,8 +125,13 @@ def run_demo(args: argparse.Namespace) -> int:
             topics = load_topics(app_id=settings.app_id)
             asyncio.run(TopicAdmin(client, replication=1).apply(topics.topics))
             print(f"[demo] created {len(topics.topics)} topics from topics.yaml")
-            with WorkerProcess(settings, workdir / "worker.log") as worker:
+            with (
+                WorkerProcess(settings, workdir / "worker.log") as worker,
+                ops_console(args.ops, broker.bootstrap, [worker.url], workdir / "ops.log") as ops,
+            ):
                 print(f"[demo] worker ready after {worker.ready_after_s:.1f} s at {worker.url}")
+                if ops is not None:
+                    print(f"[demo] ops console at {ops.url} (live until the demo ends)")
                 shard = sorted(_shards_of(config))[0]
                 bad = bad_records(shard, *decode_center(shard), config.start_ts_ms)
                 asyncio.run(produce_records(client, bad))
