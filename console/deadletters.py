@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from console.orders import RecordRef
-from streams.dead_letters import (
+from contracts.dead_letters import (
     EXCEPTION_HEADER,
     INDEX_HEADER,
     MESSAGE_HEADER,

@@ -23,10 +23,14 @@ from aiokafka.errors import KafkaError
 
 from console.deadletters import dead_letter_of
 from console.model import OpsModel
+from contracts.limits import DecodeLimits, bounded_loads
 from contracts.positions import PositionBatchError, decode_position_batch
-from contracts.validation import EventRejected, decode_json, validate_schema
+from contracts.rejections import EventRejected
+from contracts.validation import validate_schema
 
 log = logging.getLogger(__name__)
+#: Bounds on the JSON records the console reads (the workers wrote or checked them).
+_LIMITS = DecodeLimits(max_record_bytes=1_048_576)
 
 #: Topics the console reads (besides every `*_dlq` topic).
 READ_TOPICS = (
@@ -222,7 +226,7 @@ class TopicReader:
             self.model.apply_positions(batch, partition)
             return
         try:
-            event = validate_schema(decode_json(value))
+            event = validate_schema(bounded_loads(value, _LIMITS))
         except EventRejected as exc:
             self.skipped[f"{topic}: {exc.reason}"] += 1
             return

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 from console.process import OpsConsoleProcess
 from console.server import STATIC_DIR
 from console.terms import ROUNDING_TOLERANCE_MIN
+from contracts.dead_letters import DeadLetter
 from streams.broker import EmbeddedBroker
-from streams.dead_letters import DeadLetter
 from tests.integration.conftest import Cluster
 from tests.integration.polling import wait_for
 from tests.unit.console.events import (
@@ -90,7 +90,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsConsoleProc
             letter = DeadLetter(
                 "delivery_events", partition, offset, b"k", b"{}", "unknown_id", "no such order"
             )
-            asyncio.run(_send(client, [(letter.topic, b"k", b"{}", letter.headers())]))
+            asyncio.run(_send(client, [(letter.topic, b"k", b"{}", letter.record().headers)]))
             yield ops
         finally:
             ops.stop()

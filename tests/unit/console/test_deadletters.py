@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from console.deadletters import DeadLetter, DeadLetterTally, dead_letter_of
-from streams.dead_letters import DeadLetter as WorkerDeadLetter
+from contracts.dead_letters import DeadLetter as WorkerDeadLetter
 
 
 def _letter(
@@ -19,7 +19,7 @@ def _letter(
         ts_ms,
         worker_side.key,
         worker_side.value,
-        worker_side.headers(),
+        worker_side.record().headers,
     )
 
 

@@ -78,7 +78,7 @@ def run() -> Iterator[Run]:
         proposals = [r.event for r in log.outputs if r.event["type"] == "assignment_proposed"]
         cost = {}
         for p in proposals:
-            record = dispatch.stores.decisions.get(p["decision_id"])
+            record = dispatch.stores.shard.decisions.get(p["decision_id"])
             assert record is not None
             cost[p["decision_id"]] = record.cost
     finally:

@@ -8,9 +8,9 @@ import orjson
 from console.model import OpsModel
 from console.reader import TopicReader, wanted
 from console.views import map_view, orders_view
+from contracts.dead_letters import DeadLetter
 from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
-from streams.dead_letters import DeadLetter
 from tests.unit.console.events import (
     DROPOFF,
     PICKUP,
@@ -86,7 +86,7 @@ def test_a_dead_letter_record_reaches_the_tally_with_its_message() -> None:
     """A `*_dlq` record is read as a dead letter, reason and message from its headers."""
     reader = _reader()
     letter = DeadLetter("order_events", 2, 7, b"k", b"{bad", "undecodable", "not JSON: x")
-    reader.apply(letter.topic, 2, 0, T0, letter.key, letter.value, tuple(letter.headers()))
+    reader.apply(letter.topic, 2, 0, T0, letter.key, letter.value, tuple(letter.record().headers))
     (seen,) = reader.model.dead_letters.latest
     assert (seen.reason, seen.message, seen.value) == ("undecodable", "not JSON: x", "{bad")
 
