@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: help venv demo test lint unit integration bench bench-ingest bench-eta bench-dispatch clean
+.PHONY: help venv kafka demo test lint unit integration bench bench-ingest bench-eta bench-dispatch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create or update the virtualenv in .venv
+
+kafka: $(STAMP) ## resolve the pinned Apache Kafka broker (tools/kafka/pom.xml) into its cache; needs Java 17+ and Maven, runs Maven once
+	$(BIN)/python -m streams.kafka_dist
 
 demo: $(STAMP) ## run the main job on the embedded broker
 	$(BIN)/dispatchflow demo
