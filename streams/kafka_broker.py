@@ -73,7 +73,6 @@ TOOL_JVM_OPTIONS: tuple[str, ...] = (
 BROKER_MAIN_CLASS = "kafka.Kafka"
 _ERROR_LINE = re.compile(r"^\[[^\]]+\] (?:ERROR|FATAL) (.*?)(?: \([\w.$]+\))?$")
 _EXCEPTION_LINE = re.compile(r"^[\w.$]+(?:Exception|Error)\b")
-STORAGE_TOOL_MAIN_CLASS = "kafka.tools.StorageTool"
 
 
 def kafka_uuid() -> str:
@@ -406,7 +405,7 @@ class KafkaCluster:
             f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
             "-cp",
             dist.classpath,
-            STORAGE_TOOL_MAIN_CLASS,
+            dist.storage_tool_class(),
             "format",
             "--cluster-id",
             self.cluster_id,

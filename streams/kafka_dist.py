@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -28,6 +29,10 @@ from dispatchflow.settings import ToolSettings
 KAFKA_TOOLS_DIR = Path(__file__).resolve().parent.parent / "tools" / "kafka"
 DEFAULT_POM = KAFKA_TOOLS_DIR / "pom.xml"
 LOG4J2_CONFIG = KAFKA_TOOLS_DIR / "log4j2.xml"
+
+#: Main classes of the KRaft storage tool (`kafka-storage.sh`): in the broker jar up to now,
+#: in the tools jar where later releases may move it.
+STORAGE_TOOL_CLASSES = ("kafka.tools.StorageTool", "org.apache.kafka.tools.StorageTool")
 
 #: Written into a cache folder after Maven copied every jar; holds the pom's SHA-256.
 MARKER_NAME = ".complete"
@@ -60,8 +65,27 @@ class KafkaDist:
 
     @property
     def broker_jar(self) -> Path:
-        """The `kafka_2.13-<version>.jar` that holds `kafka.Kafka` and the storage tool."""
+        """The `kafka_2.13-<version>.jar`: `kafka.Kafka` and, in 4.x, the storage tool."""
         return self.lib_dir / f"kafka_2.13-{self.version}.jar"
+
+    def storage_tool_class(self) -> str:
+        """Main class of the KRaft storage tool in these jars (it has moved between releases).
+
+        Raises:
+            KafkaDistError: no jar holds either known class.
+        """
+        jars = [self.broker_jar, *sorted(self.lib_dir.glob("kafka-*.jar"))]
+        for jar in jars:
+            try:
+                with zipfile.ZipFile(jar) as archive:
+                    names = set(archive.namelist())
+            except (OSError, zipfile.BadZipFile):
+                continue
+            for main_class in STORAGE_TOOL_CLASSES:
+                if main_class.replace(".", "/") + ".class" in names:
+                    return main_class
+        msg = f"no Kafka storage tool ({' or '.join(STORAGE_TOOL_CLASSES)}) in {self.lib_dir}"
+        raise KafkaDistError(msg)
 
 
 def pom_kafka_version(pom: Path = DEFAULT_POM) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,12 @@ from streams.kafka_dist import LOG4J2_CONFIG, KafkaDist
 
 @pytest.fixture
 def dist(tmp_path: Path) -> KafkaDist:
-    """A stand-in classpath (nothing is started)."""
-    return KafkaDist(version="4.3.2", lib_dir=tmp_path / "lib")
+    """A stand-in classpath whose broker jar holds only the storage tool (nothing is started)."""
+    stand_in = KafkaDist(version="4.3.2", lib_dir=tmp_path / "lib")
+    stand_in.lib_dir.mkdir()
+    with zipfile.ZipFile(stand_in.broker_jar, "w") as jar:
+        jar.writestr("kafka/tools/StorageTool.class", b"")
+    return stand_in
 
 
 def _prepared(

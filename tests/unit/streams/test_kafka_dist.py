@@ -6,6 +6,7 @@ import io
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from streams.kafka_dist import (
     DEFAULT_POM,
     LOG4J2_CONFIG,
     MARKER_NAME,
+    KafkaDist,
     KafkaDistError,
     cache_dir,
     default_cache_root,
@@ -262,3 +264,35 @@ def test_java_versions_are_read_from_the_banner(tmp_path: Path, banner: str, maj
     """`java -version` banners of old and new Java give their major version."""
     java = _script(tmp_path / "java", f"echo '{banner}' >&2")
     assert java_major_version(str(java)) == major
+
+
+def _jar(path: Path, *entries: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as jar:
+        for entry in entries:
+            jar.writestr(entry, b"")
+
+
+def test_the_storage_tool_is_found_in_the_broker_jar(tmp_path: Path) -> None:
+    """Kafka 4.x keeps `kafka.tools.StorageTool` in kafka_2.13-<version>.jar."""
+    dist = KafkaDist("4.3.2", tmp_path)
+    _jar(dist.broker_jar, "kafka/Kafka.class", "kafka/tools/StorageTool.class")
+    assert dist.storage_tool_class() == "kafka.tools.StorageTool"
+
+
+def test_the_storage_tool_is_found_where_a_later_release_may_move_it(tmp_path: Path) -> None:
+    """A tools jar holding `org.apache.kafka.tools.StorageTool` is found as well."""
+    dist = KafkaDist("9.0.0", tmp_path)
+    _jar(dist.broker_jar, "kafka/Kafka.class")
+    _jar(tmp_path / "kafka-tools-9.0.0.jar", "org/apache/kafka/tools/StorageTool.class")
+    assert dist.storage_tool_class() == "org.apache.kafka.tools.StorageTool"
+
+
+def test_no_storage_tool_is_a_one_line_error(tmp_path: Path) -> None:
+    """Jars without either storage tool class give an error naming both."""
+    dist = KafkaDist("4.3.2", tmp_path)
+    _jar(dist.broker_jar, "kafka/Kafka.class")
+    with pytest.raises(
+        KafkaDistError, match=r"no Kafka storage tool \(kafka\.tools\.StorageTool or"
+    ):
+        dist.storage_tool_class()
