@@ -11,8 +11,9 @@ Run folder layout: `node-<i>/` holds `server.properties`, `data/` (log.dirs) and
 (`server.log` from Log4j, `stdout.log` from the JVM, `format.log` from the storage tool); `tls/`
 holds the PEM files.
 
-The methods block and run their own event loop where they talk to the cluster; from async code
-call them in a thread, e.g. `await asyncio.to_thread(cluster.restart_node, 0)`.
+`start`, `restart_node` and `wait_fully_replicated` block and run their own event loop; async
+code uses `restart_node_async` and `wait_fully_replicated_async` (or runs `start` in a thread,
+`await asyncio.to_thread(cluster.start)`). `kill_node`, `stop_node` and `stop` never need one.
 """
 
 from __future__ import annotations
@@ -490,19 +491,23 @@ class KafkaCluster:
 
         Back means: it answers metadata that lists every node of the cluster, i.e. the
         controller has unfenced it. Partitions may still be catching up; see
-        `wait_fully_replicated()`.
+        `wait_fully_replicated()`. `restart_node_async` is the same for async callers.
 
         Raises:
             RuntimeError: the node is still running.
             BrokerStartError: it did not come back within `timeout_s` (default `start_timeout_s`).
         """
+        asyncio.run(self.restart_node_async(index, timeout_s))
+
+    async def restart_node_async(self, index: int, timeout_s: float | None = None) -> None:
+        """`restart_node` for code that already runs an event loop."""
         node = self.node(index)
         if node.running():
             msg = f"node {index} is still running"
             raise RuntimeError(msg)
         node.start()
         wait_s = timeout_s if timeout_s is not None else self.start_timeout_s
-        asyncio.run(node.wait_ready(wait_s, self.node_count))
+        await node.wait_ready(wait_s, self.node_count)
 
     async def under_replicated(self) -> list[str]:
         """`topic/partition` of every partition whose ISR lacks one of its replicas."""
@@ -522,20 +527,20 @@ class KafkaCluster:
 
     def wait_fully_replicated(self, timeout_s: float = 60.0) -> None:
         """Block until every partition's ISR holds all its replicas; raise `TimeoutError`."""
+        asyncio.run(self.wait_fully_replicated_async(timeout_s))
 
-        async def poll() -> None:
-            deadline = time.monotonic() + timeout_s
-            lagging: list[str] = []
-            while time.monotonic() < deadline:
-                with contextlib.suppress(Exception):
-                    lagging = await self.under_replicated()
-                    if not lagging:
-                        return
-                await asyncio.sleep(0.2)
-            msg = f"partitions still under-replicated after {timeout_s:.0f} s: {lagging[:10]}"
-            raise TimeoutError(msg)
-
-        asyncio.run(poll())
+    async def wait_fully_replicated_async(self, timeout_s: float = 60.0) -> None:
+        """`wait_fully_replicated` for code that already runs an event loop."""
+        deadline = time.monotonic() + timeout_s
+        lagging: list[str] = ["(not asked yet)"]
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                lagging = await self.under_replicated()
+                if not lagging:
+                    return
+            await asyncio.sleep(0.2)
+        msg = f"partitions still under-replicated after {timeout_s:.0f} s: {lagging[:10]}"
+        raise TimeoutError(msg)
 
     # --- teardown -----------------------------------------------------------------------------
 

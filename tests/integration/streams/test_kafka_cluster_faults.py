@@ -103,3 +103,21 @@ def test_a_killed_node_restarts_on_its_ports_and_rejoins_the_isr(
 
     assert asyncio.run(_broker_ports(cluster))[2] == port
     assert sorted(asyncio.run(_partition(cluster, topic))["isr"]) == [0, 1, 2]
+
+
+def test_an_async_caller_restarts_a_killed_node_and_waits_until_in_sync(
+    healthy_kafka3: KafkaCluster,
+) -> None:
+    """From inside an event loop: kill, `restart_node_async`, then all partitions in sync."""
+    cluster = healthy_kafka3
+    topic = topic_name("async-rejoin")
+
+    async def run() -> dict[int, int]:
+        await create_topic(_client(cluster), topic, replication=3)
+        cluster.kill_node(1)
+        await cluster.restart_node_async(1)
+        await cluster.wait_fully_replicated_async(timeout_s=60)
+        return await _broker_ports(cluster)
+
+    assert asyncio.run(run())[1] == cluster.node(1).ports.client
+    assert asyncio.run(cluster.under_replicated()) == []
