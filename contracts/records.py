@@ -6,6 +6,8 @@ required keys from `NotRequired` ones.
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+from contracts.schemas import SCHEMA_VERSION
+
 
 class Point(TypedDict):
     """A WGS84 position in degrees."""
@@ -429,3 +431,21 @@ RECORD_TYPES: dict[str, type] = {
     "order_ready": OrderReady,
     "surge_update": SurgeUpdate,
 }
+
+
+def envelope(event_type: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+    """An event of `event_type`: the envelope every event carries, then its own `fields`.
+
+    The one place events are built: `event_id`, `type`, `v` (the current schema version) and
+    `ts_ms` (event time, epoch milliseconds) first, as every schema requires.
+
+    >>> envelope("dispatch_tick", "tick:dr5r:1", 1, shard="dr5r")
+    {'event_id': 'tick:dr5r:1', 'type': 'dispatch_tick', 'v': 1, 'ts_ms': 1, 'shard': 'dr5r'}
+    """
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "v": SCHEMA_VERSION,
+        "ts_ms": int(ts_ms),
+        **fields,
+    }

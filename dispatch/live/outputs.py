@@ -1,0 +1,236 @@
+"""The records the shard engine writes: decisions, ETAs, expiries, handovers and tombstones.
+
+Every event gets a deterministic id from what it is about, so a redelivered input never makes a
+second, different record. Records about an order continue the order's trace
+(`contracts.tracing`); a record about a bundle follows its first order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from contracts.pings import PingColumns
+from contracts.positions import encode_position_batch
+from contracts.records import envelope
+from contracts.tracing import trace_header_for
+from contracts.validation import Event
+from dispatch.lifecycle import OrderState
+from dispatch.live.records import CourierRecord, DecisionRecord, RouteStop
+
+#: Decimals of the cost and its terms in published explanations.
+COST_DECIMALS = 4
+
+
+def decision_event(
+    event_type: str,
+    event_id: str,
+    ts_ms: int,
+    decision: DecisionRecord,
+    order_ids: Sequence[str],
+    **fields: Any,
+) -> dict[str, Any]:
+    """An event about `order_ids` of `decision`: its id, shard, generation and courier first."""
+    return envelope(
+        event_type,
+        event_id,
+        ts_ms,
+        decision_id=decision.decision_id,
+        shard=decision.shard,
+        shard_generation=decision.generation,
+        order_ids=list(order_ids),
+        courier_id=decision.courier_id,
+        **fields,
+    )
+
+
+def order_trace(order: OrderState, event: Mapping[str, Any]) -> str:
+    """The `traceparent` of `event`, a record about `order`: it continues the order's trace."""
+    source = order.created_source
+    parent = source.traceparent if source is not None else None
+    return trace_header_for(parent, order.order_id, str(event["event_id"]))
+
+
+def route_json(route: Sequence[RouteStop]) -> list[dict[str, Any]]:
+    """Route stops as the contracts carry them: one entry per order per stop."""
+    return [
+        {
+            "kind": s.kind,
+            "order_id": o,
+            "lat": s.lat,
+            "lon": s.lon,
+            "planned_ts_ms": int(s.planned_ts_ms),
+        }
+        for s in route
+        for o in s.order_ids
+    ]
+
+
+def proposal_event(
+    record: DecisionRecord, etas: Mapping[str, tuple[float, float, float]], fallback: bool
+) -> dict[str, Any]:
+    """The `assignment_proposed` of `record`: route, ETAs, cost and its explanation."""
+    return envelope(
+        "assignment_proposed",
+        f"proposed:{record.decision_id}",
+        record.proposed_ts_ms,
+        decision_id=record.decision_id,
+        shard=record.shard,
+        shard_generation=record.generation,
+        order_ids=list(record.new_order_ids),
+        courier_id=record.courier_id,
+        lease_expires_ts_ms=record.lease_expires_ts_ms,
+        route=route_json(record.route),
+        etas={
+            o: {
+                "p50_s": round(v[0], 1),
+                "p90_s": round(v[2], 1),
+                "fallback_used": fallback,
+                "fallback_reason": "model" if fallback else None,
+            }
+            for o, v in sorted(etas.items())
+        },
+        cost=round(record.cost, COST_DECIMALS),
+        explanation={
+            "terms": {k: round(v, COST_DECIMALS) for k, v in record.terms.items()},
+            "runner_up_courier_id": record.runner_up_courier_id,
+            "runner_up_cost": None
+            if record.runner_up_cost is None
+            else round(record.runner_up_cost, COST_DECIMALS),
+        },
+        model_version=record.model_version,
+        policy_version=record.policy_version,
+    )
+
+
+def committed_event(
+    decision: DecisionRecord,
+    order_ids: Sequence[str],
+    route: Sequence[RouteStop],
+    ts_ms: int,
+) -> dict[str, Any]:
+    """The `assignment_committed` of `decision` for the orders it holds, with their route."""
+    return decision_event(
+        "assignment_committed",
+        f"committed:{decision.decision_id}",
+        ts_ms,
+        decision,
+        order_ids,
+        route=route_json(route),
+        policy_version=decision.policy_version,
+        model_version=decision.model_version,
+    )
+
+
+def released_event(
+    decision: DecisionRecord, order_ids: Sequence[str], reason: str, ts_ms: int
+) -> dict[str, Any]:
+    """The `assignment_released` of `order_ids` of `decision`, for `reason`."""
+    return decision_event(
+        "assignment_released",
+        f"released:{decision.decision_id}:{reason}:{'.'.join(order_ids)}",
+        ts_ms,
+        decision,
+        order_ids,
+        reason=reason,
+    )
+
+
+def expired_event(order_id: str, shard: str, reason: str, detail: str, ts_ms: int) -> Event:
+    """The `order_expired` of an order the dispatcher gave up on."""
+    return envelope(
+        "order_expired",
+        f"expired:{order_id}",
+        ts_ms,
+        order_id=order_id,
+        shard=shard,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def eta_event(
+    order_id: str, shard: str, now_ms: int, p50_ts_ms: int, p90_ts_ms: int, model_version: str
+) -> dict[str, Any]:
+    """An `eta_update`: the order's drop-off p50 and p90 as announced at `now_ms`."""
+    return envelope(
+        "eta_update",
+        f"eta:{order_id}:{now_ms}",
+        now_ms,
+        order_id=order_id,
+        shard=shard,
+        dropoff_p50_ts_ms=p50_ts_ms,
+        dropoff_p90_ts_ms=p90_ts_ms,
+        fallback_used=False,
+        fallback_reason=None,
+        model_version=model_version,
+    )
+
+
+def surge_event(
+    zone: str, shard: str, supply: int, demand: int, multiplier: float, ts_ms: int
+) -> dict[str, Any]:
+    """A `surge_update` of one zone."""
+    return envelope(
+        "surge_update",
+        f"surge:{zone}:{ts_ms}",
+        ts_ms,
+        zone=zone,
+        shard=shard,
+        supply=supply,
+        demand=demand,
+        multiplier=multiplier,
+    )
+
+
+def handover(courier: CourierRecord, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """The `handover` update a shard sends when a courier that left holds no more work there."""
+    return envelope(
+        "courier_state_update",
+        f"handover:{courier.courier_id}:{to_shard}:{epoch}",
+        ts_ms,
+        courier_id=courier.courier_id,
+        shard=to_shard,
+        kind="handover",
+        status=courier.status,
+        capacity=courier.capacity,
+        vehicle=courier.vehicle,
+        shift_end_ts_ms=courier.shift_end_ts_ms,
+        status_ts_ms=courier.status_ts_ms,
+        epoch=epoch,
+        from_shard=courier.shard,
+        to_shard=to_shard,
+    )
+
+
+def handover_from(update: Event, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """A handover for a courier this shard never held (only its move is released)."""
+    return envelope(
+        "courier_state_update",
+        f"handover:{update['courier_id']}:{to_shard}:{epoch}",
+        ts_ms,
+        courier_id=update["courier_id"],
+        shard=to_shard,
+        kind="handover",
+        status=update["status"],
+        capacity=update["capacity"],
+        vehicle=update["vehicle"],
+        shift_end_ts_ms=update.get("shift_end_ts_ms"),
+        status_ts_ms=update["status_ts_ms"],
+        epoch=epoch,
+        from_shard=update["shard"],
+        to_shard=to_shard,
+    )
+
+
+def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:
+    """A `courier_positions` tombstone: `courier_id` left `shard` at `ts_ms`."""
+    nan = np.array([np.nan])
+    columns = PingColumns(
+        np.array([courier_id], dtype=object), nan, nan, np.array([ts_ms]), nan, nan, nan
+    )
+    return encode_position_batch(
+        shard, f"left:{courier_id}:{shard}:{ts_ms}", ts_ms, columns, left=True
+    )
