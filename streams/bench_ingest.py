@@ -37,7 +37,7 @@ from tqdm import tqdm
 from contracts.topics import load_topics
 from simulators.synthetic import Record
 from streams.broker import EmbeddedBroker
-from streams.demo import embedded_settings
+from streams.demo import local_settings
 from streams.kafka_config import aiokafka_kwargs
 from streams.produce import produce_records, wait_processed
 from streams.topics import TopicAdmin
@@ -171,7 +171,7 @@ def _phase_ours(
     records: list[Record], expected: int, label: str, online: list[Record]
 ) -> dict[str, Any]:
     with _workdir("bench-ingest-") as workdir, EmbeddedBroker() as broker:
-        settings = embedded_settings(broker.bootstrap, workdir / "data")
+        settings = local_settings(broker.bootstrap, workdir / "data")
         client = aiokafka_kwargs(settings)
         asyncio.run(
             TopicAdmin(client, replication=1).apply(load_topics(app_id=settings.app_id).topics)

@@ -206,9 +206,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.demo import DemoClusterError, run_demo
 
-    return run_demo(args)
+    try:
+        return run_demo(args)
+    except DemoClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -330,9 +334,16 @@ def register(registry: CommandRegistry) -> None:
     demo = registry.add(
         "demo",
         _demo,
-        "start the embedded broker and a worker, run a simulated lunch rush through them (plus a "
-        "few invalid records), check the decision invariants, print shard state, dead letters and "
-        "KPIs, write a report with plots, and stop everything",
+        "start the embedded broker (or use the cluster given with --broker) and a worker, run a "
+        "simulated lunch rush through them (plus a few invalid records), check the decision "
+        "invariants, print shard state, dead letters and KPIs, write a report with plots, and "
+        "stop everything it started",
+    )
+    demo.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        help="run against this running Kafka-compatible cluster (it must hold no records yet) "
+        "instead of starting the embedded broker",
     )
     demo.add_argument("--preset", default="lunch_rush", help="city scenario")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the city")

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from console.process import ops_console
 from contracts.geo import decode_center
-from contracts.topics import load_topics
+from contracts.topics import TopicsFile, load_topics
 from dispatchflow.settings import BrokerKind, Settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
@@ -64,13 +70,22 @@ REPORT_KEYS = (
 )
 
 
-def embedded_settings(bootstrap: str, datadir: Path, **overrides: Any) -> Settings:
-    """Worker settings for the embedded broker: short group timeouts, no standbys."""
+#: Consumer-group timings of a local worker, per broker kind. The embedded broker holds a join
+#: for half the session timeout, so it gets a short one; Apache Kafka answers joins at once.
+_GROUP_TIMINGS = {
+    BrokerKind.EMBEDDED: {"session_timeout_s": 3.0, "heartbeat_interval_s": 0.5},
+    BrokerKind.KAFKA: {"session_timeout_s": 6.0, "heartbeat_interval_s": 1.0},
+}
+
+
+def local_settings(
+    bootstrap: str, datadir: Path, kind: BrokerKind = BrokerKind.EMBEDDED, **overrides: Any
+) -> Settings:
+    """Worker settings for a broker on this machine: quick group timings, no standbys."""
     values: dict[str, Any] = {
         "broker_url": bootstrap,
-        "broker_kind": BrokerKind.EMBEDDED,
-        "session_timeout_s": 3.0,
-        "heartbeat_interval_s": 0.5,
+        "broker_kind": kind,
+        **_GROUP_TIMINGS[kind],
         "table_standby_replicas": 0,
         "replication_factor": 1,
         "datadir": datadir,
@@ -112,22 +127,23 @@ def run_demo(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir) if args.report_dir else default_report_dir()
     workdir = Path(tempfile.mkdtemp(prefix="dispatchflow-demo-"))
     started = time.monotonic()
+    kind = BrokerKind.KAFKA if args.broker else BrokerKind.EMBEDDED
     try:
-        with EmbeddedBroker() as broker:
-            print(f"[demo] embedded broker at {broker.bootstrap}")
-            settings = embedded_settings(
-                broker.bootstrap,
+        with _broker(args.broker) as bootstrap:
+            settings = local_settings(
+                bootstrap,
                 workdir / "data",
+                kind,
                 ticker_enabled=False,
                 tick_interval_s=float(config.tick_interval_s),
             )
             client = aiokafka_kwargs(settings)
             topics = load_topics(app_id=settings.app_id)
-            asyncio.run(TopicAdmin(client, replication=1).apply(topics.topics))
-            print(f"[demo] created {len(topics.topics)} topics from topics.yaml")
+            created = asyncio.run(_prepare_cluster(client, topics))
+            print(f"[demo] created {created} of {len(topics.topics)} topics from topics.yaml")
             with (
                 WorkerProcess(settings, workdir / "worker.log") as worker,
-                ops_console(args.ops, broker.bootstrap, [worker.url], workdir / "ops.log") as ops,
+                ops_console(args.ops, bootstrap, [worker.url], workdir / "ops.log") as ops,
             ):
                 print(f"[demo] worker ready after {worker.ready_after_s:.1f} s at {worker.url}")
                 if ops is not None:
@@ -163,18 +179,19 @@ def run_demo(args: argparse.Namespace) -> int:
                     "[demo] consistency check over the assignment topics: "
                     f"{report.violation_count} violations"
                 )
-                for kind, examples in report.violations.items():
+                for violation, examples in report.violations.items():
                     for example in examples[:3]:
-                        print(f"    {kind}: {example}")
+                        print(f"    {violation}: {example}")
                 print("\n[demo] shard state:\n")
                 _print_state(worker.get_json("/state"))
                 metrics = worker.request("/metrics")[1].decode()
                 breaker_ticks = _counter(metrics, "dispatchflow_circuit_breaker_ticks_total")
-                dlq = [t.dead_letter for t in topics.inputs() if t.dead_letter]
+                dlq = topics.dead_letter_topics()
                 print("\n[demo] dead letters by reason:\n")
                 _print_dead_letters(count_by_reason(asyncio.run(read_dead_letters(client, dlq))))
             print("\n[demo] worker stopped")
-        print("[demo] broker stopped\n")
+        if not args.broker:
+            print("[demo] broker stopped\n")
         files = write_report(
             log,
             report_dir,
@@ -197,6 +214,81 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1 if report.violation_count else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class DemoClusterError(RuntimeError):
+    """The cluster the demo was pointed at cannot host it."""
+
+
+@contextlib.contextmanager
+def _broker(external: str | None) -> Iterator[str]:
+    """The bootstrap address: `external` as given, or an embedded broker started and stopped."""
+    if external:
+        print(f"[demo] using the cluster at {external}")
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        print(f"[demo] embedded broker at {broker.bootstrap}")
+        yield broker.bootstrap
+
+
+async def _prepare_cluster(client: dict[str, Any], topics: TopicsFile) -> int:
+    """Create the missing topics (replication capped by the brokers there); return how many.
+
+    The demo replays a seeded city whose event ids are fixed, so it needs topics with no
+    records in them: a cluster that already holds orders raises `DemoClusterError`.
+    """
+    admin = AIOKafkaAdminClient(**client)
+    await admin.start()
+    try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+    admin_topics = TopicAdmin(client, replication=min(3, brokers), keep_forever=True)
+    created = await admin_topics.apply(topics.topics)
+    consumer = AIOKafkaConsumer(**client)
+    await consumer.start()
+    try:
+        tps = [TopicPartition("order_events", p) for p in range(topics["order_events"].partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    if any(ends.values()):
+        msg = (
+            f"order_events already holds {sum(ends.values())} records: the demo needs a fresh "
+            "cluster (start one with `dispatchflow broker`)"
+        )
+        raise DemoClusterError(msg)
+    limited = await _time_limited(client, [t.name for t in topics.topics if t.name not in created])
+    if limited:
+        msg = (
+            f"topics {', '.join(limited[:3])} keep records for a limited time, but the demo "
+            "replays a past day, whose records Kafka would delete: use a fresh cluster"
+        )
+        raise DemoClusterError(msg)
+    return len(created)
+
+
+async def _time_limited(client: dict[str, Any], names: list[str]) -> list[str]:
+    """Those of `names` (existing topics) with a finite `retention.ms`."""
+    if not names:
+        return []
+    admin = AIOKafkaAdminClient(**client)
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        limited = []
+        for response in await admin.describe_configs(resources):
+            for resource in response.resources:
+                configs = {entry[0]: entry[1] for entry in resource[4]}
+                if (
+                    configs.get("cleanup.policy") == "delete"
+                    and configs.get("retention.ms") != "-1"
+                ):
+                    limited.append(str(resource[3]))
+        return sorted(limited)
+    finally:
+        await admin.close()
 
 
 def _shards_of(config: Any) -> set[str]:

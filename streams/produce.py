@@ -75,16 +75,21 @@ async def read_progress(
     """(handled, written) end offsets per partition: the highest any of `worker_urls` reports.
 
     A worker flushes before answering `/progress`, so everything it wrote for a handled record is
-    on the broker by then.
+    on the broker by then. A worker that does not answer (it died, or is restarting) adds
+    nothing: what it handled counts once the group has committed past it.
     """
     processed: dict[TopicPartition, int] = {}
     produced: dict[TopicPartition, int] = {}
     for url in worker_urls:
-        async with http.get(f"{url}/progress") as response:
-            body = await response.read()
-            if response.status != 200:
-                msg = f"{url}/progress answered {response.status}"
-                raise RuntimeError(msg)
+        try:
+            async with http.get(f"{url}/progress") as response:
+                body = await response.read()
+                status = response.status
+        except aiohttp.ClientConnectionError:
+            continue  # a worker that died (or is restarting) reports nothing until it is back
+        if status != 200:
+            msg = f"{url}/progress answered {status}"
+            raise RuntimeError(msg)
         data = orjson.loads(body)
         for name, into in (("processed", processed), ("produced", produced)):
             for topic, partitions in data[name].items():

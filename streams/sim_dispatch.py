@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -84,6 +84,9 @@ class KafkaDispatch:
         self._produced: dict[TopicPartition, int] = {}
         self._worker_produced: dict[TopicPartition, int] = {}
         self.settle_seconds = 0.0
+        #: Called right after a step's ticks are produced, while the workers handle them (a
+        #: fault test uses it to kill a worker in the middle of a tick).
+        self.after_ticks: Callable[[], None] | None = None
         self.loop.run_until_complete(self._start())
 
     async def _start(self) -> None:
@@ -167,6 +170,8 @@ class KafkaDispatch:
             await self._settle()
         if ticks:
             await self._produce(ticks)
+            if self.after_ticks is not None:
+                self.after_ticks()
             await self._settle()
         return await self._read_outputs()
 

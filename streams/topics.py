@@ -39,20 +39,42 @@ class Drift:
         return out
 
 
-def effective_configs(spec: TopicSpec, replication: int) -> dict[str, str]:
-    """The configs to create `spec` with at `replication` (min.insync.replicas capped by it)."""
+def effective_configs(
+    spec: TopicSpec, replication: int, *, keep_forever: bool = False
+) -> dict[str, str]:
+    """The configs to create `spec` with at `replication` (min.insync.replicas capped by it).
+
+    With `keep_forever`, topics with the delete policy keep their records without a time limit
+    (`retention.ms=-1`); see `TopicAdmin`.
+    """
     configs = dict(spec.configs)
     if "min.insync.replicas" in configs:
         configs["min.insync.replicas"] = str(min(int(configs["min.insync.replicas"]), replication))
+    if keep_forever and configs.get("cleanup.policy") == "delete":
+        configs["retention.ms"] = "-1"
     return configs
 
 
 class TopicAdmin:
-    """Creates and checks topics.yaml topics on a cluster via an aiokafka admin client."""
+    """Creates and checks topics.yaml topics on a cluster via an aiokafka admin client.
 
-    def __init__(self, client_kwargs: Mapping[str, Any], replication: int | None = None) -> None:
+    `keep_forever` is for runs that replay event times from the past (the demo, simulations,
+    tests): records carry their event time as timestamp, and Kafka's time retention would
+    delete records of a past day at its next check (the first comes 30 s after a broker
+    starts), so such runs create their topics without a time limit. Production uses the
+    retention of topics.yaml.
+    """
+
+    def __init__(
+        self,
+        client_kwargs: Mapping[str, Any],
+        replication: int | None = None,
+        *,
+        keep_forever: bool = False,
+    ) -> None:
         self._client_kwargs = dict(client_kwargs)
         self._replication = replication
+        self._keep_forever = keep_forever
 
     def _replication_of(self, spec: TopicSpec) -> int:
         return self._replication if self._replication is not None else spec.replication
@@ -68,7 +90,9 @@ class TopicAdmin:
                     s.name,
                     s.partitions,
                     self._replication_of(s),
-                    topic_configs=effective_configs(s, self._replication_of(s)),
+                    topic_configs=effective_configs(
+                        s, self._replication_of(s), keep_forever=self._keep_forever
+                    ),
                 )
                 for s in specs
                 if s.name not in existing

@@ -1,4 +1,11 @@
-"""Fixtures for tests against a real Kafka-compatible broker (the embedded one by default)."""
+"""Fixtures for tests against a real broker: Apache Kafka, started by the fixtures themselves.
+
+Every test that needs a clean slate gets its own one-node Apache Kafka (KRaft) on free loopback
+ports, with every topic of topics.yaml; tests that only need some broker share one for the
+session. The broker comes from the pinned Maven artifact (`streams.kafka_dist`): Java 17+ and
+Maven must be installed, and the first run fills the cache. `DISPATCHFLOW_TEST_BROKER=host:port`
+points the session broker at another Kafka-compatible cluster instead.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,14 @@ from typing import Any
 import pytest
 
 from contracts.topics import load_topics
-from dispatchflow.settings import Settings
+from dispatchflow.settings import BrokerKind, Settings
 from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
-from streams.broker import EmbeddedBroker
 from streams.dead_letter_report import read_dead_letters
-from streams.demo import CONSUMED_TOPICS, embedded_settings
+from streams.demo import CONSUMED_TOPICS, local_settings
+from streams.kafka_broker import KafkaCluster
 from streams.kafka_config import aiokafka_kwargs
+from streams.kafka_dist import pom_kafka_version
 from streams.produce import ProducibleRecord, produce_records, wait_processed
 from streams.reading import read_topics
 from streams.topics import TopicAdmin
@@ -35,15 +43,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def pytest_report_header() -> str:
+    """Name the broker the integration tests run on, once per session."""
+    external = os.environ.get(EXTERNAL_BROKER_ENV)
+    if external:
+        return f"integration broker: {external} (from {EXTERNAL_BROKER_ENV})"
+    return f"integration broker: Apache Kafka {pom_kafka_version()} (KRaft, started per test)"
+
+
 @pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """A broker for the whole session: a fresh embedded one, or $DISPATCHFLOW_TEST_BROKER."""
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker for the whole session: one Apache Kafka node, or $DISPATCHFLOW_TEST_BROKER."""
     external = os.environ.get(EXTERNAL_BROKER_ENV)
     if external:
         yield external
         return
-    with EmbeddedBroker() as embedded:
-        yield embedded.bootstrap
+    with KafkaCluster(1, run_dir=tmp_path_factory.mktemp("kafka-session")) as kafka:
+        yield kafka.bootstrap
 
 
 @dataclass
@@ -63,14 +79,18 @@ class Cluster:
     def settings(self, name: str = "w1", **overrides: Any) -> Settings:
         """Worker settings with their own data dir and port; no wall-clock ticks unless asked."""
         values: dict[str, Any] = {"ticker_enabled": False, **overrides}
-        return embedded_settings(
-            self.bootstrap, self.workdir / name / "data", app_id=self.app_id, **values
+        return local_settings(
+            self.bootstrap,
+            self.workdir / name / "data",
+            BrokerKind.KAFKA,
+            app_id=self.app_id,
+            **values,
         )
 
     def apply_topics(self) -> None:
-        """Create every topic of topics.yaml."""
+        """Create every topic of topics.yaml (keeping records of past days: see TopicAdmin)."""
         topics = load_topics(app_id=self.app_id).topics
-        asyncio.run(TopicAdmin(self.client, replication=1).apply(topics))
+        asyncio.run(TopicAdmin(self.client, replication=1, keep_forever=True).apply(topics))
 
     def start_worker(self, name: str = "w1", **overrides: Any) -> WorkerProcess:
         """Start a worker and wait until it is ready; it is stopped at teardown."""
@@ -125,9 +145,9 @@ def features_fed(events: Sequence[dict[str, Any]], merchant_id: str = "m1") -> d
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A fresh embedded broker with all topics, for tests that need a clean slate."""
-    with EmbeddedBroker() as embedded:
-        c = Cluster(embedded.bootstrap, tmp_path)
+    """A fresh Apache Kafka node with all topics, for tests that need a clean slate."""
+    with KafkaCluster(1, run_dir=tmp_path / "kafka") as kafka:
+        c = Cluster(kafka.bootstrap, tmp_path)
         c.apply_topics()
         try:
             yield c

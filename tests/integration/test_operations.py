@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.topics import load_topics
 from simulators.synthetic import Record
-from streams.broker import EmbeddedBroker
+from streams.kafka_broker import KafkaCluster
 from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess, WorkerStartError
 from tests.integration.conftest import Cluster
@@ -49,7 +49,7 @@ def test_topics_apply_creates_everything_and_verify_then_finds_no_drift(broker: 
 
 def test_verify_reports_a_partition_count_that_drifted(tmp_path: Path) -> None:
     """A topic created by hand with the wrong partition count is reported, exit code 1."""
-    with EmbeddedBroker() as broker:
+    with KafkaCluster(1) as broker:
 
         async def make_wrong() -> None:
             admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
@@ -68,7 +68,7 @@ def test_verify_reports_a_partition_count_that_drifted(tmp_path: Path) -> None:
 
 def test_worker_refuses_to_start_on_a_cluster_without_its_topics(tmp_path: Path) -> None:
     """Against an empty cluster the worker exits 1 and says to run `topics apply`."""
-    with EmbeddedBroker() as broker:
+    with KafkaCluster(1) as broker:
         env = {
             "DISPATCHFLOW_BROKER_URL": broker.bootstrap,
             "DISPATCHFLOW_DATADIR": str(tmp_path / "d"),
@@ -129,9 +129,9 @@ def test_a_corrupt_internal_record_is_dead_lettered_and_the_worker_stays_up(
 
 def test_worker_start_fails_clearly_when_the_broker_is_down(tmp_path: Path) -> None:
     """A worker pointed at nothing does not become ready; the error carries its log."""
-    from streams.demo import embedded_settings
+    from streams.demo import local_settings
 
-    settings = embedded_settings("127.0.0.1:1", tmp_path / "d", request_timeout_s=2.0)
+    settings = local_settings("127.0.0.1:1", tmp_path / "d", request_timeout_s=2.0)
     worker = WorkerProcess(settings, tmp_path / "w.log")
     try:
         worker.start(ready_timeout_s=20)

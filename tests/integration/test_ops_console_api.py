@@ -1,4 +1,4 @@
-"""`dispatchflow ops` against the embedded broker: its JSON API over records we write ourselves."""
+"""`dispatchflow ops` against Apache Kafka: its JSON API over records we write ourselves."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from console.process import OpsConsoleProcess
 from console.server import STATIC_DIR
 from console.terms import ROUNDING_TOLERANCE_MIN
 from contracts.dead_letters import DeadLetter
-from streams.broker import EmbeddedBroker
+from streams.kafka_broker import KafkaCluster
 from tests.integration.conftest import Cluster
 from tests.integration.polling import wait_for
 from tests.unit.console.events import (
@@ -61,7 +61,7 @@ def _events(client: dict[str, Any], *events: dict[str, Any]) -> list[tuple[int, 
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsConsoleProcess]:
     """A console over a fresh broker holding a few orders, decisions and one dead letter."""
     workdir = tmp_path_factory.mktemp("ops-api")
-    with EmbeddedBroker() as broker:
+    with KafkaCluster(1) as broker:
         cluster = Cluster(broker.bootstrap, workdir)
         cluster.apply_topics()
         client = cluster.client

@@ -1,6 +1,6 @@
 """The ops console in headless Chromium, over a worker that ran a short city through Kafka.
 
-One run for the module: the embedded broker, a worker, the console scraping it, and the
+One run for the module: an Apache Kafka node, a worker, the console scraping it, and the
 `small_town` city simulated through them; then one order that stays open (no tick follows it).
 The page is Debian's Chromium driven by Playwright (`make test` installs Chromium when it is
 missing; nothing here downloads a browser).
@@ -25,7 +25,7 @@ from contracts.geo import shard_of
 from contracts.positions import decode_position_batch
 from simulators.city import SimulationLog, compute_kpis, run_simulation, small_town
 from simulators.synthetic import Record
-from streams.broker import EmbeddedBroker
+from streams.kafka_broker import KafkaCluster
 from streams.produce import produce_records
 from streams.reading import read_topics
 from streams.sim_dispatch import KafkaDispatch
@@ -85,7 +85,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     """Broker, worker and console; `small_town` simulated through them, one order left open."""
     workdir = tmp_path_factory.mktemp("ops-browser")
     config = small_town(seed=7)
-    with EmbeddedBroker() as broker:
+    with KafkaCluster(1) as broker:
         cluster = Cluster(broker.bootstrap, workdir)
         cluster.apply_topics()
         worker = cluster.start_worker(tick_interval_s=float(config.tick_interval_s))
