@@ -147,6 +147,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{kind:<24}{count:>8}")
         for example in summary["examples"].get(kind, []):
             print(f"    {example}")
+    skipped = summary["skipped_records"]
+    if skipped:
+        listed = ", ".join(f"{topic} {n}" for topic, n in skipped.items())
+        print(f"skipped records (not valid events; the worker dead-letters them): {listed}")
     print(f"violations: {report.violation_count}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -236,8 +240,8 @@ def register(registry: CommandRegistry) -> None:
         _check,
         "read the assignment and input topics of a run and report violations of the decision "
         "invariants (one live assignment per order, capacity, no commit after an order ended, "
-        "every order ended, each commit in the trace of one of its orders); exits 1 on any "
-        "violation",
+        "every order ended, each commit in the trace of one of its orders); records that are not "
+        "valid events are skipped and counted by topic; exits 1 on any violation",
     )
     _add_broker_flags(check)
     check.add_argument(
