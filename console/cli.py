@@ -21,10 +21,10 @@ def _positive(text: str) -> float:
 def _ops(args: argparse.Namespace) -> int:
     from console.exceptions import ExceptionRules
     from console.service import OpsOptions, StartError, run_console
-    from dispatchflow.settings import Settings
+    from dispatchflow.settings import load_settings
     from streams.kafka_config import aiokafka_kwargs
 
-    settings = Settings(broker_url=args.broker_url) if args.broker_url else Settings()
+    settings = load_settings({"broker_url": args.broker_url} if args.broker_url else {})
     options = OpsOptions(
         client_kwargs=aiokafka_kwargs(settings),
         host=args.host,

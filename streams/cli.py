@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -13,20 +12,35 @@ from typing import Any
 
 from contracts.topics import DEFAULT_TOPICS_FILE, TopicsFileError, load_topics, rule_violations
 from dispatchflow.commands import CommandRegistry
-from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings
+from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings, load_settings
 from streams.broker import BrokerStartError, EmbeddedBroker
-from streams.kafka_config import aiokafka_kwargs
+from streams.kafka_config import aiokafka_kwargs, run_on_broker
 from streams.topics import Drift, TopicAdmin
+
+#: Settings a command-line flag of the same name (dashes for underscores) may set.
+FLAG_SETTINGS = (
+    "broker_url",
+    "broker_kind",
+    "web_port",
+    "web_host",
+    "datadir",
+    "app_id",
+    "log_level",
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with any command-line flags taking precedence."""
+    """Settings from the environment, with any command-line flags taking precedence.
+
+    Raises:
+        SettingsError: an unknown `DISPATCHFLOW_*` variable or an invalid value (one line).
+    """
     overrides: dict[str, Any] = {}
-    for name in ("broker_url", "broker_kind", "web_port", "web_host", "datadir", "app_id"):
+    for name in FLAG_SETTINGS:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    return load_settings(overrides)
 
 
 def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
@@ -82,10 +96,10 @@ def _topics(args: argparse.Namespace) -> int:
     replication = args.replication if args.replication is not None else settings.replication_factor
     admin = TopicAdmin(aiokafka_kwargs(settings), replication=replication)
     if action == "apply":
-        created = asyncio.run(admin.apply(topics.topics))
+        created = run_on_broker(settings, admin.apply(topics.topics))
         print(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
         return 0
-    drift = asyncio.run(admin.verify(topics.topics))
+    drift = run_on_broker(settings, admin.verify(topics.topics))
     for line in drift.lines():
         print(line)
     if drift.clean:
@@ -95,15 +109,21 @@ def _topics(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     import faust
+    from mode.utils.logging import setup_logging
 
     from streams.app import create_app
 
     settings = settings_from_args(args)
+    # Logging first (as the Faust worker will configure it again), so that our lines are written.
+    setup_logging(loglevel=settings.log_level)
     log = logging.getLogger(__name__)
-    log.info("settings: %s", settings.as_log_dict())
-    topics = load_topics(Path(args.topics_file), app_id=settings.app_id)
+    try:
+        topics = load_topics(Path(args.topics_file), app_id=settings.app_id)
+    except TopicsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     admin = TopicAdmin(aiokafka_kwargs(settings), replication=settings.replication_factor)
-    drift = asyncio.run(admin.verify(topics.topics))
+    drift = run_on_broker(settings, admin.verify(topics.topics))
     if drift.missing or drift.partition_mismatch:
         fatal = Drift(missing=drift.missing, partition_mismatch=drift.partition_mismatch)
         for line in fatal.lines():
@@ -114,6 +134,9 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # The pre-flight checks passed (each failure above is one line naming its cause): the
+    # worker starts, and says with what.
+    log.info("settings: %s", settings.as_log_dict())
     for line in drift.lines():
         log.warning("topic drift: %s", line)
     runtime = create_app(settings, Path(args.topics_file))
@@ -125,7 +148,11 @@ def _worker(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
-    return run_demo(args)
+    try:
+        return run_demo(args)
+    except BrokerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -134,8 +161,8 @@ def _check(args: argparse.Namespace) -> int:
     from streams.consistency import check_topics
 
     settings = settings_from_args(args)
-    report = asyncio.run(
-        check_topics(aiokafka_kwargs(settings), require_terminal=args.require_terminal)
+    report = run_on_broker(
+        settings, check_topics(aiokafka_kwargs(settings), require_terminal=args.require_terminal)
     )
     summary = report.summary()
     print(

@@ -24,7 +24,7 @@ from typing import Any
 from console.process import ops_console
 from contracts.geo import decode_center
 from contracts.topics import load_topics
-from dispatchflow.settings import BrokerKind, Settings
+from dispatchflow.settings import BrokerKind, Settings, load_settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
 from streams.broker import EmbeddedBroker, free_loopback_port
@@ -65,7 +65,13 @@ REPORT_KEYS = (
 
 
 def embedded_settings(bootstrap: str, datadir: Path, **overrides: Any) -> Settings:
-    """Worker settings for the embedded broker: short group timeouts, no standbys."""
+    """Worker settings for the embedded broker: short group timeouts, no standbys.
+
+    Other settings come from the environment, as for any command.
+
+    Raises:
+        SettingsError: an unknown `DISPATCHFLOW_*` variable or an invalid value (one line).
+    """
     values: dict[str, Any] = {
         "broker_url": bootstrap,
         "broker_kind": BrokerKind.EMBEDDED,
@@ -78,7 +84,7 @@ def embedded_settings(bootstrap: str, datadir: Path, **overrides: Any) -> Settin
         "log_level": "warning",
     }
     values.update(overrides)
-    return Settings(**values)
+    return load_settings(values)
 
 
 def _print_state(state: dict[str, Any]) -> None:
