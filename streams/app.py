@@ -61,6 +61,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
         producer_acks=-1,
     )
     runtime = Runtime.build(app, settings, topics)
+    runtime.metrics.add_process_collectors()
     agents.register(runtime, predictor_from_settings(settings))
     web.register(runtime)
     return runtime
