@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from dispatchflow.commands import CommandRegistry
-from dispatchflow.settings import ENV_PREFIX
+from dispatchflow.settings import ENV_PREFIX, setting_help
 
 
 def _positive(text: str) -> float:
@@ -61,7 +61,7 @@ def register(registry: CommandRegistry) -> None:
         "--broker",
         dest="broker_url",
         metavar="HOST:PORT",
-        help=f"bootstrap servers host:port[,host:port] [env: {ENV_PREFIX}BROKER_URL]",
+        help=setting_help("broker_url", "bootstrap servers host:port[,host:port]"),
     )
     ops.add_argument("--port", type=int, default=8090, help="port to serve on (0: a free one)")
     ops.add_argument("--host", default="127.0.0.1", help="address to serve on")

@@ -23,6 +23,8 @@ from dispatchflow.errors import UserError
 ENV_PREFIX = "DISPATCHFLOW_"
 #: Variables with these prefixes are not settings: they configure the test suite.
 NON_SETTING_PREFIXES = (f"{ENV_PREFIX}TEST_", f"{ENV_PREFIX}FUZZ_")
+#: Log levels a worker accepts (`log_level`, `--log-level`).
+LOG_LEVELS = ("debug", "info", "warning", "error")
 #: Longest part of a refused value repeated in an error message.
 _MAX_ECHO_CHARS = 60
 
@@ -173,7 +175,7 @@ class Settings(BaseSettings):
     # --- web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
-    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
+    log_level: str = Field("info", pattern=rf"^({'|'.join(LOG_LEVELS)})$")
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
@@ -221,6 +223,18 @@ def setting_default(field: str) -> Any:
     """The default value of the setting `field`, as a plain value (an enum's value)."""
     default = Settings.model_fields[field].default
     return default.value if isinstance(default, enum.Enum) else default
+
+
+def setting_help(field: str, text: str = "") -> str:
+    """Help of a flag that sets `field`: `text`, the env var and the setting's own default.
+
+    >>> setting_help("web_port", "port of the web views")
+    'port of the web views [env: DISPATCHFLOW_WEB_PORT; default: 6066]'
+    """
+    default = setting_default(field)
+    shown = "none" if default is None else str(default)
+    note = f"[env: {env_name(field)}; default: {shown}]"
+    return f"{text} {note}" if text else note
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from contracts.topics import DEFAULT_TOPICS_FILE, TopicsFileError, load_topics, rule_violations
-from dispatchflow.commands import CommandRegistry
-from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings, load_settings
+from dispatchflow.commands import CommandRegistry, HelpFormatter
+from dispatchflow.settings import (
+    ENV_PREFIX,
+    LOG_LEVELS,
+    BrokerKind,
+    Settings,
+    load_settings,
+    setting_help,
+)
 from streams.broker import BrokerStartError, EmbeddedBroker
 from streams.kafka_config import aiokafka_kwargs, run_on_broker
 from streams.topics import Drift, TopicAdmin
@@ -43,16 +50,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(overrides)
 
 
+#: What `--file` / `--topics-file` mean when not given.
+PACKAGED_TOPICS = "the topics.yaml shipped with dispatchflow"
+
+
+def topics_path(value: str | None) -> Path:
+    """The topics file a command uses: `value`, or the one shipped with the package."""
+    return Path(value) if value else DEFAULT_TOPICS_FILE
+
+
 def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
         dest="broker_url",
-        help=f"bootstrap servers host:port[,host:port] [env: {ENV_PREFIX}BROKER_URL]",
+        help=setting_help("broker_url", "bootstrap servers host:port[,host:port]"),
     )
     parser.add_argument(
         "--broker-kind",
         choices=[k.value for k in BrokerKind],
-        help=f"`embedded` enables embedded-broker workarounds [env: {ENV_PREFIX}BROKER_KIND]",
+        help=setting_help("broker_kind", "`embedded` enables embedded-broker workarounds"),
     )
 
 
@@ -81,8 +97,9 @@ def _topics(args: argparse.Namespace) -> int:
         print("usage: dispatchflow topics {check,apply,verify} ...", file=sys.stderr)
         return 2
     settings = settings_from_args(args)
+    path = topics_path(args.file)
     try:
-        topics = load_topics(Path(args.file), app_id=settings.app_id)
+        topics = load_topics(path, app_id=settings.app_id)
     except TopicsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -91,7 +108,7 @@ def _topics(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"rule broken: {problem}", file=sys.stderr)
         if not problems:
-            print(f"{args.file}: {len(topics.topics)} topics, all rules hold")
+            print(f"{path}: {len(topics.topics)} topics, all rules hold")
         return 1 if problems else 0
     replication = args.replication if args.replication is not None else settings.replication_factor
     admin = TopicAdmin(aiokafka_kwargs(settings), replication=replication)
@@ -103,7 +120,7 @@ def _topics(args: argparse.Namespace) -> int:
     for line in drift.lines():
         print(line)
     if drift.clean:
-        print(f"cluster matches {args.file} ({len(topics.topics)} topics)")
+        print(f"cluster matches {path} ({len(topics.topics)} topics)")
     return 0 if drift.clean else 1
 
 
@@ -118,7 +135,7 @@ def _worker(args: argparse.Namespace) -> int:
     setup_logging(loglevel=settings.log_level)
     log = logging.getLogger(__name__)
     try:
-        topics = load_topics(Path(args.topics_file), app_id=settings.app_id)
+        topics = load_topics(topics_path(args.topics_file), app_id=settings.app_id)
     except TopicsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -139,7 +156,7 @@ def _worker(args: argparse.Namespace) -> int:
     log.info("settings: %s", settings.as_log_dict())
     for line in drift.lines():
         log.warning("topic drift: %s", line)
-    runtime = create_app(settings, Path(args.topics_file))
+    runtime = create_app(settings, topics_path(args.topics_file))
     worker = faust.Worker(runtime.app, loglevel=settings.log_level)
     worker.execute_from_commandline()  # exits the process
     return 0
@@ -216,16 +233,17 @@ def register(registry: CommandRegistry) -> None:
         ("apply", "create the topics missing on the cluster"),
         ("verify", "report topics, partition counts and configs that differ from the file"),
     ):
-        p = sub.add_parser(
-            action, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        p = sub.add_parser(action, help=text, description=text, formatter_class=HelpFormatter)
+        p.add_argument("--file", help=f"the topics file (default: {PACKAGED_TOPICS})")
+        p.add_argument(
+            "--app-id", dest="app_id", help=setting_help("app_id", "app id for ${app_id} in names")
         )
-        p.add_argument("--file", default=str(DEFAULT_TOPICS_FILE), help="the topics file")
-        p.add_argument("--app-id", dest="app_id", help="app id for ${app_id} in topic names")
         p.add_argument(
             "--replication",
             type=int,
             default=None,
-            help="override every topic's replication factor (e.g. 1 on a one-broker cluster)",
+            help="override every topic's replication factor (e.g. 1 on a one-broker cluster) "
+            + setting_help("replication_factor"),
         )
         _add_broker_flags(p)
 
@@ -236,11 +254,18 @@ def register(registry: CommandRegistry) -> None:
         f"Every setting is an env var {ENV_PREFIX}<NAME>; flags override them.",
     )
     _add_broker_flags(worker)
-    worker.add_argument("--web-port", type=int, help=f"[env: {ENV_PREFIX}WEB_PORT]")
-    worker.add_argument("--web-host", help=f"[env: {ENV_PREFIX}WEB_HOST]")
-    worker.add_argument("--datadir", help=f"local state directory [env: {ENV_PREFIX}DATADIR]")
-    worker.add_argument("--app-id", dest="app_id", help=f"[env: {ENV_PREFIX}APP_ID]")
-    worker.add_argument("--topics-file", default=str(DEFAULT_TOPICS_FILE), help="topics.yaml")
+    worker.add_argument(
+        "--web-port", type=int, help=setting_help("web_port", "port of the HTTP views")
+    )
+    worker.add_argument("--web-host", help=setting_help("web_host", "address of the HTTP views"))
+    worker.add_argument("--datadir", help=setting_help("datadir", "local state directory"))
+    worker.add_argument(
+        "--app-id", dest="app_id", help=setting_help("app_id", "consumer group and table prefix")
+    )
+    worker.add_argument(
+        "--log-level", choices=LOG_LEVELS, help=setting_help("log_level", "logging threshold")
+    )
+    worker.add_argument("--topics-file", help=f"the topics file (default: {PACKAGED_TOPICS})")
 
     demo = registry.add(
         "demo",
