@@ -60,6 +60,7 @@ REPORT_KEYS = (
     "ctod_p90_min",
     "eta_p90_coverage",
     "fallback_rate",
+    "fallback_reasons",
     "invariant_violations",
 )
 
