@@ -15,6 +15,7 @@ from dispatchflow.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "contracts.cli",
     "streams.cli",
+    "streams.dlq_cli",
     "models.cli",
     "simulators.cli",
     "dispatch.cli",

@@ -59,7 +59,8 @@ def topics_path(value: str | None) -> Path:
     return Path(value) if value else DEFAULT_TOPICS_FILE
 
 
-def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
+def add_broker_flags(parser: argparse.ArgumentParser) -> None:
+    """Add `--broker` and `--broker-kind`, which override their settings."""
     parser.add_argument(
         "--broker",
         dest="broker_url",
@@ -245,7 +246,7 @@ def register(registry: CommandRegistry) -> None:
             help="override every topic's replication factor (e.g. 1 on a one-broker cluster) "
             + setting_help("replication_factor"),
         )
-        _add_broker_flags(p)
+        add_broker_flags(p)
 
     worker = registry.add(
         "worker",
@@ -253,7 +254,7 @@ def register(registry: CommandRegistry) -> None:
         "run a stream worker (Faust): ingest, state tables, web views. "
         f"Every setting is an env var {ENV_PREFIX}<NAME>; flags override them.",
     )
-    _add_broker_flags(worker)
+    add_broker_flags(worker)
     worker.add_argument(
         "--web-port", type=int, help=setting_help("web_port", "port of the HTTP views")
     )
@@ -295,7 +296,7 @@ def register(registry: CommandRegistry) -> None:
         "every order ended, each commit in the trace of one of its orders); records that are not "
         "valid events are skipped and counted by topic; exits 1 on any violation",
     )
-    _add_broker_flags(check)
+    add_broker_flags(check)
     check.add_argument(
         "--require-terminal",
         action="store_true",
