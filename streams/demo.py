@@ -166,9 +166,11 @@ def run_demo(args: argparse.Namespace) -> int:
                     )
                 )
                 report = asyncio.run(check_topics(client, require_terminal=True))
+                skipped = sum(report.skipped_records.values())
                 print(
                     "[demo] consistency check over the assignment topics: "
-                    f"{report.violation_count} violations"
+                    f"{report.violation_count} violations ({skipped} records that are not valid "
+                    "events skipped)"
                 )
                 for kind, examples in report.violations.items():
                     for example in examples[:3]:
