@@ -1,5 +1,6 @@
 # The worker image the Helm chart (charts/dispatchflow) runs: `dispatchflow worker` by default,
-# `dispatchflow topics apply` in the chart's hook job. topics.yaml is at /app/topics.yaml.
+# `dispatchflow topics apply` in the chart's hook job. Both read the topics.yaml installed with
+# the package (contracts/topics.yaml, package data).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md topics.yaml ./
+COPY pyproject.toml README.md ./
 COPY dispatchflow ./dispatchflow
 COPY contracts ./contracts
 COPY streams ./streams
@@ -16,6 +17,7 @@ COPY features ./features
 COPY models ./models
 COPY dispatch ./dispatch
 COPY simulators ./simulators
+COPY console ./console
 RUN pip install . \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin dispatchflow \
     && mkdir -p /data \
@@ -26,4 +28,4 @@ ENV DISPATCHFLOW_DATADIR=/data \
     DISPATCHFLOW_WEB_HOST=0.0.0.0
 EXPOSE 6066
 ENTRYPOINT ["dispatchflow"]
-CMD ["worker", "--topics-file", "/app/topics.yaml"]
+CMD ["worker"]

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from dispatchflow.commands import CommandRegistry
-from dispatchflow.settings import ENV_PREFIX
+from dispatchflow.settings import ENV_PREFIX, setting_help
 
 
 def _positive(text: str) -> float:
@@ -21,10 +21,10 @@ def _positive(text: str) -> float:
 def _ops(args: argparse.Namespace) -> int:
     from console.exceptions import ExceptionRules
     from console.service import OpsOptions, StartError, run_console
-    from dispatchflow.settings import Settings
+    from dispatchflow.settings import load_settings
     from streams.kafka_config import aiokafka_kwargs
 
-    settings = Settings(broker_url=args.broker_url) if args.broker_url else Settings()
+    settings = load_settings({"broker_url": args.broker_url} if args.broker_url else {})
     options = OpsOptions(
         client_kwargs=aiokafka_kwargs(settings),
         host=args.host,
@@ -61,7 +61,7 @@ def register(registry: CommandRegistry) -> None:
         "--broker",
         dest="broker_url",
         metavar="HOST:PORT",
-        help=f"bootstrap servers host:port[,host:port] [env: {ENV_PREFIX}BROKER_URL]",
+        help=setting_help("broker_url", "bootstrap servers host:port[,host:port]"),
     )
     ops.add_argument("--port", type=int, default=8090, help="port to serve on (0: a free one)")
     ops.add_argument("--host", default="127.0.0.1", help="address to serve on")

@@ -11,8 +11,9 @@ import yaml
 
 from contracts.schemas import schema_names
 
-#: topics.yaml at the root of the source tree.
-DEFAULT_TOPICS_FILE = Path(__file__).resolve().parent.parent / "topics.yaml"
+#: topics.yaml as shipped in this package (package data, so it is in the wheel and the image;
+#: the repository's root `topics.yaml` is a link to it).
+DEFAULT_TOPICS_FILE = Path(__file__).resolve().parent / "topics.yaml"
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _INTERNAL_NAME = re.compile(r"^[a-z][a-z0-9_.-]*-(__assignor-__leader|[a-z_]+-changelog)$")

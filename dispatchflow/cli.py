@@ -9,11 +9,13 @@ from collections.abc import Sequence
 
 from dispatchflow import __version__
 from dispatchflow.commands import CommandRegistry
+from dispatchflow.errors import UserError
 
 #: Modules that contribute subcommands; each exposes `register(registry: CommandRegistry)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "contracts.cli",
     "streams.cli",
+    "streams.dlq_cli",
     "models.cli",
     "simulators.cli",
     "dispatch.cli",
@@ -44,11 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the exit code."""
+    """Run the CLI and return the exit code.
+
+    A `UserError` (an invalid or unknown setting, an unreachable broker) is printed as one line,
+    `error: <message>`, on stderr, and the exit code is 1.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(handler(args))
+    try:
+        return int(handler(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -10,6 +10,27 @@ from dataclasses import dataclass
 Handler = Callable[[argparse.Namespace], int]
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` that shows an option's default only when there is one worth showing.
+
+    No default is printed for a required option, an option whose default is None (its help
+    says what applies instead, e.g. the setting's own default), a flag without a value
+    (`store_true`), or an option whose help already states its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.required
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.nargs == 0
+            or "default" in text
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
 @dataclass(frozen=True)
 class CommandRegistry:
     """Where packages attach subcommands.
@@ -31,7 +52,7 @@ class CommandRegistry:
             name,
             help=help_text,
             description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         parser.set_defaults(handler=handler)
         return parser

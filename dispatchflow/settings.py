@@ -1,19 +1,36 @@
 """The one settings object: every tunable of a worker, read from `DISPATCHFLOW_*` env vars.
 
 Nothing else in the code base reads the environment. Secrets are `SecretStr` and are masked by
-`Settings.as_log_dict()`.
+`Settings.as_log_dict()`. Commands build their settings with `load_settings`, which refuses a
+`DISPATCHFLOW_*` variable that is no setting (a misspelt one would otherwise be ignored) and
+turns any invalid value into a one-line `SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dispatchflow.errors import UserError
+
 ENV_PREFIX = "DISPATCHFLOW_"
+#: Variables with these prefixes are not settings: they configure the test suite.
+NON_SETTING_PREFIXES = (f"{ENV_PREFIX}TEST_", f"{ENV_PREFIX}FUZZ_")
+#: Log levels a worker accepts (`log_level`, `--log-level`).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Longest part of a refused value repeated in an error message.
+_MAX_ECHO_CHARS = 60
+
+
+class SettingsError(UserError, ValueError):
+    """Settings that cannot be used; the message is one line naming the variable at fault."""
 
 
 class BrokerKind(enum.StrEnum):
@@ -158,7 +175,7 @@ class Settings(BaseSettings):
     # --- web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
-    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$")
+    log_level: str = Field("info", pattern=rf"^({'|'.join(LOG_LEVELS)})$")
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
@@ -209,3 +226,89 @@ class ToolSettings(BaseSettings):
     kafka_cache: Path | None = Field(
         None, description="parent folder of the Apache Kafka jar caches (kafka-<version>/)"
     )
+
+
+def env_name(field: str) -> str:
+    """The environment variable of the setting `field` (`web_port` → `DISPATCHFLOW_WEB_PORT`)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def setting_default(field: str) -> Any:
+    """The default value of the setting `field`, as a plain value (an enum's value)."""
+    default = Settings.model_fields[field].default
+    return default.value if isinstance(default, enum.Enum) else default
+
+
+def setting_help(field: str, text: str = "") -> str:
+    """Help of a flag that sets `field`: `text`, the env var and the setting's own default.
+
+    >>> setting_help("web_port", "port of the web views")
+    'port of the web views [env: DISPATCHFLOW_WEB_PORT; default: 6066]'
+    """
+    default = setting_default(field)
+    shown = "none" if default is None else str(default)
+    note = f"[env: {env_name(field)}; default: {shown}]"
+    return f"{text} {note}" if text else note
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`DISPATCHFLOW_*` names in `environ` that are no setting (test-suite variables excepted)."""
+    known = {env_name(field) for field in (*Settings.model_fields, *ToolSettings.model_fields)}
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX)
+        and name.upper() not in known
+        and not name.upper().startswith(NON_SETTING_PREFIXES)
+    )
+
+
+def closest_setting(name: str) -> str | None:
+    """The setting variable most like `name`, or None when none is close."""
+    known = [env_name(field) for field in Settings.model_fields]
+    matches = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from the environment, with `overrides` (command-line flags) taking precedence.
+
+    Raises:
+        SettingsError: a `DISPATCHFLOW_*` variable names no setting (the message suggests the
+            closest one), or a value is invalid (the message names its variable and, unless it
+            is a secret, the value).
+    """
+    overrides = dict(overrides or {})
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        name = unknown[0]
+        closest = closest_setting(name)
+        hint = f"; did you mean {closest}?" if closest else " (see `dispatchflow worker --help`)"
+        msg = f"unknown setting {name}{hint}"
+        raise SettingsError(msg)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, overrides)) from None
+
+
+def _describe(exc: ValidationError, overrides: Mapping[str, Any]) -> str:
+    """One line about the first error of `exc`, naming where the value came from."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    reason = str(first["msg"]).removeprefix("Value error, ").replace("\n", " ")
+    loc = first.get("loc") or ()
+    field = str(loc[0]) if loc else ""
+    if field not in Settings.model_fields:
+        return f"invalid settings: {reason}{more}"
+    annotation = str(Settings.model_fields[field].annotation)
+    value = "" if "SecretStr" in annotation else f"={_echo(first.get('input'))}"
+    where = f"{field} (command line)" if field in overrides else env_name(field)
+    return f"invalid setting {where}{value}: {reason}{more}"
+
+
+def _echo(value: Any) -> str:
+    """`value` as it may appear in a message: its repr, cut to a readable length."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= _MAX_ECHO_CHARS else text[: _MAX_ECHO_CHARS - 3] + "..."

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dispatchflow.commands import CommandRegistry
+from dispatchflow.commands import CommandRegistry, HelpFormatter
 
 _DATASET_HELP = (
     "input format: `doordash` (historical_data-style deliveries → total click-to-door model, "
@@ -237,7 +237,7 @@ def register(registry: CommandRegistry) -> None:
             "request (p90_coverage is that served figure, p90_coverage_served = online); "
             "p90_coverage_static is the training-time calibration alone."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     b.set_defaults(handler=_cmd_eta_bench)
     b.add_argument("--dataset", choices=("doordash", "nyc"), required=True, help=_DATASET_HELP)

@@ -13,7 +13,10 @@ Response 200::
      "fallback_reason": null, "model_version": "v0003"}
 
 Errors are 4xx with `{"error": "<message>"}`: 400 malformed or invalid input, 413 body too
-large. A model failure is never an error: it is a 200 with `fallback_used: true`. Answers
+large. A leg whose origin and destination are more than `MAX_LEG_DISTANCE_M` (200 km) apart in a
+straight line is no delivery leg: it is refused with 400 and `"reason": "leg_too_long"` (an
+answer for it, even the base ETA, would be a made-up number), whether or not the caller sends
+its own base. A model failure is never an error: it is a 200 with `fallback_used: true`. Answers
 carry a `Server-Timing: eta;dur=<ms>` header with the handler's own time.
 """
 
@@ -29,8 +32,14 @@ import orjson
 
 from models.legs import Leg
 from models.service import EtaService, LegBatch
+from models.single import haversine_m_scalar
 
 MAX_BODY_BYTES = 8 * 1024
+#: Longest straight-line leg served (metres): five times a metro-area shard's long side; a
+#: delivery or ride leg beyond it is not something this service predicts.
+MAX_LEG_DISTANCE_M = 200_000.0
+#: `reason` of a refused leg that is longer than `MAX_LEG_DISTANCE_M`.
+LEG_TOO_LONG = "leg_too_long"
 MAX_CONTEXT_ITEMS = 32
 #: Request times further than this from the newest sane epoch are rejected (year 2286).
 _MAX_TS_MS = 10**13
@@ -39,15 +48,24 @@ _LEGS = {leg.name.lower(): leg for leg in Leg}
 
 
 class RequestError(ValueError):
-    """A request that cannot be served; `status` is the HTTP status to answer with."""
+    """A request that cannot be served.
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    Attributes:
+        status: the HTTP status to answer with.
+        reason: a machine-readable reason code for the answer's `reason` field, if any.
+    """
+
+    def __init__(self, message: str, status: int = 400, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
-def _error(status: int, message: str) -> tuple[int, bytes]:
-    return status, orjson.dumps({"error": message})
+def _error(status: int, message: str, reason: str | None = None) -> tuple[int, bytes]:
+    body: dict[str, str] = {"error": message}
+    if reason is not None:
+        body["reason"] = reason
+    return status, orjson.dumps(body)
 
 
 def _number(obj: dict[str, Any], key: str, where: str) -> float:
@@ -113,7 +131,8 @@ def parse_eta_fields(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> EtaRe
     """Validate a request body.
 
     Raises:
-        RequestError: with the HTTP status (400 or 413) and a message naming the field.
+        RequestError: with the HTTP status (400 or 413) and a message naming the field; a leg
+            longer than `MAX_LEG_DISTANCE_M` with `reason` `leg_too_long`.
     """
     if len(body) > max_body_bytes:
         raise RequestError(f"body larger than {max_body_bytes} bytes", status=413)
@@ -125,6 +144,13 @@ def parse_eta_fields(body: bytes, max_body_bytes: int = MAX_BODY_BYTES) -> EtaRe
         raise RequestError("body must be a JSON object")
     olat, olon = _point(req, "origin")
     dlat, dlon = _point(req, "destination")
+    distance_m = haversine_m_scalar(olat, olon, dlat, dlon)
+    if distance_m > MAX_LEG_DISTANCE_M:
+        msg = (
+            f"origin and destination are {distance_m / 1000:.0f} km apart; legs longer than "
+            f"{MAX_LEG_DISTANCE_M / 1000:.0f} km (straight line) are not served"
+        )
+        raise RequestError(msg, reason=LEG_TOO_LONG)
     ts = req.get("request_time_ms")
     if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS_MS:
         raise RequestError("request_time_ms must be an integer epoch-millisecond time")
@@ -175,7 +201,7 @@ def handle_eta(
     try:
         req = parse_eta_fields(body, max_body_bytes)
     except RequestError as exc:
-        return _error(exc.status, str(exc))
+        return _error(exc.status, str(exc), exc.reason)
     result = service.predict_one(
         req.origin_lat,
         req.origin_lon,

@@ -11,7 +11,7 @@ import numpy as np
 
 from dispatch.cli import add_settings_option
 from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
-from dispatchflow.commands import CommandRegistry
+from dispatchflow.commands import CommandRegistry, HelpFormatter
 from simulators.mdrp.breakdown import PARTS, breakdown_columns, class_means
 from simulators.mdrp.foodwait import (
     BAND_KEYS,
@@ -55,7 +55,7 @@ def register(registry: CommandRegistry) -> None:
         "mdrp",
         help="Grubhub Meal Delivery Routing Problem instances",
         description=MDRP_HELP,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     mdrp.set_defaults(handler=replay_mdrp)
     mdrp.add_argument(

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import faust
+from faust.web.base import BlueprintManager
 
 from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
@@ -33,6 +34,15 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     return None
 
 
+def serve_own_views_only(app: faust.App) -> None:
+    """Mount none of Faust's built-in blueprints on `app`'s web server (its `/` index included).
+
+    Only the views registered with `app.page` (`streams.web`) are served; any other path is a
+    404. Call before the web server starts.
+    """
+    app.web.blueprints = BlueprintManager()
+
+
 def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> Runtime:
     """Build the worker: the Faust app with all agents, tables and views, and its runtime."""
     topics = load_topics(topics_file, app_id=settings.app_id)
@@ -57,10 +67,19 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
         web_enabled=True,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Faust's built-in views (/router, /table/<name>/<key>, /graph, statistics,
+        # /performance) would expose table contents and internals on the web port: off.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
         producer_acks=-1,
     )
+    serve_own_views_only(app)
     runtime = Runtime.build(app, settings, topics)
+    runtime.metrics.add_process_collectors()
     agents.register(runtime, predictor_from_settings(settings))
     web.register(runtime)
     return runtime

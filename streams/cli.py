@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -12,33 +11,65 @@ from pathlib import Path
 from typing import Any
 
 from contracts.topics import DEFAULT_TOPICS_FILE, TopicsFileError, load_topics, rule_violations
-from dispatchflow.commands import CommandRegistry
-from dispatchflow.settings import ENV_PREFIX, BrokerKind, Settings
+from dispatchflow.commands import CommandRegistry, HelpFormatter
+from dispatchflow.settings import (
+    ENV_PREFIX,
+    LOG_LEVELS,
+    BrokerKind,
+    Settings,
+    load_settings,
+    setting_help,
+)
 from streams.broker import BrokerStartError, EmbeddedBroker
-from streams.kafka_config import aiokafka_kwargs
+from streams.kafka_config import aiokafka_kwargs, run_on_broker
 from streams.topics import Drift, TopicAdmin
+
+#: Settings a command-line flag of the same name (dashes for underscores) may set.
+FLAG_SETTINGS = (
+    "broker_url",
+    "broker_kind",
+    "web_port",
+    "web_host",
+    "datadir",
+    "app_id",
+    "log_level",
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with any command-line flags taking precedence."""
+    """Settings from the environment, with any command-line flags taking precedence.
+
+    Raises:
+        SettingsError: an unknown `DISPATCHFLOW_*` variable or an invalid value (one line).
+    """
     overrides: dict[str, Any] = {}
-    for name in ("broker_url", "broker_kind", "web_port", "web_host", "datadir", "app_id"):
+    for name in FLAG_SETTINGS:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    return load_settings(overrides)
 
 
-def _add_broker_flags(parser: argparse.ArgumentParser) -> None:
+#: What `--file` / `--topics-file` mean when not given.
+PACKAGED_TOPICS = "the topics.yaml shipped with dispatchflow"
+
+
+def topics_path(value: str | None) -> Path:
+    """The topics file a command uses: `value`, or the one shipped with the package."""
+    return Path(value) if value else DEFAULT_TOPICS_FILE
+
+
+def add_broker_flags(parser: argparse.ArgumentParser) -> None:
+    """Add `--broker` and `--broker-kind`, which override their settings."""
     parser.add_argument(
         "--broker",
         dest="broker_url",
-        help=f"bootstrap servers host:port[,host:port] [env: {ENV_PREFIX}BROKER_URL]",
+        help=setting_help("broker_url", "bootstrap servers host:port[,host:port]"),
     )
     parser.add_argument(
         "--broker-kind",
         choices=[k.value for k in BrokerKind],
-        help=f"`embedded` enables embedded-broker workarounds [env: {ENV_PREFIX}BROKER_KIND]",
+        help=setting_help("broker_kind", "`embedded` enables embedded-broker workarounds"),
     )
 
 
@@ -150,8 +181,9 @@ def _topics(args: argparse.Namespace) -> int:
         print("usage: dispatchflow topics {check,apply,verify} ...", file=sys.stderr)
         return 2
     settings = settings_from_args(args)
+    path = topics_path(args.file)
     try:
-        topics = load_topics(Path(args.file), app_id=settings.app_id)
+        topics = load_topics(path, app_id=settings.app_id)
     except TopicsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -160,33 +192,39 @@ def _topics(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"rule broken: {problem}", file=sys.stderr)
         if not problems:
-            print(f"{args.file}: {len(topics.topics)} topics, all rules hold")
+            print(f"{path}: {len(topics.topics)} topics, all rules hold")
         return 1 if problems else 0
     replication = args.replication if args.replication is not None else settings.replication_factor
     admin = TopicAdmin(aiokafka_kwargs(settings), replication=replication)
     if action == "apply":
-        created = asyncio.run(admin.apply(topics.topics))
+        created = run_on_broker(settings, admin.apply(topics.topics))
         print(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
         return 0
-    drift = asyncio.run(admin.verify(topics.topics))
+    drift = run_on_broker(settings, admin.verify(topics.topics))
     for line in drift.lines():
         print(line)
     if drift.clean:
-        print(f"cluster matches {args.file} ({len(topics.topics)} topics)")
+        print(f"cluster matches {path} ({len(topics.topics)} topics)")
     return 0 if drift.clean else 1
 
 
 def _worker(args: argparse.Namespace) -> int:
     import faust
+    from mode.utils.logging import setup_logging
 
     from streams.app import create_app
 
     settings = settings_from_args(args)
+    # Logging first (as the Faust worker will configure it again), so that our lines are written.
+    setup_logging(loglevel=settings.log_level)
     log = logging.getLogger(__name__)
-    log.info("settings: %s", settings.as_log_dict())
-    topics = load_topics(Path(args.topics_file), app_id=settings.app_id)
+    try:
+        topics = load_topics(topics_path(args.topics_file), app_id=settings.app_id)
+    except TopicsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     admin = TopicAdmin(aiokafka_kwargs(settings), replication=settings.replication_factor)
-    drift = asyncio.run(admin.verify(topics.topics))
+    drift = run_on_broker(settings, admin.verify(topics.topics))
     if drift.missing or drift.partition_mismatch:
         fatal = Drift(missing=drift.missing, partition_mismatch=drift.partition_mismatch)
         for line in fatal.lines():
@@ -197,9 +235,12 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # The pre-flight checks passed (each failure above is one line naming its cause): the
+    # worker starts, and says with what.
+    log.info("settings: %s", settings.as_log_dict())
     for line in drift.lines():
         log.warning("topic drift: %s", line)
-    runtime = create_app(settings, Path(args.topics_file))
+    runtime = create_app(settings, topics_path(args.topics_file))
     worker = faust.Worker(runtime.app, loglevel=settings.log_level)
     worker.execute_from_commandline()  # exits the process
     return 0
@@ -210,7 +251,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         return run_demo(args)
-    except DemoClusterError as exc:
+    except (DemoClusterError, BrokerStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -221,8 +262,8 @@ def _check(args: argparse.Namespace) -> int:
     from streams.consistency import check_topics
 
     settings = settings_from_args(args)
-    report = asyncio.run(
-        check_topics(aiokafka_kwargs(settings), require_terminal=args.require_terminal)
+    report = run_on_broker(
+        settings, check_topics(aiokafka_kwargs(settings), require_terminal=args.require_terminal)
     )
     summary = report.summary()
     print(
@@ -234,6 +275,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{kind:<24}{count:>8}")
         for example in summary["examples"].get(kind, []):
             print(f"    {example}")
+    skipped = summary["skipped_records"]
+    if skipped:
+        listed = ", ".join(f"{topic} {n}" for topic, n in skipped.items())
+        print(f"skipped records (not valid events; the worker dead-letters them): {listed}")
     print(f"violations: {report.violation_count}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -305,18 +350,19 @@ def register(registry: CommandRegistry) -> None:
         ("apply", "create the topics missing on the cluster"),
         ("verify", "report topics, partition counts and configs that differ from the file"),
     ):
-        p = sub.add_parser(
-            action, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        p = sub.add_parser(action, help=text, description=text, formatter_class=HelpFormatter)
+        p.add_argument("--file", help=f"the topics file (default: {PACKAGED_TOPICS})")
+        p.add_argument(
+            "--app-id", dest="app_id", help=setting_help("app_id", "app id for ${app_id} in names")
         )
-        p.add_argument("--file", default=str(DEFAULT_TOPICS_FILE), help="the topics file")
-        p.add_argument("--app-id", dest="app_id", help="app id for ${app_id} in topic names")
         p.add_argument(
             "--replication",
             type=int,
             default=None,
-            help="override every topic's replication factor (e.g. 1 on a one-broker cluster)",
+            help="override every topic's replication factor (e.g. 1 on a one-broker cluster) "
+            + setting_help("replication_factor"),
         )
-        _add_broker_flags(p)
+        add_broker_flags(p)
 
     worker = registry.add(
         "worker",
@@ -324,12 +370,19 @@ def register(registry: CommandRegistry) -> None:
         "run a stream worker (Faust): ingest, state tables, web views. "
         f"Every setting is an env var {ENV_PREFIX}<NAME>; flags override them.",
     )
-    _add_broker_flags(worker)
-    worker.add_argument("--web-port", type=int, help=f"[env: {ENV_PREFIX}WEB_PORT]")
-    worker.add_argument("--web-host", help=f"[env: {ENV_PREFIX}WEB_HOST]")
-    worker.add_argument("--datadir", help=f"local state directory [env: {ENV_PREFIX}DATADIR]")
-    worker.add_argument("--app-id", dest="app_id", help=f"[env: {ENV_PREFIX}APP_ID]")
-    worker.add_argument("--topics-file", default=str(DEFAULT_TOPICS_FILE), help="topics.yaml")
+    add_broker_flags(worker)
+    worker.add_argument(
+        "--web-port", type=int, help=setting_help("web_port", "port of the HTTP views")
+    )
+    worker.add_argument("--web-host", help=setting_help("web_host", "address of the HTTP views"))
+    worker.add_argument("--datadir", help=setting_help("datadir", "local state directory"))
+    worker.add_argument(
+        "--app-id", dest="app_id", help=setting_help("app_id", "consumer group and table prefix")
+    )
+    worker.add_argument(
+        "--log-level", choices=LOG_LEVELS, help=setting_help("log_level", "logging threshold")
+    )
+    worker.add_argument("--topics-file", help=f"the topics file (default: {PACKAGED_TOPICS})")
 
     demo = registry.add(
         "demo",
@@ -363,10 +416,10 @@ def register(registry: CommandRegistry) -> None:
         _check,
         "read the assignment and input topics of a run and report violations of the decision "
         "invariants (one live assignment per order, capacity, no commit after an order ended, "
-        "every order ended, each commit in the trace of one of its orders); exits 1 on any "
-        "violation",
+        "every order ended, each commit in the trace of one of its orders); records that are not "
+        "valid events are skipped and counted by topic; exits 1 on any violation",
     )
-    _add_broker_flags(check)
+    add_broker_flags(check)
     check.add_argument(
         "--require-terminal",
         action="store_true",

@@ -30,7 +30,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from console.process import ops_console
 from contracts.geo import decode_center
 from contracts.topics import TopicsFile, load_topics
-from dispatchflow.settings import BrokerKind, Settings
+from dispatchflow.settings import BrokerKind, Settings, load_settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
 from streams.broker import EmbeddedBroker, free_loopback_port
@@ -66,6 +66,7 @@ REPORT_KEYS = (
     "ctod_p90_min",
     "eta_p90_coverage",
     "fallback_rate",
+    "fallback_reasons",
     "invariant_violations",
 )
 
@@ -81,7 +82,13 @@ _GROUP_TIMINGS = {
 def local_settings(
     bootstrap: str, datadir: Path, kind: BrokerKind = BrokerKind.EMBEDDED, **overrides: Any
 ) -> Settings:
-    """Worker settings for a broker on this machine: quick group timings, no standbys."""
+    """Worker settings for a broker on this machine: quick group timings, no standbys.
+
+    Other settings come from the environment, as for any command.
+
+    Raises:
+        SettingsError: an unknown `DISPATCHFLOW_*` variable or an invalid value (one line).
+    """
     values: dict[str, Any] = {
         "broker_url": bootstrap,
         "broker_kind": kind,
@@ -93,7 +100,7 @@ def local_settings(
         "log_level": "warning",
     }
     values.update(overrides)
-    return Settings(**values)
+    return load_settings(values)
 
 
 def _print_state(state: dict[str, Any]) -> None:
@@ -175,9 +182,11 @@ def run_demo(args: argparse.Namespace) -> int:
                     )
                 )
                 report = asyncio.run(check_topics(client, require_terminal=True))
+                skipped = sum(report.skipped_records.values())
                 print(
                     "[demo] consistency check over the assignment topics: "
-                    f"{report.violation_count} violations"
+                    f"{report.violation_count} violations ({skipped} records that are not valid "
+                    "events skipped)"
                 )
                 for violation, examples in report.violations.items():
                     for example in examples[:3]:

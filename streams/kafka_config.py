@@ -2,30 +2,87 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
-from dispatchflow.settings import SecurityProtocol, Settings
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError
+
+from dispatchflow.errors import UserError
+from dispatchflow.settings import SecurityProtocol, Settings, SettingsError, env_name
+
+T = TypeVar("T")
+
+
+class BrokerUnreachableError(UserError):
+    """No broker answered at the configured address; the message names it."""
+
+
+@contextlib.contextmanager
+def _client_logs_quiet() -> Iterator[None]:
+    """Silence aiokafka's own log lines (a failed connection is reported once, by the caller)."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_on_broker(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` (which talks to the broker of `settings`) to completion and return its result.
+
+    The aiokafka client's own log lines are silenced meanwhile: what goes wrong is raised.
+
+    Raises:
+        BrokerUnreachableError: no broker could be reached, or it did not answer in time; the
+            message names the address and where it was set.
+    """
+    try:
+        with _client_logs_quiet():
+            return asyncio.run(work)
+    except (KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError) as exc:
+        what = "cannot reach" if isinstance(exc, KafkaConnectionError) else "no answer from"
+        msg = (
+            f"{what} the broker at {settings.broker_url} "
+            f"(--broker or {env_name('broker_url')}): {type(exc).__name__}"
+        )
+        raise BrokerUnreachableError(msg) from None
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context for SSL / SASL_SSL protocols, or None for plaintext."""
     if settings.security_protocol not in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
         return None
-    context = ssl.create_default_context(
-        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-    )
+    try:
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        msg = f"invalid setting {env_name('ssl_cafile')}={str(settings.ssl_cafile)!r}: {exc}"
+        raise SettingsError(msg) from None
     if settings.ssl_certfile:
         password = (
             settings.ssl_keyfile_password.get_secret_value()
             if settings.ssl_keyfile_password
             else None
         )
-        context.load_cert_chain(
-            str(settings.ssl_certfile),
-            str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-            password,
-        )
+        try:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+                password,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            msg = (
+                f"invalid setting {env_name('ssl_certfile')} / {env_name('ssl_keyfile')}: "
+                f"cannot load the client certificate: {exc}"
+            )
+            raise SettingsError(msg) from None
     return context
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 _PROCESSING_BUCKETS_S = (
     0.0005,
@@ -26,6 +33,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._process_collectors = False
         r = self.registry
         self.events_consumed = Counter(
             "dispatchflow_events_consumed",
@@ -148,3 +156,15 @@ class Metrics:
             "Couriers with a position in the partitions this worker owns.",
             registry=r,
         )
+
+    def add_process_collectors(self) -> None:
+        """Export the worker process's own series on this registry (once per registry).
+
+        `process_*` (CPU seconds, resident and virtual memory, open file descriptors, start
+        time; read from /proc, so present on Linux) and `python_info` (the interpreter).
+        """
+        if self._process_collectors:
+            return
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self._process_collectors = True

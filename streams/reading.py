@@ -33,8 +33,8 @@ async def read_topics(
     consumer = AIOKafkaConsumer(
         **client_kwargs, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer._client.force_metadata_update()
         tps = [
             TopicPartition(t, p)

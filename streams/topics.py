@@ -82,8 +82,8 @@ class TopicAdmin:
     async def apply(self, specs: Iterable[TopicSpec]) -> list[str]:
         """Create every missing topic with its explicit configs; return the names created."""
         admin = AIOKafkaAdminClient(**self._client_kwargs)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             new = [
                 NewTopic(
@@ -107,8 +107,8 @@ class TopicAdmin:
         """Compare the cluster with the specs: missing topics, partition counts, configs."""
         specs = list(specs)
         admin = AIOKafkaAdminClient(**self._client_kwargs)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             present = [s for s in specs if s.name in existing]
             missing = tuple(s.name for s in specs if s.name not in existing)

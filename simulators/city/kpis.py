@@ -28,7 +28,11 @@ Definitions (every time is event time; minutes are 60 000 ms):
   falling back to the proposal when there is none. Realized = delivery time.
   `eta_p50_abs_err_min` / `eta_p90_abs_err_min`: median and 90th percentile of
   |realized − predicted p50|; `eta_p90_coverage`: share with realized <= predicted p90;
-  `fallback_rate`: share of those ETAs with `fallback_used`.
+  `fallback_rate`: share of those ETAs that are the base ETA rather than a model's, and
+  `fallback_reasons`: their count by reason. An ETA whose offer (or update) carries the
+  model-free predictor's `model_version` (`MODEL_FREE_VERSION`: no model is configured) is a
+  fallback with reason `missing_model`; otherwise one flagged `fallback_used` counts under its
+  `fallback_reason` (`unspecified` when it gives none).
 * `circuit_breaker_ticks`: as passed by the caller; otherwise distinct (shard, ts_ms) of outputs
   that say a tick fell back to the greedy policy: a truthy top-level or explanation
   `circuit_breaker` field, or a positive `explanation.terms.circuit_breaker`.
@@ -51,6 +55,11 @@ from simulators.city.protocol import SimRecord
 from simulators.city.runner import SimulationLog
 
 MS_PER_MIN = 60_000.0
+#: `model_version` of decisions made without any ETA model: the engine's straight-line
+#: predictor (`dispatch.live.eta.StraightLinePredictor`), i.e. the base ETA itself.
+MODEL_FREE_VERSION = "straight-line"
+#: Fallback reason of an ETA served while no model is configured.
+MISSING_MODEL = "missing_model"
 
 EtaSource = Literal["proposal", "update"]
 
@@ -85,10 +94,26 @@ class EtaSample:
     p90_ts_ms: int
     realized_ts_ms: int
     fallback_used: bool
+    fallback_reason: str | None = None
 
 
 def _events(records: Iterable[SimRecord]) -> Iterable[dict[str, Any]]:
     return (r.event for r in records)
+
+
+def fallback_of(
+    model_version: Any, fallback_used: Any, fallback_reason: Any
+) -> tuple[bool, str | None]:
+    """Whether an announced ETA is the base rather than a model's, and why (None: it is not).
+
+    The model-free version is `missing_model` whatever the flag says: no model could have
+    served it.
+    """
+    if model_version == MODEL_FREE_VERSION:
+        return True, MISSING_MODEL
+    if fallback_used:
+        return True, str(fallback_reason) if fallback_reason else "unspecified"
+    return False, None
 
 
 def order_outcomes(log: SimulationLog) -> dict[str, OrderOutcome]:
@@ -174,6 +199,9 @@ def eta_samples(
             before = [u for u in updates.get(oid, []) if int(u["ts_ms"]) <= cutoff]
             if before:
                 u = max(before, key=lambda e: int(e["ts_ms"]))
+                used, reason = fallback_of(
+                    u.get("model_version"), u.get("fallback_used"), u.get("fallback_reason")
+                )
                 samples.append(
                     EtaSample(
                         oid,
@@ -182,7 +210,8 @@ def eta_samples(
                         int(u["dropoff_p50_ts_ms"]),
                         int(u["dropoff_p90_ts_ms"]),
                         realized,
-                        bool(u["fallback_used"]),
+                        used,
+                        reason,
                     )
                 )
                 continue
@@ -196,6 +225,9 @@ def eta_samples(
         if proposal is None or eta is None:
             continue
         issued = int(proposal["ts_ms"])
+        used, reason = fallback_of(
+            proposal.get("model_version"), eta.get("fallback_used"), eta.get("fallback_reason")
+        )
         samples.append(
             EtaSample(
                 oid,
@@ -204,7 +236,8 @@ def eta_samples(
                 issued + round(float(eta["p50_s"]) * 1000),
                 issued + round(float(eta["p90_s"]) * 1000),
                 realized,
-                bool(eta.get("fallback_used", False)),
+                used,
+                reason,
             )
         )
     return samples
@@ -357,6 +390,9 @@ def compute_kpis(
     errors = [abs(s.realized_ts_ms - s.p50_ts_ms) / MS_PER_MIN for s in samples]
     covered = sum(1 for s in samples if s.realized_ts_ms <= s.p90_ts_ms)
     fallbacks = sum(1 for s in samples if s.fallback_used)
+    fallback_reasons = Counter(
+        s.fallback_reason or "unspecified" for s in samples if s.fallback_used
+    )
     fixes = sum(len(b["pings"]) for b in _events(log.inputs) if b["type"] == "courier_ping_batch")
     return {
         "scenario": log.config.name,
@@ -390,6 +426,7 @@ def compute_kpis(
         "eta_p90_abs_err_min": _rounded(_quantile(errors, 90), 2),
         "eta_p90_coverage": _rounded(_share(covered, len(samples))),
         "fallback_rate": _rounded(_share(fallbacks, len(samples))),
+        "fallback_reasons": dict(sorted(fallback_reasons.items())),
         "circuit_breaker_ticks": (
             circuit_breaker_ticks
             if circuit_breaker_ticks is not None

@@ -32,6 +32,7 @@ HEADLINE = (
     ("eta_p90_abs_err_min", "ETA p90 abs error (min)"),
     ("eta_p90_coverage", "ETA p90 coverage"),
     ("fallback_rate", "fallback rate"),
+    ("fallback_reasons", "fallbacks by reason"),
     ("circuit_breaker_ticks", "circuit-breaker ticks"),
     ("invariant_violations", "invariant violations"),
 )

@@ -1,15 +1,46 @@
-{{/* Chart name, truncated to the DNS label limit. */}}
+{{/* Chart name (or `nameOverride`), truncated to the DNS label limit. */}}
 {{- define "dispatchflow.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Release-scoped full name. */}}
+{{/* Release-scoped full name, or `fullnameOverride`; every resource name starts with it. */}}
 {{- define "dispatchflow.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The workers' service account: the chart's own, or an existing one named in the values. */}}
+{{- define "dispatchflow.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "dispatchflow.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The topics job's service account. The job is a pre-install hook, so it runs before the chart's
+regular resources exist: with `serviceAccount.create` it gets a hook-created account of its own.
+*/}}
+{{- define "dispatchflow.topicsServiceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- printf "%s-topics" (include "dispatchflow.serviceAccountName" .) | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- include "dispatchflow.serviceAccountName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name Prometheus gives the scrape job of the workers (the scraped Service's name). */}}
+{{- define "dispatchflow.scrapeJob" -}}
+{{- default (include "dispatchflow.fullname" .) .Values.prometheusRule.scrapeJob -}}
 {{- end -}}
 
 {{- define "dispatchflow.labels" -}}

@@ -3,21 +3,19 @@
 import argparse
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
-import yaml
 
 from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.cli import build_parser
 from dispatchflow.settings import ENV_PREFIX, Settings
 from streams.metrics import Metrics
 from streams.telemetry import PrometheusTelemetry
+from tests.unit.charts.rendering import CHART, EVERYTHING_ON, one, render, worker
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "dispatchflow"
 KUBERNETES_VERSION = "1.30.0"
 SASL = {
     "broker": {
@@ -26,31 +24,6 @@ SASL = {
         "tls": {"existingSecret": "kafka-ca"},
     }
 }
-
-
-def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every manifest the chart renders with `values`, parsed."""
-    with helm.Chart.load(str(CHART)) as chart:
-        files = chart.render(values or {}, name="df", namespace="prod")
-    return [
-        doc
-        for name, text in sorted(files.items())
-        if name.endswith(".yaml")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-
-
-def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    """The single manifest of `kind`."""
-    found = [m for m in manifests if m["kind"] == kind]
-    assert len(found) == 1, [m["kind"] for m in manifests]
-    return found[0]
-
-
-def worker(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    """The worker container of the StatefulSet."""
-    return one(manifests, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
 
 
 def env_names(container: dict[str, Any]) -> list[str]:
@@ -67,12 +40,7 @@ def test_the_chart_lints_without_errors() -> None:
     "values",
     [
         {},
-        {
-            "keda": {"enabled": True},
-            "serviceMonitor": {"enabled": True},
-            "prometheusRule": {"enabled": True},
-            "dashboards": {"enabled": True},
-        },
+        EVERYTHING_ON,
         SASL,
     ],
     ids=["defaults", "everything-on", "sasl-tls"],
@@ -223,6 +191,11 @@ def exposed_series() -> dict[str, set[str]]:
     return series
 
 
+#: The scrape-health series Prometheus itself records for every target, with the target labels
+#: the Prometheus Operator attaches.
+SCRAPE_SERIES = {"up": {"job", "namespace", "instance", "pod", "service", "endpoint", "container"}}
+
+
 def monitoring_expressions() -> list[str]:
     """PromQL of every dashboard panel and every alert rule."""
     manifests = render({"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}})
@@ -233,12 +206,13 @@ def monitoring_expressions() -> list[str]:
 
 
 def test_dashboards_and_alerts_query_only_series_the_workers_expose() -> None:
-    """Each `dispatchflow_*` series a panel or alert reads exists, with the labels it uses."""
-    series = exposed_series()
+    """Each series a panel or alert reads is exported (or is `up`), with the labels it uses."""
+    series = {**exposed_series(), **SCRAPE_SERIES}
     exprs = monitoring_expressions()
     assert len(exprs) >= 15
     for expr in exprs:
         names = re.findall(r"\bdispatchflow_[a-z0-9_]+", expr)
+        names += ["up"] if re.search(r"\bup\{", expr) else []
         assert names and set(names) <= series.keys(), expr
         labels = set().union(*(series[n] for n in names))
         used = {

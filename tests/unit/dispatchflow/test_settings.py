@@ -1,7 +1,16 @@
+import os
+
 import pytest
 from pydantic import ValidationError
 
-from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
+from dispatchflow.settings import (
+    BrokerKind,
+    SecurityProtocol,
+    Settings,
+    SettingsError,
+    load_settings,
+    unknown_variables,
+)
 
 
 def test_environment_variables_with_the_prefix_set_fields(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +51,41 @@ def test_unknown_settings_are_refused() -> None:
     """A misspelt setting is an error, not silently ignored."""
     with pytest.raises(ValidationError):
         Settings(brokr_url="x")  # type: ignore[call-arg]
+
+
+def test_a_misspelt_variable_is_refused_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DISPATCHFLOW_WEB_PROT is an error that suggests DISPATCHFLOW_WEB_PORT."""
+    monkeypatch.setenv("DISPATCHFLOW_WEB_PROT", "7000")
+    with pytest.raises(SettingsError, match="did you mean DISPATCHFLOW_WEB_PORT"):
+        load_settings()
+
+
+def test_test_suite_variables_are_not_taken_for_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DISPATCHFLOW_TEST_* and DISPATCHFLOW_FUZZ_* configure the tests, not a worker."""
+    monkeypatch.setenv("DISPATCHFLOW_TEST_BROKER", "127.0.0.1:9092")
+    monkeypatch.setenv("DISPATCHFLOW_FUZZ_EXAMPLES", "10")
+    assert unknown_variables(os.environ) == []
+
+
+def test_an_invalid_value_names_its_variable_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error is one line with the variable and the refused value."""
+    monkeypatch.setenv("DISPATCHFLOW_WEB_PORT", "abc")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("invalid setting DISPATCHFLOW_WEB_PORT='abc': ")
+    assert "\n" not in str(caught.value)
+
+
+def test_an_invalid_flag_value_is_attributed_to_the_command_line() -> None:
+    """A value given as an override (a flag) is named as such, not as an env var."""
+    with pytest.raises(SettingsError, match=r"invalid setting web_port \(command line\)=70000"):
+        load_settings({"web_port": 70000})
+
+
+def test_a_refused_secret_is_never_repeated() -> None:
+    """An invalid secret's value stays out of the message, which still names the setting."""
+    with pytest.raises(SettingsError, match="ssl_keyfile_password") as caught:
+        load_settings({"ssl_keyfile_password": 31415926})
+    assert "31415926" not in str(caught.value)

@@ -2,7 +2,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from models.http import MAX_BODY_BYTES, handle_eta, make_app
+from models.http import MAX_BODY_BYTES, MAX_LEG_DISTANCE_M, handle_eta, make_app
 from models.residual import ResidualQuantileModel
 from models.service import EtaService, LoadedModel, StaticModelSource
 
@@ -76,3 +76,31 @@ async def test_aiohttp_app_serves_eta_on_loopback(service: EtaService) -> None:
         assert (await resp.json())["model_version"] == "v0007"
         big = await client.post("/eta", data=b"x" * (MAX_BODY_BYTES + 10))
         assert big.status == 413
+
+
+def test_an_antipodal_leg_is_refused_with_a_reason(service: EtaService) -> None:
+    """A leg to the other side of the earth is a 400 naming the limit, not a 36-day ETA."""
+    body = {**GOOD, "origin": {"lat": 0.0, "lon": 0.0}, "destination": {"lat": 0.0, "lon": 180.0}}
+    status, answer = handle_eta(service, orjson.dumps(body))
+    out = orjson.loads(answer)
+    assert status == 400
+    assert out["reason"] == "leg_too_long"
+    assert f"{MAX_LEG_DISTANCE_M / 1000:.0f} km" in out["error"]
+
+
+def test_a_leg_just_beyond_the_maximum_is_refused(service: EtaService) -> None:
+    """About 205 km of straight line (1.85 degrees of latitude) is beyond the maximum."""
+    body = {**GOOD, "destination": {"lat": 40.75 + 1.85, "lon": -73.99}, "base_eta_s": None}
+    assert handle_eta(service, orjson.dumps(body))[0] == 400
+
+
+def test_a_long_leg_within_the_maximum_is_served(service: EtaService) -> None:
+    """About 190 km of straight line (1.71 degrees of latitude) is still answered."""
+    body = {**GOOD, "destination": {"lat": 40.75 + 1.71, "lon": -73.99}, "base_eta_s": None}
+    assert handle_eta(service, orjson.dumps(body))[0] == 200
+
+
+def test_a_caller_base_does_not_lift_the_distance_limit(service: EtaService) -> None:
+    """A long leg is refused even when the caller brings its own base ETA."""
+    body = {**GOOD, "origin": {"lat": 0.0, "lon": 0.0}, "destination": {"lat": 0.0, "lon": 180.0}}
+    assert handle_eta(service, orjson.dumps({**body, "base_eta_s": 600.0}))[0] == 400

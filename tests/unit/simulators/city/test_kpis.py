@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from simulators.city.kpis import compute_kpis, courier_times, order_outcomes
+from dispatch.live.eta import StraightLinePredictor
+from simulators.city.kpis import MODEL_FREE_VERSION, compute_kpis, courier_times, order_outcomes
 from simulators.city.protocol import SimRecord
 from simulators.city.runner import SimulationLog
 from tests.unit.simulators.city.conftest import Run, small_config
@@ -47,6 +48,7 @@ def proposal(
     p90_min: float,
     lease_min: float = 0.5,
     fallback: bool = False,
+    model_version: str = "v0003",
 ) -> SimRecord:
     """An offer of one order with its dropoff ETA quantiles in minutes."""
     return ev(
@@ -57,7 +59,15 @@ def proposal(
         order_ids=[oid],
         courier_id="c1" if oid == "A" else "c2",
         lease_expires_ts_ms=m(minutes + lease_min),
-        etas={oid: {"p50_s": p50_min * 60, "p90_s": p90_min * 60, "fallback_used": fallback}},
+        etas={
+            oid: {
+                "p50_s": p50_min * 60,
+                "p90_s": p90_min * 60,
+                "fallback_used": fallback,
+                "fallback_reason": "model" if fallback else None,
+            }
+        },
+        model_version=model_version,
     )
 
 
@@ -85,8 +95,13 @@ def commit(decision: str, oid: str, courier: str, minutes: float) -> SimRecord:
     )
 
 
-def hand_log(extra_outputs: list[SimRecord] | None = None) -> SimulationLog:
-    """Six orders: A on time, B late, C cancelled, D expired with reason, E too old, F open."""
+def hand_log(
+    extra_outputs: list[SimRecord] | None = None, model_version: str = "v0003"
+) -> SimulationLog:
+    """Six orders: A on time, B late, C cancelled, D expired with reason, E too old, F open.
+
+    Offers carry `model_version` (the ETA model that served them).
+    """
     inputs = [
         ev("courier_online", 0, courier_id="c1"),
         ev("courier_online", 0, courier_id="c2"),
@@ -110,12 +125,12 @@ def hand_log(extra_outputs: list[SimRecord] | None = None) -> SimulationLog:
         created("F", 60),
     ]
     outputs = [
-        proposal("dA", "A", 2, 20, 30),
+        proposal("dA", "A", 2, 20, 30, model_version=model_version),
         commit("dA", "A", "c1", 2.5),
-        proposal("dB", "B", 3, 30, 35, fallback=True),
+        proposal("dB", "B", 3, 30, 35, fallback=True, model_version=model_version),
         commit("dB", "B", "c2", 3.5),
-        proposal("dX", "C", 6, 10, 20),
-        proposal("dY", "D", 7, 10, 20),
+        proposal("dX", "C", 6, 10, 20, model_version=model_version),
+        proposal("dY", "D", 7, 10, 20, model_version=model_version),
         ev("order_expired", 50, order_id="D", shard="dr5r", reason="no_courier"),
         *(extra_outputs or []),
     ]
@@ -200,6 +215,40 @@ def test_eta_errors_coverage_and_fallbacks_from_the_accepted_offer() -> None:
     assert k["eta_p90_abs_err_min"] == pytest.approx(6.6)
     assert k["eta_p90_coverage"] == 0.5
     assert k["fallback_rate"] == 0.5
+
+
+def test_fallback_reasons_count_the_model_s_own_fallbacks() -> None:
+    """With a model, an offer flagged `fallback_used` counts under the reason it gave."""
+    assert compute_kpis(hand_log())["fallback_reasons"] == {"model": 1}
+
+
+def test_without_a_model_every_eta_is_a_fallback_to_the_base() -> None:
+    """Offers from the model-free straight-line predictor: fallback rate 1, `missing_model`."""
+    k = compute_kpis(hand_log(model_version=MODEL_FREE_VERSION))
+    assert k["fallback_rate"] == 1.0
+    assert k["fallback_reasons"] == {"missing_model": 2}
+
+
+def test_the_model_free_version_is_the_one_the_engine_stamps() -> None:
+    """The version KPIs read as "no model" is the straight-line predictor's."""
+    assert StraightLinePredictor().version == MODEL_FREE_VERSION
+
+
+def test_eta_updates_without_a_model_are_fallbacks_too() -> None:
+    """With eta_source='update', an update from the straight-line predictor is a fallback."""
+    update = {"shard": "dr5r", "fallback_used": False, "model_version": MODEL_FREE_VERSION}
+    extra = [
+        ev(
+            "eta_update",
+            11,
+            order_id="A",
+            dropoff_p50_ts_ms=m(24),
+            dropoff_p90_ts_ms=m(26),
+            **update,
+        )
+    ]
+    k = compute_kpis(hand_log(extra), eta_source="update")
+    assert k["fallback_reasons"] == {"missing_model": 1, "model": 1}
 
 
 def test_eta_updates_before_pickup_can_be_the_source() -> None:
