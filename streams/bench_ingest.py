@@ -1,7 +1,8 @@
 """`dispatchflow bench ingest`: pings/s of our worker and of a plain loop, on the same input.
 
-Each phase starts a fresh embedded broker, produces the generated pings up front, then lets the
-consumer under test drain them and times it from its first applied fix to its last. Phases:
+Each phase starts a fresh broker (`--broker-kind`: the embedded one by default, or Apache Kafka),
+produces the generated pings up front, then lets the consumer under test drain them and times it
+from its first applied fix to its last. Phases:
 
 * ours, batched: the worker (Faust) on `courier_pings` records of `--batch` fixes each;
 * plain, batched: `streams.bench_plain` on the same records;
@@ -35,10 +36,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tqdm import tqdm
 
 from contracts.topics import load_topics
+from dispatchflow.settings import BrokerKind
 from simulators.synthetic import Record
-from streams.broker import EmbeddedBroker
 from streams.demo import local_settings
 from streams.kafka_config import aiokafka_kwargs
+from streams.local_broker import local_broker
 from streams.produce import produce_records, wait_processed
 from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
@@ -168,14 +170,13 @@ def _workdir(prefix: str) -> Iterator[Path]:
 
 
 def _phase_ours(
-    records: list[Record], expected: int, label: str, online: list[Record]
+    records: list[Record], expected: int, label: str, online: list[Record], kind: BrokerKind
 ) -> dict[str, Any]:
-    with _workdir("bench-ingest-") as workdir, EmbeddedBroker() as broker:
-        settings = local_settings(broker.bootstrap, workdir / "data")
+    with _workdir("bench-ingest-") as workdir, local_broker(kind, workdir / "kafka") as bootstrap:
+        settings = local_settings(bootstrap, workdir / "data", kind)
         client = aiokafka_kwargs(settings)
-        asyncio.run(
-            TopicAdmin(client, replication=1).apply(load_topics(app_id=settings.app_id).topics)
-        )
+        admin = TopicAdmin(client, replication=1, keep_forever=True)
+        asyncio.run(admin.apply(load_topics(app_id=settings.app_id).topics))
         # Couriers come online first (a worker run that ends once they are all placed), so
         # the measured run is steady-state ingest: pings of couriers their shards hold.
         asyncio.run(produce_records(client, online))
@@ -198,9 +199,10 @@ def _phase_ours(
     return result
 
 
-def _phase_plain(records: list[Record], expected: int) -> dict[str, Any]:
-    with _workdir("bench-plain-") as workdir, EmbeddedBroker() as broker:
-        client = {"bootstrap_servers": broker.bootstrap}
+def _phase_plain(records: list[Record], expected: int, kind: BrokerKind) -> dict[str, Any]:
+    with _workdir("bench-plain-") as workdir, local_broker(kind, workdir / "kafka") as bootstrap:
+        client = {"bootstrap_servers": bootstrap}
+        kept = {"cleanup.policy": "delete", "retention.ms": "-1"}
 
         async def create() -> None:
             admin = AIOKafkaAdminClient(**client)
@@ -208,7 +210,7 @@ def _phase_plain(records: list[Record], expected: int) -> dict[str, Any]:
             try:
                 await admin.create_topics(
                     [
-                        NewTopic("courier_pings", 8, 1, topic_configs={"cleanup.policy": "delete"}),
+                        NewTopic("courier_pings", 8, 1, topic_configs=kept),
                         NewTopic(
                             "bench_plain_changelog",
                             8,
@@ -228,7 +230,7 @@ def _phase_plain(records: list[Record], expected: int) -> dict[str, Any]:
                 "-m",
                 "streams.bench_plain",
                 "--bootstrap",
-                broker.bootstrap,
+                bootstrap,
                 "--expected",
                 str(expected),
                 "--datadir",
@@ -255,15 +257,18 @@ def run_bench(args: argparse.Namespace) -> int:
         f"input: {args.pings} pings in records of {args.batch} (a gateway's one-second batch), "
         f"{args.couriers} couriers online; {args.single_pings} pings one per record"
     )
+    kind = BrokerKind(args.broker_kind)
+    print(f"broker: {kind.value} (a fresh one per phase)")
     ours = _phase_ours(
-        batched, args.pings, "ours, batched", generate_online(args.couriers, args.seed)
+        batched, args.pings, "ours, batched", generate_online(args.couriers, args.seed), kind
     )
-    plain = _phase_plain(batched, args.pings)
+    plain = _phase_plain(batched, args.pings, kind)
     ours_single = _phase_ours(
         singles,
         args.single_pings,
         "ours, one per record",
         generate_online(args.couriers, args.seed + 1),
+        kind,
     )
     load_after = os.getloadavg()
     rows = [
@@ -277,7 +282,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{name:<40}{batch:>13}{rate:>12,.0f}{cpu:>13.1f}")
     print(
         f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {os.cpu_count()} CPUs (the embedded broker shares them)"
+        f"on {os.cpu_count()} CPUs (the broker shares them)"
     )
     figures = {
         "ours_pings_per_s": round(rows[0][2]),
@@ -293,6 +298,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "load_average_before": round(load_before[0], 2),
         "load_average_after": round(load_after[0], 2),
         "cpus": os.cpu_count(),
+        "broker_kind": kind.value,
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

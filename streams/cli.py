@@ -440,3 +440,9 @@ def register(registry: CommandRegistry) -> None:
     bench.add_argument("--couriers", type=int, default=5000, help="distinct couriers")
     bench.add_argument("--seed", type=int, default=11)
     bench.add_argument("--json", default="bench-results/ingest.json", help="figures as JSON")
+    bench.add_argument(
+        "--broker-kind",
+        choices=[k.value for k in BrokerKind],
+        default=BrokerKind.EMBEDDED.value,
+        help="the broker each phase starts: the embedded one, or Apache Kafka (Java 17+, Maven)",
+    )
