@@ -1,4 +1,4 @@
-"""The records the shard engine writes: decisions, ETAs, expiries, handovers and tombstones.
+"""Every record the worker core writes: decisions, ETAs, expiries, surge, courier moves, ticks.
 
 Every event gets a deterministic id from what it is about, so a redelivered input never makes a
 second, different record. Records about an order continue the order's trace
@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
 from contracts.records import envelope
 from contracts.tracing import trace_header_for
 from contracts.validation import Event
-from dispatch.lifecycle import OrderState
+from dispatch.lifecycle import CourierState, OrderState
 from dispatch.live.records import CourierRecord, DecisionRecord, RouteStop
 
 #: Decimals of the cost and its terms in published explanations.
@@ -234,3 +235,64 @@ def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:
     return encode_position_batch(
         shard, f"left:{courier_id}:{shard}:{ts_ms}", ts_ms, columns, left=True
     )
+
+
+def state_update(
+    state: CourierState,
+    shard: str,
+    kind: str,
+    ts_ms: int,
+    *,
+    from_shard: str | None = None,
+    to_shard: str | None = None,
+) -> dict[str, Any]:
+    """A `courier_state_update` telling `shard` about `state` (from the courier directory)."""
+    return envelope(
+        "courier_state_update",
+        f"state:{state.courier_id}:{shard}:{kind}:{ts_ms}:{state.status_ts_ms}",
+        ts_ms,
+        courier_id=state.courier_id,
+        shard=shard,
+        kind=kind,
+        status=state.status.value,
+        capacity=state.capacity,
+        vehicle=state.vehicle,
+        shift_end_ts_ms=state.shift_end_ts_ms,
+        status_ts_ms=state.status_ts_ms,
+        epoch=state.epoch,
+        from_shard=from_shard,
+        to_shard=to_shard,
+    )
+
+
+def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) -> dict[str, Any]:
+    """A `courier_handoff`: the courier moved from one shard to another."""
+    return envelope(
+        "courier_handoff",
+        f"handoff:{courier_id}:{to_shard}:{ts_ms}",
+        ts_ms,
+        courier_id=courier_id,
+        from_shard=from_shard,
+        to_shard=to_shard,
+    )
+
+
+def sighting_event(
+    shard: str, partition: int, offset: int, couriers: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A `courier_sighting` of `couriers` (`courier_id`, `ts_ms`) seen in `shard`.
+
+    Caused by the positions record at `partition` and `offset`; stamped with the newest fix.
+    """
+    return envelope(
+        "courier_sighting",
+        f"sighting:{shard}:{partition}:{offset}:{couriers[0]['courier_id']}",
+        max(int(c["ts_ms"]) for c in couriers),
+        shard=shard,
+        couriers=list(couriers),
+    )
+
+
+def tick_event(shard: str, now_ms: int) -> bytes:
+    """A `dispatch_tick` record value: tick `shard` at `now_ms`."""
+    return orjson.dumps(envelope("dispatch_tick", f"tick:{shard}:{now_ms}", now_ms, shard=shard))

@@ -23,14 +23,17 @@ from contracts.pings import PingColumns
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, OrderState, Source
-from dispatch.live.directory import STATE_UPDATES_TOPIC, CourierDirectory
+from dispatch.live.directory import CourierDirectory
 from dispatch.live.effects import Effects, Output
-from dispatch.live.engine import EngineConfig, ShardEngine, ShardStores
+from dispatch.live.engine import ShardEngine
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
+from dispatch.live.state import ShardStores
+from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
 from simulators.inprocess import CountingTelemetry
 
 #: Event time the tests start at (epoch ms).
