@@ -20,6 +20,7 @@ import orjson
 
 from contracts.geo import shard_of
 from contracts.pings import PingColumns
+from contracts.records import envelope
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, OrderState, Source
@@ -142,14 +143,7 @@ class World:
     def event(self, kind: str, ts_ms: int, event_id: str | None = None, **fields: Any) -> Any:
         """A schema-valid input event of `kind` (a fresh event id unless one is given)."""
         self._seq += 1
-        event = {
-            "event_id": event_id or f"{kind}-{self._seq}",
-            "type": kind,
-            "v": 1,
-            "ts_ms": int(ts_ms),
-            **fields,
-        }
-        return validate_schema(event)
+        return validate_schema(envelope(kind, event_id or f"{kind}-{self._seq}", ts_ms, **fields))
 
     def source(self, topic: str, event: dict[str, Any], traceparent: str | None = None) -> Source:
         """The next record of `topic` carrying `event` (and a trace context header)."""
