@@ -34,13 +34,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import orjson
 
 from contracts.rejections import EventRejected, RejectReason
 from contracts.validation import Event
-from dispatch.decisions import Assignment, Decisions
-from dispatch.engine import RankedCourier, decide, rank
+from dispatch.engine import RankedCourier, rank
 from dispatch.lifecycle import (
     MAX_ORDER_EVENTS,
     AlreadyApplied,
@@ -60,12 +58,7 @@ from dispatch.live.outputs import handover_from, left_tombstone
 from dispatch.live.proposals import Proposals
 from dispatch.live.records import CourierRecord, DecisionStatus, Phase, RouteStop, ShardControl
 from dispatch.live.releases import Releases
-from dispatch.live.shard_snapshot import (
-    PositionView,
-    ShardSnapshot,
-    build_snapshot,
-    request_table,
-)
+from dispatch.live.shard_snapshot import PositionView, build_snapshot, request_table
 from dispatch.live.state import ShardState, ShardStores
 from dispatch.live.surge import SurgeTracker
 from dispatch.live.telemetry import NullTelemetry, Telemetry
@@ -77,7 +70,6 @@ from dispatch.live.topic_names import (
 )
 from dispatch.live.tracking import eta_updates
 from dispatch.policy import Policy, PolicyError
-from dispatch.snapshot import OPEN, CourierTable, OrderTable, Snapshot
 
 
 class ShardEngine:
@@ -444,7 +436,6 @@ class ShardEngine:
             self.state, self.positions, self.config, self.predictor, shard, now_ms
         )
         decisions, breaker, duration_s = self.breaker.decide(shard, built.snapshot, policy)
-        decisions = respect_cooldowns(now_ms, built, decisions, policy)
         proposed = self.proposals.propose(built, decisions, version, self.generation, effects)
         if ticks % self.config.eta_update_every_ticks == 0:
             margin_ms = int(self.calibrator.margin_s * 1000)
@@ -489,82 +480,6 @@ class ShardEngine:
         )
         policy, _ = self.policy_for(shard)
         return rank(request, built.snapshot, k, policy)
-
-
-def respect_cooldowns(
-    now_ms: int, built: ShardSnapshot, decisions: Decisions, policy: Policy
-) -> Decisions:
-    """Re-decide orders the optimiser gave to a courier they are cooling down from.
-
-    The core does not know cool-downs, so an order declined by a courier may be matched to
-    them again; such assignments are dropped and their orders decided once more, without
-    the couriers already assigned this tick and without the couriers they cool down from.
-    """
-    keep: list[Assignment] = []
-    blocked: list[Assignment] = []
-    for assignment in decisions.assignments:
-        orders = [built.orders[o] for o in assignment.new_order_ids if o in built.orders]
-        if any(o.dispatch.cooling(assignment.courier_id, now_ms) for o in orders):
-            blocked.append(assignment)
-        else:
-            keep.append(assignment)
-    if not blocked:
-        return decisions
-    snapshot = built.snapshot
-    affected = {o for a in blocked for o in a.new_order_ids}
-    excluded = {a.courier_id for a in keep}
-    for order_id in affected:
-        excluded |= {c for c, until in built.orders[order_id].dispatch.cooldowns if until > now_ms}
-    order_rows = [
-        i
-        for i, order_id in enumerate(snapshot.orders.order_id)
-        if order_id in affected and int(snapshot.orders.courier_index[i]) == OPEN
-    ]
-    courier_rows = [
-        j for j, courier_id in enumerate(snapshot.couriers.courier_id) if courier_id not in excluded
-    ]
-    second = decide(_subset(snapshot, order_rows, courier_rows), policy)
-    return replace(decisions, assignments=(*keep, *second.assignments))
-
-
-def _subset(snapshot: Snapshot, order_rows: Sequence[int], courier_rows: Sequence[int]) -> Snapshot:
-    """`snapshot` restricted to some open orders and some couriers (with their pending pickups)."""
-    orders, couriers = snapshot.orders, snapshot.couriers
-    new_index = {old: new for new, old in enumerate(courier_rows)}
-    pending = [i for i in range(orders.n) if int(orders.courier_index[i]) in new_index]
-    rows = np.array([*order_rows, *pending], dtype=np.int64)
-    c_rows = np.array(courier_rows, dtype=np.int64)
-    index = np.array(
-        [
-            OPEN
-            if int(orders.courier_index[i]) == OPEN
-            else new_index[int(orders.courier_index[i])]
-            for i in rows
-        ],
-        dtype=np.int64,
-    )
-    sub_orders = OrderTable(
-        order_id=tuple(orders.order_id[i] for i in rows),
-        merchant_id=tuple(orders.merchant_id[i] for i in rows),
-        pickup_xy_m=orders.pickup_xy_m[rows].reshape(len(rows), 2),
-        dropoff_xy_m=orders.dropoff_xy_m[rows].reshape(len(rows), 2),
-        placed_ts_ms=orders.placed_ts_ms[rows],
-        ready_ts_ms=orders.ready_ts_ms[rows],
-        promise_ts_ms=orders.promise_ts_ms[rows],
-        courier_index=index,
-        drop_sequence=orders.drop_sequence[rows],
-    )
-    sub_couriers = CourierTable(
-        courier_id=tuple(couriers.courier_id[j] for j in c_rows),
-        free_xy_m=couriers.free_xy_m[c_rows].reshape(len(c_rows), 2),
-        free_ts_ms=couriers.free_ts_ms[c_rows],
-        shift_end_ts_ms=couriers.shift_end_ts_ms[c_rows],
-        spare_capacity=couriers.spare_capacity[c_rows],
-        pending_pickup_ts_ms=couriers.pending_pickup_ts_ms[c_rows],
-        orders_done=couriers.orders_done[c_rows],
-        shift_start_ts_ms=couriers.shift_start_ts_ms[c_rows],
-    )
-    return replace(snapshot, orders=sub_orders, couriers=sub_couriers)
 
 
 def _apply_control(policy: Policy, control: ShardControl) -> Policy:

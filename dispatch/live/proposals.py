@@ -6,7 +6,8 @@ What proposing guarantees (`Proposals.propose`, for the assignments `decide()` m
 * one live assignment per order: only the snapshot's orders are offered (open ones, or an
   insertion's new order), and an offered order is under its proposal until it is accepted,
   declined or its lease expires, so no later tick offers it again meanwhile. An order is never
-  offered to a courier it cools down from.
+  offered to a courier it cools down from: the snapshot forbids the pair, and `decide()`
+  respects forbidden pairs.
 * one offer per courier: a courier is offered work only while dispatchable, and holds the
   proposal's lease (`lease_s`) until it is resolved.
 * each proposal carries the shard generation it was made under, the policy and model versions,
@@ -87,12 +88,8 @@ class Proposals:
         proposed = 0
         for assignment in decisions.assignments:
             new_orders = [built.orders[o] for o in assignment.new_order_ids if o in built.orders]
-            if not new_orders or any(
-                o.dispatch.cooling(assignment.courier_id, now_ms) for o in new_orders
-            ):
-                continue
             courier = self.state.courier(shard, assignment.courier_id)
-            if courier is None or not courier.dispatchable:
+            if not new_orders or courier is None or not courier.dispatchable:
                 continue
             etas: dict[str, tuple[float, float, float]] = {}
             for stop in assignment.stops:

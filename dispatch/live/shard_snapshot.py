@@ -17,6 +17,9 @@ What `build_snapshot` guarantees:
   proposal is in neither, so a tick never offers an order twice.
 * times: the ready time is `ready_ts_ms` (below); the promise is the order's, or placement plus
   `default_promise_s`; a shift without an end ends `default_shift_s` after its start.
+* forbidden pairs: each open order with each courier of the snapshot it cools down from at
+  `now_ms` (it declined the order, or let an offer of it lapse, less than `cooldown_s` ago),
+  so `decide()` never offers the order to that courier until the cool-down ends.
 * positions are projected to metres around the centre of the shard's geohash cell; the ETA
   provider (`ShardEta`) predicts in that frame and counts its fallbacks.
 """
@@ -179,8 +182,23 @@ def build_snapshot(
         eta=eta,
         service=config.service,
         shard_id=shard,
+        forbidden=_cooling_pairs(orders, order_courier, courier_table.courier_id, now_ms),
     )
     return ShardSnapshot(snapshot, eta, {o.order_id: o for o in orders})
+
+
+def _cooling_pairs(
+    orders: list[OrderState], order_courier: list[int], courier_ids: tuple[str, ...], now_ms: int
+) -> tuple[tuple[str, str], ...]:
+    """(order, courier) pairs of the open orders and the couriers they cool down from."""
+    present = set(courier_ids)
+    return tuple(
+        (order.order_id, courier_id)
+        for order, row in zip(orders, order_courier, strict=True)
+        if row == OPEN
+        for courier_id, until_ts_ms in order.dispatch.cooldowns
+        if until_ts_ms > now_ms and courier_id in present
+    )
 
 
 def _free_couriers(

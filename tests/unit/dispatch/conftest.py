@@ -43,11 +43,12 @@ def grid_snapshot(
     couriers: list[dict[str, Any]],
     merchants: MerchantTable | None = None,
     meters_per_minute: float = 100.0,
+    forbidden: tuple[tuple[str, str], ...] = (),
 ) -> Snapshot:
     """A snapshot on the MDRP travel grid from plain dicts (times in minutes from NOW).
 
     Order keys: id, merchant, pickup, dropoff, placed, ready, [courier, seq]. Courier keys:
-    id, xy, free, end, [spare, pending, done, start].
+    id, xy, free, end, [spare, pending, done, start]. `forbidden`: (order id, courier id) pairs.
     """
     table = OrderTable(
         order_id=tuple(str(o["id"]) for o in orders),
@@ -86,4 +87,5 @@ def grid_snapshot(
         service=ServiceTimes(240.0, 240.0),
         merchants=merchants if merchants is not None else MerchantTable.empty(),
         shard_id="test",
+        forbidden=forbidden,
     )
