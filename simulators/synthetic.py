@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from contracts.geo import EARTH_RADIUS_M, encode_many, shard_of
+from contracts.geo import encode_many, offset_m, project_m, shard_of
 from contracts.records import envelope
 
 
@@ -57,12 +57,6 @@ class CityConfig:
             raise ValueError(msg)
 
 
-def _offset(lat: float, lon: float, dx_m: float, dy_m: float) -> tuple[float, float]:
-    dlat = dy_m / EARTH_RADIUS_M * 180 / math.pi
-    dlon = dx_m / (EARTH_RADIUS_M * math.cos(math.radians(lat))) * 180 / math.pi
-    return lat + dlat, lon + dlon
-
-
 @dataclass
 class _Courier:
     courier_id: str
@@ -87,7 +81,7 @@ class SyntheticCity:
         lat0, lon0 = around or (self.config.center_lat, self.config.center_lon)
         r = radius_m * math.sqrt(float(self.rng.random()))
         theta = 2 * math.pi * float(self.rng.random())
-        return _offset(lat0, lon0, r * math.cos(theta), r * math.sin(theta))
+        return offset_m(lat0, lon0, r * math.cos(theta), r * math.sin(theta))
 
     def records(self) -> list[Record]:
         """All records of the run, sorted by timestamp (stable)."""
@@ -358,15 +352,14 @@ def _move(courier: _Courier, dt_s: float, city: SyntheticCity) -> None:
     """Advance a courier toward its target; pick a new target on arrival."""
     lat, lon = courier.lat, courier.lon
     tlat, tlon = courier.target
-    dy = (tlat - lat) * math.pi / 180 * EARTH_RADIUS_M
-    dx = (tlon - lon) * math.pi / 180 * EARTH_RADIUS_M * math.cos(math.radians(lat))
+    dx, dy = (float(v) for v in project_m(tlat, tlon, lat, lon))
     dist = math.hypot(dx, dy)
     step = courier.speed_mps * dt_s
     if dist <= step:
         courier.lat, courier.lon = tlat, tlon
         courier.target = city._point(city.config.radius_m)
         return
-    courier.lat, courier.lon = _offset(lat, lon, dx / dist * step, dy / dist * step)
+    courier.lat, courier.lon = offset_m(lat, lon, dx / dist * step, dy / dist * step)
 
 
 def _record(topic: str, key: str, event: dict[str, Any]) -> Record:

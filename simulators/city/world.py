@@ -31,13 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from contracts.geo import distance_m
+from contracts.geo import offset_m as offset
 from contracts.records import envelope
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
 from simulators.city.config import CityConfig
 from simulators.city.courier_app import accept_probability, response_delay_ms
 from simulators.city.events import make_id, point, record
-from simulators.city.geometry import Leg, distance_m, offset, standing
+from simulators.city.legs import Leg, standing
 from simulators.city.protocol import SimRecord
 from simulators.city.scenario import CourierPlan, OrderPlan, Scenario, build_scenario, rng_streams
 

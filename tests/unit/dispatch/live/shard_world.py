@@ -8,7 +8,6 @@ and every JSON output is appended to `log`, in handling order, for the invariant
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from contracts.geo import shard_of
+from contracts.geo import offset_m, shard_of
 from contracts.pings import PingColumns
 from contracts.records import envelope
 from contracts.rejections import EventRejected
@@ -45,17 +44,13 @@ S = 1_000
 LAT, LON = 40.75, -73.99
 PRECISION = 4
 SHARD = shard_of(LAT, LON, PRECISION)
-_M_PER_DEG_LAT = 111_320.0
 
 
 def offset(
     north_m: float, east_m: float, lat: float = LAT, lon: float = LON
 ) -> tuple[float, float]:
     """The point `north_m` metres north and `east_m` metres east of (`lat`, `lon`)."""
-    return (
-        float(lat + north_m / _M_PER_DEG_LAT),
-        float(lon + east_m / (_M_PER_DEG_LAT * math.cos(math.radians(lat)))),
-    )
+    return offset_m(lat, lon, east_m, north_m)
 
 
 def new_stores() -> ShardStores:
