@@ -3,12 +3,12 @@
 Every `surge_every_ticks`-th tick of a shard counts, per zone (geohash prefix of
 `surge_zone_precision` characters) inside the shard, the snapshot's open orders at their pickup
 (demand) and the shard's idle couriers at their latest position (supply: dispatchable, no
-route). The raw multiplier of a zone is 1 plus half its open orders per available courier
-above 1 (one courier added, so a zone without couriers has a finite ratio), at most
-`surge_max`; the published one is exponentially smoothed (`surge_smoothing`) from the zone's
-previous value (1 at first). A `surge_update` is sent when the published value moved by at
-least 0.05, and for a zone seen for the first time only when it has demand or surges (1.05 or
-more). Ids are `surge:<zone>:<time>`.
+route). The raw multiplier of a zone is the feature layer's `surge_multiplier` of its
+`couriers_per_order`, with one courier added to its supply (so a zone without couriers has a
+finite ratio and one without orders never surges), at most `surge_max`; the published one is
+exponentially smoothed (`surge_smoothing`) from the zone's previous value (1 at first). A
+`surge_update` is sent when the published value moved by at least 0.05, and for a zone seen for
+the first time only when it has demand or surges (1.05 or more). Ids are `surge:<zone>:<time>`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from contracts.geo import encode_many
 from dispatch.live.engine_config import EngineConfig
 from dispatch.live.outputs import surge_event
 from dispatch.live.shard_snapshot import Position, ShardSnapshot
+from features.definitions import couriers_per_order, surge_multiplier
 
 
 def zone_counts(lat: Sequence[float], lon: Sequence[float], precision: int) -> dict[str, int]:
@@ -58,8 +59,8 @@ class SurgeTracker:
         for zone in sorted(set(demand) | set(self._surge) | set(supply)):
             if not zone.startswith(shard):
                 continue
-            ratio = demand.get(zone, 0) / (supply.get(zone, 0) + 1)
-            raw = min(config.surge_max, 1.0 + max(0.0, ratio - 1.0) * 0.5)
+            ratio = couriers_per_order(supply.get(zone, 0) + 1, demand.get(zone, 0))
+            raw = surge_multiplier(ratio, config.surge_max)
             smooth = alpha * raw + (1 - alpha) * self._surge.get(zone, 1.0)
             self._surge[zone] = smooth
             sent = self._sent.get(zone)
