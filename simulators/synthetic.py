@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from contracts.geo import encode_many, offset_m, project_m, shard_of
+from contracts.geo import offset_m, project_m, shard_of
 from contracts.records import envelope
 
 
@@ -364,18 +364,6 @@ def _move(courier: _Courier, dt_s: float, city: SyntheticCity) -> None:
 
 def _record(topic: str, key: str, event: dict[str, Any]) -> Record:
     return Record(topic, key.encode(), orjson.dumps(event), int(event["ts_ms"]))
-
-
-def shards_of_records(records: list[Record], precision: int) -> set[str]:
-    """Every shard touched by the ping fixes of `records` (for checks)."""
-    lats: list[float] = []
-    lons: list[float] = []
-    for record in records:
-        if record.topic == "courier_pings" and record.expect_reason is None:
-            for fix in orjson.loads(record.value)["pings"]:
-                lats.append(fix["lat"])
-                lons.append(fix["lon"])
-    return set(encode_many(np.array(lats), np.array(lons), precision).tolist()) if lats else set()
 
 
 def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:

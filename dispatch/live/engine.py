@@ -32,9 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
-
-import orjson
 
 from contracts.rejections import EventRejected, RejectReason
 from contracts.validation import Event
@@ -65,7 +62,6 @@ from dispatch.live.telemetry import NullTelemetry, Telemetry
 from dispatch.live.topic_names import (
     COURIER_POSITIONS,
     COURIER_STATE_UPDATES,
-    ORDER_TOPICS,
     SURGE_UPDATES,
 )
 from dispatch.live.tracking import eta_updates
@@ -496,22 +492,3 @@ def _apply_control(policy: Policy, control: ShardControl) -> Policy:
         raise PolicyError(f"unknown weights {names} (known: {', '.join(sorted(known))})")
     changes.update(control.weights)
     return policy.replace(**changes)
-
-
-def order_topic(topic: str) -> bool:
-    """True for the topics whose events `on_order_event` takes."""
-    return topic in ORDER_TOPICS
-
-
-def stores_view(stores: ShardStores) -> dict[str, Any]:
-    """Every record of every store, JSON-able (for state dumps and tests)."""
-    return {
-        "orders": {k: v.public_view() for k, v in stores.orders.items()},
-        "couriers": {k: orjson_ready(v) for k, v in stores.couriers.items()},
-        "decisions": {k: orjson_ready(v) for k, v in stores.decisions.items()},
-    }
-
-
-def orjson_ready(value: Any) -> Any:
-    """A dataclass record as plain JSON-able data."""
-    return orjson.loads(orjson.dumps(value))
