@@ -21,23 +21,11 @@ from dispatch.engine import decide, rank
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
 from dispatch.snapshot import OPEN, Snapshot, SnapshotError
 
-from .conftest import grid_snapshot, snapshots
+from .conftest import contested_snapshot, grid_order, grid_snapshot, snapshots
 
 # Grid travel at 100 m per minute: 500 m is 5 minutes; pickup and drop-off take 2 + 2 minutes.
 POLICY = DEFAULT_POLICY.replace(reposition=False)
 CHAINED = POLICY.replace(chain_lookahead=True, matching_horizon_s=1200.0)
-
-
-def _order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "merchant": merchant,
-        "pickup": (0, 0),
-        "dropoff": (300, 0),
-        "placed": -1,
-        "ready": ready,
-        **extra,
-    }
 
 
 def _pairs(snapshot: Snapshot, policy: Policy) -> set[tuple[str, str]]:
@@ -50,7 +38,7 @@ def _pairs(snapshot: Snapshot, policy: Policy) -> set[tuple[str, str]]:
 def _two_couriers(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
     """A late order with a courier next door and another farther away, both free now."""
     return grid_snapshot(
-        [_order("o1", 0)],
+        [grid_order("o1", 0)],
         [
             {"id": "near", "xy": (100, 0), "free": 0, "end": 600},
             {"id": "far", "xy": (900, 0), "free": 0, "end": 600},
@@ -99,7 +87,7 @@ def test_a_new_job_never_goes_to_a_forbidden_courier() -> None:
 def test_an_order_whose_only_courier_is_forbidden_is_held() -> None:
     """With its one courier forbidden, the order is held, not assigned."""
     snap = grid_snapshot(
-        [_order("o1", 0)],
+        [grid_order("o1", 0)],
         [{"id": "c1", "xy": (100, 0), "free": 0, "end": 600}],
         forbidden=(("o1", "c1"),),
     )
@@ -124,8 +112,8 @@ def test_a_forbidden_courier_is_no_candidate_pair() -> None:
 def _pending(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
     """c1 heads to m1 for o1; o2 at m1 could join it; c2, free 10 minutes away, could take o2."""
     orders = [
-        _order("o1", 4, courier=0, seq=0),
-        _order("o2", 3, dropoff=(300, 100)),
+        grid_order("o1", 4, courier=0, seq=0),
+        grid_order("o2", 3, dropoff=(300, 100)),
     ]
     couriers = [
         {"id": "c1", "xy": (300, 0), "free": 12, "end": 600, "pending": 5, "spare": 2},
@@ -148,36 +136,6 @@ def test_an_order_kept_from_a_pending_pickup_goes_to_a_free_courier() -> None:
 
 
 # ---------------------------------------------------------------------- chains
-def _contested(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
-    """Orders a, b, c; x free, y about to take b, whose drop-off is next to a's merchant.
-
-    Order a is on time either with x or, chained, with y right after b; c needs x.
-    """
-
-    def order(oid: str, pickup: tuple[int, int], dropoff: tuple[int, int], ready: int) -> Any:
-        return {
-            "id": oid,
-            "merchant": f"m_{oid}",
-            "pickup": pickup,
-            "dropoff": dropoff,
-            "placed": -1,
-            "ready": ready,
-        }
-
-    return grid_snapshot(
-        [
-            order("a", (1000, 0), (1000, -300), 12),
-            order("b", (1000, 200), (1000, 100), 0),
-            order("c", (-1000, 0), (-1000, 300), 11),
-        ],
-        [
-            {"id": "x", "xy": (0, 0), "free": 0, "end": 600},
-            {"id": "y", "xy": (1000, 200), "free": -10, "end": 600},
-        ],
-        forbidden=forbidden,
-    )
-
-
 def test_no_chained_pair_joins_a_forbidden_courier() -> None:
     """`chain_pairs` plans a after y's job unless (a, y) is forbidden."""
 
@@ -193,14 +151,14 @@ def test_no_chained_pair_joins_a_forbidden_courier() -> None:
             for o, c in zip(chain.pairs.order_row, chain.pairs.courier_row, strict=True)
         }
 
-    assert ("a", "y") in chained(_contested())
-    assert ("a", "y") not in chained(_contested((("a", "y"),)))
+    assert ("a", "y") in chained(contested_snapshot())
+    assert ("a", "y") not in chained(contested_snapshot((("a", "y"),)))
 
 
 def test_an_order_is_not_held_for_a_forbidden_chained_courier() -> None:
     """Order a waits for y's chain; with (a, y) forbidden it is not held: the free x takes it."""
-    assert decide(_contested(), CHAINED).held_order_ids == ("a",)
-    blocked = _pairs(_contested((("a", "y"),)), CHAINED)
+    assert decide(contested_snapshot(), CHAINED).held_order_ids == ("a",)
+    blocked = _pairs(contested_snapshot((("a", "y"),)), CHAINED)
     assert ("a", "y") not in blocked
     assert ("a", "x") in blocked
 
