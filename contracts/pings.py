@@ -15,7 +15,6 @@ import fastjsonschema
 import numpy as np
 import numpy.typing as npt
 
-from contracts.geo import encode_many
 from contracts.limits import DecodeLimits, bounded_loads, check_bounds
 from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator, load_schema
@@ -78,11 +77,6 @@ class DecodedPings:
     columns: PingColumns
     rejects: list[PingReject] = field(default_factory=list)
     event_id: str | None = None
-
-
-def empty_columns() -> PingColumns:
-    """Columns holding no fix."""
-    return _columns_from_fixes([])
 
 
 def _fix_validator() -> Any:
@@ -245,17 +239,6 @@ def _columns_from_fixes(fixes: list[dict[str, Any]]) -> PingColumns:
         heading_deg=floats("heading_deg"),
         accuracy_m=floats("accuracy_m"),
     )
-
-
-def split_by_shard(columns: PingColumns, precision: int) -> list[tuple[str, PingColumns]]:
-    """The fixes of each shard (geohash prefix of their position), shards in sorted order."""
-    if not len(columns):
-        return []
-    shards = encode_many(columns.lat, columns.lon, precision)
-    out = []
-    for shard in np.unique(shards).tolist():
-        out.append((str(shard), columns.take(np.flatnonzero(shards == shard))))
-    return out
 
 
 def latest_per_courier(columns: PingColumns) -> list[tuple[str, int]]:

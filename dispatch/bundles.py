@@ -7,8 +7,9 @@ sum of drop-off times (all orders exactly up to `EXACT_SEQUENCE_LIMIT` orders, e
 order is inserted at its best position). Orders join only from the same merchant, or, with
 `nearby_merchant_bundles`, from a merchant whose pickup point is within `nearby_merchant_m`
 (then picked up right after the first merchant's handover). Freshness and detour limits of
-the policy are hard constraints; capacity and shift end are respected. Candidates are
-evaluated in batches of equal bundle size, fully vectorised.
+the policy are hard constraints; capacity and shift end are respected; an order never joins
+the pending pickup of a courier the snapshot forbids it with. Candidates are evaluated in
+batches of equal bundle size, fully vectorised.
 """
 
 from __future__ import annotations
@@ -212,6 +213,8 @@ def insertions(snapshot: Snapshot, frame: TickFrame, policy: Policy) -> Insertio
         return InsertionTable.empty()
     pending = _pending(snapshot)
     cand_b, cand_o = _candidate_pairs(snapshot, frame, policy, pending)
+    allowed = ~snapshot.forbids(cand_o, pending.courier[cand_b])
+    cand_b, cand_o = cand_b[allowed], cand_o[allowed]
     if cand_b.size == 0:
         return InsertionTable.empty()
     orders = snapshot.orders

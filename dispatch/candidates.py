@@ -99,7 +99,8 @@ class PairTable:
     Attributes:
         order_row: order row of each pair.
         courier_row: courier row of each pair.
-        feasible: within the travel cap and pickup no later than the shift end.
+        feasible: within the travel cap, pickup no later than the shift end, and not a
+            forbidden pair of the snapshot.
         stride: pairs per order.
         travel_p50_s: courier travel to the merchant, p50.
         travel_p90_s: courier travel to the merchant, p90.
@@ -224,8 +225,8 @@ def plan_pairs(
 ) -> PairTable:
     """Planned times of new jobs (courier goes from where it is free to the merchant).
 
-    Pairs whose travel exceeds `max_pickup_s` or whose p90 pickup is after the shift end
-    (less the margin) are marked infeasible.
+    Pairs whose travel exceeds `max_pickup_s`, whose p90 pickup is after the shift end (less
+    the margin) or that the snapshot forbids are marked infeasible.
     """
     return plan_from(
         snapshot,
@@ -252,7 +253,9 @@ def plan_from(
     """Planned times of new jobs whose courier is free at `start_xy_m` at `start_s` (per pair).
 
     Feasibility as for `plan_pairs` (travel cap; p90 pickup no later than the courier's
-    shift end less the margin).
+    shift end less the margin; not a pair the snapshot forbids). Every new-job option of a
+    tick (`decide`, chains, greedy, `rank`) is planned here, so none pairs an order with a
+    courier it is forbidden with.
     """
     eta = snapshot.eta.travel_s(start_xy_m, np.take(snapshot.orders.pickup_xy_m, order_row, axis=0))
     travel50 = np.asarray(eta.p50_s, dtype=np.float64)
@@ -269,8 +272,10 @@ def plan_from(
     tail = half + frame.half_dropoff_s
     dropoff50 = pickup50 + tail + frame.direct_p50_s[order_row]
     dropoff90 = pickup90 + tail + frame.direct_p90_s[order_row]
-    feasible = (travel50 <= policy.max_pickup_s) & (
-        pickup90 <= frame.shift_end_s[courier_row] - policy.shift_end_margin_s
+    feasible = (
+        (travel50 <= policy.max_pickup_s)
+        & (pickup90 <= frame.shift_end_s[courier_row] - policy.shift_end_margin_s)
+        & ~snapshot.forbids(order_row, courier_row)
     )
     return PairTable(
         order_row=order_row,

@@ -61,9 +61,10 @@ def decide(snapshot: Snapshot, policy: Policy = DEFAULT_POLICY) -> Decisions:
     """Decide this tick's assignments and repositions.
 
     Guarantees: no order in two assignments; no courier in two decisions; no courier beyond
-    its spare capacity; no planned pickup after a courier's shift end; the same snapshot and
-    policy always give the same decisions (ids included); each assignment's explanation terms
-    sum to its cost.
+    its spare capacity; no planned pickup after a courier's shift end; no order assigned (as
+    a new job or an insertion) to a courier the snapshot forbids it with, nor held for one
+    (chains); the same snapshot and policy always give the same decisions (ids included);
+    each assignment's explanation terms sum to its cost.
     """
     frame = tick_frame(snapshot, policy)
     if policy.mode == "greedy":
@@ -433,8 +434,9 @@ def _chain_beats(
 ) -> NDArray[np.bool_]:
     """Per due pair: whether a chain beats it.
 
-    A chain is another matched courier picking the order up, right after the job it is
-    matched to, no later than the pair would; checked against the nearest planned job ends.
+    A chain is another matched courier, not forbidden with the order, picking it up right
+    after the job it is matched to, no later than the pair would; checked against the nearest
+    planned job ends.
     """
     planned = graph.source[matched_edge[matched_edge >= 0]]
     planned = planned[(planned >= 0) & (planned < pairs.size)]
@@ -453,7 +455,7 @@ def _chain_beats(
     chained = np.maximum(arrival + frame.half_pickup_s, frame.ready_s[row][:, None])
     courier = pairs.courier_row[planned][near]
     other = courier != pairs.courier_row[due][:, None]
-    feasible = chained <= frame.shift_end_s[courier]
+    feasible = (chained <= frame.shift_end_s[courier]) & ~snapshot.forbids(row[:, None], courier)
     better = chained <= pairs.pickup_p50_s[due][:, None]
     return (other & feasible & better).any(axis=1)
 
@@ -536,6 +538,8 @@ def rank(
 ) -> tuple[RankedCourier, ...]:
     """The `k` cheapest couriers for one single-order request, cheapest first.
 
+    A courier the snapshot forbids with the request's order id is never ranked.
+
     Args:
         request: a one-row order table (the order to place; `courier_index` must be open).
         snapshot: the current snapshot (its couriers are ranked; its orders are ignored).
@@ -557,6 +561,7 @@ def rank(
         eta=snapshot.eta,
         service=snapshot.service,
         shard_id=snapshot.shard_id,
+        forbidden=tuple(p for p in snapshot.forbidden if p[0] in request.order_id),
     )
     frame = tick_frame(alone, policy)
     index = courier_index(alone, frame, policy)

@@ -129,17 +129,6 @@ class OrderStatus(enum.StrEnum):
         return self in (OrderStatus.DELIVERED, OrderStatus.CANCELLED)
 
 
-ORDER_EVENT_TYPES = frozenset(
-    (
-        "order_created",
-        "order_cancelled",
-        "merchant_accepted",
-        "order_ready",
-        "delivery_arrived",
-        "delivery_picked_up",
-        "delivery_delivered",
-    )
-)
 _PROGRESS = frozenset(("delivery_picked_up", "delivery_delivered"))
 
 
@@ -510,11 +499,6 @@ class CourierState:
         data["vehicle_rank"] = tuple(data["vehicle_rank"])
         data["recent"] = tuple(tuple(x) for x in data["recent"])
         return cls(**data)
-
-
-COURIER_EVENT_TYPES = frozenset(
-    ("courier_online", "courier_offline", "courier_capacity", "courier_vehicle")
-)
 
 
 def _where(source: Source | None) -> str:

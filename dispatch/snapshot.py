@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 from dispatch.eta import EtaProvider
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 #: Value of `pending_pickup_ts_ms` for a courier without a pending pickup.
 NO_PICKUP = -1
@@ -268,6 +270,11 @@ class Snapshot:
         service: service times at merchants and customers.
         merchants: merchants and their expected demand (for repositioning; may be empty).
         shard_id: shard name, part of every decision id.
+        forbidden: `(order_id, courier_id)` pairs no option may join (the courier declined the
+            order, or let its offer lapse, and is cooling down from it): the order is never
+            assigned to that courier, inserted into its pending pickup, chained after its job
+            or ranked for it. Each pair names an order and a courier of the tables; stored
+            sorted and without repeats.
     """
 
     now_ts_ms: int
@@ -278,6 +285,7 @@ class Snapshot:
     service: ServiceTimes = field(default_factory=ServiceTimes)
     merchants: MerchantTable = field(default_factory=MerchantTable.empty)
     shard_id: str = ""
+    forbidden: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tick_s) and self.tick_s > 0):
@@ -289,3 +297,31 @@ class Snapshot:
         pending = index[index >= 0]
         if pending.size and (self.couriers.pending_pickup_ts_ms[pending] == NO_PICKUP).any():
             raise SnapshotError("an order waits in the pending pickup of a courier without one")
+        try:
+            pairs = tuple(sorted({(str(o), str(c)) for o, c in self.forbidden}))
+        except (TypeError, ValueError) as exc:
+            raise SnapshotError("forbidden must hold (order_id, courier_id) pairs") from exc
+        object.__setattr__(self, "forbidden", pairs)
+        if pairs:
+            order_ids, courier_ids = set(self.orders.order_id), set(self.couriers.courier_id)
+            unknown = [p for p in pairs if p[0] not in order_ids or p[1] not in courier_ids]
+            if unknown:
+                msg = f"forbidden pair {unknown[0]} names an order or courier not in the tables"
+                raise SnapshotError(msg)
+
+    @cached_property
+    def _forbidden_codes(self) -> IntArray:
+        """`order_row * m + courier_row` of each forbidden pair, sorted."""
+        order_row = {o: i for i, o in enumerate(self.orders.order_id)}
+        courier_row = {c: j for j, c in enumerate(self.couriers.courier_id)}
+        m = self.couriers.m
+        codes = [order_row[o] * m + courier_row[c] for o, c in self.forbidden]
+        return np.sort(np.array(codes, dtype=np.int64))
+
+    def forbids(self, order_row: npt.ArrayLike, courier_row: npt.ArrayLike) -> BoolArray:
+        """Whether each (order row, courier row) pair is forbidden (rows broadcast together)."""
+        orders = np.asarray(order_row, dtype=np.int64)
+        couriers = np.asarray(courier_row, dtype=np.int64)
+        if not self.forbidden:
+            return np.zeros(np.broadcast_shapes(orders.shape, couriers.shape), dtype=bool)
+        return np.isin(orders * self.couriers.m + couriers, self._forbidden_codes)

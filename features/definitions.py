@@ -421,8 +421,35 @@ def hour_of_week(now_ms: int, utc_offset_ms: int = 0) -> float:
     return float(((hours // 24 + 3) % 7) * 24 + hours % 24)
 
 
+def couriers_per_order(supply: float, demand: float) -> float:
+    """A zone's supply/demand ratio: couriers per order, demand floored at 1.
+
+    Example:
+        >>> couriers_per_order(3.0, 2.0), couriers_per_order(3.0, 0.0)
+        (1.5, 3.0)
+    """
+    return supply / max(demand, 1.0)
+
+
 def supply_demand_ratio(supply: float | None, demand: float | None) -> float | None:
     """Couriers per order in the last hour (demand floored at 1); None if either is unknown."""
     if supply is None or demand is None:
         return None
-    return supply / max(demand, 1.0)
+    return couriers_per_order(supply, demand)
+
+
+def surge_multiplier(ratio: float, cap: float) -> float:
+    """A zone's price multiplier from its couriers per order (`couriers_per_order`).
+
+    1 plus half of the orders per courier above 1, at most `cap`: a zone with at least one
+    courier per order does not surge, and one without couriers (`ratio` 0) surges to the cap.
+
+    Example:
+        >>> surge_multiplier(1 / 3, cap=3.0)  # three orders per courier
+        2.0
+        >>> surge_multiplier(1.5, cap=3.0), surge_multiplier(0.1, cap=3.0)
+        (1.0, 3.0)
+    """
+    if ratio <= 0:
+        return cap
+    return min(cap, 1.0 + max(0.0, 1.0 / ratio - 1.0) * 0.5)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from contracts.geo import encode_ints as geohash_int_np
+from contracts.geo import int_to_geohash as geohash_int_to_str
 from features import events as ev
 from features.definitions import COURIER, ZONE, FeatureDef, MeanState, SupplyState
-from features.geo import geohash_int_np, geohash_int_to_str
 from features.store import (
     CITY,
     CITY_PRECISION,

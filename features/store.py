@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from contracts.geo import encode as geohash_encode
 from features import events as ev
 from features.definitions import (
     COURIER,
@@ -35,7 +36,6 @@ from features.definitions import (
     hour_of_week,
     supply_demand_ratio,
 )
-from features.geo import geohash_encode
 
 ZONE_PRECISION = 6
 CITY_PRECISION = 4

@@ -14,13 +14,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from features.geo import (
-    check_lat_lon,
-    geohash_encode,
-    geohash_int_np,
-    geohash_to_int,
-    haversine_m,
-)
+from contracts.geo import check_lat_lon, geohash_to_int
+from contracts.geo import distance_m as haversine_m
+from contracts.geo import encode as geohash_encode
+from contracts.geo import encode_ints as geohash_int_np
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.geo import haversine_m_np
+from contracts.geo import haversine_m as haversine_m_np
 from models.base_eta import StraightLineProvider
 from models.legs import Leg, TravelFeatureConfig, travel_features
 from models.residual import TrainingData

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from features.geo import haversine_m_np
+from contracts.geo import haversine_m as haversine_m_np
 from models.timeparts import local_parts, zone
 
 

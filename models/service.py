@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from features.geo import haversine_m_np
+from contracts.geo import haversine_m as haversine_m_np
 from models.base_eta import StraightLineProvider
 from models.fallback import FallbackCounts, FallbackReason, report_reasons
 from models.legs import TravelFeatureConfig, travel_features

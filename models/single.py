@@ -34,7 +34,7 @@ class SingleLegUnsupported(ValueError):
 
 
 def haversine_m_scalar(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres, term for term as `features.geo.haversine_m_np`."""
+    """Great-circle distance in metres, term for term as `contracts.geo.haversine_m`."""
     p1 = math.radians(lat1)
     p2 = math.radians(lat2)
     dl = math.radians(lon2 - lon1)

@@ -24,13 +24,14 @@ from contracts.tracing import TRACEPARENT_HEADER
 from contracts.validation import default_rules
 from dispatch.lifecycle import CourierState, OrderState, Source
 from dispatch.live.effects import Output
-from dispatch.live.engine import ShardStores
 from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
-from dispatch.live.worker import INTERNAL_TOPICS, Record, WorkerConfig, WorkerCore, WorkerStores
+from dispatch.live.state import ShardStores
+from dispatch.live.topic_names import INTERNAL_TOPICS
+from dispatch.live.worker import Record, WorkerConfig, WorkerCore, WorkerStores
 from dispatchflow.settings import Settings
 from simulators.city.protocol import SimRecord
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from contracts.geo import EARTH_RADIUS_M, encode_many, shard_of
-from contracts.schemas import SCHEMA_VERSION
+from contracts.geo import offset_m, project_m, shard_of
+from contracts.records import envelope
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,6 @@ class CityConfig:
             raise ValueError(msg)
 
 
-def _event(kind: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": kind, "v": SCHEMA_VERSION, "ts_ms": ts_ms, **fields}
-
-
-def _offset(lat: float, lon: float, dx_m: float, dy_m: float) -> tuple[float, float]:
-    dlat = dy_m / EARTH_RADIUS_M * 180 / math.pi
-    dlon = dx_m / (EARTH_RADIUS_M * math.cos(math.radians(lat))) * 180 / math.pi
-    return lat + dlat, lon + dlon
-
-
 @dataclass
 class _Courier:
     courier_id: str
@@ -91,7 +81,7 @@ class SyntheticCity:
         lat0, lon0 = around or (self.config.center_lat, self.config.center_lon)
         r = radius_m * math.sqrt(float(self.rng.random()))
         theta = 2 * math.pi * float(self.rng.random())
-        return _offset(lat0, lon0, r * math.cos(theta), r * math.sin(theta))
+        return offset_m(lat0, lon0, r * math.cos(theta), r * math.sin(theta))
 
     def records(self) -> list[Record]:
         """All records of the run, sorted by timestamp (stable)."""
@@ -116,7 +106,7 @@ class SyntheticCity:
             yield _record(
                 "courier_events",
                 courier.courier_id,
-                _event(
+                envelope(
                     "courier_online",
                     f"on-{courier.courier_id}",
                     ts,
@@ -149,7 +139,7 @@ class SyntheticCity:
                     }
                 )
             if fixes:
-                batch = _event(
+                batch = envelope(
                     "courier_ping_batch",
                     f"pb-{second}",
                     max(f["ts_ms"] for f in fixes),
@@ -158,7 +148,7 @@ class SyntheticCity:
                 yield _record("courier_pings", "gateway-1", batch)
         for courier in couriers[: max(1, cfg.n_couriers // 10)]:
             ts = cfg.start_ts_ms + cfg.duration_s * 1000 + 1
-            event = _event(
+            event = envelope(
                 "courier_offline", f"off-{courier.courier_id}", ts, courier_id=courier.courier_id
             )
             yield _record("courier_events", courier.courier_id, event)
@@ -180,7 +170,7 @@ class SyntheticCity:
             yield _record(
                 "order_events",
                 shard,
-                _event(
+                envelope(
                     "order_created",
                     f"{order_id}-created",
                     placed,
@@ -196,7 +186,7 @@ class SyntheticCity:
             yield _record(
                 "merchant_ready",
                 shard,
-                _event(
+                envelope(
                     "merchant_accepted",
                     f"{order_id}-accepted",
                     placed + 30_000,
@@ -209,7 +199,7 @@ class SyntheticCity:
                 yield _record(
                     "order_events",
                     shard,
-                    _event(
+                    envelope(
                         "order_cancelled",
                         f"{order_id}-cancelled",
                         placed + 60_000,
@@ -224,7 +214,7 @@ class SyntheticCity:
             yield _record(
                 "merchant_ready",
                 shard,
-                _event("order_ready", f"{order_id}-ready", ready, merchant_id=f"m{m}", **common),
+                envelope("order_ready", f"{order_id}-ready", ready, merchant_id=f"m{m}", **common),
             )
             courier_id = f"c{int(self.rng.integers(0, cfg.n_couriers))}"
             picked = ready + int(self.rng.integers(30_000, 180_000))
@@ -233,7 +223,7 @@ class SyntheticCity:
             yield _record(
                 "delivery_events",
                 shard,
-                _event(
+                envelope(
                     "delivery_picked_up",
                     f"{order_id}-picked",
                     picked,
@@ -246,7 +236,7 @@ class SyntheticCity:
                 yield _record(
                     "delivery_events",
                     shard,
-                    _event(
+                    envelope(
                         "delivery_delivered",
                         f"{order_id}-delivered",
                         delivered,
@@ -271,7 +261,7 @@ class SyntheticCity:
                 "courier_events",
                 b"c0",
                 orjson.dumps(
-                    _event("courier_capacity", f"bad-cap-{i}", t, courier_id="c0", capacity=-1)
+                    envelope("courier_capacity", f"bad-cap-{i}", t, courier_id="c0", capacity=-1)
                 ),
                 t + i,
                 "schema_invalid",
@@ -280,7 +270,7 @@ class SyntheticCity:
                 "order_events",
                 shard.encode(),
                 orjson.dumps(
-                    _event(
+                    envelope(
                         "order_cancelled",
                         f"ghost-{i}",
                         t,
@@ -300,7 +290,9 @@ class SyntheticCity:
             "merchant_ready",
             shard.encode(),
             orjson.dumps(
-                _event("order_ready", "future-1", far, order_id="o0", merchant_id="m0", shard=shard)
+                envelope(
+                    "order_ready", "future-1", far, order_id="o0", merchant_id="m0", shard=shard
+                )
             ),
             t,
             "timestamp_out_of_range",
@@ -309,14 +301,16 @@ class SyntheticCity:
             "order_events",
             b"wrong",
             orjson.dumps(
-                _event("order_cancelled", "wrongkey-1", t, order_id="o1", shard=shard, reason="ops")
+                envelope(
+                    "order_cancelled", "wrongkey-1", t, order_id="o1", shard=shard, reason="ops"
+                )
             ),
             t,
             "wrong_key",
         )
         if cancelled is not None:
             body = orjson.loads(cancelled.value)
-            event = _event(
+            event = envelope(
                 "delivery_delivered",
                 f"{body['order_id']}-late-delivery",
                 body["ts_ms"] + 120_000,
@@ -333,7 +327,7 @@ class SyntheticCity:
             )
         if delivered is not None:
             body = orjson.loads(delivered.value)
-            event = _event(
+            event = envelope(
                 "order_cancelled",
                 f"{body['order_id']}-late-cancel",
                 body["ts_ms"] + 60_000,
@@ -350,7 +344,7 @@ class SyntheticCity:
             )
         bad_fix = {"courier_id": "c2", "lat": 123.0, "lon": 0.0, "ts_ms": t}
         good_fix = {"courier_id": "c3", "lat": cfg.center_lat, "lon": cfg.center_lon, "ts_ms": t}
-        batch = _event("courier_ping_batch", "mixed-batch", t, pings=[good_fix, bad_fix])
+        batch = envelope("courier_ping_batch", "mixed-batch", t, pings=[good_fix, bad_fix])
         yield Record("courier_pings", b"gateway-1", orjson.dumps(batch), t, "schema_invalid")
 
 
@@ -358,31 +352,18 @@ def _move(courier: _Courier, dt_s: float, city: SyntheticCity) -> None:
     """Advance a courier toward its target; pick a new target on arrival."""
     lat, lon = courier.lat, courier.lon
     tlat, tlon = courier.target
-    dy = (tlat - lat) * math.pi / 180 * EARTH_RADIUS_M
-    dx = (tlon - lon) * math.pi / 180 * EARTH_RADIUS_M * math.cos(math.radians(lat))
+    dx, dy = (float(v) for v in project_m(tlat, tlon, lat, lon))
     dist = math.hypot(dx, dy)
     step = courier.speed_mps * dt_s
     if dist <= step:
         courier.lat, courier.lon = tlat, tlon
         courier.target = city._point(city.config.radius_m)
         return
-    courier.lat, courier.lon = _offset(lat, lon, dx / dist * step, dy / dist * step)
+    courier.lat, courier.lon = offset_m(lat, lon, dx / dist * step, dy / dist * step)
 
 
 def _record(topic: str, key: str, event: dict[str, Any]) -> Record:
     return Record(topic, key.encode(), orjson.dumps(event), int(event["ts_ms"]))
-
-
-def shards_of_records(records: list[Record], precision: int) -> set[str]:
-    """Every shard touched by the ping fixes of `records` (for checks)."""
-    lats: list[float] = []
-    lons: list[float] = []
-    for record in records:
-        if record.topic == "courier_pings" and record.expect_reason is None:
-            for fix in orjson.loads(record.value)["pings"]:
-                lats.append(fix["lat"])
-                lons.append(fix["lon"])
-    return set(encode_many(np.array(lats), np.array(lons), precision).tolist()) if lats else set()
 
 
 def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
@@ -394,7 +375,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
     """
     key = shard.encode()
     ghost = "demo-ghost-o1"
-    created = _event(
+    created = envelope(
         "order_created",
         f"{ghost}-created",
         ts_ms,
@@ -404,7 +385,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         pickup={"lat": lat, "lon": lon},
         dropoff={"lat": lat, "lon": lon},
     )
-    cancelled = _event(
+    cancelled = envelope(
         "order_cancelled",
         f"{ghost}-cancelled",
         ts_ms + 1,
@@ -412,7 +393,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         shard=shard,
         reason="ops",
     )
-    delivered = _event(
+    delivered = envelope(
         "delivery_delivered",
         f"{ghost}-delivered",
         ts_ms + 2,
@@ -420,7 +401,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         courier_id="demo-ghost-c1",
         shard=shard,
     )
-    online = _event(
+    online = envelope(
         "courier_online",
         "demo-ghost-c1-online",
         ts_ms,
@@ -430,7 +411,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         capacity=1,
         vehicle="bike",
     )
-    unknown_cancel = _event(
+    unknown_cancel = envelope(
         "order_cancelled",
         "demo-ghost-o2-cancelled",
         ts_ms,
@@ -439,8 +420,8 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         reason="ops",
     )
     bad_fix = {"courier_id": "demo-ghost-c1", "lat": 123.0, "lon": lon, "ts_ms": ts_ms}
-    pings = _event("courier_ping_batch", "demo-ghost-pings", ts_ms, pings=[bad_fix])
-    response = _event(
+    pings = envelope("courier_ping_batch", "demo-ghost-pings", ts_ms, pings=[bad_fix])
+    response = envelope(
         "assignment_response",
         "demo-ghost-response",
         ts_ms,
@@ -449,7 +430,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         shard=shard,
         response="accept",
     )
-    future = _event(
+    future = envelope(
         "order_cancelled",
         "demo-ghost-future",
         ts_ms + 86_400_000,
@@ -457,7 +438,7 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         shard=shard,
         reason="ops",
     )
-    capacity = _event(
+    capacity = envelope(
         "courier_capacity", "demo-ghost-c1-capacity", ts_ms, courier_id="demo-ghost-c1", capacity=0
     )
     return [

@@ -22,29 +22,23 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-import orjson
-
-from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import default_rules
 from dispatch.lifecycle import CourierState, OrderState
-from dispatch.live.engine import ShardStores
 from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
+from dispatch.live.outputs import tick_event
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
-from dispatch.live.worker import (
-    COURIER_EVENTS_TOPIC,
-    PINGS_TOPIC,
-    POSITIONS_TOPIC,
-    SHARD_INPUTS,
-    SIGHTINGS_TOPIC,
-    STATE_UPDATES_TOPIC,
-    TICKS_TOPIC,
-    WorkerConfig,
-    WorkerCore,
-    WorkerStores,
-)
+from dispatch.live.state import ShardStores
+from dispatch.live.topic_names import COURIER_EVENTS as COURIER_EVENTS_TOPIC
+from dispatch.live.topic_names import COURIER_PINGS as PINGS_TOPIC
+from dispatch.live.topic_names import COURIER_POSITIONS as POSITIONS_TOPIC
+from dispatch.live.topic_names import COURIER_SIGHTINGS as SIGHTINGS_TOPIC
+from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
+from dispatch.live.topic_names import DISPATCH_TICKS as TICKS_TOPIC
+from dispatch.live.topic_names import SHARD_INPUTS
+from dispatch.live.worker import WorkerConfig, WorkerCore, WorkerStores
 from features.feed import FeatureFeed
 from streams.kafka_config import aiokafka_kwargs
 from streams.position_replay import replay_positions
@@ -61,19 +55,6 @@ AGENT_TOPICS = {
     "positions": (POSITIONS_TOPIC,),
     "courier_directory": (COURIER_EVENTS_TOPIC, SIGHTINGS_TOPIC),
 }
-
-
-def tick_event(shard: str, now_ms: int) -> bytes:
-    """A `dispatch_tick` record value."""
-    return orjson.dumps(
-        {
-            "event_id": f"tick:{shard}:{now_ms}",
-            "type": "dispatch_tick",
-            "v": SCHEMA_VERSION,
-            "ts_ms": now_ms,
-            "shard": shard,
-        }
-    )
 
 
 def _stores(rt: Runtime) -> WorkerStores:

@@ -21,61 +21,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
 
 from contracts.geo import shard_of
 from contracts.rejections import EventRejected
-from contracts.schemas import SCHEMA_VERSION
 from contracts.validation import Event
 from dispatch.lifecycle import AlreadyApplied, CourierState, Source, apply_courier_event
 from dispatch.live.effects import Effects
 from dispatch.live.kv import KV
-
-STATE_UPDATES_TOPIC = "courier_state_updates"
-HANDOFFS_TOPIC = "courier_handoffs"
-
-
-def state_update(
-    state: CourierState,
-    shard: str,
-    kind: str,
-    ts_ms: int,
-    *,
-    from_shard: str | None = None,
-    to_shard: str | None = None,
-) -> dict[str, Any]:
-    """A `courier_state_update` telling `shard` about `state`."""
-    return {
-        "event_id": f"state:{state.courier_id}:{shard}:{kind}:{ts_ms}:{state.status_ts_ms}",
-        "type": "courier_state_update",
-        "v": SCHEMA_VERSION,
-        "ts_ms": ts_ms,
-        "courier_id": state.courier_id,
-        "shard": shard,
-        "kind": kind,
-        "status": state.status.value,
-        "capacity": state.capacity,
-        "vehicle": state.vehicle,
-        "shift_end_ts_ms": state.shift_end_ts_ms,
-        "status_ts_ms": state.status_ts_ms,
-        "epoch": state.epoch,
-        "from_shard": from_shard,
-        "to_shard": to_shard,
-    }
-
-
-def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) -> dict[str, Any]:
-    """A `courier_handoff` output event."""
-    return {
-        "event_id": f"handoff:{courier_id}:{to_shard}:{ts_ms}",
-        "type": "courier_handoff",
-        "v": SCHEMA_VERSION,
-        "ts_ms": ts_ms,
-        "courier_id": courier_id,
-        "from_shard": from_shard,
-        "to_shard": to_shard,
-    }
-
+from dispatch.live.outputs import handoff, state_update
+from dispatch.live.topic_names import COURIER_HANDOFFS, COURIER_STATE_UPDATES
 
 #: Most couriers not yet in the directory whose newest sighting is kept.
 MAX_PARKED = 10_000
@@ -114,16 +68,16 @@ class CourierDirectory:
         from_shard = old.shard if old is not None else None
         if old is not None and old.shard is not None and old.shard != new.shard:
             left = state_update(new, old.shard, "left", ts_ms, to_shard=new.shard)
-            effects.emit(STATE_UPDATES_TOPIC, old.shard, left)
+            effects.emit(COURIER_STATE_UPDATES, old.shard, left)
         if new.shard is None:
             return
         moved = old is None or old.shard != new.shard
         kind = "arrived" if moved else "status"
         update = state_update(new, new.shard, kind, ts_ms, from_shard=from_shard if moved else None)
-        effects.emit(STATE_UPDATES_TOPIC, new.shard, update)
+        effects.emit(COURIER_STATE_UPDATES, new.shard, update)
         if moved:
             effects.emit(
-                HANDOFFS_TOPIC,
+                COURIER_HANDOFFS,
                 new.courier_id,
                 handoff(new.courier_id, from_shard, new.shard, ts_ms),
             )

@@ -8,7 +8,7 @@ redelivery after a restart) is recognised and let through to the handlers, which
 
 The index is bounded twice: ids whose event time is more than `window_ms` older than the newest
 one seen are forgotten, and beyond `max_ids` the oldest ids are forgotten first. Memory: about
-`BYTES_PER_ID` bytes per id (measured for 40-character ids), so the default of 200,000 ids per
+200 bytes per id (measured for 40-character ids), so the default of 200,000 ids per
 partition holds at most about 40 MB. It is kept in memory; after a restart or a rebalance the
 worker refills it from the state it restores (the events each order and courier keep), so the
 ids of live orders and couriers are known again at once.
@@ -27,9 +27,6 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
-
-#: Measured memory per remembered id (dict entry, key string of 40 characters, record string).
-BYTES_PER_ID = 200
 
 
 @dataclass

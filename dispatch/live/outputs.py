@@ -1,4 +1,4 @@
-"""The records the shard engine writes: decisions, ETAs, expiries, handovers and tombstones.
+"""Every record the worker core writes: decisions, ETAs, expiries, surge, courier moves, ticks.
 
 Every event gets a deterministic id from what it is about, so a redelivered input never makes a
 second, different record. Records about an order continue the order's trace
@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
 from contracts.records import envelope
 from contracts.tracing import trace_header_for
 from contracts.validation import Event
-from dispatch.lifecycle import OrderState
+from dispatch.lifecycle import CourierState, OrderState
 from dispatch.live.records import CourierRecord, DecisionRecord, RouteStop
 
 #: Decimals of the cost and its terms in published explanations.
@@ -185,46 +186,6 @@ def surge_event(
     )
 
 
-def handover(courier: CourierRecord, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
-    """The `handover` update a shard sends when a courier that left holds no more work there."""
-    return envelope(
-        "courier_state_update",
-        f"handover:{courier.courier_id}:{to_shard}:{epoch}",
-        ts_ms,
-        courier_id=courier.courier_id,
-        shard=to_shard,
-        kind="handover",
-        status=courier.status,
-        capacity=courier.capacity,
-        vehicle=courier.vehicle,
-        shift_end_ts_ms=courier.shift_end_ts_ms,
-        status_ts_ms=courier.status_ts_ms,
-        epoch=epoch,
-        from_shard=courier.shard,
-        to_shard=to_shard,
-    )
-
-
-def handover_from(update: Event, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
-    """A handover for a courier this shard never held (only its move is released)."""
-    return envelope(
-        "courier_state_update",
-        f"handover:{update['courier_id']}:{to_shard}:{epoch}",
-        ts_ms,
-        courier_id=update["courier_id"],
-        shard=to_shard,
-        kind="handover",
-        status=update["status"],
-        capacity=update["capacity"],
-        vehicle=update["vehicle"],
-        shift_end_ts_ms=update.get("shift_end_ts_ms"),
-        status_ts_ms=update["status_ts_ms"],
-        epoch=epoch,
-        from_shard=update["shard"],
-        to_shard=to_shard,
-    )
-
-
 def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:
     """A `courier_positions` tombstone: `courier_id` left `shard` at `ts_ms`."""
     nan = np.array([np.nan])
@@ -234,3 +195,123 @@ def left_tombstone(shard: str, courier_id: str, ts_ms: int) -> bytes:
     return encode_position_batch(
         shard, f"left:{courier_id}:{shard}:{ts_ms}", ts_ms, columns, left=True
     )
+
+
+#: What a `courier_state_update` tells about its courier, in the event's field order.
+_COURIER_FACTS = ("status", "capacity", "vehicle", "shift_end_ts_ms", "status_ts_ms")
+
+
+def _courier_update(
+    event_id: str,
+    ts_ms: int,
+    courier_id: str,
+    facts: Mapping[str, Any],
+    shard: str,
+    kind: str,
+    epoch: int,
+    from_shard: str | None,
+    to_shard: str | None,
+) -> dict[str, Any]:
+    """A `courier_state_update` telling `shard` the courier's `facts` (`_COURIER_FACTS`)."""
+    return envelope(
+        "courier_state_update",
+        event_id,
+        ts_ms,
+        courier_id=courier_id,
+        shard=shard,
+        kind=kind,
+        **{name: facts.get(name) for name in _COURIER_FACTS},
+        epoch=epoch,
+        from_shard=from_shard,
+        to_shard=to_shard,
+    )
+
+
+def _facts(courier: CourierState | CourierRecord) -> dict[str, Any]:
+    """The `_COURIER_FACTS` of a courier's state, its status as a plain string."""
+    facts = {name: getattr(courier, name) for name in _COURIER_FACTS}
+    facts["status"] = str(facts["status"])
+    return facts
+
+
+def state_update(
+    state: CourierState,
+    shard: str,
+    kind: str,
+    ts_ms: int,
+    *,
+    from_shard: str | None = None,
+    to_shard: str | None = None,
+) -> dict[str, Any]:
+    """A `courier_state_update` telling `shard` about `state` (from the courier directory)."""
+    event_id = f"state:{state.courier_id}:{shard}:{kind}:{ts_ms}:{state.status_ts_ms}"
+    return _courier_update(
+        event_id,
+        ts_ms,
+        state.courier_id,
+        _facts(state),
+        shard,
+        kind,
+        state.epoch,
+        from_shard,
+        to_shard,
+    )
+
+
+def handover(courier: CourierRecord, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """The `handover` update a shard sends when a courier that left holds no more work there."""
+    event_id = f"handover:{courier.courier_id}:{to_shard}:{epoch}"
+    facts = _facts(courier)
+    return _courier_update(
+        event_id,
+        ts_ms,
+        courier.courier_id,
+        facts,
+        to_shard,
+        "handover",
+        epoch,
+        courier.shard,
+        to_shard,
+    )
+
+
+def handover_from(update: Event, to_shard: str, epoch: int, ts_ms: int) -> dict[str, Any]:
+    """A handover for a courier this shard never held (only its move is released)."""
+    courier_id = str(update["courier_id"])
+    event_id = f"handover:{courier_id}:{to_shard}:{epoch}"
+    return _courier_update(
+        event_id, ts_ms, courier_id, update, to_shard, "handover", epoch, update["shard"], to_shard
+    )
+
+
+def handoff(courier_id: str, from_shard: str | None, to_shard: str, ts_ms: int) -> dict[str, Any]:
+    """A `courier_handoff`: the courier moved from one shard to another."""
+    return envelope(
+        "courier_handoff",
+        f"handoff:{courier_id}:{to_shard}:{ts_ms}",
+        ts_ms,
+        courier_id=courier_id,
+        from_shard=from_shard,
+        to_shard=to_shard,
+    )
+
+
+def sighting_event(
+    shard: str, partition: int, offset: int, couriers: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A `courier_sighting` of `couriers` (`courier_id`, `ts_ms`) seen in `shard`.
+
+    Caused by the positions record at `partition` and `offset`; stamped with the newest fix.
+    """
+    return envelope(
+        "courier_sighting",
+        f"sighting:{shard}:{partition}:{offset}:{couriers[0]['courier_id']}",
+        max(int(c["ts_ms"]) for c in couriers),
+        shard=shard,
+        couriers=list(couriers),
+    )
+
+
+def tick_event(shard: str, now_ms: int) -> bytes:
+    """A `dispatch_tick` record value: tick `shard` at `now_ms`."""
+    return orjson.dumps(envelope("dispatch_tick", f"tick:{shard}:{now_ms}", now_ms, shard=shard))

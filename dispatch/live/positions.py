@@ -11,8 +11,6 @@ directory re-reads only the log after that offset.
 
 from __future__ import annotations
 
-import math
-import shutil
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -207,13 +205,6 @@ class PositionStore:
         for partition in list(self._dbs):
             self.close(partition)
 
-    def wipe(self, partition: int) -> None:
-        """Delete the files of a closed partition."""
-        if partition in self._dbs:
-            msg = f"partition {partition} is open"
-            raise RuntimeError(msg)
-        shutil.rmtree(self._path(partition), ignore_errors=True)
-
     def last_offset(self, partition: int) -> int | None:
         """Offset of the last log record applied to `partition`, or None if none was."""
         part = self._parts.get(partition)
@@ -358,20 +349,3 @@ class PositionStore:
             int(np.count_nonzero(part.shard[: len(part)] != _NO_SHARD))
             for part in self._parts.values()
         )
-
-    def in_shard(self, shard: str, since_ts_ms: int = 0) -> list[Position]:
-        """Positions in `shard` with a fix at or after `since_ts_ms`, by courier id."""
-        code = self._shard_code.get(shard)
-        if code is None:
-            return []
-        found: list[Position] = []
-        for part in self._parts.values():
-            n = len(part)
-            mask = (part.shard[:n] == code) & (part.ts_ms[:n] >= since_ts_ms)
-            found.extend(self._row(part, slot) for slot in np.flatnonzero(mask).tolist())
-        return sorted(found, key=lambda p: p.courier_id)
-
-
-def finite_or_none(value: float) -> float | None:
-    """`value`, or None when it is NaN (absent optional fields)."""
-    return None if math.isnan(value) else value

@@ -3,9 +3,10 @@
 The tables (`ShardStores`) are the state: orders, couriers per shard, decisions, policy flags and
 orphaned events, each a typed view (`KV`) that the stream layer backs with changelogged tables
 and a simulation with dicts. `ShardState` is their only writer; it keeps, beside them, which
-orders are live and which couriers and open proposals each shard has, and every courier record
-decoded. The indices are rebuilt from the tables on first use after `reset` (a rebalance), so
-they never disagree with what the tables hold.
+orders are live and which couriers and open proposals each shard has, every courier record
+decoded, and when each partition's orphaned events arrived. The indices are rebuilt from the
+tables on first use after `reset` (a rebalance), so they never disagree with what the tables
+hold.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from dispatch.lifecycle import OrderState
 from dispatch.live.kv import KV
-from dispatch.live.orphans import Orphans
+from dispatch.live.orphans import OrphanIndex, Orphans
 from dispatch.live.records import (
     CourierRecord,
     DecisionRecord,
@@ -43,6 +44,7 @@ class ShardState:
 
     def __init__(self, stores: ShardStores) -> None:
         self.stores = stores
+        self.orphan_index = OrphanIndex()
         self._indexed = False
         self._live_orders: dict[str, set[str]] = defaultdict(set)
         self._couriers: dict[str, set[str]] = defaultdict(set)
@@ -54,6 +56,7 @@ class ShardState:
         """Forget the indices; they are rebuilt from the tables when next needed."""
         self._indexed = False
         self._records.clear()
+        self.orphan_index.reset()
 
     def ensure_indexed(self) -> None:
         """Build the indices from the tables unless they are current."""
@@ -72,7 +75,15 @@ class ShardState:
         for decision_id, decision in self.stores.decisions.items():
             if decision.status is DecisionStatus.PROPOSED:
                 self._proposals[decision.shard].add(decision_id)
+        self.orphan_index.load([o for _, o in self.stores.orphans.items()])
         self._indexed = True
+
+    def shards(self) -> list[str]:
+        """Shards with live orders or couriers in this worker's partitions."""
+        self.ensure_indexed()
+        known = {s for s, ids in self._live_orders.items() if ids}
+        known |= {s for s, ids in self._couriers.items() if ids}
+        return sorted(known)
 
     # ------------------------------------------------------------------ orders
     def order(self, order_id: str) -> OrderState | None:
@@ -87,10 +98,11 @@ class ShardState:
         else:
             self._live_orders[order.shard].add(order.order_id)
 
-    def live_orders(self, shard: str) -> list[str]:
-        """Ids of the live orders of `shard`, sorted."""
+    def live_orders(self, shard: str) -> list[OrderState]:
+        """The live orders of `shard` (dispatch phase not done), by order id."""
         self.ensure_indexed()
-        return sorted(self._live_orders[shard])
+        found = (self.stores.orders.get(o) for o in sorted(self._live_orders[shard]))
+        return [order for order in found if order is not None]
 
     # ------------------------------------------------------------------ couriers
     def courier(self, shard: str, courier_id: str | None) -> CourierRecord | None:
@@ -114,13 +126,11 @@ class ShardState:
         self._records.pop(key, None)
         self._couriers[shard].discard(courier_id)
 
-    def couriers(self, shard: str) -> Iterator[CourierRecord]:
+    def couriers(self, shard: str) -> list[CourierRecord]:
         """The couriers `shard` holds, by courier id."""
         self.ensure_indexed()
-        for courier_id in sorted(self._couriers[shard]):
-            courier = self._records.get(courier_key(shard, courier_id))
-            if courier is not None:
-                yield courier
+        found = (self._records.get(courier_key(shard, c)) for c in sorted(self._couriers[shard]))
+        return [courier for courier in found if courier is not None]
 
     def holds(self, shard: str, courier_id: str) -> bool:
         """True if `shard` holds the courier (a record there, not leaving it)."""
@@ -140,14 +150,43 @@ class ShardState:
         else:
             self._proposals[decision.shard].discard(decision.decision_id)
 
-    def open_proposals(self, shard: str) -> list[str]:
-        """Ids of the proposals of `shard` still open, sorted."""
-        self.ensure_indexed()
-        return sorted(self._proposals[shard])
+    def open_proposals(self, shard: str) -> Iterator[DecisionRecord]:
+        """The proposals of `shard` still open, by decision id.
 
-    def shards(self) -> list[str]:
-        """Shards with live orders or couriers in this worker's partitions."""
+        Each is read when the iteration reaches it, so a proposal resolved meanwhile is skipped;
+        an id whose decision is gone or resolved leaves the index.
+        """
         self.ensure_indexed()
-        known = {s for s, ids in self._live_orders.items() if ids}
-        known |= {s for s, ids in self._couriers.items() if ids}
-        return sorted(known)
+        for decision_id in sorted(self._proposals[shard]):
+            decision = self.stores.decisions.get(decision_id)
+            if decision is None or decision.status is not DecisionStatus.PROPOSED:
+                self._proposals[shard].discard(decision_id)
+                continue
+            yield decision
+
+    # ------------------------------------------------------------------ policy flags
+    def control(self, key: str) -> ShardControl | None:
+        """The policy flags stored under `key` (a shard, or `*`), or None."""
+        return self.stores.controls.get(key)
+
+    def put_control(self, control: ShardControl) -> None:
+        """Store `control` under its shard."""
+        self.stores.controls.put(control.shard, control)
+
+    # ------------------------------------------------------------------ orphaned events
+    def orphans(self, order_id: str) -> Orphans | None:
+        """The events waiting for `order_id` to be created, or None."""
+        return self.stores.orphans.get(order_id)
+
+    def put_orphans(self, partition: int, orphans: Orphans) -> None:
+        """Store events waiting for an order, read from `partition`; they expire from the first."""
+        self.stores.orphans.put(orphans.order_id, orphans)
+        self.orphan_index.add(partition, orphans.order_id, orphans.first_seen_ts_ms)
+
+    def delete_orphans(self, partition: int, order_id: str) -> Orphans | None:
+        """Forget the events waiting for `order_id` in `partition`; return them, if any."""
+        self.orphan_index.discard(partition, order_id)
+        orphans = self.stores.orphans.get(order_id)
+        if orphans is not None:
+            self.stores.orphans.delete(order_id)
+        return orphans

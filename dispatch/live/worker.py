@@ -37,43 +37,39 @@ from contracts.partitioning import partition_for_key
 from contracts.pings import decode_pings, latest_per_courier
 from contracts.positions import PositionBatchError, decode_position_batch, encode_position_batch
 from contracts.rejections import EventRejected, PartRejected, RejectReason
-from contracts.schemas import SCHEMA_VERSION
 from contracts.tracing import TRACEPARENT_HEADER, valid_traceparent
 from contracts.validation import Event, IngressValidator, TimeBounds, TopicRule, validate_schema
 from dispatch.lifecycle import CourierState, Source
 from dispatch.live.directory import CourierDirectory
 from dispatch.live.effects import Effects, Output
-from dispatch.live.engine import EngineConfig, NullTelemetry, ShardEngine, ShardStores, Telemetry
+from dispatch.live.engine import ShardEngine
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import LegPredictor
 from dispatch.live.event_ids import EventIdIndex
 from dispatch.live.kv import KV, StateError
+from dispatch.live.outputs import sighting_event
 from dispatch.live.positions import PositionStore
 from dispatch.live.sightings import SightingFilter
+from dispatch.live.state import ShardStores
+from dispatch.live.telemetry import NullTelemetry, Telemetry
+from dispatch.live.topic_names import (
+    ASSIGNMENT_RESPONSES,
+    COURIER_EVENTS,
+    COURIER_HANDOFFS,
+    COURIER_PINGS,
+    COURIER_POSITIONS,
+    COURIER_SIGHTINGS,
+    COURIER_STATE_UPDATES,
+    DISPATCH_CONTROL,
+    DISPATCH_TICKS,
+    INTERNAL_TYPES,
+    ORDER_TOPICS,
+)
 from dispatch.policy import policy_by_name
 from dispatchflow.settings import Settings
 from features.feed import FeatureFeed
 
 logger = logging.getLogger(__name__)
-
-ORDER_TOPICS = ("order_events", "merchant_ready", "delivery_events")
-#: Input topics the shard engine handles (keyed by shard).
-SHARD_INPUTS = (*ORDER_TOPICS, "assignment_responses", "dispatch_control")
-PINGS_TOPIC = "courier_pings"
-COURIER_EVENTS_TOPIC = "courier_events"
-POSITIONS_TOPIC = "courier_positions"
-SIGHTINGS_TOPIC = "courier_sightings"
-STATE_UPDATES_TOPIC = "courier_state_updates"
-TICKS_TOPIC = "dispatch_ticks"
-HANDOFFS_TOPIC = "courier_handoffs"
-#: Topics the worker writes and reads itself, with the one event type each carries.
-INTERNAL_TYPES = {
-    SIGHTINGS_TOPIC: "courier_sighting",
-    STATE_UPDATES_TOPIC: "courier_state_update",
-    TICKS_TOPIC: "dispatch_tick",
-}
-INTERNAL_TOPICS = (POSITIONS_TOPIC, *INTERNAL_TYPES)
-#: Every topic a worker consumes.
-CONSUMED_TOPICS = (*SHARD_INPUTS, COURIER_EVENTS_TOPIC, PINGS_TOPIC, *INTERNAL_TOPICS)
 
 
 @dataclass(frozen=True)
@@ -257,14 +253,14 @@ class WorkerCore:
         self._last_tick_s: dict[str, float] = {}
         self.handlers: dict[str, Handler] = {
             **dict.fromkeys(ORDER_TOPICS, self._on_order_event),
-            "assignment_responses": self._on_response,
-            "dispatch_control": self._on_control,
-            COURIER_EVENTS_TOPIC: self._on_courier_event,
-            PINGS_TOPIC: self._on_pings,
-            POSITIONS_TOPIC: self._on_positions,
-            SIGHTINGS_TOPIC: self._on_sighting,
-            STATE_UPDATES_TOPIC: self._on_state_update,
-            TICKS_TOPIC: self._on_tick,
+            ASSIGNMENT_RESPONSES: self._on_response,
+            DISPATCH_CONTROL: self._on_control,
+            COURIER_EVENTS: self._on_courier_event,
+            COURIER_PINGS: self._on_pings,
+            COURIER_POSITIONS: self._on_positions,
+            COURIER_SIGHTINGS: self._on_sighting,
+            COURIER_STATE_UPDATES: self._on_state_update,
+            DISPATCH_TICKS: self._on_tick,
         }
 
     # ------------------------------------------------------------------ the guard
@@ -440,7 +436,7 @@ class WorkerCore:
         return self._count_handoffs(self.directory.on_sighting(self._internal(record)))
 
     def _count_handoffs(self, effects: Effects) -> Effects:
-        moved = sum(1 for o in effects.outputs if o.topic == HANDOFFS_TOPIC)
+        moved = sum(1 for o in effects.outputs if o.topic == COURIER_HANDOFFS)
         if moved:
             self.telemetry.handoffs(moved)
         return effects
@@ -472,7 +468,7 @@ class WorkerCore:
             value = encode_position_batch(
                 str(shard), f"{decoded.event_id}:{shard}", batch_ts_ms, fixes.take(index_of)
             )
-            effects.outputs.append(Output(POSITIONS_TOPIC, str(shard).encode(), value))
+            effects.outputs.append(Output(COURIER_POSITIONS, str(shard).encode(), value))
         self.telemetry.pings(len(fixes))
         self.telemetry.event_time(record.topic, batch_ts_ms)
         return effects
@@ -503,9 +499,11 @@ class WorkerCore:
             target = partition_for_key(courier_id.encode(), self.config.sighting_partitions)
             by_partition[target].append({"courier_id": courier_id, "ts_ms": ts_ms})
         for target, couriers in sorted(by_partition.items()):
-            sighting = _sighting(batch.shard, record, couriers)
+            sighting = orjson.dumps(
+                sighting_event(batch.shard, record.partition, record.offset, couriers)
+            )
             effects.outputs.append(
-                Output(SIGHTINGS_TOPIC, batch.shard.encode(), sighting, partition=target)
+                Output(COURIER_SIGHTINGS, batch.shard.encode(), sighting, partition=target)
             )
         self.telemetry.positions(len(batch.fixes), len(store))
         if len(batch.fixes):
@@ -515,18 +513,3 @@ class WorkerCore:
 
 def _where(source: Source) -> str:
     return f"{source.topic}:{source.partition}:{source.offset}"
-
-
-def _sighting(shard: str, record: Record, couriers: list[dict[str, Any]]) -> bytes:
-    """A `courier_sighting` of `couriers` in `shard`, caused by positions record `record`."""
-    return orjson.dumps(
-        {
-            "event_id": f"sighting:{shard}:{record.partition}:{record.offset}:"
-            f"{couriers[0]['courier_id']}",
-            "type": "courier_sighting",
-            "v": SCHEMA_VERSION,
-            "ts_ms": max(c["ts_ms"] for c in couriers),
-            "shard": shard,
-            "couriers": couriers,
-        }
-    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from contracts.schemas import SCHEMA_VERSION
 from contracts.tracing import start_trace
 from simulators.city.protocol import SimRecord
 
@@ -49,11 +48,6 @@ def make_id(*parts: object) -> str:
         return text
     digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
     return f"{text[: _MAX_ID - len(digest) - 1]}-{digest}"
-
-
-def event(kind: str, event_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
-    """An event of type `kind` with the common fields first."""
-    return {"event_id": event_id, "type": kind, "v": SCHEMA_VERSION, "ts_ms": int(ts_ms), **fields}
 
 
 def record(body: dict[str, Any], gateway_id: str = "gateway-1") -> SimRecord:

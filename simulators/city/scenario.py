@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contracts.geo import encode_many, shard_of
+from contracts.geo import distance_m, encode_many, shard_of
+from contracts.geo import offset_m as offset
 from simulators.city.config import CityConfig
 from simulators.city.demand import arrival_times_ms
-from simulators.city.geometry import distance_m, offset
 
 #: Names of the independent random streams of a run, in spawn order (never reorder: seeds).
 STREAMS = ("merchants", "orders", "customers", "fleet", "travel", "app", "gps", "incidents")

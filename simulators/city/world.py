@@ -31,12 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from contracts.geo import distance_m
+from contracts.geo import offset_m as offset
+from contracts.records import envelope
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
 from simulators.city.config import CityConfig
 from simulators.city.courier_app import accept_probability, response_delay_ms
-from simulators.city.events import event, make_id, point, record
-from simulators.city.geometry import Leg, distance_m, offset, standing
+from simulators.city.events import make_id, point, record
+from simulators.city.legs import Leg, standing
 from simulators.city.protocol import SimRecord
 from simulators.city.scenario import CourierPlan, OrderPlan, Scenario, build_scenario, rng_streams
 
@@ -209,7 +212,9 @@ class CityWorld:
         prefix = self.config.id_prefix
         return [
             record(
-                event("dispatch_tick", make_id(f"{prefix}tick", shard, ts_ms), ts_ms, shard=shard)
+                envelope(
+                    "dispatch_tick", make_id(f"{prefix}tick", shard, ts_ms), ts_ms, shard=shard
+                )
             )
             for shard in self.shards
         ]
@@ -270,7 +275,7 @@ class CityWorld:
         heapq.heappush(self._heap, (int(ts_ms), priority, self._seq, kind, args))
 
     def _emit(self, kind: str, event_id: str, **fields: Any) -> None:
-        body = event(kind, event_id, self.now_ms, **fields)
+        body = envelope(kind, event_id, self.now_ms, **fields)
         self._out.append(record(body, self.config.fleet.gateway_id))
 
     # ------------------------------------------------------------------ orders and merchants

@@ -17,8 +17,6 @@ from numpy.typing import NDArray
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
-INSTANCE_FILES = ("orders.txt", "restaurants.txt", "couriers.txt", "instance_parameters.txt")
-
 
 class MdrpFormatError(ValueError):
     """An MDRP instance directory that is missing a file or holds a malformed row."""

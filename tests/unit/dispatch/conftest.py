@@ -43,11 +43,12 @@ def grid_snapshot(
     couriers: list[dict[str, Any]],
     merchants: MerchantTable | None = None,
     meters_per_minute: float = 100.0,
+    forbidden: tuple[tuple[str, str], ...] = (),
 ) -> Snapshot:
     """A snapshot on the MDRP travel grid from plain dicts (times in minutes from NOW).
 
     Order keys: id, merchant, pickup, dropoff, placed, ready, [courier, seq]. Courier keys:
-    id, xy, free, end, [spare, pending, done, start].
+    id, xy, free, end, [spare, pending, done, start]. `forbidden`: (order id, courier id) pairs.
     """
     table = OrderTable(
         order_id=tuple(str(o["id"]) for o in orders),
@@ -86,4 +87,42 @@ def grid_snapshot(
         service=ServiceTimes(240.0, 240.0),
         merchants=merchants if merchants is not None else MerchantTable.empty(),
         shard_id="test",
+        forbidden=forbidden,
+    )
+
+
+def grid_order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> dict[str, Any]:
+    """A `grid_snapshot` order at merchant point (0, 0) to (300, 0), placed a minute ago."""
+    return {
+        "id": oid,
+        "merchant": merchant,
+        "pickup": (0, 0),
+        "dropoff": (300, 0),
+        "placed": -1,
+        "ready": ready,
+        **extra,
+    }
+
+
+def contested_snapshot(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
+    """Three orders, two free couriers: x alone can reach c nearly on time.
+
+    Order a is on time either with x or, chained, with y right after y's job b (which ends
+    next to a's merchant).
+    """
+
+    def order(oid: str, pickup: tuple[int, int], dropoff: tuple[int, int], ready: int) -> Any:
+        return {**grid_order(oid, ready, f"m_{oid}"), "pickup": pickup, "dropoff": dropoff}
+
+    return grid_snapshot(
+        [
+            order("a", (1000, 0), (1000, -300), 12),
+            order("b", (1000, 200), (1000, 100), 0),
+            order("c", (-1000, 0), (-1000, 300), 11),
+        ],
+        [
+            {"id": "x", "xy": (0, 0), "free": 0, "end": 600},
+            {"id": "y", "xy": (1000, 200), "free": -10, "end": 600},
+        ],
+        forbidden=forbidden,
     )

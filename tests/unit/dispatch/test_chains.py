@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from hypothesis import given, settings
 
@@ -13,47 +11,15 @@ from dispatch.engine import decide
 from dispatch.policy import DEFAULT_POLICY
 from dispatch.snapshot import Snapshot
 
-from .conftest import grid_snapshot, snapshots
+from .conftest import contested_snapshot, snapshots
 
 # Grid travel at 100 m per minute: 1000 m is 10 minutes; pickup and drop-off take 2 + 2 minutes.
 CHAINED = DEFAULT_POLICY.replace(reposition=False, chain_lookahead=True, matching_horizon_s=1200.0)
 
 
-def _order(
-    oid: str, merchant: tuple[int, int], dropoff: tuple[int, int], ready: int
-) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "merchant": f"m_{oid}",
-        "pickup": merchant,
-        "dropoff": dropoff,
-        "placed": -1,
-        "ready": ready,
-    }
-
-
-def _contested() -> Snapshot:
-    """Three orders, two free couriers: x alone can reach c nearly on time.
-
-    Order a is on time either with x or, chained, with y right after y's job b (which ends
-    next to a's merchant).
-    """
-    return grid_snapshot(
-        [
-            _order("a", (1000, 0), (1000, -300), 12),
-            _order("b", (1000, 200), (1000, 100), 0),
-            _order("c", (-1000, 0), (-1000, 300), 11),
-        ],
-        [
-            {"id": "x", "xy": (0, 0), "free": 0, "end": 600},
-            {"id": "y", "xy": (1000, 200), "free": -10, "end": 600},
-        ],
-    )
-
-
 def test_order_on_time_after_a_chained_job_leaves_the_free_courier_to_another() -> None:
     """The free courier goes to the order only it can serve; the other waits for the chain."""
-    d = decide(_contested(), CHAINED)
+    d = decide(contested_snapshot(), CHAINED)
     assert sorted((a.courier_id, a.order_ids) for a in d.assignments) == [
         ("x", ("c",)),
         ("y", ("b",)),
@@ -63,7 +29,7 @@ def test_order_on_time_after_a_chained_job_leaves_the_free_courier_to_another() 
 
 def test_without_lookahead_the_free_courier_is_not_given_to_the_needy_order() -> None:
     """Without chains the same tick leaves the order only the free courier can serve waiting."""
-    d = decide(_contested(), CHAINED.replace(chain_lookahead=False))
+    d = decide(contested_snapshot(), CHAINED.replace(chain_lookahead=False))
     assert ("x", ("c",)) not in {(a.courier_id, a.order_ids) for a in d.assignments}
 
 

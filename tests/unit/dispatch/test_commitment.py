@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
 
@@ -15,34 +14,26 @@ from dispatch.greedy import greedy_decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY
 from dispatch.snapshot import Snapshot
 
-from .conftest import grid_snapshot
+from .conftest import grid_order, grid_snapshot
 
 # Grid travel at 100 m per minute: 500 m is 5 minutes.
 POLICY = DEFAULT_POLICY.replace(reposition=False)
 
 
-def _order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "merchant": merchant,
-        "pickup": (0, 0),
-        "dropoff": (300, 0),
-        "placed": -1,
-        "ready": ready,
-        **extra,
-    }
-
-
 def test_order_with_slack_is_held() -> None:
     """An order ready in 30 minutes with a courier 5 minutes away is held, not committed."""
-    snap = grid_snapshot([_order("o1", 30)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}])
+    snap = grid_snapshot(
+        [grid_order("o1", 30)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}]
+    )
     d = decide(snap, POLICY)
     assert not d.assignments and d.held_order_ids == ("o1",)
 
 
 def test_order_is_committed_when_its_courier_must_leave() -> None:
     """With ready at +7 and 5 minutes of travel, waiting one more minute would be late."""
-    snap = grid_snapshot([_order("o1", 7)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}])
+    snap = grid_snapshot(
+        [grid_order("o1", 7)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}]
+    )
     d = decide(snap, POLICY)
     assert [a.courier_id for a in d.assignments] == ["c1"]
     assert d.assignments[0].explanation.reason == "just_in_time"
@@ -52,7 +43,7 @@ def test_order_is_committed_when_its_courier_must_leave() -> None:
 def test_late_order_is_committed_at_once() -> None:
     """An order that is already late goes to the courier with the earliest pickup now."""
     snap = grid_snapshot(
-        [_order("o1", 0)],
+        [grid_order("o1", 0)],
         [
             {"id": "far", "xy": (900, 0), "free": 0, "end": 600},
             {"id": "near", "xy": (200, 0), "free": 0, "end": 600},
@@ -67,7 +58,7 @@ def test_late_order_is_committed_at_once() -> None:
 def test_order_waits_for_a_better_busy_courier() -> None:
     """A busy courier freeing up next door beats an idle one far away: the order is held."""
     snap = grid_snapshot(
-        [_order("o1", 10)],
+        [grid_order("o1", 10)],
         [
             {"id": "idle_far", "xy": (2000, 0), "free": 0, "end": 600},
             {"id": "busy_near", "xy": (100, 0), "free": 3, "end": 600},
@@ -80,7 +71,7 @@ def test_order_waits_for_a_better_busy_courier() -> None:
 def _late_order_with_idle_and_busy(busy_free_min: int) -> Snapshot:
     """A late order; an idle courier hands it over at +7, a busy one next door later frees."""
     return grid_snapshot(
-        [_order("o1", 0)],
+        [grid_order("o1", 0)],
         [
             {"id": "idle", "xy": (500, 0), "free": 0, "end": 600},
             {"id": "busy", "xy": (100, 0), "free": busy_free_min, "end": 600},
@@ -116,13 +107,13 @@ def test_busy_plan_penalty_is_not_part_of_the_cost() -> None:
 
 def test_courier_past_shift_end_gets_nothing() -> None:
     """A courier whose shift ends before it could pick up is never assigned."""
-    snap = grid_snapshot([_order("o1", 0)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 3}])
+    snap = grid_snapshot([grid_order("o1", 0)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 3}])
     assert not decide(snap, POLICY).assignments
 
 
 def _pending_snapshot(spare: int) -> Snapshot:
     orders = [
-        _order("o1", 4, courier=0, seq=0),
+        grid_order("o1", 4, courier=0, seq=0),
         {
             "id": "o2",
             "merchant": "m1",
@@ -155,7 +146,7 @@ def test_full_courier_takes_no_insertion() -> None:
 def test_detour_cap_blocks_insertion() -> None:
     """An insertion that delays the pending order beyond max_detour_s is not a candidate."""
     orders = [
-        _order("o1", 4, courier=0, seq=0),
+        grid_order("o1", 4, courier=0, seq=0),
         {
             "id": "o2",
             "merchant": "m1",
@@ -175,7 +166,7 @@ def test_detour_cap_blocks_insertion() -> None:
 def test_greedy_commits_each_order_to_the_earliest_pickup() -> None:
     """Greedy commits at once (even far ahead of ready time) to the earliest pickup."""
     snap = grid_snapshot(
-        [_order("o1", 30)],
+        [grid_order("o1", 30)],
         [
             {"id": "a", "xy": (900, 0), "free": 0, "end": 600},
             {"id": "b", "xy": (100, 0), "free": 0, "end": 600},
@@ -187,7 +178,9 @@ def test_greedy_commits_each_order_to_the_earliest_pickup() -> None:
 
 def test_circuit_breaker_falls_back_to_greedy() -> None:
     """Above max_pairs candidate pairs the tick is decided greedily and says so."""
-    snap = grid_snapshot([_order("o1", 30)], [{"id": "a", "xy": (100, 0), "free": 0, "end": 600}])
+    snap = grid_snapshot(
+        [grid_order("o1", 30)], [{"id": "a", "xy": (100, 0), "free": 0, "end": 600}]
+    )
     d = decide(snap, POLICY.replace(max_pairs=0))
     assert d.fallback_used
     expected = greedy_decide(snap, tick_frame(snap, POLICY), POLICY, fallback=True)
@@ -196,7 +189,7 @@ def test_circuit_breaker_falls_back_to_greedy() -> None:
 
 def test_courier_time_is_priced_only_until_the_shift_ends() -> None:
     """A courier whose shift ends at its pickup is charged courier time up to then, not after."""
-    order = [_order("o1", 0)]
+    order = [grid_order("o1", 0)]
     ending = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 7}])
     staying = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}])
     # 5 minutes to the merchant, handover at +7, 3 minutes on, service at the door done at +16.
@@ -209,7 +202,7 @@ def test_courier_time_is_priced_only_until_the_shift_ends() -> None:
 
 def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
     """With room for one order in the matching, the one that must leave first is committed."""
-    orders = [_order("later", 7), _order("urgent", 6)]
+    orders = [grid_order("later", 7), grid_order("urgent", 6)]
     couriers = [
         {"id": "c1", "xy": (500, 0), "free": 0, "end": 600},
         {"id": "c2", "xy": (0, 500), "free": 0, "end": 600},
@@ -225,7 +218,7 @@ def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
 @pytest.mark.parametrize("dropoff_x_m", [300.0, 1500.0, 4000.0])
 def test_late_term_prices_the_p90_handover_past_the_promise(dropoff_x_m: float) -> None:
     """The late term is how far the p90 handover at the door is past the promise, weighted."""
-    order = {**_order("o1", 0), "dropoff": (dropoff_x_m, 0)}
+    order = {**grid_order("o1", 0), "dropoff": (dropoff_x_m, 0)}
     snap = grid_snapshot([order], [{"id": "c1", "xy": (900, 0), "free": 0, "end": 600}])
     snap = dataclasses.replace(
         snap, eta=StraightLineEta(speed_mps=100 / 60, detour_factor=1.0, p90_factor=1.5)

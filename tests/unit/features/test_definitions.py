@@ -4,8 +4,16 @@ import itertools
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from features.definitions import default_features, hour_of_week, supply_demand_ratio
+from features.definitions import (
+    couriers_per_order,
+    default_features,
+    hour_of_week,
+    supply_demand_ratio,
+    surge_multiplier,
+)
 from features.synthetic import generate_event_log
 
 EVENTS = generate_event_log(np.random.default_rng(3), n_orders=40, duration_ms=3_600_000)
@@ -94,3 +102,20 @@ def test_supply_demand_ratio_floors_demand_at_one() -> None:
     """Zero demand does not divide by zero; unknown inputs give None."""
     assert supply_demand_ratio(3.0, 0.0) == 3.0
     assert supply_demand_ratio(None, 2.0) is None
+
+
+@given(st.integers(0, 1_000), st.integers(0, 1_000))
+def test_surge_is_one_plus_half_the_orders_per_courier_above_one(
+    couriers: int, orders: int
+) -> None:
+    """With one courier added, a zone surges by half its orders per courier above 1, capped."""
+    expected = min(3.0, 1.0 + max(0.0, orders / (couriers + 1) - 1.0) * 0.5)
+    ratio = couriers_per_order(couriers + 1, orders)
+    assert surge_multiplier(ratio, cap=3.0) == pytest.approx(expected, rel=1e-12)
+
+
+@given(st.floats(0.0, 10.0), st.floats(0.0, 10.0))
+def test_surge_falls_as_couriers_per_order_rise(low: float, high: float) -> None:
+    """The multiplier stays within [1, cap] and never rises with more couriers per order."""
+    low, high = sorted((low, high))
+    assert 1.0 <= surge_multiplier(high, 3.0) <= surge_multiplier(low, 3.0) <= 3.0

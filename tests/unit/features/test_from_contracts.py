@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.geo import encode as geohash_encode
 from contracts.geo import shard_of
 from contracts.validation import validate_schema
 from features import events as ev
 from features.from_contracts import MAPPED_TYPES, to_feature_event
-from features.geo import geohash_encode
 from features.offline import replay_order_rows
 from features.store import FeatureEngine, MemoryBackend, OnlineFeatureStore
 from features.synthetic import generate_event_log

@@ -1,5 +1,5 @@
+from contracts.geo import encode as geohash_encode
 from features.definitions import HOUR_MS, MINUTE_MS
-from features.geo import geohash_encode
 from features.store import CITY, ENTITY, GLOBAL, MISSING, DegradationCounts, OnlineFeatureStore
 
 

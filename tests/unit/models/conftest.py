@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.geo import haversine_m_np
+from contracts.geo import haversine_m as haversine_m_np
 from models.base_eta import StraightLineProvider
 from models.legs import Leg, TravelFeatureConfig, jittered_travel_rows, travel_features
 from models.residual import (

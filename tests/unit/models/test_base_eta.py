@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.geo import GeoError, geohash_encode, haversine_m_np
+from contracts.geo import GeoError
+from contracts.geo import encode as geohash_encode
+from contracts.geo import haversine_m as haversine_m_np
 from models.base_eta import BaseEtaProvider, LatLon, StraightLineProvider
 
 coord = st.tuples(st.floats(40.5, 41.0), st.floats(-74.2, -73.7))

@@ -61,7 +61,7 @@ def test_scalar_features_equal_vectorized_features(
 
 def test_haversine_scalar_matches_numpy() -> None:
     """The scalar distance agrees with the vectorized one to float rounding."""
-    from features.geo import haversine_m_np
+    from contracts.geo import haversine_m as haversine_m_np
 
     rng = np.random.default_rng(2)
     a = rng.uniform(-60, 60, (50, 4))

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from contracts.geo import shard_of
+from contracts.records import envelope
 from dispatch.live.effects import Effects
 from dispatch.live.eta import LegPredictor
 from dispatch.live.worker import Record, WorkerConfig
@@ -59,7 +60,7 @@ class CoreWorld:
 
 def event(event_type: str, event_id: str, ts_ms: int = T0, **fields: Any) -> dict[str, Any]:
     """An input event."""
-    return {"event_id": event_id, "type": event_type, "v": 1, "ts_ms": ts_ms, **fields}
+    return envelope(event_type, event_id, ts_ms, **fields)
 
 
 def created(order_id: str, event_id: str | None = None, ts_ms: int = T0) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dispatch.live.engine import EngineConfig
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.records import DecisionStatus
 from tests.unit.dispatch.live.shard_world import T0, World, of_type, offset
 

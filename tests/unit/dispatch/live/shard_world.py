@@ -8,7 +8,6 @@ and every JSON output is appended to `log`, in handling order, for the invariant
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,19 +17,23 @@ from typing import Any
 import numpy as np
 import orjson
 
-from contracts.geo import shard_of
+from contracts.geo import offset_m, shard_of
 from contracts.pings import PingColumns
+from contracts.records import envelope
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, OrderState, Source
-from dispatch.live.directory import STATE_UPDATES_TOPIC, CourierDirectory
+from dispatch.live.directory import CourierDirectory
 from dispatch.live.effects import Effects, Output
-from dispatch.live.engine import EngineConfig, ShardEngine, ShardStores
+from dispatch.live.engine import ShardEngine
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
+from dispatch.live.state import ShardStores
+from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
 from simulators.inprocess import CountingTelemetry
 
 #: Event time the tests start at (epoch ms).
@@ -41,17 +44,13 @@ S = 1_000
 LAT, LON = 40.75, -73.99
 PRECISION = 4
 SHARD = shard_of(LAT, LON, PRECISION)
-_M_PER_DEG_LAT = 111_320.0
 
 
 def offset(
     north_m: float, east_m: float, lat: float = LAT, lon: float = LON
 ) -> tuple[float, float]:
     """The point `north_m` metres north and `east_m` metres east of (`lat`, `lon`)."""
-    return (
-        float(lat + north_m / _M_PER_DEG_LAT),
-        float(lon + east_m / (_M_PER_DEG_LAT * math.cos(math.radians(lat)))),
-    )
+    return offset_m(lat, lon, east_m, north_m)
 
 
 def new_stores() -> ShardStores:
@@ -139,14 +138,7 @@ class World:
     def event(self, kind: str, ts_ms: int, event_id: str | None = None, **fields: Any) -> Any:
         """A schema-valid input event of `kind` (a fresh event id unless one is given)."""
         self._seq += 1
-        event = {
-            "event_id": event_id or f"{kind}-{self._seq}",
-            "type": kind,
-            "v": 1,
-            "ts_ms": int(ts_ms),
-            **fields,
-        }
-        return validate_schema(event)
+        return validate_schema(envelope(kind, event_id or f"{kind}-{self._seq}", ts_ms, **fields))
 
     def source(self, topic: str, event: dict[str, Any], traceparent: str | None = None) -> Source:
         """The next record of `topic` carrying `event` (and a trace context header)."""

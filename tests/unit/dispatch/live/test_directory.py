@@ -10,9 +10,11 @@ from contracts.geo import shard_of
 from contracts.rejections import RejectReason
 from contracts.validation import validate_schema
 from dispatch.lifecycle import CourierState, Source
-from dispatch.live.directory import HANDOFFS_TOPIC, STATE_UPDATES_TOPIC, CourierDirectory
+from dispatch.live.directory import CourierDirectory
 from dispatch.live.effects import Effects
 from dispatch.live.kv import KV
+from dispatch.live.topic_names import COURIER_HANDOFFS as HANDOFFS_TOPIC
+from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
 from tests.unit.dispatch.live.shard_world import LAT, LON, SHARD, T0, offset
 
 OTHER = shard_of(*offset(0.0, 60_000.0), 4)

@@ -9,7 +9,8 @@ import pytest
 
 from contracts.rejections import RejectReason
 from contracts.validation import validate_schema
-from dispatch.live.engine import EngineConfig, ShardEngine
+from dispatch.live.engine import ShardEngine
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import StraightLinePredictor
 from dispatch.live.records import DecisionStatus, Phase
 from tests.unit.dispatch.live.shard_world import (

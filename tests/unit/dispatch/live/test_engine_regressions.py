@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatch.live.engine import EngineConfig
+from dispatch.live.engine_config import EngineConfig
 from dispatch.live.invariants import check_invariants
 from tests.unit.dispatch.live.shard_driver import SEEDS, driven_run
 from tests.unit.dispatch.live.shard_world import (

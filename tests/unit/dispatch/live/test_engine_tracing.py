@@ -6,7 +6,7 @@ from pathlib import Path
 
 from contracts.tracing import parse_traceparent, start_trace
 from dispatch.live.effects import Output
-from dispatch.live.engine import EngineConfig
+from dispatch.live.engine_config import EngineConfig
 from tests.unit.dispatch.live.shard_world import T0, S, World, offer
 
 UPSTREAM = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -31,7 +31,8 @@ from contracts.pings import PingColumns
 from contracts.positions import encode_position_batch
 from contracts.rejections import PartRejected, RejectReason
 from dispatch.live.effects import Effects
-from dispatch.live.worker import CONSUMED_TOPICS, INTERNAL_TOPICS, Record
+from dispatch.live.topic_names import CONSUMED_TOPICS, INTERNAL_TOPICS
+from dispatch.live.worker import Record
 from tests.unit.dispatch.live.core_world import (
     LAT,
     LON,

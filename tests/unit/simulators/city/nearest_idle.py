@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.city.geometry import distance_m
+from contracts.geo import distance_m
 from simulators.city.protocol import SimRecord
 
 SPEED_MPS = 5.0

@@ -2,9 +2,10 @@ import re
 
 import pytest
 
+from contracts.records import envelope as event
 from contracts.topics import load_topics
 from contracts.tracing import parse_traceparent
-from simulators.city.events import TOPIC_OF, event, make_id, record
+from simulators.city.events import TOPIC_OF, make_id, record
 
 ID = re.compile(r"^[A-Za-z0-9_.:@-]+$")
 

@@ -1,8 +1,7 @@
 import dataclasses
 
-from contracts.geo import shard_of
+from contracts.geo import distance_m, shard_of
 from simulators.city.config import lunch_rush
-from simulators.city.geometry import distance_m
 from simulators.city.scenario import build_scenario
 from tests.unit.simulators.city.conftest import small_config
 

@@ -1,38 +1,10 @@
-"""Small-scale geometry on the sphere for the simulator: offsets, distances, bearings, legs."""
+"""Couriers' movements in the simulator: straight legs between two points over a time span."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from contracts.geo import EARTH_RADIUS_M
-
-_M_PER_DEG = math.pi / 180 * EARTH_RADIUS_M
-
-
-def offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    """The point `east_m` east and `north_m` north of (lat, lon) (equirectangular, metro scale)."""
-    dlat = north_m / _M_PER_DEG
-    dlon = east_m / (_M_PER_DEG * math.cos(math.radians(lat)))
-    return lat + dlat, lon + dlon
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres between two points (degrees)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dphi = p2 - p1
-    dlmb = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, max(0.0, a))))
-
-
-def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Initial compass bearing from the first point to the second, in [0, 360)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dlmb = math.radians(lon2 - lon1)
-    x = math.sin(dlmb) * math.cos(p2)
-    y = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dlmb)
-    return math.degrees(math.atan2(x, y)) % 360.0
+from contracts.geo import bearing_deg, distance_m
 
 
 @dataclass(frozen=True)

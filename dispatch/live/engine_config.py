@@ -1,0 +1,45 @@
+"""Tunables of live dispatch: ticks, leases, cool-downs, defaults, ETA updates and surge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dispatch.policy import DEFAULT_POLICY, Policy
+from dispatch.snapshot import ServiceTimes
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Tunables of live dispatch (times in seconds unless named otherwise)."""
+
+    tick_s: float = 2.0
+    tick_budget_s: float = 0.5
+    lease_s: float = 30.0
+    cooldown_s: float = 300.0
+    max_order_age_s: float = 3600.0
+    default_prep_s: float = 900.0
+    default_promise_s: float = 2700.0
+    position_max_age_s: float = 120.0
+    default_shift_s: float = 8 * 3600.0
+    service: ServiceTimes = field(
+        default_factory=lambda: ServiceTimes(pickup_s=120.0, dropoff_s=120.0)
+    )
+    policy: Policy = field(default_factory=lambda: DEFAULT_POLICY.replace(reposition=False))
+    orphan_ttl_s: float = 300.0
+    eta_update_every_ticks: int = 5
+    eta_update_min_change_s: float = 60.0
+    eta_refresh_s: float = 120.0
+    surge_every_ticks: int = 5
+    surge_zone_precision: int = 6
+    surge_max: float = 3.0
+    surge_smoothing: float = 0.5
+    eta_coverage: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("tick_s", "lease_s", "max_order_age_s", "default_promise_s"):
+            if not getattr(self, name) > 0:
+                msg = f"{name} must be positive"
+                raise ValueError(msg)
+        if self.eta_update_every_ticks < 1 or self.surge_every_ticks < 1:
+            msg = "eta_update_every_ticks and surge_every_ticks must be at least 1"
+            raise ValueError(msg)
