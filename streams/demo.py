@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from console.process import ops_console
+from streams.ops_process import ops_console
 from contracts.geo import decode_center
 from contracts.topics import TopicsFile, load_topics
 from dispatchflow.settings import BrokerKind, Settings, load_settings

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from console.process import OpsConsoleProcess
 from console.server import STATIC_DIR
 from console.terms import ROUNDING_TOLERANCE_MIN
 from contracts.dead_letters import DeadLetter
 from streams.kafka_broker import KafkaCluster
+from streams.ops_process import OpsConsoleProcess
 from tests.integration.conftest import Cluster
 from tests.integration.polling import wait_for
 from tests.unit.console.events import (

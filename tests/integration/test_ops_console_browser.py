@@ -19,13 +19,13 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from console.process import OpsConsoleProcess, ops_console
 from console.terms import ROUNDING_TOLERANCE_MIN
 from contracts.geo import shard_of
 from contracts.positions import decode_position_batch
 from simulators.city import SimulationLog, compute_kpis, run_simulation, small_town
 from simulators.synthetic import Record
 from streams.kafka_broker import KafkaCluster
+from streams.ops_process import OpsConsoleProcess, ops_console
 from streams.produce import produce_records
 from streams.reading import read_topics
 from streams.sim_dispatch import KafkaDispatch

@@ -1,4 +1,4 @@
-"""`dispatchflow ops` as a child process, for the demo and tests."""
+"""`dispatchflow ops` in a child process, for the demo and tests (the console itself is in `console/`)."""
 
 from __future__ import annotations
 
