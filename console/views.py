@@ -17,6 +17,7 @@ from console.model import OpsModel
 from console.orders import Decision, OrderSummary
 from console.terms import ROUNDING_TOLERANCE_MIN, Control, term_rows, weights_of_version
 from contracts.geo import project_m
+from dispatch.live.outputs import TERM_UNIT_SUFFIX
 
 #: Live order states in which a courier carries or is about to carry the order.
 CARRYING = ("assigned", "picked_up")
@@ -94,13 +95,16 @@ def decision_row(decision: Decision, order_id: str, controls: Sequence[Control])
     if decision.kind != "proposed":
         return row
     explanation = event["explanation"]
-    terms = {str(k): float(v) for k, v in explanation["terms"].items()}
+    terms = {
+        str(k).removesuffix(TERM_UNIT_SUFFIX): float(v) for k, v in explanation["terms"].items()
+    }
     weights = weights_of_version(str(event["policy_version"]), str(event["shard"]), controls)
     rows = term_rows(terms, weights)
     eta = (event.get("etas") or {}).get(order_id)
     cost_min = float(event["cost"])
     runner_up_cost = explanation.get("runner_up_cost")
     row.update(
+        reason=explanation.get("reason"),
         cost_min=cost_min,
         terms=rows,
         terms_sum_min=round(sum(r["cost_min"] for r in rows), 6),

@@ -48,8 +48,9 @@ class Eta(TypedDict):
 
 
 class Explanation(TypedDict):
-    """Why a decision was made: cost terms and the runner-up."""
+    """Why a decision was made: its reason, cost terms (minutes, named `<term>_min`), runner-up."""
 
+    reason: str
     terms: dict[str, float]
     runner_up_courier_id: NotRequired[str | None]
     runner_up_cost: NotRequired[float | None]

@@ -27,7 +27,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.ops_process import ops_console
 from contracts.geo import decode_center
 from contracts.topics import TopicsFile, load_topics
 from dispatchflow.settings import BrokerKind, Settings, load_settings
@@ -37,6 +36,7 @@ from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.consistency import check_topics
 from streams.dead_letter_report import count_by_reason, read_dead_letters
 from streams.kafka_config import aiokafka_kwargs
+from streams.ops_process import ops_console
 from streams.produce import produce_records, wait_processed
 from streams.sim_dispatch import KafkaDispatch
 from streams.topics import TopicAdmin

@@ -1,4 +1,4 @@
-"""`dispatchflow ops` in a child process, for the demo and tests (the console itself is in `console/`)."""
+"""`dispatchflow ops` in a child process, for the demo and tests (the console is `console/`)."""
 
 from __future__ import annotations
 

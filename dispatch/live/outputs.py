@@ -21,6 +21,8 @@ from contracts.validation import Event
 from dispatch.lifecycle import CourierState, OrderState
 from dispatch.live.records import CourierRecord, DecisionRecord, RouteStop
 
+#: Suffix of every published cost term: each is in minutes of customer delay (`dispatch.costs`).
+TERM_UNIT_SUFFIX = "_min"
 #: Decimals of the cost and its terms in published explanations.
 COST_DECIMALS = 4
 
@@ -95,7 +97,10 @@ def proposal_event(
         },
         cost=round(record.cost, COST_DECIMALS),
         explanation={
-            "terms": {k: round(v, COST_DECIMALS) for k, v in record.terms.items()},
+            "reason": record.reason,
+            "terms": {
+                f"{k}{TERM_UNIT_SUFFIX}": round(v, COST_DECIMALS) for k, v in record.terms.items()
+            },
             "runner_up_courier_id": record.runner_up_courier_id,
             "runner_up_cost": None
             if record.runner_up_cost is None

@@ -89,7 +89,8 @@ def proposed(
         etas={o: {"p50_s": p50_s, "p90_s": p90_s, "fallback_used": False} for o in order_ids},
         cost=round(sum(terms.values()), 4),
         explanation={
-            "terms": terms,
+            "reason": "ready",
+            "terms": {f"{name}_min": value for name, value in terms.items()},
             "runner_up_courier_id": None if runner_up is None else runner_up[0],
             "runner_up_cost": None if runner_up is None else runner_up[1],
         },

@@ -81,6 +81,14 @@ def test_proposal_cost_terms_sum_to_the_cost(world: World) -> None:
     assert terms and sum(terms.values()) == pytest.approx(proposal["cost"], abs=1e-3)
 
 
+def test_a_proposal_explains_its_reason_and_names_each_term_with_its_unit(world: World) -> None:
+    """The published explanation carries the reason; every cost term's name ends in `_min`."""
+    proposal = offered(world)
+    explanation = validate_schema(proposal)["explanation"]
+    assert explanation["reason"]
+    assert explanation["terms"] and all(name.endswith("_min") for name in explanation["terms"])
+
+
 def test_a_proposal_names_the_next_best_courier(world: World) -> None:
     """With two couriers the nearer one is offered the job and the other is the runner-up."""
     world.online("c2", T0, at=offset(1_500.0, 900.0))
