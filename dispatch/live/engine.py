@@ -175,9 +175,15 @@ class ShardEngine:
         self.state.delete_orphans(parked.partition, state.order_id)
         return state
 
-    def _expire_orphans(self, partition: int, effects: Effects) -> None:
+    def _expire_orphans(self, partition: int, effects: Effects, *, by_ticks: bool = False) -> None:
         ttl_ms = int(self.config.orphan_ttl_s * 1000)
-        for order_id in self.state.orphan_index.expired(partition, ttl_ms):
+        index = self.state.orphan_index
+        due = (
+            index.expired_by_ticks(partition, ttl_ms)
+            if by_ticks
+            else index.expired(partition, ttl_ms)
+        )
+        for order_id in due:
             parked = self.state.delete_orphans(partition, order_id)
             if parked is None:
                 continue
@@ -418,12 +424,20 @@ class ShardEngine:
         return policy, version
 
     # ------------------------------------------------------------------ ticks
-    def on_tick(self, event: Event) -> Effects:
-        """One shard's tick: expiries, then a decision, ETA updates and surge."""
+    def on_tick(self, event: Event, partition: int | None = None) -> Effects:
+        """One shard's tick: expiries, then a decision, ETA updates and surge.
+
+        With the tick's `partition`, events parked there for an order that did not appear
+        within `orphan_ttl_s` of ticks are dead-lettered (`unknown_id`), however quiet the
+        partition's order topics are.
+        """
         self.state.ensure_indexed()
         effects = Effects()
         shard = str(event["shard"])
         now_ms = int(event["ts_ms"])
+        if partition is not None:
+            self.state.orphan_index.tick(partition, now_ms)
+            self._expire_orphans(partition, effects, by_ticks=True)
         ticks = self._ticks[shard] = self._ticks.get(shard, 0) + 1
         self.releases.expire_leases(shard, now_ms, effects)
         self.releases.expire_orders(shard, now_ms, effects)

@@ -67,19 +67,54 @@ class Orphans:
         records = tuple(ParkedRecord.from_dict(r) for r in data["records"])
         return cls(data["order_id"], data["partition"], data["first_seen_ts_ms"], records)
 
+    @property
+    def shard(self) -> str:
+        """The shard the parked events name (the order's, once it is created)."""
+        return str(self.records[0].event["shard"]) if self.records else ""
+
 
 class OrphanIndex:
-    """Which orders of each partition have parked records, and since when (event time).
+    """Which orders of each partition have parked records, since when, and in which shard.
 
-    Expiry compares against a per-partition watermark: the least, over the topics seen on the
-    partition, of the newest event time seen on each. A topic consumed ahead of the others thus
-    cannot expire events whose order is still in an unread part of another topic.
+    Records expire two ways. By event time: against a per-partition watermark, the least, over
+    the topics seen on the partition, of the newest event time seen on each (a topic consumed
+    ahead of the others thus cannot expire events whose order is still in an unread part of
+    another topic). By ticks: a partition whose order topics have gone quiet has no newer events
+    to move that watermark, so each parked order also notes the partition's newest tick time
+    when it was parked (or when the index was loaded), and expires once a tick of its shard
+    comes `ttl` later. Live ticks come from the wall clock, so an order that never appears is
+    dead-lettered about `ttl` after its events were read, traffic or not.
     """
 
     def __init__(self) -> None:
         self._by_partition: dict[int, dict[str, int]] = defaultdict(dict)
         self._newest: dict[int, dict[str, int]] = defaultdict(dict)
+        self._shards: dict[int, dict[str, str]] = defaultdict(dict)
+        self._parked_tick: dict[int, dict[str, int]] = defaultdict(dict)
+        self._tick: dict[int, int] = {}
         self.loaded = False
+
+    def tick(self, partition: int, ts_ms: int) -> None:
+        """A tick of one of `partition`'s shards at `ts_ms` was read.
+
+        Orders parked before the partition's first tick start waiting from this one.
+        """
+        now = self._tick[partition] = max(ts_ms, self._tick.get(partition, ts_ms))
+        parked = self._parked_tick[partition]
+        for order_id in self._by_partition[partition]:
+            parked.setdefault(order_id, now)
+
+    def expired_by_ticks(self, partition: int, ttl_ms: int) -> list[str]:
+        """Order ids of `partition` parked `ttl_ms` of ticks ago or more."""
+        now = self._tick.get(partition)
+        if now is None:
+            return []
+        parked = self._parked_tick[partition]
+        return sorted(o for o, since in parked.items() if now - since >= ttl_ms)
+
+    def shards(self) -> set[str]:
+        """Shards that have parked records (ticks must reach them)."""
+        return {s for by_order in self._shards.values() for s in by_order.values()}
 
     def observe(self, partition: int, topic: str, ts_ms: int) -> None:
         """Advance the newest event time seen on `topic` in `partition`."""
@@ -95,25 +130,36 @@ class OrphanIndex:
     def load(self, all_orphans: list[Orphans]) -> None:
         """Replace every entry with those of `all_orphans` (after a rebalance or recovery)."""
         self._by_partition.clear()
+        self._shards.clear()
+        self._parked_tick.clear()
         for orphans in all_orphans:
-            self.add(orphans.partition, orphans.order_id, orphans.first_seen_ts_ms)
+            self.add(orphans.partition, orphans.order_id, orphans.first_seen_ts_ms, orphans.shard)
         self.loaded = True
 
     def reset(self) -> None:
         """Mark the index stale; it is loaded again before its next use."""
         self._by_partition.clear()
         self._newest.clear()
+        self._shards.clear()
+        self._parked_tick.clear()
+        self._tick.clear()
         self.loaded = False
 
-    def add(self, partition: int, order_id: str, first_seen_ts_ms: int) -> None:
-        """Note parked records for `order_id`."""
+    def add(self, partition: int, order_id: str, first_seen_ts_ms: int, shard: str) -> None:
+        """Note parked records for `order_id` (of `shard`)."""
         current = self._by_partition[partition].get(order_id)
         if current is None or first_seen_ts_ms < current:
             self._by_partition[partition][order_id] = first_seen_ts_ms
+        self._shards[partition][order_id] = shard
+        tick = self._tick.get(partition)
+        if tick is not None:
+            self._parked_tick[partition].setdefault(order_id, tick)
 
     def discard(self, partition: int, order_id: str) -> None:
         """Forget `order_id`."""
         self._by_partition[partition].pop(order_id, None)
+        self._shards[partition].pop(order_id, None)
+        self._parked_tick[partition].pop(order_id, None)
 
     def expired(self, partition: int, ttl_ms: int) -> list[str]:
         """Order ids of `partition` whose orphans were first seen `ttl_ms` before the watermark."""

@@ -79,11 +79,12 @@ class ShardState:
         self._indexed = True
 
     def shards(self) -> list[str]:
-        """Shards with live orders or couriers in this worker's partitions."""
+        """Shards with live orders, couriers or parked events in this worker's partitions."""
         self.ensure_indexed()
         known = {s for s, ids in self._live_orders.items() if ids}
         known |= {s for s, ids in self._couriers.items() if ids}
-        return sorted(known)
+        known |= self.orphan_index.shards()
+        return sorted(s for s in known if s)
 
     # ------------------------------------------------------------------ orders
     def order(self, order_id: str) -> OrderState | None:
@@ -181,7 +182,7 @@ class ShardState:
     def put_orphans(self, partition: int, orphans: Orphans) -> None:
         """Store events waiting for an order, read from `partition`; they expire from the first."""
         self.stores.orphans.put(orphans.order_id, orphans)
-        self.orphan_index.add(partition, orphans.order_id, orphans.first_seen_ts_ms)
+        self.orphan_index.add(partition, orphans.order_id, orphans.first_seen_ts_ms, orphans.shard)
 
     def delete_orphans(self, partition: int, order_id: str) -> Orphans | None:
         """Forget the events waiting for `order_id` in `partition`; return them, if any."""

@@ -422,7 +422,7 @@ class WorkerCore:
         if previous is not None:
             self.telemetry.tick_interval(now_s - previous)
         self._last_tick_s[shard] = now_s
-        effects = self.engine.on_tick(event)
+        effects = self.engine.on_tick(event, record.partition)
         if self.features is not None:
             self.features.flush_due(record.partition)
         return effects

@@ -10,6 +10,8 @@ points the session broker at another Kafka-compatible cluster instead.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -143,14 +145,62 @@ def features_fed(events: Sequence[dict[str, Any]], merchant_id: str = "m1") -> d
     return table
 
 
+class BrokerPool:
+    """Fresh one-node Kafka clusters, the next one starting while a test uses the current one.
+
+    Starting a node takes seconds of wall time, most of it the JVM waking up; overlapping that
+    with the previous test keeps a broker per test affordable. Every cluster is used by one
+    test only and stopped after it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._count = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self._next: concurrent.futures.Future[KafkaCluster] | None = None
+
+    def _start(self) -> concurrent.futures.Future[KafkaCluster]:
+        self._count += 1
+        run_dir = self.root / f"kafka-{self._count}"
+        return self._pool.submit(lambda: KafkaCluster(1, run_dir=run_dir).start())
+
+    def take(self) -> KafkaCluster:
+        """A started cluster of its own; the next one starts in the background."""
+        current = self._next if self._next is not None else self._start()
+        self._next = self._start()
+        return current.result()
+
+    def close(self) -> None:
+        """Stop the spare cluster, if one was started."""
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self._next.result().stop()
+        self._pool.shutdown()
+
+
+@pytest.fixture(scope="session")
+def broker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerPool]:
+    """The session's source of fresh Kafka nodes."""
+    pool = BrokerPool(tmp_path_factory.mktemp("kafka-pool"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A fresh Apache Kafka node with all topics, for tests that need a clean slate."""
-    with KafkaCluster(1, run_dir=tmp_path / "kafka") as kafka:
-        c = Cluster(kafka.bootstrap, tmp_path)
+def cluster(tmp_path: Path, broker_pool: BrokerPool) -> Iterator[Cluster]:
+    """A fresh Apache Kafka node with all topics, for tests that need a clean slate.
+
+    Workers a test leaves running are killed at its end (a test that cares how a worker
+    stops stops it itself), at the same time as the broker.
+    """
+    kafka = broker_pool.take()
+    c = Cluster(kafka.bootstrap, tmp_path)
+    try:
         c.apply_topics()
-        try:
-            yield c
-        finally:
-            for worker in c.workers:
-                worker.stop(timeout_s=20)
+        yield c
+    finally:
+        for worker in c.workers:
+            worker.kill()
+        kafka.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from contracts.dead_letters import OFFSET_HEADER, PARTITION_HEADER, REASON_HEADER, TOPIC_HEADER
@@ -70,3 +72,28 @@ def test_every_kind_of_bad_input_gets_its_own_reason(cluster: Cluster) -> None:
     expected = Counter((r.topic, r.expect_reason) for r in records if r.expect_reason)
     observed = Counter((x["source_topic"], x["reason"]) for x in cluster.dead_letters())
     assert observed == expected
+
+
+def test_an_event_whose_order_never_comes_is_dead_lettered_on_a_quiet_partition(
+    cluster: Cluster,
+) -> None:
+    """With no further traffic, the worker's own ticks dead-letter the orphan after its ttl."""
+    cluster.start_worker(ticker_enabled=True, tick_interval_s=0.5, orphan_ttl_s=2.0)
+    now_ms = int(time.time() * 1000)
+    ready = {
+        "event_id": "o9-ready",
+        "type": "order_ready",
+        "v": 1,
+        "ts_ms": now_ms,
+        "order_id": "o9",
+        "merchant_id": "m1",
+        "shard": SHARD,
+    }
+    cluster.produce([Record("merchant_ready", SHARD.encode(), orjson.dumps(ready), now_ms)])
+    deadline = time.monotonic() + 60
+    letters: list[dict[str, object]] = []
+    while not letters and time.monotonic() < deadline:
+        letters = cluster.dead_letters()
+        if not letters:
+            time.sleep(0.5)
+    assert [(x["source_topic"], x["reason"]) for x in letters] == [("merchant_ready", "unknown_id")]

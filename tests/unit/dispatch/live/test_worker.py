@@ -285,3 +285,21 @@ def test_a_small_config_limit_applies(tmp_path: Path) -> None:
     effects = w.feed("order_events", SHARD.encode(), created("o1"))
     w.close()
     assert reasons(effects) == [RejectReason.RECORD_TOO_LARGE]
+
+
+def test_an_event_for_an_order_that_never_comes_expires_by_ticks_alone(world: CoreWorld) -> None:
+    """On a partition with no more order events, ticks dead-letter the orphan after its ttl."""
+    ready = event("order_ready", "r9", order_id="o9", merchant_id="m1", shard=SHARD)
+    assert reasons(world.feed("merchant_ready", SHARD.encode(), ready)) == []
+    assert world.core.engine.shards() == [SHARD]
+    ttl_ms = int(world.core.config.engine.orphan_ttl_s * 1000)
+    first = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0))
+    early = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms - 1))
+    due = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms))
+    assert (reasons(first), reasons(early)) == ([], [])
+    assert reasons(due) == [RejectReason.UNKNOWN_ID]
+    assert due.rejections[0][0].value == orjson.dumps(ready)
+
+
+def _tick(ts_ms: int) -> dict[str, Any]:
+    return event("dispatch_tick", f"tick-{ts_ms}", ts_ms, shard=SHARD)
