@@ -23,7 +23,7 @@ from contracts.dead_letters import header_value
 from contracts.tracing import TRACEPARENT_HEADER
 from simulators.city.protocol import SimRecord
 from streams.offsets import exact_end_offsets, raise_to_committed
-from streams.produce import read_progress
+from streams.produce import WorkerBusy, read_progress
 
 #: Topics the workers consume, external and internal.
 CONSUMED_TOPICS = (
@@ -212,7 +212,14 @@ class KafkaDispatch:
         consumed = {tp.topic for tp in self._consumed}
         floor_read = started
         while True:
-            processed, produced = await self._progress()
+            try:
+                processed, produced = await self._progress()
+            except WorkerBusy:
+                if time.monotonic() > deadline:
+                    msg = f"a worker's records stayed unacknowledged for {self.settle_timeout_s} s"
+                    raise SettleTimeout(msg) from None
+                await asyncio.sleep(0.005)
+                continue
             for tp, offset in self._floor.items():
                 processed[tp] = max(processed.get(tp, 0), offset)
             target = dict(self._produced)
