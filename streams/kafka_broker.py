@@ -37,13 +37,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import (
-    LOOPBACK,
-    BrokerProcess,
-    BrokerStartError,
-    free_loopback_ports,
-    tail_lines,
-)
+from streams.broker import LOOPBACK, BrokerProcess, BrokerStartError, free_loopback_ports
+from streams.child_process import tail_lines
 from streams.kafka_dist import LOG4J2_CONFIG, KafkaDist, ensure_kafka, find_java
 from streams.kafka_properties import (
     SCRAM_MECHANISM,

@@ -108,9 +108,7 @@ class Cluster:
         self, topics: Sequence[str] = CONSUMED_TOPICS, timeout_s: float = 90
     ) -> None:
         """Wait until every record of `topics` is handled by the running workers (or committed)."""
-        running = [
-            w.url for w in self.workers if w.process is not None and w.process.poll() is None
-        ]
+        running = [w.url for w in self.workers if w.running()]
         asyncio.run(wait_processed(self.client, self.app_id, running, topics, timeout_s=timeout_s))
 
     def online_features(self) -> dict[bytes, bytes]:

@@ -9,7 +9,6 @@ while handling a record passes that record when it is restarted.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -193,13 +192,9 @@ def _corrupt_order_state(cluster: Cluster, order_id: str) -> None:
 
 
 def _wait_exit(cluster: Cluster, timeout_s: float) -> int:
-    process = cluster.workers[-1].process
-    assert process is not None
-    deadline = time.monotonic() + timeout_s
-    while process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.returncode is not None, "the worker did not stop"
-    return process.returncode
+    code = cluster.workers[-1].wait(timeout_s)
+    assert code is not None, "the worker did not stop"
+    return code
 
 
 def test_a_worker_restarted_on_a_poisoned_offset_passes_it(cluster: Cluster) -> None:
