@@ -16,12 +16,11 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 
-from streams.child_process import ChildProcess
+from streams.child_process import ChildProcess, StartsAndStops
 
 LOOPBACK = "127.0.0.1"
 
@@ -142,7 +141,7 @@ class BrokerProcess(ChildProcess):
                     await waiter
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(StartsAndStops):
     """One Tansu process with memory storage on a loopback port.
 
     Use as a context manager (sync) or call `start()` / `stop()`. `bootstrap` is `127.0.0.1:PORT`.
@@ -215,14 +214,3 @@ class EmbeddedBroker:
         if self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,8 +11,11 @@ import contextlib
 import os
 import signal
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 def tail_lines(paths: Sequence[Path], max_lines: int = 40) -> str:
@@ -139,3 +142,26 @@ class ChildProcess:
         self._process = None
         self._returncode = process.returncode
         return process.returncode
+
+
+class StartsAndStops(ABC):
+    """Something started and stopped as a whole; as a context manager, `start()` then `stop()`."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start; return self once usable."""
+
+    @abstractmethod
+    def stop(self) -> object:
+        """Stop what `start()` started; safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

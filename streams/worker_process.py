@@ -9,13 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from pydantic import SecretStr
 
 from dispatchflow.settings import ENV_PREFIX, Settings
-from streams.child_process import ChildProcess
+from streams.child_process import ChildProcess, StartsAndStops
 
 
 class WorkerStartError(RuntimeError):
@@ -36,7 +35,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
+class WorkerProcess(StartsAndStops):
     """`dispatchflow worker` as a child process with its own log file (restartable)."""
 
     def __init__(self, settings: Settings, log_path: Path, extra_args: list[str] | None = None):
@@ -140,14 +139,3 @@ class WorkerProcess:
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout_s`; return the exit code."""
         return self._child.stop(timeout_s) if self._child is not None else None
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
