@@ -6,16 +6,37 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contracts.dead_letters import INDEX_HEADER, REASON_HEADER, TOPIC_HEADER, header_value
+from contracts.dead_letters import (
+    INDEX_HEADER,
+    OFFSET_HEADER,
+    PARTITION_HEADER,
+    REASON_HEADER,
+    TOPIC_HEADER,
+    header_value,
+)
 from streams.reading import read_topics
 
 
 async def read_dead_letters(
     client_kwargs: Mapping[str, Any], dlq_topics: Sequence[str], timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
-    """Every record of `dlq_topics` (from the beginning to the current end) with its headers."""
+    """Every dead letter of `dlq_topics` (from the beginning to the current end), once each.
+
+    Dead letters are at-least-once like every output: a worker that handles a record again
+    after a rebalance or a restart sends its letter again. A letter is identified by the place
+    of what it refuses (source topic, partition, offset, and index within a batch); only its
+    first copy is returned.
+    """
     letters = []
+    seen: set[tuple[str | None, ...]] = set()
     for r in await read_topics(client_kwargs, dlq_topics, timeout_s):
+        place = tuple(
+            header_value(r.headers, name)
+            for name in (TOPIC_HEADER, PARTITION_HEADER, OFFSET_HEADER, INDEX_HEADER)
+        )
+        if place in seen:
+            continue
+        seen.add(place)
         letters.append(
             {
                 "topic": r.topic,

@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from contracts.dead_letters import TRUNCATED_HEADER
-from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
+from contracts.records import envelope
 from contracts.tracing import TRACEPARENT_HEADER
+from tests import events
 from tests.integration.conftest import Cluster
 
 T0 = 1_795_000_000_000
-LAT, LON = 40.7580, -73.9855
-SHARD = shard_of(LAT, LON, 4)
+SHARD = events.SHARD
 TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 HEADERS = ((TRACEPARENT_HEADER, TRACE), ("app", b"upstream"))
 
@@ -42,19 +43,12 @@ class Sent:
 
 def ev(event_type: str, event_id: str, **fields: object) -> dict[str, object]:
     """An event stamped T0."""
-    return {"event_id": event_id, "type": event_type, "v": 1, "ts_ms": T0, **fields}
+    return envelope(event_type, event_id, T0, **fields)
 
 
-def created(order_id: str, event_id: str | None = None, **extra: object) -> dict[str, object]:
+def created(order_id: str, event_id: str | None = None, **extra: Any) -> dict[str, object]:
     """A valid `order_created` in SHARD."""
-    fields: dict[str, object] = {
-        "order_id": order_id,
-        "merchant_id": "m1",
-        "shard": SHARD,
-        "pickup": {"lat": LAT, "lon": LON},
-        "dropoff": {"lat": LAT + 0.01, "lon": LON},
-    }
-    return ev("order_created", event_id or f"{order_id}-created", **{**fields, **extra})
+    return events.order_created(order_id, T0, event_id=event_id, **extra)
 
 
 def order(event: dict[str, object], reason: str | None = None) -> Sent:
@@ -62,9 +56,9 @@ def order(event: dict[str, object], reason: str | None = None) -> Sent:
     return Sent("order_events", SHARD.encode(), orjson.dumps(event), T0, expect_reason=reason)
 
 
-def fix(courier_id: str, **extra: object) -> dict[str, object]:
+def fix(courier_id: str, **extra: Any) -> dict[str, object]:
     """One fix of a ping batch."""
-    return {"courier_id": courier_id, "lat": LAT, "lon": LON, "ts_ms": T0, **extra}
+    return events.fix(courier_id, T0, **extra)
 
 
 def pings(event_id: str, fixes: bytes, reason: str | None = None) -> Sent:
