@@ -57,8 +57,9 @@ def order(event: dict[str, object], reason: str | None = None) -> Sent:
 
 
 def fix(courier_id: str, **extra: Any) -> dict[str, object]:
-    """One fix of a ping batch."""
-    return events.fix(courier_id, T0, **extra)
+    """One fix of a ping batch (at T0 unless `ts_ms` is given)."""
+    ts_ms = extra.pop("ts_ms", T0)
+    return events.fix(courier_id, ts_ms, **extra)
 
 
 def pings(event_id: str, fixes: bytes, reason: str | None = None) -> Sent:
