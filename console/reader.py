@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from console.deadletters import dead_letter_of
-from console.model import OpsModel
+from console.model import WORKER_TOPICS, OpsModel
 from contracts.limits import DecodeLimits, bounded_loads
 from contracts.positions import PositionBatchError, decode_position_batch
 from contracts.rejections import EventRejected
@@ -32,19 +32,14 @@ log = logging.getLogger(__name__)
 #: Bounds on the JSON records the console reads (the workers wrote or checked them).
 _LIMITS = DecodeLimits(max_record_bytes=1_048_576)
 
-#: Topics the console reads (besides every `*_dlq` topic).
+#: Topics the console reads (besides every `*_dlq` topic): the input topics, then every topic
+#: the workers write (`console.model.WORKER_TOPICS`).
 READ_TOPICS = (
     "order_events",
     "merchant_ready",
     "delivery_events",
     "dispatch_control",
-    "assignment_proposed",
-    "assignment_committed",
-    "assignment_released",
-    "eta_updates",
-    "surge_updates",
-    "courier_state_updates",
-    "courier_positions",
+    *sorted(WORKER_TOPICS),
 )
 DLQ_SUFFIX = "_dlq"
 
