@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,6 +12,27 @@ from dispatch.policy import Policy
 from dispatch.synthetic import ShardShape, ShardStream
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class TickRun:
+    """How a benchmark ticks a shard and times the ticks.
+
+    Attributes:
+        seed: seed of the synthetic shard stream.
+        warmup: ticks run first and not measured (non-negative).
+        ticks: measured ticks (positive).
+        wall_clock: wall-clock reading, seconds.
+        cpu_clock: CPU-time reading, seconds.
+        on_tick: called after every tick, warm-up included (a progress bar).
+    """
+
+    seed: int
+    warmup: int
+    ticks: int
+    wall_clock: Clock
+    cpu_clock: Clock
+    on_tick: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,42 +73,32 @@ class LatencyRow:
         }
 
 
-def measure(
-    shape: ShardShape,
-    policy: Policy,
-    *,
-    seed: int,
-    warmup: int,
-    ticks: int,
-    wall_clock: Clock,
-    cpu_clock: Clock,
-    on_tick: Callable[[], None] | None = None,
-) -> LatencyRow:
+def measure(shape: ShardShape, policy: Policy, run: TickRun) -> LatencyRow:
     """Run `warmup + ticks` ticks of a rolling shard and time the measured ones.
 
     Raises:
         ValueError: if `ticks` is not positive or `warmup` is negative.
     """
-    if ticks < 1 or warmup < 0:
+    if run.ticks < 1 or run.warmup < 0:
         raise ValueError("ticks must be positive and warmup non-negative")
-    stream = ShardStream(shape, np.random.default_rng(seed))
+    stream = ShardStream(shape, np.random.default_rng(run.seed))
     snapshot = stream.snapshot
     wall: list[float] = []
     cpu: list[float] = []
     commits: list[int] = []
     fallbacks = 0
-    for tick in range(warmup + ticks):
-        w0, c0 = wall_clock(), cpu_clock()
+    for tick in range(run.warmup + run.ticks):
+        w0, c0 = run.wall_clock(), run.cpu_clock()
         decisions = decide(snapshot, policy)
-        w1, c1 = wall_clock(), cpu_clock()
-        if tick >= warmup:
+        w1, c1 = run.wall_clock(), run.cpu_clock()
+        if tick >= run.warmup:
             wall.append(w1 - w0)
             cpu.append(c1 - c0)
             commits.append(len(decisions.assignments))
             fallbacks += int(decisions.fallback_used)
         snapshot = stream.advance(decisions)
-        if on_tick is not None:
-            on_tick()
+        if run.on_tick is not None:
+            run.on_tick()
     wall_ms = np.array(wall) * 1000.0
     cpu_ms = np.array(cpu) * 1000.0
     return LatencyRow(
@@ -100,33 +111,15 @@ def measure(
         cpu_p99_ms=float(np.percentile(cpu_ms, 99)),
         commits_per_tick=float(np.mean(commits)),
         fallback_ticks=fallbacks,
-        ticks=ticks,
+        ticks=run.ticks,
     )
 
 
 def sweep(
-    order_counts: Sequence[int],
-    couriers: int,
-    policy: Policy,
-    *,
-    seed: int,
-    warmup: int,
-    ticks: int,
-    wall_clock: Clock,
-    cpu_clock: Clock,
-    on_tick: Callable[[], None] | None = None,
+    order_counts: Sequence[int], couriers: int, policy: Policy, run: TickRun
 ) -> list[LatencyRow]:
-    """`measure` for each order count at a fixed courier count."""
+    """`measure` for each order count at a fixed courier count (seeds `run.seed`, `+1`, …)."""
     return [
-        measure(
-            ShardShape(orders=n, couriers=couriers),
-            policy,
-            seed=seed + i,
-            warmup=warmup,
-            ticks=ticks,
-            wall_clock=wall_clock,
-            cpu_clock=cpu_clock,
-            on_tick=on_tick,
-        )
+        measure(ShardShape(orders=n, couriers=couriers), policy, replace(run, seed=run.seed + i))
         for i, n in enumerate(order_counts)
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dispatch.bench import LatencyRow, sweep
+from dispatch.bench import LatencyRow, TickRun, sweep
 from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
 from dispatchflow.commands import CommandRegistry
 
@@ -88,12 +88,14 @@ def bench_dispatch(args: argparse.Namespace) -> int:
             args.orders,
             args.couriers,
             policy,
-            seed=args.seed,
-            warmup=args.warmup,
-            ticks=args.ticks,
-            wall_clock=time.perf_counter,
-            cpu_clock=time.thread_time,
-            on_tick=bar.update,
+            TickRun(
+                seed=args.seed,
+                warmup=args.warmup,
+                ticks=args.ticks,
+                wall_clock=time.perf_counter,
+                cpu_clock=time.thread_time,
+                on_tick=bar.update,
+            ),
         )
     finally:
         bar.close()

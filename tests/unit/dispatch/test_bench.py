@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.bench import measure
+from dispatch.bench import TickRun, measure
 from dispatch.policy import DEFAULT_POLICY
 from dispatch.synthetic import ShardShape
 from dispatchflow.cli import main
@@ -20,11 +20,7 @@ def test_measure_times_every_measured_tick_with_the_injected_clocks() -> None:
     row = measure(
         ShardShape(5, 10),
         DEFAULT_POLICY,
-        seed=0,
-        warmup=1,
-        ticks=3,
-        wall_clock=lambda: next(ticks),
-        cpu_clock=lambda: 0.0,
+        TickRun(seed=0, warmup=1, ticks=3, wall_clock=lambda: next(ticks), cpu_clock=lambda: 0.0),
     )
     assert row.ticks == 3
     assert abs(row.p50_ms - 5.0) < 1e-6 and abs(row.p99_ms - 5.0) < 1e-6
