@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -11,10 +14,17 @@ from models.legs import Leg, TravelFeatureConfig, jittered_travel_rows, travel_f
 from models.residual import (
     ClampConfig,
     ResidualQuantileModel,
+    Synthesizer,
     Target,
     TrainConfig,
     TrainingData,
     train_residual_model,
+)
+from models.selection import (
+    CalibrationCandidate,
+    CalibrationChoice,
+    ValidationDesign,
+    train_with_selection,
 )
 from models.service import LegBatch
 
@@ -59,6 +69,43 @@ SMALL = TrainConfig(
 )
 
 
+def fit_travel(
+    data: TrainingData,
+    config: TrainConfig = SMALL,
+    metadata: dict[str, Any] | None = None,
+    synthesize: Synthesizer | None = None,
+) -> ResidualQuantileModel:
+    """A log-ratio travel model of `data` with fixed settings, unclamped and silent."""
+    return train_residual_model(
+        data,
+        kind="travel",
+        target=Target.LOG_RATIO,
+        config=config,
+        clamp=ClampConfig(),
+        metadata=metadata,
+        progress=False,
+        synthesize=synthesize,
+    )
+
+
+def select_travel(
+    data: TrainingData,
+    candidates: Sequence[CalibrationCandidate],
+    design: ValidationDesign | None = None,
+) -> tuple[ResidualQuantileModel, CalibrationChoice]:
+    """A log-ratio travel model of `data` whose calibration is chosen among `candidates`."""
+    return train_with_selection(
+        data,
+        kind="travel",
+        target=Target.LOG_RATIO,
+        config=SMALL,
+        clamp=ClampConfig(),
+        candidates=candidates,
+        design=design,
+        progress=False,
+    )
+
+
 def _provider_eta(lat: np.ndarray, lon: np.ndarray, dist: np.ndarray) -> np.ndarray:
     return StraightLineProvider().eta_s_batch(lat, lon, dist)
 
@@ -92,15 +139,8 @@ def travel_model(travel_data: TrainingData) -> ResidualQuantileModel:
             data.features[rows], data.ts_ms[rows], data.feature_names, CITY, _provider_eta, n, rng
         )
 
-    return train_residual_model(
-        travel_data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=config,
-        clamp=ClampConfig(),
-        metadata={"feature_config": CITY.to_dict()},
-        progress=False,
-        synthesize=synth,
+    return fit_travel(
+        travel_data, config, metadata={"feature_config": CITY.to_dict()}, synthesize=synth
     )
 
 
@@ -108,17 +148,12 @@ def travel_model(travel_data: TrainingData) -> ResidualQuantileModel:
 def context_model() -> ResidualQuantileModel:
     """A p50 + p90-booster travel model that requires a fresh `zone_speed_mps` context value."""
     data = synthetic_legs(np.random.default_rng(1), 1200, with_context=True)
-    return train_residual_model(
+    return fit_travel(
         data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
         metadata={
             "feature_config": CITY.to_dict(),
             "context_features": [{"name": CONTEXT, "sla_ms": 600_000, "required": True}],
         },
-        progress=False,
     )
 
 

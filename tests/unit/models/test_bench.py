@@ -5,25 +5,20 @@ import numpy as np
 from features.offline import write_event_log
 from features.synthetic import generate_event_log
 from models.bench import PREP_CALIBRATION, selection_figures, train_prep_from_log
-from models.residual import ClampConfig, ResidualQuantileModel, Target, TrainConfig
-from models.selection import CalibrationCandidate, train_with_selection
+from models.residual import ResidualQuantileModel, TrainConfig
+from models.selection import CalibrationCandidate
 
-from .conftest import SMALL, synthetic_legs
+from .conftest import select_travel, synthetic_legs
 
 
 def test_bench_figures_carry_the_calibration_choice() -> None:
     """The bench JSON keys name the chosen candidate and its validation coverage."""
-    model, choice = train_with_selection(
+    model, choice = select_travel(
         synthetic_legs(np.random.default_rng(11), 1000),
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=(
+        (
             CalibrationCandidate("a", calibration_days=8.0),
             CalibrationCandidate("b", calibration_days=12.0),
         ),
-        progress=False,
     )
     figures = selection_figures(model)
     score = choice.chosen_score

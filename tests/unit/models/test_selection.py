@@ -11,7 +11,6 @@ from models.residual import (
     Target,
     TrainConfig,
     TrainingData,
-    train_residual_model,
 )
 from models.selection import (
     CalibrationCandidate,
@@ -20,10 +19,9 @@ from models.selection import (
     describe_selection,
     pick,
     rolling_folds,
-    train_with_selection,
 )
 
-from .conftest import SMALL, START_MS, synthetic_legs
+from .conftest import SMALL, START_MS, fit_travel, select_travel, synthetic_legs
 
 DAY_MS = 86_400_000
 GRID = (
@@ -120,16 +118,7 @@ def test_selection_prefers_the_window_of_the_current_regime() -> None:
         CalibrationCandidate("long-20d", calibration_days=20.0),
         CalibrationCandidate("short-5d", calibration_days=5.0),
     )
-    _, choice = train_with_selection(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=grid,
-        design=ValidationDesign(validation_frac=0.1, folds=2),
-        progress=False,
-    )
+    _, choice = select_travel(data, grid, ValidationDesign(validation_frac=0.1, folds=2))
     assert choice.validated
     assert choice.candidate.name == "short-5d"
 
@@ -138,27 +127,11 @@ def test_reported_validation_coverage_is_that_of_a_model_fitted_on_earlier_rows(
     """Each candidate's coverage equals a plain fit on the rows before the slice, scored on it."""
     data = synthetic_legs(np.random.default_rng(6), 1200)
     design = ValidationDesign(validation_frac=0.2, folds=1)
-    _, choice = train_with_selection(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=GRID,
-        design=design,
-        progress=False,
-    )
+    _, choice = select_travel(data, GRID, design)
     [(inner, validation)] = rolling_folds(data.ts_ms, design)
     val = _subset(data, validation)
     for candidate, score in zip(GRID, choice.scores, strict=True):
-        plain = train_residual_model(
-            _subset(data, inner),
-            kind="travel",
-            target=Target.LOG_RATIO,
-            config=candidate.apply(SMALL),
-            clamp=ClampConfig(),
-            progress=False,
-        )
+        plain = fit_travel(_subset(data, inner), candidate.apply(SMALL))
         pred = plain.predict(val.features, val.base_eta_s)
         assert score.p90_coverage == pytest.approx(np.mean(val.actual_s <= pred.p90_s))
 
@@ -166,23 +139,8 @@ def test_reported_validation_coverage_is_that_of_a_model_fitted_on_earlier_rows(
 def test_final_model_is_the_chosen_settings_fitted_on_all_rows() -> None:
     """The served model predicts exactly as a plain fit of the chosen settings on all rows."""
     data = synthetic_legs(np.random.default_rng(7), 1200)
-    model, choice = train_with_selection(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=GRID,
-        progress=False,
-    )
-    plain = train_residual_model(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=choice.candidate.apply(SMALL),
-        clamp=ClampConfig(),
-        progress=False,
-    )
+    model, choice = select_travel(data, GRID)
+    plain = fit_travel(data, choice.candidate.apply(SMALL))
     a = model.predict(data.features, data.base_eta_s)
     b = plain.predict(data.features, data.base_eta_s)
     np.testing.assert_array_equal(a.p50_s, b.p50_s)
@@ -193,15 +151,7 @@ def test_final_model_is_the_chosen_settings_fitted_on_all_rows() -> None:
 def test_too_few_rows_fall_back_to_the_first_candidate_and_say_so() -> None:
     """Without enough rows to validate, the first candidate is used and marked unvalidated."""
     data = synthetic_legs(np.random.default_rng(8), 70)
-    model, choice = train_with_selection(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=GRID,
-        progress=False,
-    )
+    model, choice = select_travel(data, GRID)
     assert not choice.validated
     assert choice.candidate is GRID[0]
     assert choice.note
