@@ -104,6 +104,13 @@ def grid_order(oid: str, ready: int, merchant: str = "m1", **extra: object) -> d
     }
 
 
+def grid_courier(
+    cid: str, xy: tuple[int, int], free: int = 0, end: int = 600, **extra: object
+) -> dict[str, Any]:
+    """A `grid_snapshot` courier at `xy`, free from minute `free` to shift end `end`."""
+    return {"id": cid, "xy": xy, "free": free, "end": end, **extra}
+
+
 def contested_snapshot(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
     """Three orders, two free couriers: x alone can reach c nearly on time.
 
@@ -120,9 +127,6 @@ def contested_snapshot(forbidden: tuple[tuple[str, str], ...] = ()) -> Snapshot:
             order("b", (1000, 200), (1000, 100), 0),
             order("c", (-1000, 0), (-1000, 300), 11),
         ],
-        [
-            {"id": "x", "xy": (0, 0), "free": 0, "end": 600},
-            {"id": "y", "xy": (1000, 200), "free": -10, "end": 600},
-        ],
+        [grid_courier("x", (0, 0)), grid_courier("y", (1000, 200), free=-10)],
         forbidden=forbidden,
     )

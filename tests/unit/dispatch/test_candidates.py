@@ -8,23 +8,17 @@ from dispatch.candidates import courier_index, nearest_couriers, plan_pairs, tic
 from dispatch.policy import DEFAULT_POLICY
 from dispatch.synthetic import ShardShape, synthetic_snapshot
 
-from .conftest import grid_snapshot
+from .conftest import grid_courier, grid_order, grid_snapshot
+
+#: One order at merchant m, point (0, 0), ready in 9 minutes.
+ORDER = grid_order("o1", 9, "m", dropoff=(1, 1), placed=0)
 
 
 def test_candidates_are_the_nearest_couriers() -> None:
     """With k candidates, each order gets the k couriers nearest to its merchant."""
     snap = grid_snapshot(
-        [
-            {
-                "id": "o1",
-                "merchant": "m",
-                "pickup": (0, 0),
-                "dropoff": (1, 1),
-                "placed": 0,
-                "ready": 9,
-            }
-        ],
-        [{"id": f"c{i}", "xy": (100 * i, 0), "free": 0, "end": 600} for i in range(1, 8)],
+        [ORDER],
+        [grid_courier(f"c{i}", (100 * i, 0)) for i in range(1, 8)],
     )
     policy = DEFAULT_POLICY.replace(max_candidates=3, min_candidates=3)
     frame = tick_frame(snap, policy)
@@ -51,19 +45,10 @@ def test_pair_budget_shrinks_candidates_for_big_ticks() -> None:
 def test_pickups_after_shift_end_are_infeasible() -> None:
     """A pair whose pickup would come after the courier's shift end is marked infeasible."""
     snap = grid_snapshot(
+        [ORDER],
         [
-            {
-                "id": "o1",
-                "merchant": "m",
-                "pickup": (0, 0),
-                "dropoff": (1, 1),
-                "placed": 0,
-                "ready": 9,
-            }
-        ],
-        [
-            {"id": "late", "xy": (0, 0), "free": 0, "end": 5},
-            {"id": "ok", "xy": (0, 0), "free": 0, "end": 60},
+            grid_courier("late", (0, 0), end=5),
+            grid_courier("ok", (0, 0), end=60),
         ],
     )
     frame = tick_frame(snap, DEFAULT_POLICY)

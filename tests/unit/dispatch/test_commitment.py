@@ -14,7 +14,7 @@ from dispatch.greedy import greedy_decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY
 from dispatch.snapshot import Snapshot
 
-from .conftest import grid_order, grid_snapshot
+from .conftest import grid_courier, grid_order, grid_snapshot
 
 # Grid travel at 100 m per minute: 500 m is 5 minutes.
 POLICY = DEFAULT_POLICY.replace(reposition=False)
@@ -22,18 +22,14 @@ POLICY = DEFAULT_POLICY.replace(reposition=False)
 
 def test_order_with_slack_is_held() -> None:
     """An order ready in 30 minutes with a courier 5 minutes away is held, not committed."""
-    snap = grid_snapshot(
-        [grid_order("o1", 30)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}]
-    )
+    snap = grid_snapshot([grid_order("o1", 30)], [grid_courier("c1", (500, 0))])
     d = decide(snap, POLICY)
     assert not d.assignments and d.held_order_ids == ("o1",)
 
 
 def test_order_is_committed_when_its_courier_must_leave() -> None:
     """With ready at +7 and 5 minutes of travel, waiting one more minute would be late."""
-    snap = grid_snapshot(
-        [grid_order("o1", 7)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}]
-    )
+    snap = grid_snapshot([grid_order("o1", 7)], [grid_courier("c1", (500, 0))])
     d = decide(snap, POLICY)
     assert [a.courier_id for a in d.assignments] == ["c1"]
     assert d.assignments[0].explanation.reason == "just_in_time"
@@ -45,8 +41,8 @@ def test_late_order_is_committed_at_once() -> None:
     snap = grid_snapshot(
         [grid_order("o1", 0)],
         [
-            {"id": "far", "xy": (900, 0), "free": 0, "end": 600},
-            {"id": "near", "xy": (200, 0), "free": 0, "end": 600},
+            grid_courier("far", (900, 0)),
+            grid_courier("near", (200, 0)),
         ],
     )
     d = decide(snap, POLICY)
@@ -60,8 +56,8 @@ def test_order_waits_for_a_better_busy_courier() -> None:
     snap = grid_snapshot(
         [grid_order("o1", 10)],
         [
-            {"id": "idle_far", "xy": (2000, 0), "free": 0, "end": 600},
-            {"id": "busy_near", "xy": (100, 0), "free": 3, "end": 600},
+            grid_courier("idle_far", (2000, 0)),
+            grid_courier("busy_near", (100, 0), free=3),
         ],
     )
     d = decide(snap, POLICY)
@@ -73,8 +69,8 @@ def _late_order_with_idle_and_busy(busy_free_min: int) -> Snapshot:
     return grid_snapshot(
         [grid_order("o1", 0)],
         [
-            {"id": "idle", "xy": (500, 0), "free": 0, "end": 600},
-            {"id": "busy", "xy": (100, 0), "free": busy_free_min, "end": 600},
+            grid_courier("idle", (500, 0)),
+            grid_courier("busy", (100, 0), free=busy_free_min),
         ],
     )
 
@@ -107,23 +103,17 @@ def test_busy_plan_penalty_is_not_part_of_the_cost() -> None:
 
 def test_courier_past_shift_end_gets_nothing() -> None:
     """A courier whose shift ends before it could pick up is never assigned."""
-    snap = grid_snapshot([grid_order("o1", 0)], [{"id": "c1", "xy": (500, 0), "free": 0, "end": 3}])
+    snap = grid_snapshot([grid_order("o1", 0)], [grid_courier("c1", (500, 0), end=3)])
     assert not decide(snap, POLICY).assignments
 
 
-def _pending_snapshot(spare: int) -> Snapshot:
+def _pending_snapshot(spare: int, joining_ready: int = 3) -> Snapshot:
+    """c1 holds o1 with a pickup pending at m1 at +5; o2 at m1 is ready at `joining_ready`."""
     orders = [
         grid_order("o1", 4, courier=0, seq=0),
-        {
-            "id": "o2",
-            "merchant": "m1",
-            "pickup": (0, 0),
-            "dropoff": (300, 100),
-            "placed": -2,
-            "ready": 3,
-        },
+        grid_order("o2", joining_ready, dropoff=(300, 100), placed=-2),
     ]
-    couriers = [{"id": "c1", "xy": (300, 0), "free": 12, "end": 600, "pending": 5, "spare": spare}]
+    couriers = [grid_courier("c1", (300, 0), free=12, pending=5, spare=spare)]
     return grid_snapshot(orders, couriers)
 
 
@@ -145,19 +135,7 @@ def test_full_courier_takes_no_insertion() -> None:
 
 def test_detour_cap_blocks_insertion() -> None:
     """An insertion that delays the pending order beyond max_detour_s is not a candidate."""
-    orders = [
-        grid_order("o1", 4, courier=0, seq=0),
-        {
-            "id": "o2",
-            "merchant": "m1",
-            "pickup": (0, 0),
-            "dropoff": (300, 100),
-            "placed": -2,
-            "ready": 9,
-        },
-    ]
-    couriers = [{"id": "c1", "xy": (300, 0), "free": 12, "end": 600, "pending": 5, "spare": 2}]
-    snap = grid_snapshot(orders, couriers)
+    snap = _pending_snapshot(spare=2, joining_ready=9)
     frame = tick_frame(snap, POLICY)
     assert insertions(snap, frame, POLICY).n == 1
     assert insertions(snap, frame, POLICY.replace(max_detour_s=120.0)).n == 0
@@ -168,8 +146,8 @@ def test_greedy_commits_each_order_to_the_earliest_pickup() -> None:
     snap = grid_snapshot(
         [grid_order("o1", 30)],
         [
-            {"id": "a", "xy": (900, 0), "free": 0, "end": 600},
-            {"id": "b", "xy": (100, 0), "free": 0, "end": 600},
+            grid_courier("a", (900, 0)),
+            grid_courier("b", (100, 0)),
         ],
     )
     d = decide(snap, GREEDY_POLICY)
@@ -178,9 +156,7 @@ def test_greedy_commits_each_order_to_the_earliest_pickup() -> None:
 
 def test_circuit_breaker_falls_back_to_greedy() -> None:
     """Above max_pairs candidate pairs the tick is decided greedily and says so."""
-    snap = grid_snapshot(
-        [grid_order("o1", 30)], [{"id": "a", "xy": (100, 0), "free": 0, "end": 600}]
-    )
+    snap = grid_snapshot([grid_order("o1", 30)], [grid_courier("a", (100, 0))])
     d = decide(snap, POLICY.replace(max_pairs=0))
     assert d.fallback_used
     expected = greedy_decide(snap, tick_frame(snap, POLICY), POLICY, fallback=True)
@@ -190,8 +166,8 @@ def test_circuit_breaker_falls_back_to_greedy() -> None:
 def test_courier_time_is_priced_only_until_the_shift_ends() -> None:
     """A courier whose shift ends at its pickup is charged courier time up to then, not after."""
     order = [grid_order("o1", 0)]
-    ending = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 7}])
-    staying = grid_snapshot(order, [{"id": "c1", "xy": (500, 0), "free": 0, "end": 600}])
+    ending = grid_snapshot(order, [grid_courier("c1", (500, 0), end=7)])
+    staying = grid_snapshot(order, [grid_courier("c1", (500, 0))])
     # 5 minutes to the merchant, handover at +7, 3 minutes on, service at the door done at +16.
     charged = [
         dict(decide(snap, POLICY).assignments[0].explanation.terms)["courier_time"]
@@ -204,8 +180,8 @@ def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
     """With room for one order in the matching, the one that must leave first is committed."""
     orders = [grid_order("later", 7), grid_order("urgent", 6)]
     couriers = [
-        {"id": "c1", "xy": (500, 0), "free": 0, "end": 600},
-        {"id": "c2", "xy": (0, 500), "free": 0, "end": 600},
+        grid_courier("c1", (500, 0)),
+        grid_courier("c2", (0, 500)),
     ]
     snap = grid_snapshot(orders, couriers)
     uncapped = decide(snap, POLICY)
@@ -219,7 +195,7 @@ def test_only_the_most_urgent_orders_enter_a_capped_matching() -> None:
 def test_late_term_prices_the_p90_handover_past_the_promise(dropoff_x_m: float) -> None:
     """The late term is how far the p90 handover at the door is past the promise, weighted."""
     order = {**grid_order("o1", 0), "dropoff": (dropoff_x_m, 0)}
-    snap = grid_snapshot([order], [{"id": "c1", "xy": (900, 0), "free": 0, "end": 600}])
+    snap = grid_snapshot([order], [grid_courier("c1", (900, 0))])
     snap = dataclasses.replace(
         snap, eta=StraightLineEta(speed_mps=100 / 60, detour_factor=1.0, p90_factor=1.5)
     )

@@ -7,7 +7,7 @@ import pytest
 
 from dispatch.snapshot import CourierTable, MerchantTable, OrderTable, SnapshotError
 
-from .conftest import grid_snapshot
+from .conftest import grid_courier, grid_order, grid_snapshot
 
 
 def _orders(**changes: object) -> dict[str, object]:
@@ -65,19 +65,10 @@ def test_bad_courier_tables_raise() -> None:
 
 def test_pending_orders_need_a_courier_with_a_pending_pickup() -> None:
     """An order held by a courier without a pending pickup is a snapshot error."""
-    order = {
-        "id": "o1",
-        "merchant": "m",
-        "pickup": (0, 0),
-        "dropoff": (1, 1),
-        "placed": -5,
-        "ready": 5,
-        "courier": 0,
-        "seq": 0,
-    }
+    order = grid_order("o1", 5, "m", dropoff=(1, 1), placed=-5, courier=0, seq=0)
     with pytest.raises(SnapshotError):
-        grid_snapshot([order], [{"id": "c1", "xy": (0, 0), "free": 10, "end": 60}])
-    grid_snapshot([order], [{"id": "c1", "xy": (0, 0), "free": 10, "end": 60, "pending": 5}])
+        grid_snapshot([order], [grid_courier("c1", (0, 0), free=10, end=60)])
+    grid_snapshot([order], [grid_courier("c1", (0, 0), free=10, end=60, pending=5)])
 
 
 def test_merchant_demand_must_be_non_negative() -> None:
