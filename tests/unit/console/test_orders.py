@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from console.model import OpsModel
 from tests.unit.console.events import (
@@ -20,6 +21,19 @@ from tests.unit.console.events import (
     reject,
     released,
 )
+
+
+def _committed_to_c1(*later: dict[str, Any]) -> OpsModel:
+    """A model that read o1's creation, decision d1 proposing and committing it to c1, `later`."""
+    model = OpsModel()
+    feed(
+        model,
+        created("o1"),
+        proposed("d1", ["o1"], "c1", T0 + S),
+        committed("d1", ["o1"], "c1", T0 + 2 * S),
+        *later,
+    )
+    return model
 
 
 def test_a_created_order_is_open_at_its_points() -> None:
@@ -46,28 +60,13 @@ def test_a_proposal_offers_the_order_to_its_courier() -> None:
 
 def test_a_commitment_assigns_the_order() -> None:
     """A commitment after the proposal makes the order `assigned` to that courier."""
-    model = OpsModel()
-    feed(
-        model,
-        created("o1"),
-        proposed("d1", ["o1"], "c1", T0 + S),
-        committed("d1", ["o1"], "c1", T0 + 2 * S),
-    )
-    s = model.summary("o1")
+    s = _committed_to_c1().summary("o1")
     assert s is not None and (s.state, s.courier_id) == ("assigned", "c1")
 
 
 def test_a_release_returns_a_committed_order_to_open() -> None:
     """A release of the live decision leaves the order open, without a courier."""
-    model = OpsModel()
-    feed(
-        model,
-        created("o1"),
-        proposed("d1", ["o1"], "c1", T0 + S),
-        committed("d1", ["o1"], "c1", T0 + 2 * S),
-        released("d1", ["o1"], "c1", T0 + 3 * S, "courier_offline"),
-    )
-    s = model.summary("o1")
+    s = _committed_to_c1(released("d1", ["o1"], "c1", T0 + 3 * S, "courier_offline")).summary("o1")
     assert s is not None and (s.state, s.courier_id) == ("open", None)
 
 
