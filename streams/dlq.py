@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -47,14 +47,10 @@ class Letter:
         dlq_topic: the dead-letter topic.
         dlq_partition: its partition (the source record's partition).
         dlq_offset: its offset in the dead-letter topic.
-        source_topic: `dlq.topic` (None when missing).
-        source_partition: `dlq.partition` (None when missing or not a number).
-        source_offset: `dlq.offset` (None when missing or not a number).
-        reason: `dlq.reason`.
-        message: `dlq.message`.
-        exception: `dlq.exception`.
-        index: `dlq.index`: the fix's index in its ping batch, for a per-fix letter.
-        truncated: `dlq.truncated`: what was cut (`key`, `value`, `headers`), if anything.
+        dlq: what its `dlq.*` headers say: the source topic, partition and offset (None when
+            missing or not a number), reason, message, exception, `dlq.index` (the fix's
+            index in its ping batch, for a per-fix letter) and `dlq.truncated` (what was cut:
+            `key`, `value`, `headers`, if anything).
         key: the record key (the source's).
         value: the record value (the source's, or one fix).
         headers: every header of the dead letter, in order.
@@ -64,14 +60,7 @@ class Letter:
     dlq_topic: str
     dlq_partition: int
     dlq_offset: int
-    source_topic: str | None
-    source_partition: int | None
-    source_offset: int | None
-    reason: str | None
-    message: str | None
-    exception: str | None
-    index: int | None
-    truncated: str | None
+    dlq: LetterHeaders
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
@@ -80,19 +69,11 @@ class Letter:
     @classmethod
     def from_record(cls, record: TopicRecord) -> Letter:
         """The dead letter `record` (of a dead-letter topic) holds; never raises."""
-        h = LetterHeaders.parse(record.headers)
         return cls(
             dlq_topic=record.topic,
             dlq_partition=record.partition,
             dlq_offset=record.offset,
-            source_topic=h.source_topic,
-            source_partition=h.source_partition,
-            source_offset=h.source_offset,
-            reason=h.reason,
-            message=h.message,
-            exception=h.exception,
-            index=h.index,
-            truncated=h.truncated,
+            dlq=LetterHeaders.parse(record.headers),
             key=record.key,
             value=record.value,
             headers=record.headers,
@@ -109,11 +90,11 @@ class Letter:
 
     def refusal(self) -> Refusal | None:
         """Why this letter cannot be replayed, or None when it can."""
-        if self.truncated:
+        if self.dlq.truncated:
             return Refusal.TRUNCATED
-        if self.index is not None or LetterHeaders.parse(self.headers).index is not None:
+        if self.dlq.index is not None:
             return Refusal.PER_FIX
-        if self.source_topic is None or self.source_partition is None:
+        if self.dlq.source_topic is None or self.dlq.source_partition is None:
             return Refusal.NO_SOURCE
         return None
 
@@ -123,14 +104,7 @@ class Letter:
             "dlq_topic": self.dlq_topic,
             "dlq_partition": self.dlq_partition,
             "dlq_offset": self.dlq_offset,
-            "source_topic": self.source_topic,
-            "source_partition": self.source_partition,
-            "source_offset": self.source_offset,
-            "reason": self.reason,
-            "message": self.message,
-            "exception": self.exception,
-            "index": self.index,
-            "truncated": self.truncated,
+            **asdict(self.dlq),
             "timestamp_ms": self.timestamp_ms,
             "key": None if self.key is None else self.key.decode("utf-8", "replace"),
             "value_bytes": None if self.value is None else len(self.value),
@@ -179,12 +153,12 @@ class LetterFilter:
 
     def matches(self, letter: Letter) -> bool:
         """Whether `letter` meets every criterion (an unknown offset meets no offset bound)."""
-        if self.reason is not None and letter.reason != self.reason:
+        if self.reason is not None and letter.dlq.reason != self.reason:
             return False
-        if self.partition is not None and letter.source_partition != self.partition:
+        if self.partition is not None and letter.dlq.source_partition != self.partition:
             return False
         bounded = self.offset_from is not None or self.offset_to is not None
-        offset = letter.source_offset
+        offset = letter.dlq.source_offset
         if bounded and offset is None:
             return False
         if self.offset_from is not None and offset is not None and offset < self.offset_from:
@@ -234,14 +208,15 @@ async def replay_letters(client_kwargs: Mapping[str, Any], letters: Sequence[Let
     try:
         await producer.start()
         for letter in letters:
-            if letter.refusal() is not None or letter.source_topic is None:
+            source = letter.dlq
+            if letter.refusal() is not None or source.source_topic is None:
                 msg = f"letter {letter.dlq_topic}@{letter.dlq_offset} is not replayable"
                 raise ValueError(msg)
             await producer.send_and_wait(
-                letter.source_topic,
+                source.source_topic,
                 value=letter.value,
                 key=letter.key,
-                partition=letter.source_partition,
+                partition=source.source_partition,
                 timestamp_ms=letter.timestamp_ms,
                 headers=original_headers(letter.headers) or None,
             )

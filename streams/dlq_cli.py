@@ -71,18 +71,19 @@ def _position(topic: str | None, partition: int | None, offset: int | None) -> s
 
 
 def _line(letter: Letter) -> str:
-    source = _position(letter.source_topic, letter.source_partition, letter.source_offset)
-    message = " ".join((letter.message or "").split())
+    said = letter.dlq
+    source = _position(said.source_topic, said.source_partition, said.source_offset)
+    message = " ".join((said.message or "").split())
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 1] + "…"
     notes = []
-    if letter.index is not None:
-        notes.append(f"fix {letter.index}")
-    if letter.truncated:
-        notes.append(f"cut: {letter.truncated}")
+    if said.index is not None:
+        notes.append(f"fix {said.index}")
+    if said.truncated:
+        notes.append(f"cut: {said.truncated}")
     extra = f" ({', '.join(notes)})" if notes else ""
     return (
-        f"{source:<30} {letter.reason or '?':<22} {message:<{MESSAGE_CHARS}} "
+        f"{source:<30} {said.reason or '?':<22} {message:<{MESSAGE_CHARS}} "
         f"{letter.preview()}{extra}"
     )
 

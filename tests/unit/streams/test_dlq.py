@@ -60,8 +60,9 @@ def letter(
 def test_the_source_position_and_reason_are_read_from_the_headers() -> None:
     """A letter names its source topic, partition, offset and its reason."""
     read = letter()
-    assert (read.source_topic, read.source_partition, read.source_offset) == ("order_events", 3, 17)
-    assert read.reason == "schema_invalid"
+    said = read.dlq
+    assert (said.source_topic, said.source_partition, said.source_offset) == ("order_events", 3, 17)
+    assert said.reason == "schema_invalid"
     assert read.dlq_topic == "order_events_dlq"
 
 
@@ -127,7 +128,7 @@ def test_filters_select_by_source_offset_partition_and_reason(
         letter(source_offset=20),
         letter(source_offset=30, reason="unknown_id"),
     ]
-    assert [x.source_offset for x in letters if chosen.matches(x)] == expected
+    assert [x.dlq.source_offset for x in letters if chosen.matches(x)] == expected
 
 
 def test_an_inverted_offset_range_is_refused() -> None:
