@@ -56,13 +56,18 @@ class Explanation(TypedDict):
     runner_up_cost: NotRequired[float | None]
 
 
-class AssignmentCommitted(TypedDict):
-    """The decision downstream reads: the courier accepted the bundle. One live commit per order."""
+class Envelope(TypedDict):
+    """What every event carries besides its `type` (see `envelope`)."""
 
     event_id: str
-    type: Literal["assignment_committed"]
     v: int
     ts_ms: int
+
+
+class AssignmentCommitted(Envelope):
+    """The decision downstream reads: the courier accepted the bundle. One live commit per order."""
+
+    type: Literal["assignment_committed"]
     decision_id: str
     shard: str
     shard_generation: int
@@ -73,13 +78,10 @@ class AssignmentCommitted(TypedDict):
     model_version: NotRequired[str]
 
 
-class AssignmentProposed(TypedDict):
+class AssignmentProposed(Envelope):
     """An offer of a bundle of orders to a courier; both are leased until the lease expires."""
 
-    event_id: str
     type: Literal["assignment_proposed"]
-    v: int
-    ts_ms: int
     decision_id: str
     shard: str
     shard_generation: int
@@ -94,13 +96,10 @@ class AssignmentProposed(TypedDict):
     policy_version: str
 
 
-class AssignmentReleased(TypedDict):
+class AssignmentReleased(Envelope):
     """An assignment ended without delivery; its orders are dispatched again."""
 
-    event_id: str
     type: Literal["assignment_released"]
-    v: int
-    ts_ms: int
     decision_id: str
     shard: str
     shard_generation: NotRequired[int]
@@ -116,13 +115,10 @@ class AssignmentReleased(TypedDict):
     ]
 
 
-class AssignmentResponse(TypedDict):
+class AssignmentResponse(Envelope):
     """The courier app's answer to an offer."""
 
-    event_id: str
     type: Literal["assignment_response"]
-    v: int
-    ts_ms: int
     decision_id: str
     courier_id: str
     shard: str
@@ -130,46 +126,34 @@ class AssignmentResponse(TypedDict):
     reason: NotRequired[str]
 
 
-class CourierCapacity(TypedDict):
+class CourierCapacity(Envelope):
     """A courier's carrying capacity changed."""
 
-    event_id: str
     type: Literal["courier_capacity"]
-    v: int
-    ts_ms: int
     courier_id: str
     capacity: int
 
 
-class CourierHandoff(TypedDict):
+class CourierHandoff(Envelope):
     """A courier crossed from one shard into another."""
 
-    event_id: str
     type: Literal["courier_handoff"]
-    v: int
-    ts_ms: int
     courier_id: str
     from_shard: str | None
     to_shard: str
 
 
-class CourierOffline(TypedDict):
+class CourierOffline(Envelope):
     """A courier ended a shift or went unavailable."""
 
-    event_id: str
     type: Literal["courier_offline"]
-    v: int
-    ts_ms: int
     courier_id: str
 
 
-class CourierOnline(TypedDict):
+class CourierOnline(Envelope):
     """A courier started a shift and is available for work."""
 
-    event_id: str
     type: Literal["courier_online"]
-    v: int
-    ts_ms: int
     courier_id: str
     lat: float
     lon: float
@@ -178,13 +162,10 @@ class CourierOnline(TypedDict):
     shift_end_ts_ms: NotRequired[int]
 
 
-class CourierPing(TypedDict):
+class CourierPing(Envelope):
     """One location fix from a courier's device."""
 
-    event_id: str
     type: Literal["courier_ping"]
-    v: int
-    ts_ms: int
     courier_id: str
     lat: float
     lon: float
@@ -193,34 +174,25 @@ class CourierPing(TypedDict):
     accuracy_m: NotRequired[float]
 
 
-class CourierPingBatch(TypedDict):
+class CourierPingBatch(Envelope):
     """Fixes of one or many couriers sent together, e.g. a gateway's pings of one second."""
 
-    event_id: str
     type: Literal["courier_ping_batch"]
-    v: int
-    ts_ms: int
     pings: list[PingFix]
 
 
-class CourierSighting(TypedDict):
+class CourierSighting(Envelope):
     """A shard saw couriers it did not hold, all of the record's partition (internal)."""
 
-    event_id: str
     type: Literal["courier_sighting"]
-    v: int
-    ts_ms: int
     shard: str
     couriers: list[dict[str, Any]]
 
 
-class CourierStateUpdate(TypedDict):
+class CourierStateUpdate(Envelope):
     """Courier status for one shard (internal), from the directory or the shard it leaves."""
 
-    event_id: str
     type: Literal["courier_state_update"]
-    v: int
-    ts_ms: int
     courier_id: str
     shard: str
     kind: Literal["status", "arrived", "left", "handover"]
@@ -234,61 +206,46 @@ class CourierStateUpdate(TypedDict):
     to_shard: NotRequired[str | None]
 
 
-class CourierVehicle(TypedDict):
+class CourierVehicle(Envelope):
     """A courier switched vehicle."""
 
-    event_id: str
     type: Literal["courier_vehicle"]
-    v: int
-    ts_ms: int
     courier_id: str
     vehicle: Literal["walk", "bike", "ebike", "scooter", "car"]
 
 
-class DeliveryArrived(TypedDict):
+class DeliveryArrived(Envelope):
     """A courier arrived at a stop of an order."""
 
-    event_id: str
     type: Literal["delivery_arrived"]
-    v: int
-    ts_ms: int
     order_id: str
     courier_id: str
     shard: str
     stop: Literal["pickup", "dropoff"]
 
 
-class DeliveryDelivered(TypedDict):
+class DeliveryDelivered(Envelope):
     """A courier handed an order to the customer."""
 
-    event_id: str
     type: Literal["delivery_delivered"]
-    v: int
-    ts_ms: int
     order_id: str
     courier_id: str
     shard: str
 
 
-class DeliveryPickedUp(TypedDict):
+class DeliveryPickedUp(Envelope):
     """A courier picked up an order."""
 
-    event_id: str
     type: Literal["delivery_picked_up"]
-    v: int
-    ts_ms: int
     order_id: str
     courier_id: str
     shard: str
 
 
-class DispatchControl(TypedDict):
+class DispatchControl(Envelope):
     """Runtime policy flags for one shard (or `*` for every shard the worker owns)."""
 
-    event_id: str
     type: Literal["dispatch_control"]
-    v: int
-    ts_ms: int
     shard: str
     policy_version: str
     batching_enabled: NotRequired[bool]
@@ -296,23 +253,17 @@ class DispatchControl(TypedDict):
     weights: NotRequired[dict[str, Any]]
 
 
-class DispatchTick(TypedDict):
+class DispatchTick(Envelope):
     """Time for one shard to decide, from the ticker (wall clock) or a simulator (event time)."""
 
-    event_id: str
     type: Literal["dispatch_tick"]
-    v: int
-    ts_ms: int
     shard: str
 
 
-class EtaUpdate(TypedDict):
+class EtaUpdate(Envelope):
     """Current delivery ETA of a live order for customer tracking."""
 
-    event_id: str
     type: Literal["eta_update"]
-    v: int
-    ts_ms: int
     order_id: str
     shard: str
     dropoff_p50_ts_ms: int
@@ -322,38 +273,29 @@ class EtaUpdate(TypedDict):
     model_version: str
 
 
-class MerchantAccepted(TypedDict):
+class MerchantAccepted(Envelope):
     """The merchant accepted an order (and may estimate when it is ready)."""
 
-    event_id: str
     type: Literal["merchant_accepted"]
-    v: int
-    ts_ms: int
     order_id: str
     merchant_id: str
     shard: str
     estimated_ready_ts_ms: NotRequired[int]
 
 
-class OrderCancelled(TypedDict):
+class OrderCancelled(Envelope):
     """An order was cancelled."""
 
-    event_id: str
     type: Literal["order_cancelled"]
-    v: int
-    ts_ms: int
     order_id: str
     shard: str
     reason: Literal["customer", "merchant", "ops", "timeout", "other"]
 
 
-class OrderCreated(TypedDict):
+class OrderCreated(Envelope):
     """A customer placed an order at a merchant."""
 
-    event_id: str
     type: Literal["order_created"]
-    v: int
-    ts_ms: int
     order_id: str
     merchant_id: str
     shard: str
@@ -365,38 +307,29 @@ class OrderCreated(TypedDict):
     subtotal_cents: NotRequired[int]
 
 
-class OrderExpired(TypedDict):
+class OrderExpired(Envelope):
     """The dispatcher gave up on an order it could not assign in time (final)."""
 
-    event_id: str
     type: Literal["order_expired"]
-    v: int
-    ts_ms: int
     order_id: str
     shard: str
     reason: Literal["max_age", "promise_unreachable", "no_courier"]
     detail: NotRequired[str]
 
 
-class OrderReady(TypedDict):
+class OrderReady(Envelope):
     """The merchant marked an order ready for pickup."""
 
-    event_id: str
     type: Literal["order_ready"]
-    v: int
-    ts_ms: int
     order_id: str
     merchant_id: str
     shard: str
 
 
-class SurgeUpdate(TypedDict):
+class SurgeUpdate(Envelope):
     """Supply/demand state and price multiplier of a zone."""
 
-    event_id: str
     type: Literal["surge_update"]
-    v: int
-    ts_ms: int
     zone: str
     shard: str
     supply: int
