@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import re
 import signal
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
+
+from tests.processes import process_gone
 
 
 class _Command:
@@ -71,14 +72,6 @@ def _broker_count(bootstrap: str) -> int:
     return asyncio.run(run())
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_embedded_broker_serves_until_sigint() -> None:
     """The default kind prints its address, answers metadata, and exits 0 on Ctrl+C."""
     command = _Command()
@@ -102,4 +95,4 @@ def test_kafka_broker_serves_until_sigterm_and_leaves_no_process(tmp_path: Path)
     err = command.stop(signal.SIGTERM)
     assert command.process.returncode == 0, err
     assert "Apache Kafka stopped" in command.read_until("stopped", timeout_s=10)[-1]
-    assert _gone(int(ready.group(2)))
+    assert process_gone(int(ready.group(2)))

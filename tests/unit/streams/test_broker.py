@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from streams.broker import BrokerProcess, BrokerStartError, free_loopback_ports, wait_until_answers
 from streams.child_process import tail_lines
+from tests.processes import process_gone
 
 IGNORES_SIGTERM = (
     "import signal, sys, time\n"
@@ -42,14 +42,6 @@ def _wait_for_exit(child: BrokerProcess, timeout_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_stop_ends_the_process_it_started(tmp_path: Path) -> None:
     """`stop()` SIGTERMs the child's process group; the child is gone afterwards."""
     child = _child(tmp_path, "import time; print('ready', flush=True); time.sleep(120)")
@@ -58,7 +50,7 @@ def test_stop_ends_the_process_it_started(tmp_path: Path) -> None:
     assert pid is not None
     _wait_for_line(child.output_log, "ready")
     assert child.stop(timeout_s=10) == -signal.SIGTERM
-    assert _gone(pid)
+    assert process_gone(pid)
 
 
 def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
