@@ -1,4 +1,4 @@
-"""Small aiokafka helpers for the Apache Kafka runner tests (create, produce, consume)."""
+"""Small aiokafka helpers for the Apache Kafka runner tests (create, produce, consume, configs)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streams.kafka_broker import KafkaCluster
+
+
+def client_of(cluster: KafkaCluster) -> dict[str, Any]:
+    """Client options that reach `cluster` through its bootstrap address."""
+    return {"bootstrap_servers": cluster.bootstrap}
 
 
 def topic_name(prefix: str) -> str:
@@ -62,3 +70,14 @@ async def consume(
     finally:
         await consumer.stop()
     return values
+
+
+async def topic_configs(client: dict[str, Any], topic: str) -> dict[str, str | None]:
+    """The effective configs of `topic` (set at creation or not), by name."""
+    admin = AIOKafkaAdminClient(**client)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    return {e[0]: e[1] for r in responses for res in r.resources for e in res[4]}

@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from streams.broker import BrokerStartError
 from streams.kafka_broker import KafkaCluster
 from streams.kafka_dist import pom_kafka_version
 from tests.integration.streams.conftest import server_log
-from tests.integration.streams.kafka_clients import consume, create_topic, produce, topic_name
+from tests.integration.streams.kafka_clients import (
+    client_of,
+    consume,
+    create_topic,
+    produce,
+    topic_configs,
+    topic_name,
+)
+from tests.processes import process_gone
 
 pytestmark = pytest.mark.kafka
-
-
-def _client(cluster: KafkaCluster) -> dict[str, str]:
-    return {"bootstrap_servers": cluster.bootstrap}
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_the_node_runs_the_pinned_kafka_version(kafka1: KafkaCluster) -> None:
@@ -46,9 +40,9 @@ def test_a_topic_round_trips_through_a_consumer_group(kafka1: KafkaCluster) -> N
     values = [b"a", b"b", b"c"]
 
     async def run() -> list[bytes]:
-        await create_topic(_client(kafka1), topic)
-        await produce(_client(kafka1), topic, values, acks="all")
-        return await consume(_client(kafka1), topic, len(values), group_id="roundtrip")
+        await create_topic(client_of(kafka1), topic)
+        await produce(client_of(kafka1), topic, values, acks="all")
+        return await consume(client_of(kafka1), topic, len(values), group_id="roundtrip")
 
     assert asyncio.run(run()) == values
 
@@ -59,9 +53,9 @@ def test_an_idempotent_producer_is_accepted(kafka1: KafkaCluster) -> None:
     values = [b"%d" % i for i in range(5)]
 
     async def run() -> list[bytes]:
-        await create_topic(_client(kafka1), topic)
-        await produce(_client(kafka1), topic, values, enable_idempotence=True)
-        return await consume(_client(kafka1), topic, len(values))
+        await create_topic(client_of(kafka1), topic)
+        await produce(client_of(kafka1), topic, values, enable_idempotence=True)
+        return await consume(client_of(kafka1), topic, len(values))
 
     assert asyncio.run(run()) == values
 
@@ -71,8 +65,8 @@ def test_read_committed_consumers_see_only_committed_transactions(kafka1: KafkaC
     topic = topic_name("txn")
 
     async def run() -> list[bytes]:
-        await create_topic(_client(kafka1), topic)
-        producer = AIOKafkaProducer(**_client(kafka1), transactional_id=topic)
+        await create_topic(client_of(kafka1), topic)
+        producer = AIOKafkaProducer(**client_of(kafka1), transactional_id=topic)
         await producer.start()
         try:
             for value, commit in ((b"c1", True), (b"a1", False), (b"c2", True)):
@@ -84,7 +78,7 @@ def test_read_committed_consumers_see_only_committed_transactions(kafka1: KafkaC
                     await producer.abort_transaction()
         finally:
             await producer.stop()
-        return await consume(_client(kafka1), topic, 2, isolation_level="read_committed")
+        return await consume(client_of(kafka1), topic, 2, isolation_level="read_committed")
 
     assert asyncio.run(run()) == [b"c1", b"c2"]
 
@@ -94,16 +88,8 @@ def test_topic_configs_include_defaults_not_set_at_creation(kafka1: KafkaCluster
     topic = topic_name("configs")
 
     async def run() -> dict[str, str | None]:
-        await create_topic(_client(kafka1), topic)
-        admin = AIOKafkaAdminClient(**_client(kafka1))
-        await admin.start()
-        try:
-            responses = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic)]
-            )
-        finally:
-            await admin.close()
-        return {e[0]: e[1] for r in responses for res in r.resources for e in res[4]}
+        await create_topic(client_of(kafka1), topic)
+        return await topic_configs(client_of(kafka1), topic)
 
     configs = asyncio.run(run())
     assert configs["cleanup.policy"] == "delete"
@@ -116,8 +102,8 @@ def test_a_missing_topic_is_not_created_by_producing_to_it(kafka1: KafkaCluster)
 
     async def run() -> list[str]:
         with pytest.raises(UnknownTopicOrPartitionError):
-            await produce(_client(kafka1), topic, [b"x"], request_timeout_ms=2000)
-        admin = AIOKafkaAdminClient(**_client(kafka1))
+            await produce(client_of(kafka1), topic, [b"x"], request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(**client_of(kafka1))
         await admin.start()
         try:
             return await admin.list_topics()
@@ -141,7 +127,7 @@ def test_stop_leaves_no_process_and_no_temporary_folder() -> None:
     pids = [node.pid for node in cluster.nodes]
     run_dir = cluster.run_dir
     cluster.stop()
-    assert all(pid is not None and _gone(pid) for pid in pids)
+    assert all(pid is not None and process_gone(pid) for pid in pids)
     assert run_dir is not None and not run_dir.exists()
 
 

@@ -7,16 +7,18 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.kafka_broker import KafkaCluster
-from tests.integration.streams.kafka_clients import consume, create_topic, produce, topic_name
+from tests.integration.streams.kafka_clients import (
+    client_of,
+    consume,
+    create_topic,
+    produce,
+    topic_configs,
+    topic_name,
+)
 
 pytestmark = pytest.mark.kafka
-
-
-def _client(cluster: KafkaCluster) -> dict[str, Any]:
-    return {"bootstrap_servers": cluster.bootstrap}
 
 
 async def _partition(cluster: KafkaCluster, topic: str) -> dict[str, Any]:
@@ -34,7 +36,7 @@ async def _partition(cluster: KafkaCluster, topic: str) -> dict[str, Any]:
 
 async def _broker_ports(cluster: KafkaCluster) -> dict[int, int]:
     """Node id to client port of every broker the cluster metadata lists."""
-    admin = AIOKafkaAdminClient(**_client(cluster))
+    admin = AIOKafkaAdminClient(**client_of(cluster))
     await admin.start()
     try:
         described = await admin.describe_cluster()
@@ -54,16 +56,8 @@ def test_topics_need_two_in_sync_replicas(kafka3: KafkaCluster) -> None:
     topic = topic_name("minisr")
 
     async def run() -> tuple[str | None, int]:
-        await create_topic(_client(kafka3), topic, replication=3)
-        admin = AIOKafkaAdminClient(**_client(kafka3))
-        await admin.start()
-        try:
-            responses = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic)]
-            )
-        finally:
-            await admin.close()
-        configs = {e[0]: e[1] for r in responses for res in r.resources for e in res[4]}
+        await create_topic(client_of(kafka3), topic, replication=3)
+        configs = await topic_configs(client_of(kafka3), topic)
         return configs["min.insync.replicas"], len((await _partition(kafka3, topic))["replicas"])
 
     assert asyncio.run(run()) == ("2", 3)
@@ -77,14 +71,14 @@ def test_acks_all_produce_survives_killing_the_partition_leader(
     topic = topic_name("survive")
     before = [b"before-%d" % i for i in range(5)]
     after = [b"after-%d" % i for i in range(5)]
-    asyncio.run(create_topic(_client(cluster), topic, replication=3))
-    asyncio.run(produce(_client(cluster), topic, before, acks="all"))
+    asyncio.run(create_topic(client_of(cluster), topic, replication=3))
+    asyncio.run(produce(client_of(cluster), topic, before, acks="all"))
     leader = asyncio.run(_partition(cluster, topic))["leader"]
 
     cluster.kill_node(leader)
-    asyncio.run(produce(_client(cluster), topic, after, acks="all", request_timeout_ms=30_000))
+    asyncio.run(produce(client_of(cluster), topic, after, acks="all", request_timeout_ms=30_000))
 
-    assert asyncio.run(consume(_client(cluster), topic, 10)) == before + after
+    assert asyncio.run(consume(client_of(cluster), topic, 10)) == before + after
 
 
 def test_a_killed_node_restarts_on_its_ports_and_rejoins_the_isr(
@@ -93,11 +87,11 @@ def test_a_killed_node_restarts_on_its_ports_and_rejoins_the_isr(
     """After SIGKILL and `restart_node`, the node answers on the same port and is back in ISR."""
     cluster = healthy_kafka3
     topic = topic_name("rejoin")
-    asyncio.run(create_topic(_client(cluster), topic, replication=3))
+    asyncio.run(create_topic(client_of(cluster), topic, replication=3))
     port = cluster.node(2).ports.client
 
     cluster.kill_node(2)
-    asyncio.run(produce(_client(cluster), topic, [b"while-down"], acks="all"))
+    asyncio.run(produce(client_of(cluster), topic, [b"while-down"], acks="all"))
     cluster.restart_node(2)
     cluster.wait_fully_replicated(timeout_s=60)
 
@@ -113,7 +107,7 @@ def test_an_async_caller_restarts_a_killed_node_and_waits_until_in_sync(
     topic = topic_name("async-rejoin")
 
     async def run() -> dict[int, int]:
-        await create_topic(_client(cluster), topic, replication=3)
+        await create_topic(client_of(cluster), topic, replication=3)
         cluster.kill_node(1)
         await cluster.restart_node_async(1)
         await cluster.wait_fully_replicated_async(timeout_s=60)
