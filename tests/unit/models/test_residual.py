@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,16 +55,7 @@ def test_residual_clamp_is_enforced(
 ) -> None:
     """Whatever the model says, served − base stays within the clamp."""
     clamp = ClampConfig(residual_min_s=lo, residual_max_s=hi, max_reduction_frac=frac)
-    model = ResidualQuantileModel(
-        kind=travel_model.kind,
-        feature_names=travel_model.feature_names,
-        target=travel_model.target,
-        booster_p50=travel_model.booster_p50,
-        booster_p90=travel_model.booster_p90,
-        p90_margin=travel_model.p90_margin,
-        clamp=clamp,
-        p90_bins=travel_model.p90_bins,
-    )
+    model = replace(travel_model, clamp=clamp)
     base = travel_data.base_eta_s[:300]
     out = model.predict(travel_data.features[:300], base)
     floor = np.maximum(lo, -frac * base)

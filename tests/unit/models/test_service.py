@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -62,17 +64,7 @@ def test_model_timeout_falls_back(travel_model: ResidualQuantileModel) -> None:
 
 def test_non_finite_output_falls_back(travel_model: ResidualQuantileModel) -> None:
     """A model whose output overflows to inf is answered with the base ETA."""
-    broken = ResidualQuantileModel(
-        kind=travel_model.kind,
-        feature_names=travel_model.feature_names,
-        target=travel_model.target,
-        booster_p50=travel_model.booster_p50,
-        booster_p90=None,
-        p90_margin=0.0,
-        clamp=travel_model.clamp,
-        metadata=travel_model.metadata,
-        p90_bins=(0, (), (1e6,)),
-    )
+    broken = replace(travel_model, booster_p90=None, p90_margin=0.0, p90_bins=(0, (), (1e6,)))
     out = service_for(broken, model_timeout_s=None).predict_legs(legs(4))
     assert_base_served(out, FallbackReason.NON_FINITE_OUTPUT)
 
