@@ -8,6 +8,7 @@ from typing import Any
 from console.deadletters import dead_letter_of
 from console.model import OpsModel
 from contracts.geo import shard_of
+from contracts.records import envelope
 from contracts.validation import validate_schema
 
 T0 = 1_781_625_600_000
@@ -24,14 +25,9 @@ _offsets = itertools.count()
 
 def event(event_type: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
     """A schema-valid event of `event_type` (the schema is checked here)."""
-    body = {
-        "event_id": f"{event_type}-{next(_ids)}",
-        "type": event_type,
-        "v": 1,
-        "ts_ms": ts_ms,
-        **fields,
-    }
-    return dict(validate_schema(body))
+    return dict(
+        validate_schema(envelope(event_type, f"{event_type}-{next(_ids)}", ts_ms, **fields))
+    )
 
 
 def created(
@@ -58,8 +54,28 @@ def created(
 
 
 def milestone(event_type: str, order_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
-    """An order or delivery milestone (`order_ready`, `delivery_delivered`, ...)."""
+    """An event about order `order_id` in `SHARD` (`order_ready`, `eta_update`, ...)."""
     return event(event_type, ts_ms, order_id=order_id, shard=SHARD, **fields)
+
+
+def assignment(
+    event_type: str,
+    decision_id: str,
+    order_ids: list[str],
+    courier_id: str,
+    ts_ms: int,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An `assignment_*` event of decision `decision_id` in `SHARD`; `fields` add the rest."""
+    return event(
+        event_type,
+        ts_ms,
+        decision_id=decision_id,
+        shard=SHARD,
+        order_ids=order_ids,
+        courier_id=courier_id,
+        **fields,
+    )
 
 
 def proposed(
@@ -76,14 +92,13 @@ def proposed(
 ) -> dict[str, Any]:
     """`assignment_proposed` whose cost is the sum of `terms`."""
     terms = terms if terms is not None else {"delay": 1.5, "late": 0.0, "courier_time": 2.25}
-    return event(
+    return assignment(
         "assignment_proposed",
+        decision_id,
+        order_ids,
+        courier_id,
         ts_ms,
-        decision_id=decision_id,
-        shard=SHARD,
         shard_generation=1,
-        order_ids=order_ids,
-        courier_id=courier_id,
         lease_expires_ts_ms=ts_ms + 30 * S,
         route=[],
         etas={o: {"p50_s": p50_s, "p90_s": p90_s, "fallback_used": False} for o in order_ids},
@@ -101,14 +116,13 @@ def proposed(
 
 def committed(decision_id: str, order_ids: list[str], courier_id: str, ts_ms: int) -> Any:
     """`assignment_committed`."""
-    return event(
+    return assignment(
         "assignment_committed",
+        decision_id,
+        order_ids,
+        courier_id,
         ts_ms,
-        decision_id=decision_id,
-        shard=SHARD,
         shard_generation=1,
-        order_ids=order_ids,
-        courier_id=courier_id,
         route=[],
         policy_version="default",
         model_version="m-test",
@@ -119,24 +133,17 @@ def released(
     decision_id: str, order_ids: list[str], courier_id: str, ts_ms: int, reason: str
 ) -> dict[str, Any]:
     """`assignment_released` with `reason`."""
-    return event(
-        "assignment_released",
-        ts_ms,
-        decision_id=decision_id,
-        shard=SHARD,
-        order_ids=order_ids,
-        courier_id=courier_id,
-        reason=reason,
+    return assignment(
+        "assignment_released", decision_id, order_ids, courier_id, ts_ms, reason=reason
     )
 
 
 def eta_update(order_id: str, ts_ms: int, p50_ts_ms: int, p90_ts_ms: int) -> dict[str, Any]:
     """`eta_update`."""
-    return event(
+    return milestone(
         "eta_update",
+        order_id,
         ts_ms,
-        order_id=order_id,
-        shard=SHARD,
         dropoff_p50_ts_ms=p50_ts_ms,
         dropoff_p90_ts_ms=p90_ts_ms,
         fallback_used=False,
