@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,14 @@ SMALL = TrainConfig(
     nthread=1,
 )
 
+#: What every test travel model is: a log-ratio travel model, unclamped, trained silently.
+TRAVEL_TRAINING: dict[str, Any] = {
+    "kind": "travel",
+    "target": Target.LOG_RATIO,
+    "clamp": ClampConfig(),
+    "progress": False,
+}
+
 
 def fit_travel(
     data: TrainingData,
@@ -77,14 +86,7 @@ def fit_travel(
 ) -> ResidualQuantileModel:
     """A log-ratio travel model of `data` with fixed settings, unclamped and silent."""
     return train_residual_model(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=config,
-        clamp=ClampConfig(),
-        metadata=metadata,
-        progress=False,
-        synthesize=synthesize,
+        data, config=config, metadata=metadata, synthesize=synthesize, **TRAVEL_TRAINING
     )
 
 
@@ -95,14 +97,7 @@ def select_travel(
 ) -> tuple[ResidualQuantileModel, CalibrationChoice]:
     """A log-ratio travel model of `data` whose calibration is chosen among `candidates`."""
     return train_with_selection(
-        data,
-        kind="travel",
-        target=Target.LOG_RATIO,
-        config=SMALL,
-        clamp=ClampConfig(),
-        candidates=candidates,
-        design=design,
-        progress=False,
+        data, config=SMALL, candidates=candidates, design=design, **TRAVEL_TRAINING
     )
 
 
@@ -119,19 +114,14 @@ def travel_data() -> TrainingData:
 @pytest.fixture(scope="session")
 def travel_model(travel_data: TrainingData) -> ResidualQuantileModel:
     """A p50 + binned-p90 travel model with a distilled student."""
-    config = TrainConfig(
-        rounds_p50=25,
-        max_depth=4,
-        learning_rate=0.2,
-        min_child_weight=5.0,
-        calibration_days=10.0,
+    config = replace(
+        SMALL,
         p50_objective="pseudohuber",
         p90_mode="binned",
         p90_bins=3,
         distill_rounds=8,
         distill_depth=5,
         distill_samples=3000,
-        nthread=1,
     )
 
     def synth(data: TrainingData, rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
