@@ -33,18 +33,22 @@ NYC_GRID_ROTATION_DEG = 29.0
 NYC_MIN_TRIP_S = 60.0
 NYC_MAX_TRIP_S = 3 * 3600.0
 
-DOORDASH_REQUIRED = (
-    "market_id",
-    "created_at",
-    "actual_delivery_time",
-    "store_id",
-    "store_primary_category",
+#: Columns of a DoorDash order's contents, features of the total model as they are.
+DOORDASH_ORDER_COLUMNS: tuple[str, ...] = (
     "order_protocol",
     "total_items",
     "subtotal",
     "num_distinct_items",
     "min_item_price",
     "max_item_price",
+)
+DOORDASH_REQUIRED = (
+    "market_id",
+    "created_at",
+    "actual_delivery_time",
+    "store_id",
+    "store_primary_category",
+    *DOORDASH_ORDER_COLUMNS,
     "total_onshift_dashers",
     "total_busy_dashers",
     "total_outstanding_orders",
@@ -70,12 +74,7 @@ TOTAL_FEATURES: tuple[str, ...] = (
     "hour",
     "dow",
     "hour_of_week",
-    "order_protocol",
-    "total_items",
-    "subtotal",
-    "num_distinct_items",
-    "min_item_price",
-    "max_item_price",
+    *DOORDASH_ORDER_COLUMNS,
     "onshift_couriers",
     "busy_couriers",
     "outstanding_orders",
@@ -212,12 +211,7 @@ def doordash_training_data(
         "hour": hour,
         "dow": dow,
         "hour_of_week": how,
-        "order_protocol": df["order_protocol"].to_numpy(np.float64),
-        "total_items": df["total_items"].to_numpy(np.float64),
-        "subtotal": df["subtotal"].to_numpy(np.float64),
-        "num_distinct_items": df["num_distinct_items"].to_numpy(np.float64),
-        "min_item_price": df["min_item_price"].to_numpy(np.float64),
-        "max_item_price": df["max_item_price"].to_numpy(np.float64),
+        **{name: df[name].to_numpy(np.float64) for name in DOORDASH_ORDER_COLUMNS},
         "onshift_couriers": onshift,
         "busy_couriers": busy,
         "outstanding_orders": outstanding,
