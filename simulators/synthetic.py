@@ -309,38 +309,22 @@ class SyntheticCity:
             "wrong_key",
         )
         if cancelled is not None:
-            body = orjson.loads(cancelled.value)
-            event = envelope(
-                "delivery_delivered",
-                f"{body['order_id']}-late-delivery",
-                body["ts_ms"] + 120_000,
-                order_id=body["order_id"],
-                courier_id="c1",
-                shard=body["shard"],
-            )
-            yield Record(
+            yield _after_the_end(
+                cancelled,
                 "delivery_events",
-                cancelled.key,
-                orjson.dumps(event),
-                event["ts_ms"],
-                "invalid_transition",
+                "delivery_delivered",
+                "late-delivery",
+                120_000,
+                courier_id="c1",
             )
         if delivered is not None:
-            body = orjson.loads(delivered.value)
-            event = envelope(
-                "order_cancelled",
-                f"{body['order_id']}-late-cancel",
-                body["ts_ms"] + 60_000,
-                order_id=body["order_id"],
-                shard=body["shard"],
-                reason="customer",
-            )
-            yield Record(
+            yield _after_the_end(
+                delivered,
                 "order_events",
-                delivered.key,
-                orjson.dumps(event),
-                event["ts_ms"],
-                "invalid_transition",
+                "order_cancelled",
+                "late-cancel",
+                60_000,
+                reason="customer",
             )
         bad_fix = {"courier_id": "c2", "lat": 123.0, "lon": 0.0, "ts_ms": t}
         good_fix = {"courier_id": "c3", "lat": cfg.center_lat, "lon": cfg.center_lon, "ts_ms": t}
@@ -454,3 +438,19 @@ def bad_records(shard: str, lat: float, lon: float, ts_ms: int) -> list[Record]:
         Record("courier_pings", b"gateway-demo", orjson.dumps(pings), ts_ms, "schema_invalid"),
         Record("assignment_responses", key, orjson.dumps(response), ts_ms, "unknown_id"),
     ]
+
+
+def _after_the_end(
+    final: Record, topic: str, event_type: str, suffix: str, after_ms: int, **fields: Any
+) -> Record:
+    """An `event_type` of the order that `final` ended, `after_ms` later: an invalid transition."""
+    body = orjson.loads(final.value)
+    event = envelope(
+        event_type,
+        f"{body['order_id']}-{suffix}",
+        body["ts_ms"] + after_ms,
+        order_id=body["order_id"],
+        shard=body["shard"],
+        **fields,
+    )
+    return Record(topic, final.key, orjson.dumps(event), event["ts_ms"], "invalid_transition")
