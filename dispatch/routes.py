@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -14,6 +15,25 @@ from dispatch.snapshot import Snapshot
 def to_ts_ms(now_ts_ms: int, seconds: float) -> int:
     """Absolute epoch-ms time of a time given in seconds from the tick."""
     return int(now_ts_ms + round(seconds * 1000.0))
+
+
+def _stop(
+    kind: Literal["pickup", "dropoff"],
+    order_ids: tuple[str, ...],
+    xy_m: np.ndarray,
+    now_ts_ms: int,
+    times_s: tuple[float, float, float],
+) -> Stop:
+    """A `kind` stop at `xy_m`; `times_s` are its arrival, p50 and p90 handover (s from now)."""
+    arrival_s, handover_s, handover_p90_s = times_s
+    return Stop(
+        kind=kind,
+        order_ids=order_ids,
+        xy_m=(float(xy_m[0]), float(xy_m[1])),
+        arrival_ts_ms=to_ts_ms(now_ts_ms, arrival_s),
+        handover_ts_ms=to_ts_ms(now_ts_ms, handover_s),
+        handover_p90_ts_ms=to_ts_ms(now_ts_ms, handover_p90_s),
+    )
 
 
 def explanation(
@@ -71,41 +91,36 @@ def build_assignment(
         # Same merchant: one handover for everyone, at the new order's time.
         pickup_p50_s = pickup_p90_s = second[1]
         second = None
-    pickup_xy = orders.pickup_xy_m[head]
     stops = [
-        Stop(
-            kind="pickup",
-            order_ids=at_first if second is not None else ids,
-            xy_m=(float(pickup_xy[0]), float(pickup_xy[1])),
-            arrival_ts_ms=to_ts_ms(now, arrival_s),
-            handover_ts_ms=to_ts_ms(now, pickup_p50_s),
-            handover_p90_ts_ms=to_ts_ms(now, pickup_p90_s),
+        _stop(
+            "pickup",
+            at_first if second is not None else ids,
+            orders.pickup_xy_m[head],
+            now,
+            (arrival_s, pickup_p50_s, pickup_p90_s),
         )
     ]
     if second is not None:
         row, handover = second
-        xy = orders.pickup_xy_m[row]
+        arrival = handover - snapshot.service.pickup_s / 2.0
         stops.append(
-            Stop(
-                kind="pickup",
-                order_ids=(orders.order_id[row],),
-                xy_m=(float(xy[0]), float(xy[1])),
-                arrival_ts_ms=to_ts_ms(now, handover - snapshot.service.pickup_s / 2.0),
-                handover_ts_ms=to_ts_ms(now, handover),
-                handover_p90_ts_ms=to_ts_ms(now, handover),
+            _stop(
+                "pickup",
+                (orders.order_id[row],),
+                orders.pickup_xy_m[row],
+                now,
+                (arrival, handover, handover),
             )
         )
     half_dropoff_s = snapshot.service.dropoff_s / 2.0
     for row, drop50, drop90 in zip(sequence, dropoff_p50_s, dropoff_p90_s, strict=True):
-        xy = orders.dropoff_xy_m[row]
         stops.append(
-            Stop(
-                kind="dropoff",
-                order_ids=(orders.order_id[row],),
-                xy_m=(float(xy[0]), float(xy[1])),
-                arrival_ts_ms=to_ts_ms(now, drop50 - half_dropoff_s),
-                handover_ts_ms=to_ts_ms(now, drop50),
-                handover_p90_ts_ms=to_ts_ms(now, drop90),
+            _stop(
+                "dropoff",
+                (orders.order_id[row],),
+                orders.dropoff_xy_m[row],
+                now,
+                (drop50 - half_dropoff_s, drop50, drop90),
             )
         )
     new_ids = tuple(orders.order_id[r] for r in new_rows)
