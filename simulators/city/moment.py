@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from simulators.city.kpis import order_outcomes
+from simulators.city.protocol import SimRecord
 from simulators.city.runner import SimulationLog
 
 
@@ -71,16 +74,18 @@ def busiest_tick_ts_ms(log: SimulationLog) -> int:
     return times[int(np.argmax(counts))]
 
 
+def _events_until(records: Iterable[SimRecord], ts_ms: int) -> Iterator[dict[str, Any]]:
+    """The events of `records` whose event time is at most `ts_ms`, in their order."""
+    return (rec.event for rec in records if rec.event["ts_ms"] <= ts_ms)
+
+
 def moment_at(log: SimulationLog, ts_ms: int) -> Moment:
     """Rebuild the city at `ts_ms` from the log's records with event time <= ts_ms."""
     positions: dict[str, tuple[float, float]] = {}
     online: dict[str, bool] = {}
     picked: set[str] = set()
     terminal: set[str] = set()
-    for rec in log.inputs:
-        body = rec.event
-        if body["ts_ms"] > ts_ms:
-            continue
+    for body in _events_until(log.inputs, ts_ms):
         kind = body["type"]
         if kind == "courier_ping_batch":
             for fix in body["pings"]:
@@ -97,15 +102,12 @@ def moment_at(log: SimulationLog, ts_ms: int) -> Moment:
             terminal.add(body["order_id"])
     holder: dict[str, tuple[str, str]] = {}  # order -> (courier, decision)
     offers: dict[str, tuple[str, tuple[str, ...], int]] = {}  # decision -> courier, orders, lease
-    answered: set[str] = set()
-    for rec in log.inputs:
-        body = rec.event
-        if body["type"] == "assignment_response" and body["ts_ms"] <= ts_ms:
-            answered.add(body["decision_id"])
-    for rec in log.outputs:
-        body = rec.event
-        if body["ts_ms"] > ts_ms:
-            continue
+    answered = {
+        body["decision_id"]
+        for body in _events_until(log.inputs, ts_ms)
+        if body["type"] == "assignment_response"
+    }
+    for body in _events_until(log.outputs, ts_ms):
         kind = body["type"]
         if kind == "order_expired":
             terminal.add(body["order_id"])
