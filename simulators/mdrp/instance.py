@@ -156,6 +156,11 @@ def _numbers(path: Path, rows: list[list[str]], column: int) -> IntArray:
         raise MdrpFormatError(f"{path}: column {column + 1} must hold integers ({error})") from None
 
 
+def _xy(path: Path, rows: list[list[str]]) -> FloatArray:
+    """The (x, y) metres of every row: columns 2 and 3 of each file of places."""
+    return np.stack([_numbers(path, rows, 1), _numbers(path, rows, 2)], axis=1).astype(np.float64)
+
+
 def load_instance(directory: Path | str) -> MdrpInstance:
     """Load one instance directory.
 
@@ -220,24 +225,14 @@ def load_instance(directory: Path | str) -> MdrpInstance:
         name=root.resolve().name,
         params=params,
         order_id=order_id,
-        order_xy=np.stack(
-            [_numbers(orders_path, orders, 1), _numbers(orders_path, orders, 2)], axis=1
-        ).astype(np.float64),
+        order_xy=_xy(orders_path, orders),
         placement_min=placement,
         ready_min=ready,
         order_restaurant=np.array([restaurant_index[o[4]] for o in orders], dtype=np.int64),
         restaurant_id=restaurant_id,
-        restaurant_xy=np.stack(
-            [
-                _numbers(restaurants_path, restaurants, 1),
-                _numbers(restaurants_path, restaurants, 2),
-            ],
-            axis=1,
-        ).astype(np.float64),
+        restaurant_xy=_xy(restaurants_path, restaurants),
         courier_id=courier_id,
-        courier_xy=np.stack(
-            [_numbers(couriers_path, couriers, 1), _numbers(couriers_path, couriers, 2)], axis=1
-        ).astype(np.float64),
+        courier_xy=_xy(couriers_path, couriers),
         on_min=on,
         off_min=off,
     )
