@@ -9,6 +9,7 @@ orders in drop-off sequence), `solution_info_orders.txt` (one row per delivered 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,11 +123,22 @@ def _minutes(text: str, where: str) -> int:
         raise SolutionFormatError(f"{where}: {text!r} is not a number") from None
 
 
-def _data_lines(path: Path) -> list[tuple[int, list[str]]]:
+def _data_lines(path: Path, n_fields: int | None = None) -> Iterator[tuple[str, list[str]]]:
+    """The rows of `path` after its header as (`<path>:<line>`, fields), blank lines skipped.
+
+    Raises:
+        SolutionFormatError: the file is missing, or a row has other than `n_fields` fields.
+    """
     if not path.is_file():
         raise SolutionFormatError(f"{path}: missing file")
     lines = path.read_text().splitlines()
-    return [(i, line.split()) for i, line in enumerate(lines[1:], start=2) if line.strip()]
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        where, fields = f"{path}:{number}", line.split()
+        if n_fields is not None and len(fields) != n_fields:
+            raise SolutionFormatError(f"{where}: expected {n_fields} fields, got {len(fields)}")
+        yield where, fields
 
 
 def read_solution(directory: Path | str) -> MdrpSolution:
@@ -137,9 +149,7 @@ def read_solution(directory: Path | str) -> MdrpSolution:
     """
     root = Path(directory)
     assignments = []
-    path = root / ASSIGNMENTS_FILE
-    for number, fields in _data_lines(path):
-        where = f"{path}:{number}"
+    for where, fields in _data_lines(root / ASSIGNMENTS_FILE):
         if len(fields) < 4:
             raise SolutionFormatError(f"{where}: expected time, pickup, courier and orders")
         assignments.append(
@@ -148,11 +158,7 @@ def read_solution(directory: Path | str) -> MdrpSolution:
             )
         )
     orders = []
-    path = root / ORDERS_FILE
-    for number, fields in _data_lines(path):
-        where = f"{path}:{number}"
-        if len(fields) != 6:
-            raise SolutionFormatError(f"{where}: expected 6 fields, got {len(fields)}")
+    for where, fields in _data_lines(root / ORDERS_FILE, n_fields=6):
         orders.append(
             OrderRecord(
                 fields[0],
@@ -164,10 +170,6 @@ def read_solution(directory: Path | str) -> MdrpSolution:
             )
         )
     moves = []
-    path = root / COURIERS_FILE
-    for number, fields in _data_lines(path):
-        where = f"{path}:{number}"
-        if len(fields) != 4:
-            raise SolutionFormatError(f"{where}: expected 4 fields, got {len(fields)}")
+    for where, fields in _data_lines(root / COURIERS_FILE, n_fields=4):
         moves.append(MoveRecord(fields[0], _minutes(fields[1], where), fields[2], fields[3]))
     return MdrpSolution(tuple(assignments), tuple(orders), tuple(moves))
