@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.pings import decode_pings
+from contracts.records import envelope
 from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator
 from contracts.validation import TimeBounds
@@ -24,14 +25,7 @@ def fix(**overrides: Any) -> dict[str, Any]:
 
 def batch(fixes: list[Any]) -> bytes:
     """A courier_ping_batch record holding `fixes`."""
-    event = {
-        "event_id": "b1",
-        "type": "courier_ping_batch",
-        "v": 1,
-        "ts_ms": NOW_MS,
-        "pings": fixes,
-    }
-    return orjson.dumps(event)
+    return orjson.dumps(envelope("courier_ping_batch", "b1", NOW_MS, pings=fixes))
 
 
 # Fixes that are sometimes valid and sometimes not, in every way the schema can object to.
@@ -91,15 +85,7 @@ def test_valid_fixes_around_an_invalid_one_are_kept() -> None:
 
 def test_a_single_ping_is_a_batch_of_one() -> None:
     """A courier_ping record decodes to one fix stamped with the event time."""
-    event = {
-        "event_id": "p1",
-        "type": "courier_ping",
-        "v": 1,
-        "ts_ms": NOW_MS,
-        "courier_id": "c9",
-        "lat": 1.0,
-        "lon": 2.0,
-    }
+    event = envelope("courier_ping", "p1", NOW_MS, courier_id="c9", lat=1.0, lon=2.0)
     decoded = decode_pings(orjson.dumps(event), NOW_MS, BOUNDS, 100)
     assert decoded.columns.courier_id.tolist() == ["c9"]
     assert decoded.columns.ts_ms.tolist() == [NOW_MS]

@@ -2,6 +2,7 @@ import orjson
 import pytest
 
 from contracts.geo import shard_of
+from contracts.records import envelope
 from contracts.rejections import EventRejected, RejectReason
 from contracts.validation import IngressValidator, TimeBounds, default_rules
 
@@ -22,19 +23,14 @@ def validator() -> IngressValidator:
 
 def created(**overrides: object) -> dict[str, object]:
     """A valid order_created event, with overrides."""
-    event: dict[str, object] = {
-        "event_id": "e1",
-        "type": "order_created",
-        "v": 1,
-        "ts_ms": NOW_MS,
+    fields: dict[str, object] = {
         "order_id": "o1",
         "merchant_id": "m1",
         "shard": SHARD,
         "pickup": {"lat": 40.758, "lon": -73.9855},
         "dropoff": {"lat": 40.76, "lon": -73.98},
     }
-    event.update(overrides)
-    return event
+    return {**envelope("order_created", "e1", NOW_MS, **fields), **overrides}
 
 
 def reason_of(
@@ -74,13 +70,7 @@ def test_out_of_range_latitude_is_schema_invalid() -> None:
 
 def test_event_type_of_another_topic_is_rejected() -> None:
     """A courier event on the order topic is rejected as wrong topic."""
-    event = {
-        "event_id": "x",
-        "type": "courier_offline",
-        "v": 1,
-        "ts_ms": NOW_MS,
-        "courier_id": "c1",
-    }
+    event = envelope("courier_offline", "x", NOW_MS, courier_id="c1")
     assert reason_of(orjson.dumps(event)) is RejectReason.WRONG_TOPIC
 
 
