@@ -88,17 +88,10 @@ def _point(req: dict[str, Any], key: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class EtaRequest:
-    """A validated `POST /eta` body.
+    """A validated `POST /eta` body: one leg, its fields those of `models.service.LegBatch`.
 
-    Attributes:
-        origin_lat: origin latitude (degrees).
-        origin_lon: origin longitude.
-        dest_lat: destination latitude.
-        dest_lon: destination longitude.
-        request_ts_ms: request time (epoch ms).
-        leg: `models.legs.Leg` code.
-        base_eta_s: caller's base ETA, or None for the service's straight-line base.
-        context: context feature name → (value, ts_ms).
+    Each is a scalar here (`context`: feature name → (value, ts_ms)); `base_eta_s` is the
+    caller's base ETA, or None for the service's straight-line base.
     """
 
     origin_lat: float
