@@ -14,6 +14,7 @@ from dispatch.live.effects import Effects
 from dispatch.live.eta import LegPredictor
 from dispatch.live.worker import Record, WorkerConfig
 from simulators.inprocess import InProcessDispatch
+from tests import events
 
 T0 = 1_700_000_000_000
 LAT, LON = 40.75, -73.99
@@ -65,37 +66,19 @@ def event(event_type: str, event_id: str, ts_ms: int = T0, **fields: Any) -> dic
 
 def created(order_id: str, event_id: str | None = None, ts_ms: int = T0) -> dict[str, Any]:
     """A valid `order_created` in `SHARD`."""
-    return event(
-        "order_created",
-        event_id or f"{order_id}-created",
-        ts_ms,
-        order_id=order_id,
-        merchant_id="m1",
-        shard=SHARD,
-        pickup={"lat": LAT, "lon": LON},
-        dropoff={"lat": LAT + 0.01, "lon": LON},
-    )
+    return events.order_created(order_id, ts_ms, event_id=event_id, lat=LAT, lon=LON)
 
 
 def online(courier_id: str, event_id: str | None = None, ts_ms: int = T0) -> dict[str, Any]:
     """A valid `courier_online` in `SHARD`."""
-    return event(
-        "courier_online",
-        event_id or f"{courier_id}-online",
-        ts_ms,
-        courier_id=courier_id,
-        lat=LAT,
-        lon=LON,
-        capacity=2,
-        vehicle="bike",
-    )
+    return events.courier_online(courier_id, ts_ms, event_id=event_id, lat=LAT, lon=LON)
 
 
 def fix(courier_id: str, ts_ms: int = T0, **fields: Any) -> dict[str, Any]:
-    """One valid fix of a ping batch."""
-    return {"courier_id": courier_id, "lat": LAT, "lon": LON, "ts_ms": ts_ms, **fields}
+    """One valid fix of a ping batch at (`LAT`, `LON`); `fields` add or override."""
+    return events.fix(courier_id, ts_ms, **{"lat": LAT, "lon": LON, **fields})
 
 
 def batch(event_id: str, fixes: list[Any], ts_ms: int = T0) -> dict[str, Any]:
     """A `courier_ping_batch`."""
-    return event("courier_ping_batch", event_id, ts_ms, pings=fixes)
+    return events.ping_batch(event_id, ts_ms, fixes)
