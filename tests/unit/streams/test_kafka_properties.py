@@ -20,6 +20,12 @@ THREE = [
     NodePorts(client=9292, controller=9293, sasl_ssl=9294),
 ]
 DATA = Path("/run/node/data")
+REPLICATION_FACTORS = (
+    "default.replication.factor",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+)
+MIN_IN_SYNC = ("min.insync.replicas", "transaction.state.log.min.isr")
 
 
 def test_a_single_node_is_broker_and_controller_on_its_loopback_ports() -> None:
@@ -33,27 +39,21 @@ def test_a_single_node_is_broker_and_controller_on_its_loopback_ports() -> None:
     assert props["log.dirs"] == str(DATA)
 
 
-def test_a_single_node_replicates_everything_once() -> None:
-    """Internal topics and new topics have one replica and need one in sync."""
-    props = server_properties(0, ONE, DATA)
-    for name in (
-        "default.replication.factor",
-        "min.insync.replicas",
-        "offsets.topic.replication.factor",
-        "transaction.state.log.replication.factor",
-        "transaction.state.log.min.isr",
-    ):
-        assert props[name] == "1", name
+@pytest.mark.parametrize(
+    ("nodes", "replicas", "in_sync"), [(ONE, "1", "1"), (THREE, "3", "2")], ids=["one", "three"]
+)
+def test_replication_and_min_isr_follow_the_number_of_nodes(
+    nodes: list[NodePorts], replicas: str, in_sync: str
+) -> None:
+    """One node: one replica, one in sync; three: three replicas, two in sync.
 
-
-def test_three_nodes_replicate_three_times_with_two_in_sync() -> None:
-    """Three nodes: replication 3 and min ISR 2, for topics and the offsets/transaction logs."""
-    props = server_properties(1, THREE, DATA)
-    assert props["default.replication.factor"] == "3"
-    assert props["offsets.topic.replication.factor"] == "3"
-    assert props["transaction.state.log.replication.factor"] == "3"
-    assert props["min.insync.replicas"] == "2"
-    assert props["transaction.state.log.min.isr"] == "2"
+    For new topics and for the offsets and transaction logs alike.
+    """
+    props = server_properties(0, nodes, DATA)
+    assert {name: props[name] for name in (*REPLICATION_FACTORS, *MIN_IN_SYNC)} == {
+        **dict.fromkeys(REPLICATION_FACTORS, replicas),
+        **dict.fromkeys(MIN_IN_SYNC, in_sync),
+    }
 
 
 def test_each_of_three_nodes_listens_on_its_own_ports_and_knows_all_controllers() -> None:
