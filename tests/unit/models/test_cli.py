@@ -5,47 +5,28 @@ import pytest
 from dispatchflow.cli import main
 
 
-def test_eta_bench_rejects_a_missing_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            "eta bench --dataset nyc --train {tmp}/nope.csv --test {tmp}/nope.csv"
+            " --json {tmp}/out.json",
+            "cannot read",
+        ),
+        (
+            "evaluate --dataset nyc --registry {tmp}/reg --train x.csv --test y.csv",
+            "no model versions",
+        ),
+    ],
+    ids=["eta bench of a missing file", "evaluate with an empty registry"],
+)
+def test_a_command_that_cannot_run_says_why_in_one_error_line(
+    command: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A missing input is a one-line error and exit code 1, not a traceback."""
-    code = main(
-        [
-            "eta",
-            "bench",
-            "--dataset",
-            "nyc",
-            "--train",
-            str(tmp_path / "nope.csv"),
-            "--test",
-            str(tmp_path / "nope.csv"),
-            "--json",
-            str(tmp_path / "out.json"),
-        ]
-    )
+    """A missing input or an empty registry is a one-line error and exit code 1, not a traceback."""
+    code = main(command.format(tmp=tmp_path).split())
     assert code == 1
-    assert capsys.readouterr().err.startswith("error: cannot read")
-
-
-def test_evaluate_with_an_empty_registry_is_a_clear_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Evaluating without any model version fails with a message."""
-    code = main(
-        [
-            "evaluate",
-            "--dataset",
-            "nyc",
-            "--registry",
-            str(tmp_path / "reg"),
-            "--train",
-            "x.csv",
-            "--test",
-            "y.csv",
-        ]
-    )
-    assert code == 1
-    assert "no model versions" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(f"error: {message}")
 
 
 @pytest.mark.parametrize(
