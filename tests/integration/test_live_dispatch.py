@@ -117,6 +117,13 @@ def of_type(outputs: list[SimRecord], event_type: str) -> list[dict[str, Any]]:
     return [r.event for r in outputs if r.event["type"] == event_type]
 
 
+def _proposed(dispatch: KafkaDispatch) -> dict[str, Any]:
+    """c1 online at T0 and o1 ordered at T0 + 1 s: the proposal of the tick at T0 + 2 s."""
+    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
+    out = dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S)
+    return of_type(out, "assignment_proposed")[0]
+
+
 @pytest.fixture
 def live(cluster: Cluster) -> Iterator[tuple[Cluster, KafkaDispatch]]:
     """A worker driven in lockstep (its own ticker off) through Kafka."""
@@ -133,9 +140,7 @@ def test_accept_commits_and_repeated_or_replayed_responses_commit_nothing_more(
 ) -> None:
     """An accept commits once; the same response again, and its record replayed, commit nothing."""
     _, dispatch = live
-    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
-    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
-    accept = respond(proposal, "accept", T0 + 3 * S)
+    accept = respond(_proposed(dispatch), "accept", T0 + 3 * S)
     first = of_type(dispatch.run_until([accept], T0 + 3 * S), "assignment_committed")
     again = dispatch.run_until([accept, accept], T0 + 4 * S)
     assert [c["order_ids"] for c in first] == [["o1"]]
@@ -251,43 +256,41 @@ def test_an_unanswered_offer_is_released_when_its_lease_expires(
 ) -> None:
     """With no answer within the lease, a tick releases the offer as lease_expired."""
     _, dispatch = live
-    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
-    dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S)
+    _proposed(dispatch)
     out = dispatch.run_until([tick(T0 + 40 * S)], T0 + 40 * S)
     assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
         (["o1"], "lease_expired")
     ]
 
 
-def test_cancelling_a_committed_order_releases_it(live: tuple[Cluster, KafkaDispatch]) -> None:
-    """A customer cancellation of a committed order releases it (order_cancelled)."""
-    _, dispatch = live
-    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
-    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
-    dispatch.run_until([respond(proposal, "accept", T0 + 3 * S)], T0 + 3 * S)
-    cancel = rec(
-        "order_events",
-        SHARD,
-        ev("order_cancelled", T0 + 4 * S, order_id="o1", shard=SHARD, reason="customer"),
-    )
-    out = dispatch.run_until([cancel], T0 + 4 * S)
-    assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
-        (["o1"], "order_cancelled")
-    ]
-
-
-def test_a_courier_going_offline_releases_its_committed_orders(
-    live: tuple[Cluster, KafkaDispatch],
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [
+        (
+            rec(
+                "order_events",
+                SHARD,
+                ev("order_cancelled", T0 + 4 * S, order_id="o1", shard=SHARD, reason="customer"),
+            ),
+            "order_cancelled",
+        ),
+        (
+            rec("courier_events", "c1", ev("courier_offline", T0 + 4 * S, courier_id="c1")),
+            "courier_offline",
+        ),
+    ],
+    ids=["customer cancels", "courier goes offline"],
+)
+def test_a_cancellation_or_the_courier_going_offline_releases_a_committed_order(
+    live: tuple[Cluster, KafkaDispatch], ending: SimRecord, reason: str
 ) -> None:
-    """A courier going offline before pickup releases its orders (courier_offline)."""
+    """Before pickup, a customer cancellation or the courier going offline releases the order."""
     _, dispatch = live
-    dispatch.run_until([*online("c1", T0), order("o1", T0 + S)], T0 + S)
-    proposal = of_type(dispatch.run_until([tick(T0 + 2 * S)], T0 + 2 * S), "assignment_proposed")[0]
+    proposal = _proposed(dispatch)
     dispatch.run_until([respond(proposal, "accept", T0 + 3 * S)], T0 + 3 * S)
-    offline = rec("courier_events", "c1", ev("courier_offline", T0 + 4 * S, courier_id="c1"))
-    out = dispatch.run_until([offline], T0 + 4 * S)
+    out = dispatch.run_until([ending], T0 + 4 * S)
     assert [(r["order_ids"], r["reason"]) for r in of_type(out, "assignment_released")] == [
-        (["o1"], "courier_offline")
+        (["o1"], reason)
     ]
 
 
