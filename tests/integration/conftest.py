@@ -25,6 +25,7 @@ from dispatch.live.topic_names import CONSUMED_TOPICS
 from dispatchflow.settings import BrokerKind, Settings
 from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
+from streams.broker import EmbeddedBroker
 from streams.dead_letter_report import read_dead_letters
 from streams.demo import local_settings
 from streams.kafka_broker import KafkaCluster
@@ -142,6 +143,19 @@ def features_fed(events: Sequence[dict[str, Any]], merchant_id: str = "m1") -> d
         assert feature_event is not None, event["type"]
         store.apply(feature_event)
     return table
+
+
+@contextlib.contextmanager
+def embedded_cluster(workdir: Path) -> Iterator[Cluster]:
+    """An embedded broker with every topic; workers started on it are stopped at the end."""
+    with EmbeddedBroker() as embedded:
+        cluster = Cluster(embedded.bootstrap, workdir)
+        cluster.apply_topics()
+        try:
+            yield cluster
+        finally:
+            for worker in cluster.workers:
+                worker.stop(timeout_s=20)
 
 
 class BrokerPool:

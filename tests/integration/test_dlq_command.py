@@ -12,10 +12,9 @@ import pytest
 
 from contracts.dead_letters import DeadLetter, DeadLetterLimits
 from simulators.synthetic import Record
-from streams.broker import EmbeddedBroker
 from streams.produce import produce_records
 from streams.reading import TopicRecord, read_topics
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, embedded_cluster
 from tests.integration.polling import wait_for
 from tests.unit.dispatchflow.cli_process import run_cli
 
@@ -53,24 +52,16 @@ def source_records(cluster: Cluster, topic: str, partition: int) -> list[TopicRe
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """A worker that dead-lettered one schema-invalid order_events record with headers."""
-    with EmbeddedBroker() as embedded:
-        cluster = Cluster(embedded.bootstrap, Path(tmp_path_factory.mktemp("dlq")))
-        cluster.apply_topics()
-        try:
-            cluster.start_worker()
-            cluster.produce(
-                [BadRecord("order_events", b"dr5r", BAD_VALUE, T0_MS, None, BAD_HEADERS)]
-            )
-            (source,) = [r for r in asyncio.run(read_topics(cluster.client, ["order_events"]))]
-            wait_for(
-                lambda: [x for x in cluster.dead_letters() if x["source_topic"] == "order_events"],
-                lambda letters: len(letters) >= 1,
-                timeout_s=60,
-            )
-            yield Setup(cluster, source.partition, source.offset)
-        finally:
-            for worker in cluster.workers:
-                worker.stop(timeout_s=20)
+    with embedded_cluster(Path(tmp_path_factory.mktemp("dlq"))) as cluster:
+        cluster.start_worker()
+        cluster.produce([BadRecord("order_events", b"dr5r", BAD_VALUE, T0_MS, None, BAD_HEADERS)])
+        (source,) = [r for r in asyncio.run(read_topics(cluster.client, ["order_events"]))]
+        wait_for(
+            lambda: [x for x in cluster.dead_letters() if x["source_topic"] == "order_events"],
+            lambda letters: len(letters) >= 1,
+            timeout_s=60,
+        )
+        yield Setup(cluster, source.partition, source.offset)
 
 
 def ping_letter(offset: int, value: bytes, reason: str, index: int | None = None) -> DeadLetter:

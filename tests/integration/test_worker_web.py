@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.worker_process import WorkerProcess
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import embedded_cluster
 
 #: Faust's built-in views (router, tables, graph, statistics, performance, index), with keys.
 FAUST_VIEWS = (
@@ -32,14 +31,8 @@ OWN_VIEWS = ("/healthz", "/readyz", "/metrics", "/state", "/progress")
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """One ready worker on a fresh embedded broker, shared by this module's read-only tests."""
-    with EmbeddedBroker() as embedded:
-        cluster = Cluster(embedded.bootstrap, Path(tmp_path_factory.mktemp("web")))
-        cluster.apply_topics()
-        try:
-            yield cluster.start_worker()
-        finally:
-            for started in cluster.workers:
-                started.stop(timeout_s=20)
+    with embedded_cluster(Path(tmp_path_factory.mktemp("web"))) as cluster:
+        yield cluster.start_worker()
 
 
 @pytest.mark.parametrize("path", FAUST_VIEWS)
