@@ -50,15 +50,19 @@ def test_a_second_decision_while_the_first_is_live_is_a_double_commit() -> None:
     assert len(report.violations["double_commit"]) == 1
 
 
-def test_a_recommit_after_release_is_fine() -> None:
-    """After a release, a new decision may commit the order."""
-    events = [
+def recommitted() -> list[dict[str, Any]]:
+    """o1 committed to c1 by d1, released, then committed again by d2."""
+    return [
         ONLINE,
         commit(1, "d1", "c1", "o1"),
         release(2, "d1", "o1"),
         commit(3, "d2", "c1", "o1"),
     ]
-    assert check_invariants(events).violation_count == 0
+
+
+def test_a_recommit_after_release_is_fine() -> None:
+    """After a release, a new decision may commit the order."""
+    assert check_invariants(recommitted()).violation_count == 0
 
 
 def test_repeated_records_of_one_commit_are_duplicates_not_violations() -> None:
@@ -109,13 +113,7 @@ def test_orders_without_an_end_are_reported_only_when_required() -> None:
 
 def test_arrival_order_of_events_does_not_matter() -> None:
     """The checker orders by event time, so shuffled input gives the same report."""
-    events = [
-        ONLINE,
-        commit(1, "d1", "c1", "o1"),
-        release(2, "d1", "o1"),
-        commit(3, "d2", "c1", "o1"),
-        commit(4, "d3", "c1", "o1"),
-    ]
+    events = [*recommitted(), commit(4, "d3", "c1", "o1")]
     forward = check_invariants(events).summary()
     backward = check_invariants(list(reversed(events))).summary()
     assert forward == backward and forward["violation_count"] == 1
