@@ -12,9 +12,10 @@ and a frozen `Policy` (`DEFAULT_POLICY`, `GREEDY_POLICY`, `policy_by_name`).
 """
 
 from dispatch.decisions import Assignment, Decisions, Explanation, Reposition, Stop
-from dispatch.engine import RankedCourier, decide, rank
+from dispatch.engine import decide
 from dispatch.eta import EtaProvider, EtaQuantiles, GridTravelTime, StraightLineEta
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy, PolicyError, policy_by_name
+from dispatch.ranking import RankedCourier, rank
 from dispatch.snapshot import (
     NO_PICKUP,
     OPEN,

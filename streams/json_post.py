@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-#: An answer to a request: HTTP status and JSON body.
-Answer = tuple[int, bytes]
+#: An answer to a request: HTTP status, JSON body and, optionally, headers to add.
+Answer = tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]
 
 
 def mount_json_post(
     app: Any,
     path: str,
     max_body_bytes: int,
-    answer: Callable[[bytes], Answer],
+    answer: Callable[[bytes], Answer | Awaitable[Answer]],
     refuse: Callable[[], Answer | None] | None = None,
 ) -> None:
-    """Serve `POST path` with `answer(body)`.
+    """Serve `POST path` with `answer(body)` (a function or a coroutine function).
 
     `refuse()`, when given and not None, answers first (e.g. 503 while a dependency is not
     running); a body announced larger than `max_body_bytes` gets 413 without being read.
@@ -27,12 +28,17 @@ def mount_json_post(
         async def post(self, request: Any, **kwargs: Any) -> Any:
             refused = None if refuse is None else refuse()
             length = request.content_length
+            result: Answer
             if refused is not None:
-                status, payload = refused
+                result = refused
             elif length is not None and length > max_body_bytes:
-                status, payload = 413, b'{"error":"body larger than %d bytes"}' % max_body_bytes
+                result = 413, b'{"error":"body larger than %d bytes"}' % max_body_bytes
             else:
-                status, payload = answer(await request.read())
-            return self.bytes(payload, content_type="application/json", status=status)
+                pending = answer(await request.read())
+                result = await pending if inspect.isawaitable(pending) else pending
+            headers = dict(result[2]) if len(result) > 2 else None
+            return self.bytes(
+                result[1], content_type="application/json", status=result[0], headers=headers
+            )
 
     app.page(path, name=f"post{path.replace('/', '_')}")(JsonPostView)

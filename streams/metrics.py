@@ -151,6 +151,39 @@ class Metrics:
             buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 20, 60),
             registry=r,
         )
+        self.rank_requests = Counter(
+            "dispatchflow_rank_requests",
+            "POST /rank requests by outcome: answered (200), bad_request (400, 413), not_owner"
+            " (421), shed (503 with Retry-After: at the in-flight limit or past the deadline),"
+            " unavailable (503: no ranking process or engine).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rank_request_seconds = Histogram(
+            "dispatchflow_rank_request_seconds",
+            "Time from a POST /rank request's arrival to its answer, by outcome.",
+            ["outcome"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.rank_in_flight = Gauge(
+            "dispatchflow_rank_in_flight",
+            "POST /rank requests admitted and not yet answered.",
+            registry=r,
+        )
+        self.rank_shed = Counter(
+            "dispatchflow_rank_shed",
+            "POST /rank requests answered 503 with Retry-After, by reason: capacity (the"
+            " in-flight limit was reached on arrival) or deadline (not ranked in time).",
+            ["reason"],
+            registry=r,
+        )
+        self.rank_view_build_seconds = Histogram(
+            "dispatchflow_rank_view_build_seconds",
+            "Time to rebuild one shard's ranking view (on the stream's event loop).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
         self.couriers_tracked = Gauge(
             "dispatchflow_couriers_tracked",
             "Couriers with a position in the partitions this worker owns.",

@@ -35,7 +35,6 @@ from dataclasses import replace
 
 from contracts.rejections import EventRejected, RejectReason
 from contracts.validation import Event
-from dispatch.engine import RankedCourier, rank
 from dispatch.lifecycle import (
     MAX_ORDER_EVENTS,
     AlreadyApplied,
@@ -53,9 +52,10 @@ from dispatch.live.eta import LegPredictor, RouteCalibrator, StraightLinePredict
 from dispatch.live.orphans import Orphans, ParkedRecord
 from dispatch.live.outputs import handover_from, left_tombstone
 from dispatch.live.proposals import Proposals
+from dispatch.live.rank_view import RankView, build_rank_view, rank_in_view
 from dispatch.live.records import CourierRecord, DecisionStatus, Phase, RouteStop, ShardControl
 from dispatch.live.releases import Releases
-from dispatch.live.shard_snapshot import PositionView, build_snapshot, request_table
+from dispatch.live.shard_snapshot import PositionView, build_snapshot
 from dispatch.live.state import ShardState, ShardStores
 from dispatch.live.surge import SurgeTracker
 from dispatch.live.telemetry import NullTelemetry, Telemetry
@@ -66,6 +66,7 @@ from dispatch.live.topic_names import (
 )
 from dispatch.live.tracking import eta_updates
 from dispatch.policy import Policy, PolicyError
+from dispatch.ranking import RankedCourier
 
 
 class ShardEngine:
@@ -464,6 +465,19 @@ class ShardEngine:
         return effects
 
     # ------------------------------------------------------------------ request-time ranking
+    def rank_view(self, shard: str) -> RankView:
+        """The ranking view of `shard` as its state is now (see `dispatch.live.rank_view`).
+
+        Its policy is the shard's (`policy_for`) pricing `config.rank_candidates` candidates.
+        """
+        self.state.ensure_indexed()
+        policy, _ = self.policy_for(shard)
+        candidates = self.config.rank_candidates
+        policy = policy.replace(
+            max_candidates=candidates, min_candidates=min(policy.min_candidates, candidates)
+        )
+        return build_rank_view(self.state, self.positions, self.config, policy, shard)
+
     def rank(
         self,
         shard: str,
@@ -475,21 +489,16 @@ class ShardEngine:
         promise_ts_ms: int | None = None,
     ) -> tuple[RankedCourier, ...]:
         """Top-`k` couriers of `shard` for one job, with the cost terms `decide` would use."""
-        self.state.ensure_indexed()
-        built = build_snapshot(
-            self.state, self.positions, self.config, self.predictor, shard, now_ms
-        )
-        request = request_table(
-            shard,
+        return rank_in_view(
+            self.rank_view(shard),
+            self.predictor,
             pickup,
             dropoff,
             now_ms,
-            ready_ts_ms,
-            promise_ts_ms,
-            self.config.default_promise_s,
+            k,
+            ready_ts_ms=ready_ts_ms,
+            promise_ts_ms=promise_ts_ms,
         )
-        policy, _ = self.policy_for(shard)
-        return rank(request, built.snapshot, k, policy)
 
 
 def _apply_control(policy: Policy, control: ShardControl) -> Policy:
