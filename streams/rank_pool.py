@@ -17,8 +17,10 @@ lock (numpy releases it only inside its larger kernels).
 
 Messages (both ways) are a 4-byte big-endian length and a pickle: to a child `("settings",
 Settings)` first, then `("view", RankView)`, `("forget", shard)` and `("job", id, deadline_s,
-RankJob)`; back `(id, outcome, body)` with outcome `SKIPPED` (deadline passed, no body),
-`ANSWERED` or `FAILED` (the error's message as the body).
+RankJob)`; back `(READY_ID, READY, b"")` once it can rank (its imports done, its predictor
+built), then `(id, outcome, body)` per job with outcome `SKIPPED` (deadline passed, no body),
+`ANSWERED` or `FAILED` (the error's message as the body). Jobs go only to children that said
+they are ready.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 _LENGTH = struct.Struct(">I")
 #: Outcomes of a job, as a child reports them.
 ANSWERED, SKIPPED, FAILED = "answered", "skipped", "failed"
+#: What a child sends once it can rank, under a job id no job has.
+READY, READY_ID = "ready", -1
 #: Seconds before a child that died is started again.
 RESTART_DELAY_S = 1.0
 
@@ -73,6 +77,11 @@ class RankBackend(Protocol):
 
     def forget(self, shard: str) -> None:
         """Drop the view of `shard` (later jobs of it have no couriers)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether a job submitted now can be ranked."""
         ...
 
     def submit(self, job: RankJob, deadline_s: float) -> asyncio.Future[JobResult]:
@@ -113,6 +122,7 @@ class _Child:
     process: subprocess.Popen[bytes]
     writer: asyncio.StreamWriter
     pending: dict[int, asyncio.Future[JobResult]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ProcessRankBackend:
@@ -130,14 +140,19 @@ class ProcessRankBackend:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def running(self) -> int:
-        """Ranking processes up now."""
-        return sum(1 for c in self._children if c is not None)
+    def ready(self) -> bool:
+        """Whether a ranking process is ready for jobs."""
+        return any(c is not None and c.ready.is_set() for c in self._children)
 
-    async def start(self) -> None:
-        """Start every ranking process."""
+    async def start(self, timeout_s: float = 120.0) -> None:
+        """Start every ranking process; return once each is ready (or `timeout_s` passed)."""
         for slot in range(len(self._children)):
             await self._spawn(slot)
+        waits = [c.ready.wait() for c in self._children if c is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
+        except TimeoutError:
+            logger.error("ranking processes not ready after %.0f s", timeout_s)
 
     async def _spawn(self, slot: int) -> None:
         if self._closing:
@@ -165,6 +180,9 @@ class ProcessRankBackend:
             while True:
                 (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
                 job_id, outcome, body = pickle.loads(await reader.readexactly(length))  # noqa: S301
+                if job_id == READY_ID:
+                    child.ready.set()
+                    continue
                 future = child.pending.pop(job_id, None)
                 if future is not None and not future.done():
                     future.set_result(JobResult(outcome, body))
@@ -207,9 +225,9 @@ class ProcessRankBackend:
     def submit(self, job: RankJob, deadline_s: float) -> asyncio.Future[JobResult]:
         """Hand `job` to the process with the fewest jobs outstanding."""
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
-        live = [c for c in self._children if c is not None]
+        live = [c for c in self._children if c is not None and c.ready.is_set()]
         if not live:
-            future.set_exception(RankUnavailable("no ranking process is running"))
+            future.set_exception(RankUnavailable("no ranking process is ready"))
             return future
         child = min(live, key=lambda c: len(c.pending))
         job_id = next(self._ids)
@@ -240,6 +258,11 @@ class ThreadRankBackend:
         self.predictor = predictor
         self._views: dict[str, RankView] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the ranking thread runs."""
+        return self._executor is not None
 
     async def start(self) -> None:
         """Start the ranking thread."""
@@ -313,6 +336,7 @@ def serve(sock: socket.socket) -> None:
             views.pop(message[1], None)
         elif kind == "settings":
             predictor = predictor_from_settings(message[1])
+            sock.sendall(_frame((READY_ID, READY, b"")))
 
 
 def main() -> int:

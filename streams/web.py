@@ -31,6 +31,7 @@ def readiness(rt: Runtime) -> dict[str, Any]:
         "tables_recovered": bool(app.tables.actives_ready),
         "not_rebalancing": not app.rebalancing,
         "positions_rebuilt": not rt.health.positions_replaying,
+        "ranking_ready": rt.health.ranking_ready(),
         "alive": rt.health.alive,
     }
     partitions = sorted(owned_partitions(rt))
@@ -155,6 +156,7 @@ def register_rank_route(rt: Runtime) -> None:
         msg = "the worker core is built before the web views"
         raise RuntimeError(msg)
     backend = rank_backend(settings)
+    rt.health.ranking_ready = lambda: backend.ready
 
     def route(raw: bytes) -> RankJob | tuple[int, bytes]:
         return route_rank(
