@@ -200,11 +200,11 @@ class Settings(BaseSettings):
         "with Retry-After (and is not ranked if its ranking had not started)",
     )
     rank_view_max_age_s: float = Field(
-        1.0,
+        5.0,
         gt=0,
         le=60.0,
-        description="the first POST /rank request that finds its shard's ranking view older "
-        "than this rebuilds it; every other request reuses it",
+        description="a shard's ranking view is rebuilt by the first POST /rank request after "
+        "each of its ticks, or once it is this old when ticks are rarer",
     )
     rank_retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After (seconds) of a POST /rank answered 503"

@@ -7,11 +7,12 @@ What the stream's event loop does for one request, in this order:
    queues for a caller who will have left by the time its turn comes.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
    another worker owns.
-3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is reused by every
-   request until it is `view_max_age_s` old; the first request after that rebuilds it (on this
-   loop: one pass over the shard's couriers, timed in
-   `dispatchflow_rank_view_build_seconds`) and hands it to the backend. A shard without live
-   state has no view: its answer lists no couriers.
+3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is rebuilt by the first
+   request after each tick of the shard (so it shows the tick's offers), or once it is
+   `view_max_age_s` old when ticks are rarer than that, and reused by every other request.
+   The rebuild runs on this loop (one pass over the shard's couriers, timed in
+   `dispatchflow_rank_view_build_seconds`) and hands the view to the backend. A shard without
+   live state has no view: its answer lists no couriers.
 4. **Ranking** on the backend (`streams.rank_pool`: processes beside the worker, or a thread),
    within `deadline_s` of the request's arrival. Past it the answer is 503 with `Retry-After`
    and `"reason": "deadline"`; a job not started by then is never ranked.
@@ -46,19 +47,20 @@ class RankLimits:
         max_in_flight: requests admitted at once; any beyond are shed (503).
         deadline_s: seconds from arrival within which a request is answered, or shed (503).
         retry_after_s: `Retry-After` of a shed request, seconds.
-        view_max_age_s: a shard's view is reused until it is this old.
+        view_max_age_s: a shard's view is rebuilt once this old, even without a tick.
     """
 
     max_in_flight: int = 16
     deadline_s: float = 0.1
     retry_after_s: int = 1
-    view_max_age_s: float = 1.0
+    view_max_age_s: float = 5.0
 
 
 @dataclass
 class _Built:
     view: RankView
     built_s: float
+    ticks: int
 
 
 class RankService:
@@ -69,6 +71,7 @@ class RankService:
         limits: admission limits.
         route: a request body to its job, or to the answer refusing it.
         shards: the shards with live state in this worker's partitions.
+        ticks: how many ticks of a shard the engine has handled.
         build_view: a shard's ranking view from its state now.
         metrics: where the counts go.
         clock_s: monotonic seconds (the deadline's clock, shared with ranking processes).
@@ -81,6 +84,7 @@ class RankService:
         *,
         route: Callable[[bytes], RankJob | tuple[int, bytes]],
         shards: Callable[[], list[str]],
+        ticks: Callable[[str], int],
         build_view: Callable[[str], RankView],
         metrics: Metrics,
         clock_s: Callable[[], float] = time.monotonic,
@@ -89,6 +93,7 @@ class RankService:
         self.limits = limits
         self.route = route
         self.shards = shards
+        self.ticks = ticks
         self.build_view = build_view
         self.metrics = metrics
         self.clock_s = clock_s
@@ -149,9 +154,14 @@ class RankService:
         return self._done(started, "failed", error_answer(500, result.body.decode()))
 
     def view(self, shard: str, now_s: float) -> RankView | None:
-        """`shard`'s view: reused until `view_max_age_s` old, then rebuilt (None: no state)."""
+        """`shard`'s view, rebuilt after a tick or at `view_max_age_s` (None: no live state)."""
         built = self._views.get(shard)
-        if built is not None and now_s - built.built_s < self.limits.view_max_age_s:
+        ticks = self.ticks(shard)
+        if (
+            built is not None
+            and built.ticks == ticks
+            and now_s - built.built_s < self.limits.view_max_age_s
+        ):
             return built.view
         if shard not in self.shards():
             if built is not None:
@@ -161,7 +171,7 @@ class RankService:
         started = time.perf_counter()
         view = self.build_view(shard)
         self.metrics.rank_view_build_seconds.observe(time.perf_counter() - started)
-        self._views[shard] = _Built(view, now_s)
+        self._views[shard] = _Built(view, now_s, ticks)
         self.backend.publish(view)
         return view
 

@@ -177,6 +177,7 @@ def register_rank_route(rt: Runtime) -> None:
         ),
         route=route,
         shards=core.engine.shards,
+        ticks=core.engine.ticks,
         build_view=core.engine.rank_view,
         metrics=rt.metrics,
     )

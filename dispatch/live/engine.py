@@ -465,6 +465,10 @@ class ShardEngine:
         return effects
 
     # ------------------------------------------------------------------ request-time ranking
+    def ticks(self, shard: str) -> int:
+        """How many ticks of `shard` this engine has handled."""
+        return self._ticks.get(shard, 0)
+
     def rank_view(self, shard: str) -> RankView:
         """The ranking view of `shard` as its state is now (see `dispatch.live.rank_view`).
 

@@ -71,6 +71,7 @@ async def ask(
             clock_ms=lambda: T0 + 1_000,
         ),
         shards=world.engine.shards,
+        ticks=world.engine.ticks,
         build_view=world.engine.rank_view,
         metrics=Metrics(),
     )

@@ -40,6 +40,10 @@ class FakeBackend:
         self.published: list[RankView] = []
         self.arrived = asyncio.Condition()
 
+    @property
+    def ready(self) -> bool:
+        return not self.unavailable
+
     def publish(self, view: RankView) -> None:
         self.published.append(view)
 
@@ -122,6 +126,7 @@ def service(
             clock_ms=lambda: T0,
         ),
         shards=world.engine.shards,
+        ticks=world.engine.ticks,
         build_view=build_view,
         metrics=metrics or Metrics(),
         **extra,
@@ -188,7 +193,7 @@ async def test_the_backend_is_told_the_deadline_so_it_can_skip_the_job(world: Wo
 
 
 async def test_the_view_is_reused_until_it_is_max_age_old_then_rebuilt(world: World) -> None:
-    """Requests within `view_max_age_s` of the build reuse the view; the next one rebuilds it."""
+    """Without ticks, requests within `view_max_age_s` of the build reuse it; later, rebuilt."""
     backend, clock = FakeBackend(instant=True), Clock()
     built: list[str] = []
     rank = service(world, backend, RankLimits(view_max_age_s=1.0), clock=clock, built=built)
@@ -197,6 +202,19 @@ async def test_the_view_is_reused_until_it_is_max_age_old_then_rebuilt(world: Wo
         await rank.answer(BODY)
     assert built == [SHARD, SHARD]
     assert len(backend.published) == 2
+
+
+async def test_a_tick_of_the_shard_makes_the_next_request_rebuild_the_view(world: World) -> None:
+    """Requests reuse the view until the shard ticks; the first one after the tick rebuilds it."""
+    backend = FakeBackend(instant=True)
+    built: list[str] = []
+    rank = service(world, backend, RankLimits(view_max_age_s=60.0), clock=Clock(), built=built)
+    await rank.answer(BODY)
+    await rank.answer(BODY)
+    world.tick(T0 + 2_000)
+    await rank.answer(BODY)
+    await rank.answer(BODY)
+    assert built == [SHARD, SHARD]
 
 
 async def test_in_flight_counts_admitted_requests_until_they_are_answered(world: World) -> None:
