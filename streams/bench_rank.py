@@ -428,8 +428,8 @@ def _now_ms() -> int:
 
 HEADER = (
     f"{'couriers':>8}{'rate/s':>8}{'answers/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
-    f"{'errors':>8}{'shed':>7}{'503 p99':>8}{'CPU w+r':>9}{'gen lag':>8}{'ticks>3s':>9}"
-    f"{'tick lag':>9}{'ping lag':>9}{'load':>6}"
+    f"{'errors':>8}{'shed':>7}{'503 p99':>8}{'CPU w':>7}{'CPU r':>7}{'gen lag':>8}"
+    f"{'ticks>3s':>9}{'tick lag':>9}{'ping lag':>9}{'load':>6}"
 )
 
 
@@ -442,8 +442,7 @@ def _cell(value: Any, width: int, digits: int = 1) -> str:
 
 
 def print_row(row: dict[str, Any]) -> None:
-    """One line of the table."""
-    cpu = row["worker_cpu_cores"] + row["rank_processes_cpu_cores"]
+    """One line of the table (CPU in cores: the worker's process, its ranking processes)."""
     late = None if "ticks" not in row else f"{row['ticks_late']}/{row['ticks']}"
     print(
         _cell(row["couriers"], 8)
@@ -455,7 +454,8 @@ def print_row(row: dict[str, Any]) -> None:
         + _cell(row["errors"], 8)
         + _cell(row["shed"], 7)
         + _cell(row["shed_p99_ms"], 8)
-        + _cell(cpu, 9, 2)
+        + _cell(row["worker_cpu_cores"], 7, 2)
+        + _cell(row["rank_processes_cpu_cores"], 7, 2)
         + _cell(row["generator_lateness_p99_ms"], 8)
         + _cell(late, 9)
         + _cell(row["tick_lag_max_s"], 9)
