@@ -19,17 +19,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from dispatch.candidates import may_take_new_job, plan_pairs, tick_frame
 from dispatch.costs import TERM_NAMES, single_terms
+from dispatch.eta import EtaProvider
 from dispatch.policy import DEFAULT_POLICY, Policy
 from dispatch.routes import to_ts_ms
-from dispatch.snapshot import OPEN, OrderTable, Snapshot, SnapshotError
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
+from dispatch.snapshot import (
+    OPEN,
+    BoolArray,
+    CourierTable,
+    FloatArray,
+    IntArray,
+    OrderTable,
+    ServiceTimes,
+    Snapshot,
+    SnapshotError,
+)
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,35 @@ def nearest_rows(
     return np.sort(np.concatenate([below, ties]))
 
 
-def cheapest(job: Snapshot, k: int, policy: Policy) -> tuple[RankedCourier, ...]:
-    """The `k` cheapest couriers of `job` for its one order, cheapest first.
+def cheapest(
+    request: OrderTable,
+    candidates: CourierTable,
+    *,
+    now_ts_ms: int,
+    tick_s: float,
+    eta: EtaProvider,
+    service: ServiceTimes,
+    shard_id: str,
+    k: int,
+    policy: Policy,
+    forbidden: tuple[tuple[str, str], ...] = (),
+) -> tuple[RankedCourier, ...]:
+    """The `k` cheapest of `candidates` for the one open order of `request`, cheapest first.
 
-    `job` is a snapshot whose only order is the request (open) and whose couriers are the
-    candidates (the caller chose them). Each courier that may take a new job is planned and
-    priced as a tick plans and prices a new job; infeasible and forbidden pairs are left out,
-    equal costs go to the lower row.
+    Each candidate that may take a new job is planned and priced as a tick at `now_ts_ms`
+    plans and prices a new job (with `eta`, `service` and `tick_s`); infeasible pairs and the
+    `forbidden` ones (order id, courier id) are left out; equal costs go to the lower row.
     """
+    job = Snapshot(
+        now_ts_ms=now_ts_ms,
+        tick_s=tick_s,
+        orders=request,
+        couriers=candidates,
+        eta=eta,
+        service=service,
+        shard_id=shard_id,
+        forbidden=forbidden,
+    )
     m = job.couriers.m
     frame = tick_frame(job, policy)
     pairs = plan_pairs(job, frame, np.zeros(m, dtype=np.int64), np.arange(m), policy, m)
@@ -150,14 +177,15 @@ def rank(
     )
     chosen = couriers.take(rows)
     kept = set(chosen.courier_id)
-    job = Snapshot(
+    return cheapest(
+        request,
+        chosen,
         now_ts_ms=now,
         tick_s=snapshot.tick_s,
-        orders=request,
-        couriers=chosen,
         eta=snapshot.eta,
         service=snapshot.service,
         shard_id=snapshot.shard_id,
+        k=k,
+        policy=policy,
         forbidden=tuple(p for p in snapshot.forbidden if p[0] in request.order_id and p[1] in kept),
     )
-    return cheapest(job, k, policy)

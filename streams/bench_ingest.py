@@ -65,21 +65,26 @@ def generate_online(n_couriers: int, seed: int, ts_ms: int = START_TS_MS - 1000)
     plain position updates (no sightings for the directory).
     """
     home_lat, home_lon = _homes(np.random.default_rng(seed), n_couriers)
-    records = []
-    for c in range(n_couriers):
-        event = {
-            "event_id": f"online-c{c}",
-            "type": "courier_online",
-            "v": 1,
-            "ts_ms": ts_ms,
-            "courier_id": f"c{c}",
-            "lat": round(float(home_lat[c]), 6),
-            "lon": round(float(home_lon[c]), 6),
-            "capacity": 2,
-            "vehicle": "bike",
-        }
-        records.append(Record("courier_events", f"c{c}".encode(), orjson.dumps(event), ts_ms))
-    return records
+    return [
+        online_record(f"c{c}", float(home_lat[c]), float(home_lon[c]), ts_ms)
+        for c in range(n_couriers)
+    ]
+
+
+def online_record(courier_id: str, lat: float, lon: float, ts_ms: int) -> Record:
+    """A `courier_events` record: `courier_id` online at (`lat`, `lon`), a bike for two orders."""
+    event = {
+        "event_id": f"online-{courier_id}",
+        "type": "courier_online",
+        "v": 1,
+        "ts_ms": ts_ms,
+        "courier_id": courier_id,
+        "lat": round(lat, 6),
+        "lon": round(lon, 6),
+        "capacity": 2,
+        "vehicle": "bike",
+    }
+    return Record("courier_events", courier_id.encode(), orjson.dumps(event), ts_ms)
 
 
 def generate_pings(

@@ -44,7 +44,7 @@ from contracts.geo import decode_center, shard_of
 from contracts.topics import load_topics
 from dispatchflow.settings import BrokerKind, Settings
 from simulators.synthetic import Record
-from streams.bench_ingest import cpu_seconds, workdir
+from streams.bench_ingest import cpu_seconds, online_record, workdir
 from streams.demo import local_settings
 from streams.kafka_config import aiokafka_kwargs
 from streams.local_broker import local_broker
@@ -74,20 +74,7 @@ def courier_homes(n_couriers: int, seed: int) -> tuple[list[float], list[float]]
 def onboarding(n_couriers: int, seed: int, ts_ms: int) -> list[Record]:
     """`courier_online` of every courier, and a first ping batch of them all."""
     lat, lon = courier_homes(n_couriers, seed)
-    records = []
-    for c in range(n_couriers):
-        event = {
-            "event_id": f"online-c{c}-{ts_ms}",
-            "type": "courier_online",
-            "v": 1,
-            "ts_ms": ts_ms,
-            "courier_id": f"c{c}",
-            "lat": lat[c],
-            "lon": lon[c],
-            "capacity": 2,
-            "vehicle": "bike",
-        }
-        records.append(Record("courier_events", f"c{c}".encode(), orjson.dumps(event), ts_ms))
+    records = [online_record(f"c{c}", lat[c], lon[c], ts_ms) for c in range(n_couriers)]
     records.append(ping_batch(list(range(n_couriers)), lat, lon, ts_ms, 0))
     return records
 

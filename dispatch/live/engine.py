@@ -52,7 +52,7 @@ from dispatch.live.eta import LegPredictor, RouteCalibrator, StraightLinePredict
 from dispatch.live.orphans import Orphans, ParkedRecord
 from dispatch.live.outputs import handover_from, left_tombstone
 from dispatch.live.proposals import Proposals
-from dispatch.live.rank_view import RankView, build_rank_view, rank_in_view
+from dispatch.live.rank_view import RankView, build_rank_view
 from dispatch.live.records import CourierRecord, DecisionStatus, Phase, RouteStop, ShardControl
 from dispatch.live.releases import Releases
 from dispatch.live.shard_snapshot import PositionView, build_snapshot
@@ -66,7 +66,6 @@ from dispatch.live.topic_names import (
 )
 from dispatch.live.tracking import eta_updates
 from dispatch.policy import Policy, PolicyError
-from dispatch.ranking import RankedCourier
 
 
 class ShardEngine:
@@ -481,28 +480,6 @@ class ShardEngine:
             max_candidates=candidates, min_candidates=min(policy.min_candidates, candidates)
         )
         return build_rank_view(self.state, self.positions, self.config, policy, shard)
-
-    def rank(
-        self,
-        shard: str,
-        pickup: tuple[float, float],
-        dropoff: tuple[float, float],
-        now_ms: int,
-        k: int,
-        ready_ts_ms: int | None = None,
-        promise_ts_ms: int | None = None,
-    ) -> tuple[RankedCourier, ...]:
-        """Top-`k` couriers of `shard` for one job, with the cost terms `decide` would use."""
-        return rank_in_view(
-            self.rank_view(shard),
-            self.predictor,
-            pickup,
-            dropoff,
-            now_ms,
-            k,
-            ready_ts_ms=ready_ts_ms,
-            promise_ts_ms=promise_ts_ms,
-        )
 
 
 def _apply_control(policy: Policy, control: ShardControl) -> Policy:

@@ -20,7 +20,6 @@ import operator
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from contracts.geo import decode_center
 from dispatch.candidates import may_take_new_job
@@ -36,11 +35,7 @@ from dispatch.live.shard_snapshot import (
 from dispatch.live.state import ShardState
 from dispatch.policy import Policy
 from dispatch.ranking import RankedCourier, cheapest, nearest_rows
-from dispatch.snapshot import CourierTable, ServiceTimes, Snapshot
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
+from dispatch.snapshot import BoolArray, CourierTable, FloatArray, IntArray, ServiceTimes
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,13 +172,14 @@ def rank_in_view(
         shift_start_ts_ms=np.minimum(view.shift_start_ts_ms[rows], now_ms),
     )
     origin = decode_center(view.shard)
-    job = Snapshot(
+    return cheapest(
+        request,
+        couriers,
         now_ts_ms=now_ms,
         tick_s=view.tick_s,
-        orders=request,
-        couriers=couriers,
         eta=ShardEta(predictor, origin[0], origin[1], now_ms),
         service=view.service,
         shard_id=view.shard,
+        k=k,
+        policy=view.policy,
     )
-    return cheapest(job, k, view.policy)

@@ -96,7 +96,7 @@ async def test_the_answer_matches_the_engine_s_own_ranking(
 ) -> None:
     """The route answers exactly what `ShardEngine.rank` returns for the same job."""
     _, answer = await ask(world, backend, body(k=3))
-    direct = world.engine.rank(SHARD, (LAT, LON), offset(1_000.0, 1_000.0), T0 + 1_000, 3)
+    direct = world.rank((LAT, LON), offset(1_000.0, 1_000.0), T0 + 1_000, 3)
     assert [(c["courier_id"], c["cost"]) for c in answer["couriers"]] == [
         (r.courier_id, r.cost) for r in direct
     ]

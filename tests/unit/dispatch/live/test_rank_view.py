@@ -156,7 +156,7 @@ def test_a_request_prices_only_the_rank_candidates_nearest_couriers() -> None:
     with World(config=EngineConfig(rank_candidates=2)) as w:
         for i, north in enumerate((3_000.0, 100.0, 2_000.0, 400.0)):
             w.online(f"c{i}", T0, at=offset(north, 0.0))
-        ranked = w.engine.rank(SHARD, offset(0.0, 0.0), offset(1_000.0, 0.0), T0 + S, 4)
+        ranked = w.rank(offset(0.0, 0.0), offset(1_000.0, 0.0), T0 + S, 4)
         assert sorted(r.courier_id for r in ranked) == ["c1", "c3"]
 
 
