@@ -365,8 +365,10 @@ def run_couriers(args: argparse.Namespace, couriers: int) -> list[dict[str, Any]
                     timeout_s=300,
                 )
             )
-            assert worker.process is not None  # noqa: S101 - started by the context
-            pid = worker.process.pid
+            pid = worker.pid
+            if pid is None:
+                msg = "worker is not running"
+                raise RuntimeError(msg)
             with (
                 Pinger(client, couriers, args.ping_every_s, args.seed) as _,
                 Sampler(worker).running() as sampler,
