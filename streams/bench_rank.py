@@ -12,8 +12,9 @@ schedule (open loop; latency from each request's due time), while a sampler read
 * worker CPU (its main process, and the ranking processes it started), generator CPU and the
   generator's own lateness (p99, max), so a generator that could not keep its schedule shows;
 * the stream side: tick intervals (how many exceeded 1.5 × the tick interval, the longest
-  histogram bucket reached) and the event-time lag of ticks and pings (newest event time
-  handled against the wall clock, worst sample).
+  histogram bucket reached, and the cadence: ticks handled against the ticks due in the
+  sampled window, 1.0 when none was missed) and the event-time lag of ticks and pings (newest
+  event time handled against the wall clock, worst sample).
 
 It prints a table, writes the figures as JSON and a PNG plot, and reports the machine's load
 average: on a shared machine every figure depends on what else runs.
@@ -303,8 +304,9 @@ def phase_figures(
     samples: list[Sample],
     before: Sample | None,
     after: Sample | None,
+    tick_s: float,
 ) -> dict[str, Any]:
-    """The figures of one rate (see the module docstring)."""
+    """The figures of one rate (see the module docstring); `tick_s`: the tick interval."""
     by_status = {int(k): v for k, v in load["latencies_s"].items()}
     answered = by_status.get(200, [])
     shed = by_status.get(503, [])
@@ -342,6 +344,8 @@ def phase_figures(
         figures["ticks_late"] = int(ticks - delta.get(LATE_TICK_S, 0.0))
         reached = [le for le, n in sorted(delta.items()) if n >= ticks]
         figures["tick_interval_max_bucket_s"] = reached[0] if reached and ticks else None
+        window_s = after.wall_s - before.wall_s
+        figures["tick_cadence"] = round(ticks * tick_s / window_s, 2) if window_s > 0 else None
     return figures
 
 
@@ -404,6 +408,7 @@ def run_couriers(args: argparse.Namespace, couriers: int) -> list[dict[str, Any]
                         sampler.between(start, end + 1.0),
                         before,
                         after,
+                        settings.tick_interval_s,
                     )
                     row["load_average_1m"] = round(os.getloadavg()[0], 2)
                     print_row(row)
@@ -418,7 +423,7 @@ def _now_ms() -> int:
 HEADER = (
     f"{'couriers':>8}{'rate/s':>8}{'answers/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
     f"{'errors':>8}{'shed':>7}{'503 p99':>8}{'CPU w':>7}{'CPU r':>7}{'gen lag':>8}"
-    f"{'ticks>3s':>9}{'tick lag':>9}{'ping lag':>9}{'load':>6}"
+    f"{'ticks>3s':>9}{'tick max':>9}{'cadence':>8}{'tick lag':>9}{'ping lag':>9}{'load':>6}"
 )
 
 
@@ -447,6 +452,8 @@ def print_row(row: dict[str, Any]) -> None:
         + _cell(row["rank_processes_cpu_cores"], 7, 2)
         + _cell(row["generator_lateness_p99_ms"], 8)
         + _cell(late, 9)
+        + _cell(row.get("tick_interval_max_bucket_s"), 9)
+        + _cell(row.get("tick_cadence"), 8, 2)
         + _cell(row["tick_lag_max_s"], 9)
         + _cell(row["ping_lag_max_s"], 9)
         + _cell(row["load_average_1m"], 6, 2),
