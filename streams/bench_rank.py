@@ -14,7 +14,9 @@ schedule (open loop; latency from each request's due time), while a sampler read
 * the stream side: tick intervals (how many exceeded 1.5 × the tick interval, the longest
   histogram bucket reached, and the cadence: ticks handled against the ticks due in the
   sampled window, 1.0 when none was missed) and the event-time lag of ticks and pings (newest
-  event time handled against the wall clock, worst sample).
+  event time handled against the wall clock, worst sample);
+* the worker's full garbage collections (generation 2) in the phase and the longest one's
+  histogram bucket: the event loop stands still for each.
 
 It prints a table, writes the figures as JSON and a PNG plot, and reports the machine's load
 average: on a shared machine every figure depends on what else runs.
@@ -173,12 +175,17 @@ class Sample:
     wall_s: float
     event_ts_s: dict[str, float]
     tick_buckets: dict[float, float]
+    full_gc_buckets: dict[float, float]
 
 
-def read_metrics(body: bytes) -> tuple[dict[str, float], dict[float, float]]:
-    """(newest event time per topic, tick-interval histogram buckets) from `/metrics`."""
+def read_metrics(body: bytes) -> tuple[dict[str, float], dict[float, float], dict[float, float]]:
+    """(newest event time per topic, tick-interval buckets, full-GC pause buckets) from `/metrics`.
+
+    Full GCs are the worker's generation-2 collections (`dispatchflow_gc_pause_seconds`).
+    """
     event_ts: dict[str, float] = {}
     buckets: dict[float, float] = {}
+    full_gc: dict[float, float] = {}
     for family in text_string_to_metric_families(body.decode()):
         if family.name == "dispatchflow_last_event_timestamp_seconds":
             for s in family.samples:
@@ -187,7 +194,19 @@ def read_metrics(body: bytes) -> tuple[dict[str, float], dict[float, float]]:
             for s in family.samples:
                 if s.name.endswith("_bucket"):
                     buckets[float(s.labels["le"])] = s.value
-    return event_ts, buckets
+        elif family.name == "dispatchflow_gc_pause_seconds":
+            for s in family.samples:
+                if s.name.endswith("_bucket") and s.labels["generation"] == "2":
+                    full_gc[float(s.labels["le"])] = s.value
+    return event_ts, buckets, full_gc
+
+
+def bucket_delta(before: dict[float, float], after: dict[float, float]) -> tuple[int, float | None]:
+    """(observations between two reads of a histogram, the bucket its longest one fell in)."""
+    delta = {le: n - before.get(le, 0.0) for le, n in after.items()}
+    count = delta.get(float("inf"), 0.0)
+    reached = [le for le, n in sorted(delta.items()) if n >= count]
+    return int(count), (reached[0] if reached and count else None)
 
 
 @dataclass
@@ -338,12 +357,17 @@ def phase_figures(
         figures[name] = round(max(lags), 2) if lags else None
     figures["metric_samples"] = len(samples)
     if before is not None and after is not None:
-        delta = {le: after.tick_buckets.get(le, 0.0) - n for le, n in before.tick_buckets.items()}
-        ticks = delta.get(float("inf"), 0.0)
-        figures["ticks"] = int(ticks)
-        figures["ticks_late"] = int(ticks - delta.get(LATE_TICK_S, 0.0))
-        reached = [le for le, n in sorted(delta.items()) if n >= ticks]
-        figures["tick_interval_max_bucket_s"] = reached[0] if reached and ticks else None
+        ticks, figures["tick_interval_max_bucket_s"] = bucket_delta(
+            before.tick_buckets, after.tick_buckets
+        )
+        on_time = after.tick_buckets.get(LATE_TICK_S, 0.0) - before.tick_buckets.get(
+            LATE_TICK_S, 0.0
+        )
+        figures["ticks"] = ticks
+        figures["ticks_late"] = ticks - int(on_time)
+        figures["full_gcs"], figures["full_gc_max_bucket_s"] = bucket_delta(
+            before.full_gc_buckets, after.full_gc_buckets
+        )
         window_s = after.wall_s - before.wall_s
         figures["tick_cadence"] = round(ticks * tick_s / window_s, 2) if window_s > 0 else None
     return figures
@@ -423,7 +447,8 @@ def _now_ms() -> int:
 HEADER = (
     f"{'couriers':>8}{'rate/s':>8}{'answers/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
     f"{'errors':>8}{'shed':>7}{'503 p99':>8}{'CPU w':>7}{'CPU r':>7}{'gen lag':>8}"
-    f"{'ticks>3s':>9}{'tick max':>9}{'cadence':>8}{'tick lag':>9}{'ping lag':>9}{'load':>6}"
+    f"{'ticks>3s':>9}{'tick max':>9}{'cadence':>8}{'tick lag':>9}{'ping lag':>9}{'full GC':>8}"
+    f"{'load':>6}"
 )
 
 
@@ -438,6 +463,12 @@ def _cell(value: Any, width: int, digits: int = 1) -> str:
 def print_row(row: dict[str, Any]) -> None:
     """One line of the table (CPU in cores: the worker's process, its ranking processes)."""
     late = None if "ticks" not in row else f"{row['ticks_late']}/{row['ticks']}"
+    longest = row.get("full_gc_max_bucket_s")
+    gcs = (
+        None
+        if "full_gcs" not in row
+        else f"{row['full_gcs']}" + (f"<{longest * 1000:g}" if longest is not None else "")
+    )
     print(
         _cell(row["couriers"], 8)
         + _cell(int(row["rate"]), 8)
@@ -456,6 +487,7 @@ def print_row(row: dict[str, Any]) -> None:
         + _cell(row.get("tick_cadence"), 8, 2)
         + _cell(row["tick_lag_max_s"], 9)
         + _cell(row["ping_lag_max_s"], 9)
+        + _cell(gcs, 8)
         + _cell(row["load_average_1m"], 6, 2),
         flush=True,
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -34,6 +38,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._process_collectors = False
+        self._gc_started_s = 0.0
         r = self.registry
         self.events_consumed = Counter(
             "dispatchflow_events_consumed",
@@ -184,6 +189,14 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
             registry=r,
         )
+        self.gc_pause_seconds = Histogram(
+            "dispatchflow_gc_pause_seconds",
+            "Garbage-collector pauses of the worker process (its event loop stands still), by"
+            " generation; exported once the process series are.",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+            registry=r,
+        )
         self.couriers_tracked = Gauge(
             "dispatchflow_couriers_tracked",
             "Couriers with a position in the partitions this worker owns.",
@@ -194,10 +207,20 @@ class Metrics:
         """Export the worker process's own series on this registry (once per registry).
 
         `process_*` (CPU seconds, resident and virtual memory, open file descriptors, start
-        time; read from /proc, so present on Linux) and `python_info` (the interpreter).
+        time; read from /proc, so present on Linux), `python_info` (the interpreter) and every
+        garbage-collector pause from now on (`dispatchflow_gc_pause_seconds`).
         """
         if self._process_collectors:
             return
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        gc.callbacks.append(self._on_gc)
         self._process_collectors = True
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """`gc.callbacks` hook: time each collection, from its start to its stop."""
+        if phase == "start":
+            self._gc_started_s = time.perf_counter()
+            return
+        pause_s = time.perf_counter() - self._gc_started_s
+        self.gc_pause_seconds.labels(str(info["generation"])).observe(pause_s)
