@@ -18,7 +18,8 @@ lock (numpy releases it only inside its larger kernels).
 Messages (both ways) are a 4-byte big-endian length and a pickle: to a child `("settings",
 Settings)` first, then `("view", RankView)`, `("forget", shard)` and `("job", id, deadline_s,
 RankJob)`; back `(READY_ID, READY, b"")` once it can rank (its imports done, its predictor
-built), then `(id, outcome, body)` per job with outcome `SKIPPED` (deadline passed, no body),
+built, and what exists then frozen out of the garbage collector's sight), then `(id, outcome,
+body)` per job with outcome `SKIPPED` (deadline passed, no body),
 `ANSWERED` or `FAILED` (the error's message as the body). Jobs go only to children that said
 they are ready.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import itertools
 import logging
 import pickle
@@ -336,6 +338,10 @@ def serve(sock: socket.socket) -> None:
             views.pop(message[1], None)
         elif kind == "settings":
             predictor = predictor_from_settings(message[1])
+            # Modules and the predictor live as long as the process: frozen, a full
+            # collection no longer walks them between two jobs.
+            gc.collect()
+            gc.freeze()
             sock.sendall(_frame((READY_ID, READY, b"")))
 
 
