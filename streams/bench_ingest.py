@@ -242,10 +242,13 @@ def _phase_plain(records: list[Record], expected: int, kind: BrokerKind) -> dict
                 "--datadir",
                 str(work / "plain-db"),
             ],
-            check=True,
+            check=False,
             capture_output=True,
             timeout=900,
         )
+    if output.returncode != 0:
+        lines = output.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise SystemExit(f"bench ingest: the plain loop failed: {lines[-1]}")
     result: dict[str, Any] = json.loads(output.stdout)
     return result
 

@@ -1,9 +1,11 @@
 """The baseline of `dispatchflow bench ingest`: a plain aiokafka + rocksdict + changelog loop.
 
 It does the job of the ping path the textbook way: consume `courier_pings`, validate and decode
-each record (the same decoder as the worker), compute each fix's shard, write the courier's state
-to RocksDB, and produce one changelog record per updated courier so the state is recoverable.
-Offsets are committed after every record batch. Run as `python -m streams.bench_plain`.
+each record (the same decoder, limits and time bounds as the worker), compute each fix's shard,
+write the courier's state to RocksDB, and produce one changelog record per updated courier so the
+state is recoverable. Offsets are committed after every record batch. Run as
+`python -m streams.bench_plain`. The input is all valid: a record the decoder refuses ends the
+run with its reason (exit 1) rather than leaving it waiting for fixes that never come.
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rocksdict import Options, Rdict, WriteBatch
 
 from contracts.geo import encode_many
-from contracts.pings import decode_pings
+from contracts.pings import PingColumns, decode_pings
 from contracts.rejections import EventRejected
-from contracts.validation import TimeBounds
+from dispatch.live.worker import WorkerConfig
 
 _ROW = struct.Struct("<ddqfff")
+
+
+def decode_fixes(
+    value: bytes | None, record_ts_ms: int | None, config: WorkerConfig
+) -> PingColumns:
+    """The fixes of one ping record, decoded as the worker decodes them (`EventRejected` if not)."""
+    return decode_pings(
+        value, record_ts_ms, config.time_bounds, config.max_ping_batch, config.ping_limits
+    ).columns
 
 
 async def run(
@@ -44,7 +55,7 @@ async def run(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await consumer.start()
     await producer.start()
-    bounds = TimeBounds(max_age_ms=86_400_000, max_lead_ms=300_000)
+    config = WorkerConfig()
     applied = 0
     started_s = cpu0 = 0.0
     try:
@@ -54,11 +65,7 @@ async def run(
                 for record in records:
                     if not started_s:
                         started_s, cpu0 = time.perf_counter(), time.process_time()
-                    try:
-                        decoded = decode_pings(record.value, record.timestamp, bounds, 10_000)
-                    except EventRejected:
-                        continue
-                    fixes = decoded.columns
+                    fixes = decode_fixes(record.value, record.timestamp, config)
                     shards = encode_many(fixes.lat, fixes.lon, 4)
                     batch = WriteBatch(raw_mode=True)
                     for i in range(len(fixes)):
@@ -100,9 +107,13 @@ def main() -> int:
     parser.add_argument("--expected", type=int, required=True, help="fixes to apply")
     parser.add_argument("--datadir", type=Path, required=True)
     args = parser.parse_args()
-    result = asyncio.run(
-        run(args.bootstrap, args.topic, args.changelog, args.group, args.expected, args.datadir)
-    )
+    try:
+        result = asyncio.run(
+            run(args.bootstrap, args.topic, args.changelog, args.group, args.expected, args.datadir)
+        )
+    except EventRejected as exc:
+        print(f"bench_plain: a bench record was refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
     json.dump(result, sys.stdout)
     return 0
 
