@@ -4,7 +4,10 @@ A shard is the geohash prefix of an order's pickup point (`shard_of`); upstream 
 same function to choose record keys. A zone is a longer prefix used for features and surge.
 
 Every primitive has one implementation, vectorized (numpy arrays of degrees or metres in, arrays
-out); the scalar helpers (`encode`, `distance_m`, `offset_m`) call it on one point. Geohash cells
+out); the scalar helpers (`distance_m`, `offset_m`) call it on one point. `encode` (one point's
+geohash, on request paths where numpy's per-call overhead would be most of the cost) shares the
+bit interleaving and repeats `_cell_index`'s float operations on one value; tests hold it equal
+to `encode_many` and to the bisection definition, edges included. Geohash cells
 are exact at their edges (a point on an edge belongs to the cell above it, as in the bisection
 that defines geohashes). Distances are great-circle (haversine) metres; `project_m` and
 `unproject_m` are the equirectangular projection around an origin, for metro-scale frames.
@@ -13,6 +16,7 @@ that defines geohashes). Distances are great-circle (haversine) metres; `project
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +31,7 @@ MAX_PRECISION = 12
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+_Cells = TypeVar("_Cells", int, IntArray)
 
 
 class GeoError(ValueError):
@@ -48,12 +53,19 @@ def _check_precision(precision: int) -> None:
 
 # ---------------------------------------------------------------------- geohash
 def encode(lat: float, lon: float, precision: int) -> str:
-    """Geohash of one point.
+    """Geohash of one point: the cell `encode_many` gives it, computed without arrays.
+
+    Raises `GeoError` as `encode_many` does.
 
     >>> encode(57.64911, 10.40744, 11)
     'u4pruydqqvj'
     """
-    return str(encode_many(np.array([lat]), np.array([lon]), precision)[0])
+    _check_precision(precision)
+    check_lat_lon(lat, lon)
+    n_bits = 5 * precision
+    lat_i = _cell_of(lat, -90.0, 180.0, n_bits // 2)
+    lon_i = _cell_of(lon, -180.0, 360.0, (n_bits + 1) // 2)
+    return int_to_geohash(_interleave(lon_i, lat_i, n_bits, 0), precision)
 
 
 def shard_of(lat: float, lon: float, precision: int = 4) -> str:
@@ -94,12 +106,14 @@ def encode_ints(lat: npt.ArrayLike, lon: npt.ArrayLike, precision: int) -> IntAr
     if not finite.all() or (np.abs(lat_a) > 90).any() or (np.abs(lon_a) > 180).any():
         raise GeoError("coordinates out of range")
     n_bits = 5 * precision
-    lon_bits = (n_bits + 1) // 2
-    lat_bits = n_bits // 2
-    lat_i = _cell_index(lat_a, -90.0, 180.0, lat_bits)
-    lon_i = _cell_index(lon_a, -180.0, 360.0, lon_bits)
-    out = np.zeros(lat_a.shape, dtype=np.int64)
-    # Interleave: bit 0 (most significant) is longitude, then latitude, alternating.
+    lat_i = _cell_index(lat_a, -90.0, 180.0, n_bits // 2)
+    lon_i = _cell_index(lon_a, -180.0, 360.0, (n_bits + 1) // 2)
+    return _interleave(lon_i, lat_i, n_bits, np.zeros(lat_a.shape, dtype=np.int64))
+
+
+def _interleave(lon_i: _Cells, lat_i: _Cells, n_bits: int, out: _Cells) -> _Cells:
+    """The `n_bits`-bit code of cells (ints or int arrays): longitude first, alternating."""
+    lon_bits, lat_bits = (n_bits + 1) // 2, n_bits // 2
     for i in range(n_bits):
         src, bits = (lon_i, lon_bits) if i % 2 == 0 else (lat_i, lat_bits)
         out = (out << 1) | ((src >> (bits - 1 - i // 2)) & 1)
@@ -115,6 +129,18 @@ def _cell_index(v: FloatArray, lo: float, span: float, bits: int) -> IntArray:
     # with the exact (dyadic) edges, as the bisection encoder does.
     idx = np.where((idx > 0) & (v < lo + idx * width), idx - 1, idx)
     return np.where((idx < n - 1) & (v >= lo + (idx + 1) * width), idx + 1, idx)
+
+
+def _cell_of(v: float, lo: float, span: float, bits: int) -> int:
+    """`_cell_index` of one value, in the same float operations."""
+    n = 1 << bits
+    width = span / n
+    idx = min(max(math.floor((v - lo) / width), 0), n - 1)
+    if idx > 0 and v < lo + idx * width:
+        idx -= 1
+    if idx < n - 1 and v >= lo + (idx + 1) * width:
+        idx += 1
+    return idx
 
 
 def geohash_to_int(cell: str) -> int:

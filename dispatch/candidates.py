@@ -85,8 +85,15 @@ def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
         shift_end_s=shift_end_s,
         pending_pickup_s=np.where(pending == NO_PICKUP, np.nan, (pending - now) / 1000.0),
         idle=(free_s <= 0) & (pending == NO_PICKUP),
-        eligible=(shift_end_s >= policy.shift_end_margin_s) & (couriers.spare_capacity >= 1),
+        eligible=may_take_new_job(shift_end_s, couriers.spare_capacity, policy),
     )
+
+
+def may_take_new_job(
+    shift_end_s: FloatArray, spare_capacity: IntArray, policy: Policy
+) -> BoolArray:
+    """Couriers that may take a new job: shift not over (less the margin) and spare capacity."""
+    return (shift_end_s >= policy.shift_end_margin_s) & (spare_capacity >= 1)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The dispatch decision: `decide(snapshot, policy)` for a tick, `rank(...)` for one request.
+"""The dispatch decision of a tick: `decide(snapshot, policy)` (one job: `dispatch.ranking`).
 
 `decide` (optimize mode): candidate couriers per open order from the spatial index; planned
 times and cost terms for new jobs and for insertions into pending pickups; a min-cost matching
@@ -32,15 +32,15 @@ from dispatch.candidates import (
     tick_frame,
 )
 from dispatch.chains import chain_pairs
-from dispatch.costs import TERM_NAMES, single_terms
+from dispatch.costs import single_terms
 from dispatch.coverage import coverage
 from dispatch.decisions import Assignment, Decisions, Explanation
 from dispatch.greedy import greedy_decide
 from dispatch.matching import min_cost_matching
 from dispatch.policy import DEFAULT_POLICY, Policy
 from dispatch.reposition import repositions
-from dispatch.routes import build_assignment, explanation, runner_up, to_ts_ms
-from dispatch.snapshot import OPEN, OrderTable, Snapshot, SnapshotError
+from dispatch.routes import build_assignment, explanation, runner_up
+from dispatch.snapshot import Snapshot
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -511,73 +511,4 @@ def _assignment(
         dropoff_p50_s=[float(pairs.dropoff_p50_s[e])],
         dropoff_p90_s=[float(pairs.dropoff_p90_s[e])],
         explain=explain,
-    )
-
-
-@dataclass(frozen=True)
-class RankedCourier:
-    """One courier's offer for a request, with the same cost terms `decide` uses.
-
-    Attributes:
-        courier_id: the courier.
-        cost: total cost (sum of `terms`).
-        terms: `(name, weighted value)` pairs.
-        pickup_ts_ms: planned handover at the merchant (p50).
-        dropoff_ts_ms: planned handover at the customer (p50).
-    """
-
-    courier_id: str
-    cost: float
-    terms: tuple[tuple[str, float], ...]
-    pickup_ts_ms: int
-    dropoff_ts_ms: int
-
-
-def rank(
-    request: OrderTable, snapshot: Snapshot, k: int, policy: Policy = DEFAULT_POLICY
-) -> tuple[RankedCourier, ...]:
-    """The `k` cheapest couriers for one single-order request, cheapest first.
-
-    A courier the snapshot forbids with the request's order id is never ranked.
-
-    Args:
-        request: a one-row order table (the order to place; `courier_index` must be open).
-        snapshot: the current snapshot (its couriers are ranked; its orders are ignored).
-        k: how many couriers to return (at most).
-        policy: weights and candidate limits.
-
-    Raises:
-        SnapshotError: if the request is not exactly one open order.
-    """
-    if request.n != 1 or int(request.courier_index[0]) != OPEN:
-        raise SnapshotError("rank() takes exactly one open order")
-    if k < 1:
-        return ()
-    alone = Snapshot(
-        now_ts_ms=snapshot.now_ts_ms,
-        tick_s=snapshot.tick_s,
-        orders=request,
-        couriers=snapshot.couriers,
-        eta=snapshot.eta,
-        service=snapshot.service,
-        shard_id=snapshot.shard_id,
-        forbidden=tuple(p for p in snapshot.forbidden if p[0] in request.order_id),
-    )
-    frame = tick_frame(alone, policy)
-    index = courier_index(alone, frame, policy)
-    o_rows, c_rows, stride = nearest_couriers(alone, index, frame.open_rows, policy)
-    pairs = plan_pairs(alone, frame, o_rows, c_rows, policy, stride)
-    pairs = pairs.take(pairs.feasible)
-    terms = single_terms(alone, frame, pairs, policy)
-    costs = terms.sum(axis=1)
-    best = np.lexsort((pairs.courier_row, costs))[:k]
-    return tuple(
-        RankedCourier(
-            courier_id=snapshot.couriers.courier_id[int(pairs.courier_row[e])],
-            cost=float(sum(float(v) for v in terms[e])),
-            terms=tuple((name, float(v)) for name, v in zip(TERM_NAMES, terms[e], strict=True)),
-            pickup_ts_ms=to_ts_ms(snapshot.now_ts_ms, float(pairs.pickup_p50_s[e])),
-            dropoff_ts_ms=to_ts_ms(snapshot.now_ts_ms, float(pairs.dropoff_p50_s[e])),
-        )
-        for e in best
     )

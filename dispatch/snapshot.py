@@ -34,7 +34,7 @@ class SnapshotError(ValueError):
 
 
 def _ids(name: str, values: Sequence[str]) -> tuple[str, ...]:
-    ids = tuple(str(v) for v in values)
+    ids = tuple(map(str, values))
     if len(set(ids)) != len(ids):
         raise SnapshotError(f"{name} holds duplicate ids")
     return ids
@@ -213,6 +213,19 @@ class CourierTable:
     def m(self) -> int:
         """Number of couriers."""
         return len(self.courier_id)
+
+    def take(self, rows: IntArray) -> CourierTable:
+        """The couriers at `rows`, in that order."""
+        return CourierTable(
+            courier_id=tuple(self.courier_id[i] for i in rows.tolist()),
+            free_xy_m=self.free_xy_m[rows],
+            free_ts_ms=self.free_ts_ms[rows],
+            shift_end_ts_ms=self.shift_end_ts_ms[rows],
+            spare_capacity=self.spare_capacity[rows],
+            pending_pickup_ts_ms=self.pending_pickup_ts_ms[rows],
+            orders_done=self.orders_done[rows],
+            shift_start_ts_ms=self.shift_start_ts_ms[rows],
+        )
 
     @classmethod
     def empty(cls) -> CourierTable:

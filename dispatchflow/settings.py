@@ -172,6 +172,44 @@ class Settings(BaseSettings):
         None, description="ETA model registry; without one, straight-line ETAs are used"
     )
 
+    # --- request-time ranking (POST /rank) ----------------------------------------------------
+    rank_candidates: int = Field(
+        400,
+        ge=1,
+        le=10_000,
+        description="couriers priced per POST /rank request (the nearest that may take the job)",
+    )
+    rank_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="processes that rank POST /rank requests beside the stream; 0 ranks in a "
+        "thread of the worker process, which then shares the interpreter lock with the stream",
+    )
+    rank_max_in_flight: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        description="POST /rank requests admitted at once; any beyond get 503 with Retry-After",
+    )
+    rank_deadline_s: float = Field(
+        0.1,
+        gt=0,
+        le=60.0,
+        description="a POST /rank request not answered this long after it arrived gets 503 "
+        "with Retry-After (and is not ranked if its ranking had not started)",
+    )
+    rank_view_max_age_s: float = Field(
+        5.0,
+        gt=0,
+        le=60.0,
+        description="a shard's ranking view is rebuilt by the first POST /rank request after "
+        "each of its ticks, or once it is this old when ticks are rarer",
+    )
+    rank_retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After (seconds) of a POST /rank answered 503"
+    )
+
     # --- web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)

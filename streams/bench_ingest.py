@@ -65,21 +65,26 @@ def generate_online(n_couriers: int, seed: int, ts_ms: int = START_TS_MS - 1000)
     plain position updates (no sightings for the directory).
     """
     home_lat, home_lon = _homes(np.random.default_rng(seed), n_couriers)
-    records = []
-    for c in range(n_couriers):
-        event = {
-            "event_id": f"online-c{c}",
-            "type": "courier_online",
-            "v": 1,
-            "ts_ms": ts_ms,
-            "courier_id": f"c{c}",
-            "lat": round(float(home_lat[c]), 6),
-            "lon": round(float(home_lon[c]), 6),
-            "capacity": 2,
-            "vehicle": "bike",
-        }
-        records.append(Record("courier_events", f"c{c}".encode(), orjson.dumps(event), ts_ms))
-    return records
+    return [
+        online_record(f"c{c}", float(home_lat[c]), float(home_lon[c]), ts_ms)
+        for c in range(n_couriers)
+    ]
+
+
+def online_record(courier_id: str, lat: float, lon: float, ts_ms: int) -> Record:
+    """A `courier_events` record: `courier_id` online at (`lat`, `lon`), a bike for two orders."""
+    event = {
+        "event_id": f"online-{courier_id}",
+        "type": "courier_online",
+        "v": 1,
+        "ts_ms": ts_ms,
+        "courier_id": courier_id,
+        "lat": round(lat, 6),
+        "lon": round(lon, 6),
+        "capacity": 2,
+        "vehicle": "bike",
+    }
+    return Record("courier_events", courier_id.encode(), orjson.dumps(event), ts_ms)
 
 
 def generate_pings(
@@ -123,7 +128,8 @@ def generate_pings(
     return records
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) process `pid` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -145,11 +151,11 @@ def _measure_worker(
         applied = float(match.group(1)) if match else 0.0
         now = time.perf_counter()
         if applied > 0 and started_s is None:
-            started_s, cpu0, first = now, _cpu_seconds(pid), applied
+            started_s, cpu0, first = now, cpu_seconds(pid), applied
         progress(int(applied))
         if applied >= expected and started_s is not None and cpu0 is not None:
             seconds = now - started_s
-            cpu = _cpu_seconds(pid) - cpu0
+            cpu = cpu_seconds(pid) - cpu0
             counted = expected - first
             return {"pings": counted, "seconds": seconds, "cpu_seconds": cpu}
         time.sleep(0.1)  # each scrape costs the worker CPU; keep them rare
@@ -158,29 +164,29 @@ def _measure_worker(
 
 
 @contextlib.contextmanager
-def _workdir(prefix: str) -> Iterator[Path]:
+def workdir(prefix: str) -> Iterator[Path]:
     """A scratch directory, removed after the phase; kept (and named) when the phase fails."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        yield workdir
+        yield path
     except BaseException:
-        print(f"bench phase failed; its logs and data are kept in {workdir}", file=sys.stderr)
+        print(f"bench phase failed; its logs and data are kept in {path}", file=sys.stderr)
         raise
-    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _phase_ours(
     records: list[Record], expected: int, label: str, online: list[Record], kind: BrokerKind
 ) -> dict[str, Any]:
-    with _workdir("bench-ingest-") as workdir, local_broker(kind, workdir / "kafka") as bootstrap:
-        settings = local_settings(bootstrap, workdir / "data", kind)
+    with workdir("bench-ingest-") as work, local_broker(kind, work / "kafka") as bootstrap:
+        settings = local_settings(bootstrap, work / "data", kind)
         client = aiokafka_kwargs(settings)
         admin = TopicAdmin(client, replication=1, keep_forever=True)
         asyncio.run(admin.apply(load_topics(app_id=settings.app_id).topics))
         # Couriers come online first (a worker run that ends once they are all placed), so
         # the measured run is steady-state ingest: pings of couriers their shards hold.
         asyncio.run(produce_records(client, online))
-        with WorkerProcess(settings, workdir / "onboarding.log") as onboarding:
+        with WorkerProcess(settings, work / "onboarding.log") as onboarding:
             asyncio.run(
                 wait_processed(
                     client,
@@ -192,7 +198,7 @@ def _phase_ours(
             )
         asyncio.run(produce_records(client, records))
         with (
-            WorkerProcess(settings, workdir / "worker.log") as worker,
+            WorkerProcess(settings, work / "worker.log") as worker,
             tqdm(total=expected, desc=label, unit="ping", leave=False) as bar,
         ):
             result = _measure_worker(worker, expected, lambda n: bar.update(max(0, n - bar.n)))
@@ -200,7 +206,7 @@ def _phase_ours(
 
 
 def _phase_plain(records: list[Record], expected: int, kind: BrokerKind) -> dict[str, Any]:
-    with _workdir("bench-plain-") as workdir, local_broker(kind, workdir / "kafka") as bootstrap:
+    with workdir("bench-plain-") as work, local_broker(kind, work / "kafka") as bootstrap:
         client = {"bootstrap_servers": bootstrap}
         kept = {"cleanup.policy": "delete", "retention.ms": "-1"}
 
@@ -234,7 +240,7 @@ def _phase_plain(records: list[Record], expected: int, kind: BrokerKind) -> dict
                 "--expected",
                 str(expected),
                 "--datadir",
-                str(workdir / "plain-db"),
+                str(work / "plain-db"),
             ],
             check=False,
             capture_output=True,

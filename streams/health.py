@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -11,6 +12,7 @@ class Health:
 
     crashed_agents: dict[str, str] = field(default_factory=dict)
     positions_replaying: bool = False
+    ranking_ready: Callable[[], bool] = lambda: True
 
     def agent_crashed(self, agent: str, error: BaseException) -> None:
         """Record that `agent` died with `error`."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -34,6 +38,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._process_collectors = False
+        self._gc_started_s = 0.0
         r = self.registry
         self.events_consumed = Counter(
             "dispatchflow_events_consumed",
@@ -151,6 +156,47 @@ class Metrics:
             buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 20, 60),
             registry=r,
         )
+        self.rank_requests = Counter(
+            "dispatchflow_rank_requests",
+            "POST /rank requests by outcome: answered (200), bad_request (400, 413), not_owner"
+            " (421), shed (503 with Retry-After: at the in-flight limit or past the deadline),"
+            " unavailable (503: no ranking process or engine).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rank_request_seconds = Histogram(
+            "dispatchflow_rank_request_seconds",
+            "Time from a POST /rank request's arrival to its answer, by outcome.",
+            ["outcome"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.rank_in_flight = Gauge(
+            "dispatchflow_rank_in_flight",
+            "POST /rank requests admitted and not yet answered.",
+            registry=r,
+        )
+        self.rank_shed = Counter(
+            "dispatchflow_rank_shed",
+            "POST /rank requests answered 503 with Retry-After, by reason: capacity (the"
+            " in-flight limit was reached on arrival) or deadline (not ranked in time).",
+            ["reason"],
+            registry=r,
+        )
+        self.rank_view_build_seconds = Histogram(
+            "dispatchflow_rank_view_build_seconds",
+            "Time to rebuild one shard's ranking view (on the stream's event loop).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
+        self.gc_pause_seconds = Histogram(
+            "dispatchflow_gc_pause_seconds",
+            "Garbage-collector pauses of the worker process (its event loop stands still), by"
+            " generation; exported once the process series are.",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+            registry=r,
+        )
         self.couriers_tracked = Gauge(
             "dispatchflow_couriers_tracked",
             "Couriers with a position in the partitions this worker owns.",
@@ -161,10 +207,20 @@ class Metrics:
         """Export the worker process's own series on this registry (once per registry).
 
         `process_*` (CPU seconds, resident and virtual memory, open file descriptors, start
-        time; read from /proc, so present on Linux) and `python_info` (the interpreter).
+        time; read from /proc, so present on Linux), `python_info` (the interpreter) and every
+        garbage-collector pause from now on (`dispatchflow_gc_pause_seconds`).
         """
         if self._process_collectors:
             return
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        gc.callbacks.append(self._on_gc)
         self._process_collectors = True
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """`gc.callbacks` hook: time each collection, from its start to its stop."""
+        if phase == "start":
+            self._gc_started_s = time.perf_counter()
+            return
+        pause_s = time.perf_counter() - self._gc_started_s
+        self.gc_pause_seconds.labels(str(info["generation"])).observe(pause_s)

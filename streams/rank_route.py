@@ -13,13 +13,18 @@ worker's clock. The job belongs to the shard of its pickup point. Answers:
   tick uses;
 - 400 with `{"error"}` for a malformed request, 413 for an oversized body;
 - 421 with `{"error", "shard", "partition"}` when this worker does not own the shard's partition
-  (ask the worker that does).
+  (ask the worker that does);
+- 503 with `{"error", "reason"}` and `Retry-After` when the worker sheds the request (see
+  `streams.rank_service`).
+
+This module reads a request (`route_rank`) and writes the answer to a job (`rank_job`); where and
+when the ranking runs is `streams.rank_service`'s and `streams.rank_pool`'s business.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +32,9 @@ import orjson
 
 from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
-from dispatch.engine import RankedCourier
-from dispatch.live.engine import ShardEngine
+from dispatch.live.eta import LegPredictor
+from dispatch.live.rank_view import RankView, rank_in_view
+from dispatch.ranking import RankedCourier
 
 MAX_RANK_BODY_BYTES = 4096
 MAX_K = 50
@@ -104,49 +110,76 @@ def parse_rank_request(raw: bytes) -> RankRequest:
     )
 
 
-def _error(status: int, message: str, **extra: Any) -> tuple[int, bytes]:
+def error_answer(status: int, message: str, **extra: Any) -> tuple[int, bytes]:
+    """An error answer: `status` and `{"error": message, **extra}`."""
     return status, orjson.dumps({"error": message, **extra})
 
 
-def handle_rank(
-    ranker: ShardEngine,
+@dataclass(frozen=True)
+class RankJob:
+    """A request this worker answers: what was asked, its shard, and the time it is ranked at.
+
+    Attributes:
+        request: the validated request.
+        shard: the shard of its pickup point (one this worker owns).
+        now_ms: the request time (epoch ms): the request's own, or the worker's clock.
+    """
+
+    request: RankRequest
+    shard: str
+    now_ms: int
+
+
+def route_rank(
     raw: bytes,
     *,
     shard_precision: int,
     shard_partitions: int,
     owned_partitions: Collection[int],
     clock_ms: Callable[[], int],
-) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) answering one `/rank` request body `raw`."""
+) -> RankJob | tuple[int, bytes]:
+    """The job in the request body `raw`, or the answer refusing it (400, 413 or 421)."""
     try:
         request = parse_rank_request(raw)
     except BadRankRequest as exc:
         status = 413 if str(exc).startswith("body larger") else 400
-        return _error(status, str(exc))
+        return error_answer(status, str(exc))
     shard = shard_of(request.pickup[0], request.pickup[1], shard_precision)
     partition = partition_for_key(shard.encode(), shard_partitions)
     if partition not in owned_partitions:
-        return _error(
+        return error_answer(
             421,
             "this worker does not own the shard of the pickup point",
             shard=shard,
             partition=partition,
         )
     now_ms = request.request_time_ms if request.request_time_ms is not None else clock_ms()
-    ranked: tuple[RankedCourier, ...] = ()
-    if shard in ranker.shards():
-        ranked = ranker.rank(
-            shard,
-            request.pickup,
-            request.dropoff,
-            now_ms,
-            request.k,
-            ready_ts_ms=request.ready_ts_ms,
-            promise_ts_ms=request.promise_ts_ms,
-        )
+    return RankJob(request, shard, now_ms)
+
+
+def rank_job(job: RankJob, view: RankView | None, predictor: LegPredictor) -> bytes:
+    """The 200 body answering `job` from its shard's `view` (no couriers without one)."""
+    if view is None:
+        return answer_body(job, ())
+    request = job.request
+    ranked = rank_in_view(
+        view,
+        predictor,
+        request.pickup,
+        request.dropoff,
+        job.now_ms,
+        request.k,
+        ready_ts_ms=request.ready_ts_ms,
+        promise_ts_ms=request.promise_ts_ms,
+    )
+    return answer_body(job, ranked)
+
+
+def answer_body(job: RankJob, ranked: Sequence[RankedCourier]) -> bytes:
+    """The 200 body answering `job` with `ranked`, cheapest first."""
     body = {
-        "shard": shard,
-        "request_time_ms": now_ms,
+        "shard": job.shard,
+        "request_time_ms": job.now_ms,
         "couriers": [
             {
                 "courier_id": r.courier_id,
@@ -158,4 +191,4 @@ def handle_rank(
             for r in ranked
         ],
     }
-    return 200, orjson.dumps(body)
+    return orjson.dumps(body)

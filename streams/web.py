@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,7 +15,9 @@ from dispatch.lifecycle import OrderState
 from dispatch.live.positions import Position
 from streams.eta_model import register_eta_route
 from streams.json_post import mount_json_post
-from streams.rank_route import MAX_RANK_BODY_BYTES, handle_rank
+from streams.rank_pool import rank_backend
+from streams.rank_route import MAX_RANK_BODY_BYTES, RankJob, route_rank
+from streams.rank_service import RankLimits, RankService
 from streams.runtime import Runtime
 
 JSON = "application/json"
@@ -31,11 +33,18 @@ def readiness(rt: Runtime) -> dict[str, Any]:
         "tables_recovered": bool(app.tables.actives_ready),
         "not_rebalancing": not app.rebalancing,
         "positions_rebuilt": not rt.health.positions_replaying,
+        "ranking_ready": rt.health.ranking_ready(),
         "alive": rt.health.alive,
     }
-    assigned = app.consumer.assignment() if getattr(app, "_consumer", None) is not None else set()
-    partitions = sorted(tp.partition for tp in assigned if tp.topic == "order_events")
+    partitions = sorted(owned_partitions(rt))
     return {"ready": all(checks.values()), "checks": checks, "shard_partitions": partitions}
+
+
+def owned_partitions(rt: Runtime) -> set[int]:
+    """The shard partitions (of `order_events`, and so of every shard-keyed topic) it owns."""
+    app = rt.app
+    assigned = app.consumer.assignment() if getattr(app, "_consumer", None) is not None else set()
+    return {tp.partition for tp in assigned if tp.topic == "order_events"}
 
 
 def _clean(value: float) -> float | None:
@@ -147,21 +156,46 @@ def register(rt: Runtime) -> None:
 
 
 def register_rank_route(rt: Runtime) -> None:
-    """Mount `POST /rank` (see `streams.rank_route`) on the worker's web server."""
+    """Mount `POST /rank` (see `streams.rank_service`); start and stop its ranking backend."""
+    settings = rt.settings
     shard_partitions = rt.topics["order_events"].partitions
+    core = rt.core
+    if core is None:
+        msg = "the worker core is built before the web views"
+        raise RuntimeError(msg)
+    backend = rank_backend(settings)
+    rt.health.ranking_ready = lambda: backend.ready
 
-    def refuse() -> tuple[int, bytes] | None:
-        return (503, b'{"error":"dispatch engine not running"}') if rt.core is None else None
-
-    def answer(body: bytes) -> tuple[int, bytes]:
-        assert rt.core is not None  # noqa: S101 - `refuse` answers first otherwise
-        return handle_rank(
-            rt.core.engine,
-            body,
-            shard_precision=rt.settings.shard_precision,
+    def route(raw: bytes) -> RankJob | tuple[int, bytes]:
+        return route_rank(
+            raw,
+            shard_precision=settings.shard_precision,
             shard_partitions=shard_partitions,
-            owned_partitions=readiness(rt)["shard_partitions"],
+            owned_partitions=owned_partitions(rt),
             clock_ms=lambda: time.time_ns() // 1_000_000,
         )
 
-    mount_json_post(rt.app, "/rank", MAX_RANK_BODY_BYTES, answer, refuse)
+    service = RankService(
+        backend,
+        RankLimits(
+            max_in_flight=settings.rank_max_in_flight,
+            deadline_s=settings.rank_deadline_s,
+            retry_after_s=settings.rank_retry_after_s,
+            view_max_age_s=settings.rank_view_max_age_s,
+        ),
+        route=route,
+        shards=core.engine.shards,
+        ticks=core.engine.ticks,
+        build_view=core.engine.rank_view,
+        metrics=rt.metrics,
+    )
+    mount_json_post(rt.app, "/rank", MAX_RANK_BODY_BYTES, service.answer)
+
+    @rt.app.task
+    async def start_ranking() -> None:
+        await backend.start()
+
+    async def stop_ranking(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await backend.close()
+
+    rt.app.on_before_shutdown.connect(cast(Any, stop_ranking))

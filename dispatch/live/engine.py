@@ -35,7 +35,6 @@ from dataclasses import replace
 
 from contracts.rejections import EventRejected, RejectReason
 from contracts.validation import Event
-from dispatch.engine import RankedCourier, rank
 from dispatch.lifecycle import (
     MAX_ORDER_EVENTS,
     AlreadyApplied,
@@ -53,9 +52,10 @@ from dispatch.live.eta import LegPredictor, RouteCalibrator, StraightLinePredict
 from dispatch.live.orphans import Orphans, ParkedRecord
 from dispatch.live.outputs import handover_from, left_tombstone
 from dispatch.live.proposals import Proposals
+from dispatch.live.rank_view import RankView, build_rank_view
 from dispatch.live.records import CourierRecord, DecisionStatus, Phase, RouteStop, ShardControl
 from dispatch.live.releases import Releases
-from dispatch.live.shard_snapshot import PositionView, build_snapshot, request_table
+from dispatch.live.shard_snapshot import PositionView, build_snapshot
 from dispatch.live.state import ShardState, ShardStores
 from dispatch.live.surge import SurgeTracker
 from dispatch.live.telemetry import NullTelemetry, Telemetry
@@ -464,32 +464,22 @@ class ShardEngine:
         return effects
 
     # ------------------------------------------------------------------ request-time ranking
-    def rank(
-        self,
-        shard: str,
-        pickup: tuple[float, float],
-        dropoff: tuple[float, float],
-        now_ms: int,
-        k: int,
-        ready_ts_ms: int | None = None,
-        promise_ts_ms: int | None = None,
-    ) -> tuple[RankedCourier, ...]:
-        """Top-`k` couriers of `shard` for one job, with the cost terms `decide` would use."""
+    def ticks(self, shard: str) -> int:
+        """How many ticks of `shard` this engine has handled."""
+        return self._ticks.get(shard, 0)
+
+    def rank_view(self, shard: str) -> RankView:
+        """The ranking view of `shard` as its state is now (see `dispatch.live.rank_view`).
+
+        Its policy is the shard's (`policy_for`) pricing `config.rank_candidates` candidates.
+        """
         self.state.ensure_indexed()
-        built = build_snapshot(
-            self.state, self.positions, self.config, self.predictor, shard, now_ms
-        )
-        request = request_table(
-            shard,
-            pickup,
-            dropoff,
-            now_ms,
-            ready_ts_ms,
-            promise_ts_ms,
-            self.config.default_promise_s,
-        )
         policy, _ = self.policy_for(shard)
-        return rank(request, built.snapshot, k, policy)
+        candidates = self.config.rank_candidates
+        policy = policy.replace(
+            max_candidates=candidates, min_candidates=min(policy.min_candidates, candidates)
+        )
+        return build_rank_view(self.state, self.positions, self.config, policy, shard)
 
 
 def _apply_control(policy: Policy, control: ShardControl) -> Policy:

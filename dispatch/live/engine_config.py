@@ -10,7 +10,11 @@ from dispatch.snapshot import ServiceTimes
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Tunables of live dispatch (times in seconds unless named otherwise)."""
+    """Tunables of live dispatch (times in seconds unless named otherwise).
+
+    `rank_candidates` is how many couriers request-time ranking prices per request (the
+    nearest that may take the job), in place of the tick's `policy.max_candidates`.
+    """
 
     tick_s: float = 2.0
     tick_budget_s: float = 0.5
@@ -34,12 +38,16 @@ class EngineConfig:
     surge_max: float = 3.0
     surge_smoothing: float = 0.5
     eta_coverage: float = 0.9
+    rank_candidates: int = 400
 
     def __post_init__(self) -> None:
         for name in ("tick_s", "lease_s", "max_order_age_s", "default_promise_s"):
             if not getattr(self, name) > 0:
                 msg = f"{name} must be positive"
                 raise ValueError(msg)
+        if self.rank_candidates < 1:
+            msg = "rank_candidates must be at least 1"
+            raise ValueError(msg)
         if self.eta_update_every_ticks < 1 or self.surge_every_ticks < 1:
             msg = "eta_update_every_ticks and surge_every_ticks must be at least 1"
             raise ValueError(msg)

@@ -93,15 +93,32 @@ class ShardSnapshot:
 
 
 @dataclass(frozen=True)
-class _FreeCourier:
-    """A dispatchable courier and where and when it becomes free."""
+class CourierStart:
+    """A dispatchable courier and where it becomes free, at any time.
+
+    Attributes:
+        record: the courier.
+        lat: latitude where it becomes free: its route's last stop, or (no route) its fix.
+        lon: longitude of that point.
+        busy_until_ts_ms: when its route ends (half a drop-off after the last planned stop);
+            None without a route (it is free now, where its latest fix is).
+        fix_ts_ms: time of that fix (None with a route).
+        pending_pickup_ts_ms: planned handover of its pending pickup (`NO_PICKUP` if none).
+        pending: the orders waiting in that pickup.
+    """
 
     record: CourierRecord
     lat: float
     lon: float
-    free_ts_ms: int
+    busy_until_ts_ms: int | None
+    fix_ts_ms: int | None
     pending_pickup_ts_ms: int
     pending: tuple[str, ...]
+
+    def free_ts_ms(self, now_ms: int) -> int:
+        """When it is free to start a new job, never before `now_ms`."""
+        busy = self.busy_until_ts_ms
+        return now_ms if busy is None else max(now_ms, busy)
 
 
 def build_snapshot(
@@ -158,7 +175,7 @@ def build_snapshot(
     courier_table = CourierTable(
         courier_id=tuple(c.record.courier_id for c in free),
         free_xy_m=_xy([c.lat for c in free], [c.lon for c in free], origin),
-        free_ts_ms=np.array([c.free_ts_ms for c in free], dtype=np.int64),
+        free_ts_ms=np.array([c.free_ts_ms(now_ms) for c in free], dtype=np.int64),
         shift_end_ts_ms=np.array(
             [
                 c.record.shift_end_ts_ms or c.record.shift_start_ts_ms + default_shift_ms
@@ -201,12 +218,14 @@ def _cooling_pairs(
     )
 
 
-def _free_couriers(
-    state: ShardState, positions: PositionView, config: EngineConfig, shard: str, now_ms: int
-) -> list[_FreeCourier]:
-    """The shard's dispatchable couriers with where and when each becomes free, by id."""
-    max_age_ms = int(config.position_max_age_s * 1000)
-    found: list[_FreeCourier] = []
+def courier_starts(
+    state: ShardState, positions: PositionView, config: EngineConfig, shard: str
+) -> list[CourierStart]:
+    """The shard's dispatchable couriers, by id, each with where it becomes free.
+
+    One without a route and without a known position is left out.
+    """
+    found: list[CourierStart] = []
     for courier in state.couriers(shard):
         if not courier.dispatchable:
             continue
@@ -218,15 +237,32 @@ def _free_couriers(
                 pending = pickups[0].order_ids
                 pending_ts = pickups[0].planned_ts_ms
             last = courier.route[-1]
-            lat, lon = last.lat, last.lon
-            free_ts = max(now_ms, last.planned_ts_ms + int(config.service.dropoff_s * 500))
+            busy_until = last.planned_ts_ms + int(config.service.dropoff_s * 500)
+            start = CourierStart(courier, last.lat, last.lon, busy_until, None, pending_ts, pending)
         else:
             position = positions.get(courier.courier_id)
-            if position is None or now_ms - position.ts_ms > max_age_ms:
+            if position is None:
                 continue
-            lat, lon, free_ts = position.lat, position.lon, now_ms
-        found.append(_FreeCourier(courier, lat, lon, free_ts, pending_ts, pending))
+            start = CourierStart(
+                courier, position.lat, position.lon, None, position.ts_ms, pending_ts, pending
+            )
+        found.append(start)
     return found
+
+
+def _free_couriers(
+    state: ShardState, positions: PositionView, config: EngineConfig, shard: str, now_ms: int
+) -> list[CourierStart]:
+    """The shard's dispatchable couriers at `now_ms`, by id.
+
+    One without a route is left out when its fix is older than `position_max_age_s`.
+    """
+    max_age_ms = int(config.position_max_age_s * 1000)
+    return [
+        c
+        for c in courier_starts(state, positions, config, shard)
+        if c.fix_ts_ms is None or now_ms - c.fix_ts_ms <= max_age_ms
+    ]
 
 
 def ready_ts_ms(order: OrderState, default_prep_s: float) -> int:
@@ -271,6 +307,11 @@ def request_table(
         courier_index=np.array([OPEN]),
         drop_sequence=np.array([-1]),
     )
+
+
+def project_xy(lat: list[float], lon: list[float], shard: str) -> FloatArray:
+    """Points in metres around the centre of `shard`'s cell (its snapshots' frame), `(n, 2)`."""
+    return _xy(lat, lon, decode_center(shard))
 
 
 def _xy(lat: list[float], lon: list[float], origin: tuple[float, float]) -> FloatArray:

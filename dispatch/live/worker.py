@@ -198,6 +198,7 @@ class WorkerConfig:
                 max_order_age_s=settings.max_order_age_s,
                 orphan_ttl_s=settings.orphan_ttl_s,
                 policy=policy,
+                rank_candidates=settings.rank_candidates,
             ),
             shard_precision=settings.shard_precision,
             time_bounds=TimeBounds(

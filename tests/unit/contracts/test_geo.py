@@ -103,6 +103,19 @@ def test_points_next_to_cell_edges_fall_in_the_bisection_cell(precision: int) ->
     assert encode_many(lat, lon, precision).tolist() == expected
 
 
+@pytest.mark.parametrize("precision", [4, 6, 9])
+def test_one_point_next_to_a_cell_edge_falls_in_the_bisection_cell(precision: int) -> None:
+    """`encode` of points on and one ulp either side of cell edges is the bisection's cell."""
+    rng = np.random.default_rng(precision + 100)
+    lat_cells, lon_cells = 1 << (5 * precision // 2), 1 << ((5 * precision + 1) // 2)
+    lat_edges = -90.0 + rng.integers(1, lat_cells, 100) * (180.0 / lat_cells)
+    lon_edges = -180.0 + rng.integers(1, lon_cells, 100) * (360.0 / lon_cells)
+    for lat_edge, lon_edge in zip(lat_edges.tolist(), lon_edges.tolist(), strict=True):
+        for lat in (math.nextafter(lat_edge, -math.inf), lat_edge, math.nextafter(lat_edge, 90)):
+            for lon in (math.nextafter(lon_edge, -math.inf), lon_edge):
+                assert encode(lat, lon, precision) == _bisection(lat, lon, precision)
+
+
 @settings(max_examples=200)
 @given(lats, lons, st.integers(1, 12))
 def test_integer_geohashes_are_the_string_cells(lat: float, lon: float, precision: int) -> None:

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.decisions import Decisions
-from dispatch.engine import decide, rank
+from dispatch.engine import decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
+from dispatch.ranking import rank
 from dispatch.snapshot import OPEN, OrderTable, Snapshot, SnapshotError
 
 from .conftest import snapshots

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from dispatch.bundles import insertions
 from dispatch.candidates import courier_index, nearest_couriers, plan_pairs, tick_frame
 from dispatch.chains import chain_pairs
-from dispatch.engine import decide, rank
+from dispatch.engine import decide
 from dispatch.policy import DEFAULT_POLICY, GREEDY_POLICY, Policy
+from dispatch.ranking import rank
 from dispatch.snapshot import OPEN, Snapshot, SnapshotError
 
 from .conftest import contested_snapshot, grid_order, grid_snapshot, snapshots

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,17 @@ def test_the_worker_registry_exports_process_series(runtime: Runtime, series: st
 def test_the_worker_registry_exports_the_python_platform(runtime: Runtime) -> None:
     """`python_info` names the interpreter the worker runs on."""
     assert any(line.startswith("python_info{") for line in exposition(runtime))
+
+
+def test_the_worker_registry_times_each_full_garbage_collection(runtime: Runtime) -> None:
+    """A full collection in the worker process adds one generation-2 pause to the histogram."""
+
+    def full_pauses() -> float:
+        value = runtime.metrics.registry.get_sample_value(
+            "dispatchflow_gc_pause_seconds_count", {"generation": "2"}
+        )
+        return value or 0.0
+
+    before = full_pauses()
+    gc.collect(2)
+    assert full_pauses() == before + 1

@@ -1,8 +1,12 @@
-"""`POST /rank`: request validation, shard ownership and the ranking it answers with."""
+"""`POST /rank`: request validation, shard ownership and the ranking it answers with.
+
+Requests go through the real `RankService` with its in-process (thread) backend.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,10 @@ import pytest
 
 from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
-from streams.rank_route import MAX_RANK_BODY_BYTES, handle_rank
+from streams.metrics import Metrics
+from streams.rank_pool import ThreadRankBackend
+from streams.rank_route import MAX_RANK_BODY_BYTES, route_rank
+from streams.rank_service import RankLimits, RankService
 from tests.unit.dispatch.live.shard_world import LAT, LON, PRECISION, SHARD, T0, World, offset
 
 PARTITIONS = 8
@@ -40,22 +47,43 @@ def body(**fields: Any) -> bytes:
     return orjson.dumps(request)
 
 
-def ask(world: World, raw: bytes, owned: tuple[int, ...] = OWNED) -> tuple[int, Any]:
-    """Status and decoded body of one request."""
-    status, payload = handle_rank(
-        world.engine,
-        raw,
-        shard_precision=PRECISION,
-        shard_partitions=PARTITIONS,
-        owned_partitions=owned,
-        clock_ms=lambda: T0 + 1_000,
+@pytest.fixture
+async def backend(world: World) -> AsyncIterator[ThreadRankBackend]:
+    """The in-process ranking backend, with the world's travel times."""
+    ranking = ThreadRankBackend(world.engine.predictor)
+    await ranking.start()
+    yield ranking
+    await ranking.close()
+
+
+async def ask(
+    world: World, backend: ThreadRankBackend, raw: bytes, owned: tuple[int, ...] = OWNED
+) -> tuple[int, Any]:
+    """Status and decoded body of one request answered by a worker owning `owned`."""
+    service = RankService(
+        backend,
+        RankLimits(),
+        route=partial(
+            route_rank,
+            shard_precision=PRECISION,
+            shard_partitions=PARTITIONS,
+            owned_partitions=owned,
+            clock_ms=lambda: T0 + 1_000,
+        ),
+        shards=world.engine.shards,
+        ticks=world.engine.ticks,
+        build_view=world.engine.rank_view,
+        metrics=Metrics(),
     )
+    status, payload, *_ = await service.answer(raw)
     return status, orjson.loads(payload)
 
 
-def test_a_valid_request_gets_the_k_cheapest_couriers_with_their_terms(world: World) -> None:
+async def test_a_valid_request_gets_the_k_cheapest_couriers_with_their_terms(
+    world: World, backend: ThreadRankBackend
+) -> None:
     """200 with k couriers, cheapest first, each with terms that add up to its cost."""
-    status, answer = ask(world, body())
+    status, answer = await ask(world, backend, body())
     assert status == 200 and answer["shard"] == SHARD
     couriers = answer["couriers"]
     assert [c["courier_id"] for c in couriers] == ["c0", "c1"]
@@ -63,10 +91,12 @@ def test_a_valid_request_gets_the_k_cheapest_couriers_with_their_terms(world: Wo
         assert sum(c["terms"].values()) == pytest.approx(c["cost"], abs=1e-9)
 
 
-def test_the_answer_matches_the_engine_s_own_ranking(world: World) -> None:
+async def test_the_answer_matches_the_engine_s_own_ranking(
+    world: World, backend: ThreadRankBackend
+) -> None:
     """The route answers exactly what `ShardEngine.rank` returns for the same job."""
-    _, answer = ask(world, body(k=3))
-    direct = world.engine.rank(SHARD, (LAT, LON), offset(1_000.0, 1_000.0), T0 + 1_000, 3)
+    _, answer = await ask(world, backend, body(k=3))
+    direct = world.rank((LAT, LON), offset(1_000.0, 1_000.0), T0 + 1_000, 3)
     assert [(c["courier_id"], c["cost"]) for c in answer["couriers"]] == [
         (r.courier_id, r.cost) for r in direct
     ]
@@ -86,29 +116,37 @@ def test_the_answer_matches_the_engine_s_own_ranking(world: World) -> None:
     ],
     ids=["not-json", "not-object", "k-0", "k-51", "k-string", "lat-range", "no-lon", "neg-time"],
 )
-def test_a_malformed_request_gets_400_with_a_reason(world: World, raw: bytes) -> None:
+async def test_a_malformed_request_gets_400_with_a_reason(
+    world: World, backend: ThreadRankBackend, raw: bytes
+) -> None:
     """Malformed bodies are answered 400 with an error message, never an exception."""
-    status, answer = ask(world, raw)
+    status, answer = await ask(world, backend, raw)
     assert status == 400 and answer["error"]
 
 
-def test_an_oversized_body_gets_413(world: World) -> None:
+async def test_an_oversized_body_gets_413(world: World, backend: ThreadRankBackend) -> None:
     """A body above the size bound is refused before it is parsed."""
-    status, _ = ask(world, b" " * (MAX_RANK_BODY_BYTES + 1))
+    status, _ = await ask(world, backend, b" " * (MAX_RANK_BODY_BYTES + 1))
     assert status == 413
 
 
-def test_a_shard_owned_by_another_worker_gets_421_naming_its_partition(world: World) -> None:
+async def test_a_shard_owned_by_another_worker_gets_421_naming_its_partition(
+    world: World, backend: ThreadRankBackend
+) -> None:
     """A worker that does not own the pickup's shard says which partition does."""
-    status, answer = ask(world, body(), owned=())
+    status, answer = await ask(world, backend, body(), owned=())
     assert status == 421 and answer["partition"] == OWNED[0] and answer["shard"] == SHARD
 
 
-def test_an_owned_shard_without_state_answers_an_empty_list(world: World) -> None:
+async def test_an_owned_shard_without_state_answers_an_empty_list(
+    world: World, backend: ThreadRankBackend
+) -> None:
     """A job in an owned shard with no couriers gets no couriers, not an error."""
     far_lat, far_lon = offset(0.0, 400_000.0)
     raw = body(pickup={"lat": far_lat, "lon": far_lon})
     far = orjson.loads(raw)["pickup"]
     shard = shard_of(far["lat"], far["lon"], PRECISION)
-    status, answer = ask(world, raw, owned=(partition_for_key(shard.encode(), PARTITIONS),))
+    status, answer = await ask(
+        world, backend, raw, owned=(partition_for_key(shard.encode(), PARTITIONS),)
+    )
     assert status == 200 and answer["couriers"] == [] and answer["shard"] == shard

@@ -31,9 +31,11 @@ from dispatch.live.eta import LegPredictor
 from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
+from dispatch.live.rank_view import rank_in_view
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
 from dispatch.live.state import ShardStores
 from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
+from dispatch.ranking import RankedCourier
 from simulators.inprocess import CountingTelemetry
 
 #: Event time the tests start at (epoch ms).
@@ -318,6 +320,14 @@ class World:
     def tick(self, ts_ms: int, shard: str = SHARD) -> Effects:
         """A `dispatch_tick` of `shard`."""
         return self._record(self.engine.on_tick(self.event("dispatch_tick", ts_ms, shard=shard)))
+
+    def rank(
+        self, pickup: tuple[float, float], dropoff: tuple[float, float], now_ms: int, k: int
+    ) -> tuple[RankedCourier, ...]:
+        """The `k` cheapest couriers for a job, ranked from the engine's view of the shard."""
+        return rank_in_view(
+            self.engine.rank_view(SHARD), self.engine.predictor, pickup, dropoff, now_ms, k
+        )
 
     # ------------------------------------------------------------------ state
     def order(self, order_id: str) -> OrderState:

@@ -1,0 +1,185 @@
+"""A shard's ranking view: its couriers in columns, built once and reused by many requests.
+
+`build_rank_view` reads the shard's dispatchable couriers once (`courier_starts`: where and when
+each becomes free) into columns that do not depend on the request time; `rank_in_view` answers
+one request from them. Per request it computes, vectorized over the shard's couriers, what a
+tick's snapshot at the request time would hold (a courier with a route is free where it ends,
+never before the request time; one without is free now at its fix, and is left out when that
+fix is older than `position_max_age_s`; its shift started no later than now), takes the
+candidates nearest to the pickup and prices them (`dispatch.ranking`). For a view built from a
+shard's state, `rank_in_view` answers exactly what `dispatch.ranking.rank` answers on
+`build_snapshot` of that state at the request time.
+
+A view holds plain values (numpy columns, the policy, service times), so it can be sent to
+another process and ranked there with that process's own ETA predictor.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from contracts.geo import decode_center
+from dispatch.candidates import may_take_new_job
+from dispatch.live.engine_config import EngineConfig
+from dispatch.live.eta import LegPredictor, ShardEta
+from dispatch.live.shard_snapshot import (
+    CourierStart,
+    PositionView,
+    courier_starts,
+    project_xy,
+    request_table,
+)
+from dispatch.live.state import ShardState
+from dispatch.policy import Policy
+from dispatch.ranking import RankedCourier, cheapest, nearest_rows
+from dispatch.snapshot import BoolArray, CourierTable, FloatArray, IntArray, ServiceTimes
+
+
+@dataclass(frozen=True, eq=False)
+class RankView:
+    """One shard's dispatchable couriers, by id, independent of the request time.
+
+    Attributes:
+        shard: the shard.
+        courier_id: the couriers.
+        free_xy_m: where each becomes free, metres around the shard's centre, shape `(m, 2)`.
+        busy: whether each has a route (it is free where and when the route ends).
+        busy_until_ts_ms: when a busy courier's route ends (0 for the others).
+        fix_ts_ms: time of an idle courier's fix (0 for busy ones).
+        shift_start_ts_ms: start of each one's shift.
+        shift_end_ts_ms: end of each one's shift (the default shift length after its start
+            when it announced none).
+        spare_capacity: orders each may still take.
+        pending_pickup_ts_ms: planned handover of each one's pending pickup (`NO_PICKUP`).
+        orders_done: orders each delivered in its shift.
+        policy: the shard's policy, `max_candidates` being the candidates per request.
+        service: service times at stops.
+        tick_s: the tick interval (a job that can wait that long is priced like the tick's).
+        default_promise_s: promise of a job that names none, after the request time.
+        position_max_age_ms: an idle courier's fix older than this leaves it out.
+    """
+
+    shard: str
+    courier_id: tuple[str, ...]
+    free_xy_m: FloatArray
+    busy: BoolArray
+    busy_until_ts_ms: IntArray
+    fix_ts_ms: IntArray
+    shift_start_ts_ms: IntArray
+    shift_end_ts_ms: IntArray
+    spare_capacity: IntArray
+    pending_pickup_ts_ms: IntArray
+    orders_done: IntArray
+    policy: Policy
+    service: ServiceTimes
+    tick_s: float
+    default_promise_s: float
+    position_max_age_ms: int
+
+    @property
+    def m(self) -> int:
+        """Number of couriers."""
+        return len(self.courier_id)
+
+
+def build_rank_view(
+    state: ShardState,
+    positions: PositionView,
+    config: EngineConfig,
+    policy: Policy,
+    shard: str,
+) -> RankView:
+    """The view of `shard`'s couriers as `state` and `positions` hold them now."""
+    starts: list[CourierStart] = courier_starts(state, positions, config, shard)
+    default_shift_ms = int(config.default_shift_s * 1000)
+
+    def ints(values: list[int]) -> IntArray:
+        return np.array(values, dtype=np.int64)
+
+    return RankView(
+        shard=shard,
+        courier_id=tuple(c.record.courier_id for c in starts),
+        free_xy_m=project_xy([c.lat for c in starts], [c.lon for c in starts], shard),
+        busy=np.array([c.busy_until_ts_ms is not None for c in starts], dtype=bool),
+        busy_until_ts_ms=ints([c.busy_until_ts_ms or 0 for c in starts]),
+        fix_ts_ms=ints([c.fix_ts_ms or 0 for c in starts]),
+        shift_start_ts_ms=ints([c.record.shift_start_ts_ms for c in starts]),
+        shift_end_ts_ms=ints(
+            [
+                c.record.shift_end_ts_ms or c.record.shift_start_ts_ms + default_shift_ms
+                for c in starts
+            ]
+        ),
+        spare_capacity=ints([c.record.spare_capacity for c in starts]),
+        pending_pickup_ts_ms=ints([c.pending_pickup_ts_ms for c in starts]),
+        orders_done=ints([c.record.orders_done for c in starts]),
+        policy=policy,
+        service=config.service,
+        tick_s=config.tick_s,
+        default_promise_s=config.default_promise_s,
+        position_max_age_ms=int(config.position_max_age_s * 1000),
+    )
+
+
+def rank_in_view(
+    view: RankView,
+    predictor: LegPredictor,
+    pickup: tuple[float, float],
+    dropoff: tuple[float, float],
+    now_ms: int,
+    k: int,
+    ready_ts_ms: int | None = None,
+    promise_ts_ms: int | None = None,
+) -> tuple[RankedCourier, ...]:
+    """The `k` cheapest couriers of `view` for a job requested at `now_ms`, cheapest first.
+
+    The job is picked up at `pickup` (ready at `ready_ts_ms`, or now) and dropped off at
+    `dropoff` (promised at `promise_ts_ms`, or `default_promise_s` from now); the travel
+    times are `predictor`'s. See the module docstring for what the answer equals.
+    """
+    request = request_table(
+        view.shard, pickup, dropoff, now_ms, ready_ts_ms, promise_ts_ms, view.default_promise_s
+    )
+    if k < 1:
+        return ()
+    fresh = view.busy | (now_ms - view.fix_ts_ms <= view.position_max_age_ms)
+    free_ts_ms = np.where(view.busy, np.maximum(view.busy_until_ts_ms, now_ms), now_ms)
+    eligible = fresh & may_take_new_job(
+        (view.shift_end_ts_ms - now_ms) / 1000.0, view.spare_capacity, view.policy
+    )
+    rows = nearest_rows(
+        view.free_xy_m,
+        (free_ts_ms - now_ms) / 1000.0,
+        eligible,
+        request.pickup_xy_m[0],
+        view.policy.max_candidates,
+        view.policy.index_speed_mps,
+    )
+    if rows.size == 0:
+        return ()
+    ids = operator.itemgetter(*rows.tolist())(view.courier_id)
+    couriers = CourierTable(
+        courier_id=ids if rows.size > 1 else (ids,),
+        free_xy_m=view.free_xy_m[rows],
+        free_ts_ms=free_ts_ms[rows],
+        shift_end_ts_ms=view.shift_end_ts_ms[rows],
+        spare_capacity=view.spare_capacity[rows],
+        pending_pickup_ts_ms=view.pending_pickup_ts_ms[rows],
+        orders_done=view.orders_done[rows],
+        shift_start_ts_ms=np.minimum(view.shift_start_ts_ms[rows], now_ms),
+    )
+    origin = decode_center(view.shard)
+    return cheapest(
+        request,
+        couriers,
+        now_ts_ms=now_ms,
+        tick_s=view.tick_s,
+        eta=ShardEta(predictor, origin[0], origin[1], now_ms),
+        service=view.service,
+        shard_id=view.shard,
+        k=k,
+        policy=view.policy,
+    )
