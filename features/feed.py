@@ -16,8 +16,12 @@ flush, or its buffer holds `max_buffered_pings`; a tick of the partition also fl
 buffer, so a quiet partition's pings do not wait for the next ping. The cadence is wall time so
 that the table writes stay bounded when a backlog drains; the values are event time. A crash or
 a rebalance loses at most one flush interval of pings from these features (supply refills with
-the next ping of each courier; speed is a one-hour mean). The courier's 30-day speed is not fed
-online: it would cost a table write per courier and flush.
+the next ping of each courier; speeds are means over an hour or more). Pings also feed each
+courier's own travel speed (one table write per courier and flush).
+
+Reads for decisions: `order_row` is an order's feature row at its placement (read before its
+`order_created` is applied, as the offline builder does), `read` one feature of an entity,
+degraded to its city or global prior when missing or stale and reported to `on_degrade`.
 
 Events too old for a feature's window are reported to `on_late` (feature, level); an accepted
 event whose feature update is refused is logged and reported to `on_rejected` (type).
@@ -34,19 +38,19 @@ from typing import Any
 import numpy as np
 
 from contracts.pings import PingColumns
-from features.definitions import ZONE
+from features.definitions import COURIER, ZONE
 from features.events import EventError
 from features.from_contracts import MerchantOf, to_feature_event
 from features.pings import PingBatch, apply_pings
-from features.store import LateCallback, OnlineFeatureStore
+from features.store import DegradeCallback, FeatureRead, LateCallback, OnlineFeatureStore
 
 logger = logging.getLogger(__name__)
 
 FEATURES_TABLE = "online_features"
 
-#: Entities whose features pings feed online. Courier-level ping features (a 30-day speed)
-#: would cost a table write per courier and flush; they are built offline only.
-PING_FED_ENTITIES = (ZONE,)
+#: Entities whose features pings feed online: zones (supply, observed speed) and couriers
+#: (their own travel speed).
+PING_FED_ENTITIES = (ZONE, COURIER)
 
 
 class PartitionScoped(MutableMapping[bytes, bytes]):
@@ -86,6 +90,7 @@ class FeatureFeed:
         max_buffered_pings: int = 1_000_000,
         on_flush: Callable[[int, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_degrade: DegradeCallback | None = None,
     ) -> None:
         if ping_flush_s < 0 or max_buffered_pings < 1:
             raise ValueError("ping_flush_s must be >= 0 and max_buffered_pings >= 1")
@@ -95,6 +100,7 @@ class FeatureFeed:
         self.ping_flush_s = ping_flush_s
         self.max_buffered_pings = max_buffered_pings
         self.on_flush = on_flush
+        self.on_degrade = on_degrade
         self.clock = clock
         self._stores: dict[int, OnlineFeatureStore] = {}
         self._pings: dict[int, _PingBuffer] = {}
@@ -103,7 +109,11 @@ class FeatureFeed:
         """The feature store of one partition."""
         store = self._stores.get(partition)
         if store is None:
-            store = OnlineFeatureStore(PartitionScoped(self.table, partition), on_late=self.on_late)
+            store = OnlineFeatureStore(
+                PartitionScoped(self.table, partition),
+                on_degrade=self.on_degrade,
+                on_late=self.on_late,
+            )
             self._stores[partition] = store
         return store
 
@@ -125,6 +135,25 @@ class FeatureFeed:
                 self.on_rejected(str(feature_event.get("type")))
             return False
         return True
+
+    def order_row(self, event: Mapping[str, Any], partition: int) -> dict[str, float | None]:
+        """The numeric features of a validated `order_created` before it is applied.
+
+        Keys as `FeatureEngine.order_features` (levels left out). Reads only; call it before
+        `on_event` of the same event.
+        """
+        pickup = event["pickup"]
+        row = self.store(partition).order_features(
+            str(event["merchant_id"]),
+            float(pickup["lat"]),
+            float(pickup["lon"]),
+            int(event["ts_ms"]),
+        )
+        return {k: v for k, v in row.items() if "@" not in k}
+
+    def read(self, partition: int, feature: str, key: str, now_ms: int) -> FeatureRead:
+        """`feature` of entity `key` at `now_ms`, degraded when missing or stale (see `store`)."""
+        return self.store(partition).read(feature, key, now_ms)
 
     def on_pings(self, fixes: PingColumns, partition: int) -> int:
         """Buffer validated fixes of `partition`; flush when due. Returns the pings flushed.
