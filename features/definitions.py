@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features import events as ev
-from features.windows import BucketedStats, LastSeen
+from features.windows import SMALL_BATCH, BucketedStats, LastSeen
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -264,6 +264,15 @@ class MeanState:
         `values` holds each event's field, NaN where absent. The state ends as if each event had
         gone through `update` in that order (bucket totals up to float rounding).
         """
+        if ts_ms.size <= SMALL_BATCH:
+            late_count = 0
+            for ts, v in zip(ts_ms.tolist(), values.tolist(), strict=True):
+                if self.stats.is_late(ts):
+                    late_count += 1
+                elif v >= self.min_value:  # False for NaN
+                    self.stats.add(ts, v)
+                    _mark(self, ts)
+            return late_count
         late = self.stats.late_mask(ts_ms)
         with np.errstate(invalid="ignore"):
             present = ~late & (values >= self.min_value)

@@ -8,7 +8,9 @@ an event id, are skipped and counted, as the worker dead-letters them.
 
 Events are replayed in event-time order (stable for equal times; the fixes of a ping batch at
 the batch's time, when the worker applies them) through the same feature definitions as the
-online store, kept as live objects; pings go through `features.pings.apply_pings`, as online.
+online store, kept as live objects; pings go through `features.pings.apply_pings`, as online,
+in bulk: those between two other events at once (the same states as one at a time, up to the
+float rounding of windowed sums).
 The replay yields:
 
 * an order row per `order_created`: the features as of just before the order was applied
@@ -47,6 +49,11 @@ LEG_SPEED_BOUNDS_MPS = (0.3, 30.0)
 LEG_MIN_M = 50.0
 
 
+#: Events whose handling reads what pings feed (zone and courier features, couriers' cities
+#: and last positions): waiting pings are applied before them.
+_READS_PINGS = frozenset({ev.ORDER_CREATED, ev.ASSIGNMENT_RESPONSE, ev.PICKED_UP, ev.DELIVERED})
+
+
 class EventLogError(ValueError):
     """A line of the event log is not valid JSON or not a valid event."""
 
@@ -56,11 +63,11 @@ class EventLog:
     """Feature events in replay order, and what was skipped on the way.
 
     Attributes:
-        events: `(sort_ts_ms, event)` in replay order.
+        events: `(sort_ts_ms, event)` in replay order; pings as `PingBatch`es.
         skipped: contract records skipped, by reason (`schema_invalid`, `duplicate_event`).
     """
 
-    events: list[tuple[int, dict[str, Any]]]
+    events: list[tuple[int, dict[str, Any] | PingBatch]]
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -128,7 +135,7 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
     staged.sort(key=lambda s: (s[0], s[1]))
     merchants: dict[str, str] = {}
     seen: set[str] = set()
-    out: list[tuple[int, dict[str, Any]]] = []
+    out: list[tuple[int, dict[str, Any] | PingBatch]] = []
     for ts, _, event, contract in staged:
         event_id = str(event["event_id"])
         if event_id in seen:
@@ -136,10 +143,12 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
             continue
         seen.add(event_id)
         if not contract:
-            out.append((ts, dict(event)))
+            out.append(
+                (ts, _ping_rows([event]) if event["type"] == ev.COURIER_PING else dict(event))
+            )
             continue
         if event["type"] == "courier_ping_batch":
-            out.extend((ts, fix) for fix in _batch_pings(event))
+            out.append((ts, _ping_rows(event["pings"])))
             continue
         feature_event = to_feature_event(event, merchants.get)
         if feature_event is None:
@@ -150,13 +159,29 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
     return EventLog(out, skipped)
 
 
-def _batch_pings(batch: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    for i, fix in enumerate(batch["pings"]):
-        ping = to_feature_event(
-            {"type": "courier_ping", "event_id": f"{batch['event_id']}:{i}", **fix}
-        )
-        if ping is not None:
-            yield ping
+def _ping_rows(fixes: Iterable[Mapping[str, Any]]) -> PingBatch:
+    """Valid pings (contract fixes or `courier_ping` feature events) as columns.
+
+    A missing or implausible speed is unknown (NaN), as `to_feature_event` reads it.
+    """
+    rows = list(fixes)
+    speeds = [f.get("speed_mps") for f in rows]
+    return PingBatch(
+        np.array([str(f["courier_id"]) for f in rows], dtype=object),
+        np.array([float(f["lat"]) for f in rows]),
+        np.array([float(f["lon"]) for f in rows]),
+        np.array([int(f["ts_ms"]) for f in rows], dtype=np.int64),
+        np.array(
+            [
+                float(v)
+                if isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and 0.0 <= v <= ev.MAX_SPEED_MPS
+                else np.nan
+                for v in speeds
+            ]
+        ),
+    )
 
 
 def write_event_log(path: Path, events: Iterable[Mapping[str, Any]]) -> None:
@@ -249,37 +274,28 @@ class _Replay:
         self.legs: list[dict[str, Any]] = []
         self.departures: dict[str, _Departure] = {}
         self.last_ping: dict[str, tuple[float, float]] = {}
-        self.pings: list[dict[str, Any]] = []
+        self.pings: list[PingBatch] = []
 
-    def run(self, events: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
-        pending_ts: int | None = None
-        for ts, event in events:
-            if event["type"] == ev.COURIER_PING:
-                if pending_ts is not None and ts != pending_ts:
-                    self.flush_pings()
-                pending_ts = ts
-                self.pings.append(dict(event))
+    def run(self, events: Iterable[tuple[int, Mapping[str, Any] | PingBatch]]) -> None:
+        for _, event in events:
+            if isinstance(event, PingBatch):
+                self.pings.append(event)
                 continue
-            self.flush_pings()
-            pending_ts = None
+            if event["type"] in _READS_PINGS:
+                self.flush_pings()
             self.handle(event)
         self.flush_pings()
 
     def flush_pings(self) -> None:
         if not self.pings:
             return
-        pings, self.pings = self.pings, []
-        for p in pings:
-            ev.validate_event(p)
-            self.last_ping[str(p["courier_id"])] = (float(p["lat"]), float(p["lon"]))
-        batch = PingBatch(
-            np.array([str(p["courier_id"]) for p in pings], dtype=object),
-            np.array([float(p["lat"]) for p in pings]),
-            np.array([float(p["lon"]) for p in pings]),
-            np.array([int(p["ts_ms"]) for p in pings], dtype=np.int64),
-            np.array([np.nan if p["speed_mps"] is None else p["speed_mps"] for p in pings]),
+        pings, self.pings = PingBatch.concat(self.pings), []
+        order = np.argsort(pings.ts_ms, kind="stable")
+        ids, lat, lon = pings.courier_id[order], pings.lat[order], pings.lon[order]
+        self.last_ping.update(
+            zip(ids.tolist(), zip(lat.tolist(), lon.tolist(), strict=True), strict=True)
         )
-        apply_pings(self.engine, batch)
+        apply_pings(self.engine, pings)
 
     def handle(self, event: Mapping[str, Any]) -> None:
         etype = event["type"]

@@ -296,6 +296,17 @@ class FeatureEngine:
         self.on_degrade(fdef.name, MISSING, reason or "missing")
         return FeatureRead(fdef.name, dict.fromkeys(fdef.outputs), MISSING, None)
 
+    def read_global(self, feature: str, now_ms: int) -> FeatureRead:
+        """The marketplace-wide prior of `feature` at `now_ms` (`global`, or `missing`).
+
+        A prior, not a degraded entity: nothing is reported to `on_degrade`.
+        """
+        fdef = self.by_name[feature]
+        state = self.backend.load(fdef, GLOBAL, GLOBAL_KEY)
+        if state is None or state.updated_ts_ms < 0 or now_ms - state.updated_ts_ms > fdef.sla_ms:
+            return FeatureRead(fdef.name, dict.fromkeys(fdef.outputs), MISSING, None)
+        return FeatureRead(fdef.name, state.value(now_ms), GLOBAL, state.updated_ts_ms)
+
     def order_features(
         self, merchant_id: str, pickup_lat: float, pickup_lon: float, now_ms: int
     ) -> dict[str, Any]:

@@ -11,56 +11,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from dispatch.live.eta import LegPrediction, LegPredictor, StraightLinePredictor
+from dispatch.live.eta import LegPredictor, ServiceLegPredictor, StraightLinePredictor
 from dispatchflow.settings import Settings
 from models.fallback import FallbackReason
 from models.http import MAX_BODY_BYTES, handle_eta
-from models.legs import Leg
 from models.registry import ModelRegistry
-from models.service import EtaService, LegBatch, ModelUnavailable, StaticModelSource
+from models.service import EtaService, ModelUnavailable, StaticModelSource
 from streams.json_post import mount_json_post
 
 if TYPE_CHECKING:
     from streams.runtime import Runtime
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class ServiceLegPredictor:
-    """Legs predicted by an `EtaService` (model residual on the base ETA, with fallback)."""
-
-    def __init__(self, service: EtaService, leg: Leg = Leg.PICKUP, timeout_s: float | None = None):
-        self.service = service
-        self.leg = leg
-        self.timeout_s = timeout_s
-        self._version = "base"
-
-    @property
-    def version(self) -> str:
-        """Version of the model that served the last batch ("base" when none did)."""
-        return self._version
-
-    def predict(
-        self,
-        origin_lat: FloatArray,
-        origin_lon: FloatArray,
-        dest_lat: FloatArray,
-        dest_lon: FloatArray,
-        request_ts_ms: int,
-    ) -> LegPrediction:
-        """Quantiles from the service; rows it could not model carry the base ETA."""
-        n = int(np.shape(origin_lat)[0])
-        batch = LegBatch(
-            origin_lat=origin_lat,
-            origin_lon=origin_lon,
-            dest_lat=dest_lat,
-            dest_lon=dest_lon,
-            request_ts_ms=np.full(n, request_ts_ms, dtype=np.int64),
-            leg=np.full(n, int(self.leg), dtype=np.int64),
-        )
-        result = self.service.predict_legs(batch, timeout_s=self.timeout_s)
-        self._version = result.model_version or "base"
-        return LegPrediction(result.p50_s, result.p90_s, result.fallback)
 
 
 def predictor_from_settings(settings: Settings) -> LegPredictor:

@@ -31,9 +31,9 @@ from tests.unit.dispatch.live.shard_world import (
 
 # ---------------------------------------------------------------------- proposals
 def test_a_created_order_is_open(world: World) -> None:
-    """`order_created` stores an open order without any decision or output."""
+    """`order_created` stores an open order without any decision; it only announces an ETA."""
     effects = world.create("o1", T0)
-    assert effects.outputs == [] and effects.rejections == []
+    assert [o.topic for o in effects.outputs] == ["eta_updates"] and effects.rejections == []
     dispatch = world.order("o1").dispatch
     assert (dispatch.phase, dispatch.decision_id) == (Phase.OPEN, None)
 
@@ -206,7 +206,7 @@ def test_a_redelivered_creation_record_changes_nothing(world: World) -> None:
 def test_only_a_first_valid_order_event_counts_as_applied(world: World) -> None:
     """`applied` is set for a new valid event, not for its redelivery nor for a duplicate id."""
     assert world.create("o1", T0).applied
-    event = world.log[-1]
+    event = created_event(world)
     source = world.order("o1").created_source
     assert source is not None
     assert not world.order_event("order_events", event, source).applied
@@ -216,8 +216,13 @@ def test_only_a_first_valid_order_event_counts_as_applied(world: World) -> None:
 def test_the_same_creation_in_another_record_is_a_duplicate(world: World) -> None:
     """The same `order_created` event id in a new record is dead-lettered as a duplicate."""
     world.create("o1", T0)
-    effects = world.order_event("order_events", world.log[-1])
+    effects = world.order_event("order_events", created_event(world))
     assert [error.reason for _, error in effects.rejections] == [RejectReason.DUPLICATE_EVENT]
+
+
+def created_event(world: World) -> dict[str, Any]:
+    """The last `order_created` the world sent."""
+    return next(e for e in reversed(world.log) if e["type"] == "order_created")
 
 
 # ---------------------------------------------------------------------- accept
