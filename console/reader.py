@@ -127,9 +127,12 @@ class TopicReader:
         consumer = self._consumer
         if consumer is None:
             return
-        topics = wanted(sorted(await consumer.topics()))
+        # The metadata of every topic, asked for by name: a consumer without a subscription
+        # keeps none itself (Apache Kafka answers a metadata request for no topics with none).
+        cluster = await consumer._client.fetch_all_metadata()
+        topics = wanted(sorted(cluster.topics()))
         tps = sorted(
-            (TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()),
+            (TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()),
             key=lambda tp: (tp.topic, tp.partition),
         )
         if tps == self._assigned:

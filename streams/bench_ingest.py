@@ -132,10 +132,10 @@ def _measure_worker(
     worker: WorkerProcess, expected: int, progress: Callable[[int], None]
 ) -> dict[str, Any]:
     """Poll the worker's metrics until `expected` fixes are applied; time first to last."""
-    if worker.process is None:
+    pid = worker.pid
+    if pid is None:
         msg = "worker is not running"
         raise RuntimeError(msg)
-    pid = worker.process.pid
     started_s = cpu0 = None
     first = 0.0
     deadline = time.monotonic() + 900

@@ -12,17 +12,15 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
+
+from streams.child_process import ChildProcess, StartsAndStops
 
 LOOPBACK = "127.0.0.1"
 
@@ -114,68 +112,8 @@ async def wait_until_answers(bootstrap: str, timeout_s: float, min_brokers: int 
     raise BrokerStartError(msg)
 
 
-def tail_lines(paths: Sequence[Path], max_lines: int = 40) -> str:
-    """The last `max_lines` lines of each existing file in `paths`, each under its name."""
-    parts: list[str] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()[-64_000:]
-        except OSError:
-            continue
-        lines = data.decode("utf-8", "replace").splitlines()[-max_lines:]
-        if lines:
-            parts.append(f"[{path.name}]\n" + "\n".join(lines))
-    return "\n".join(parts)
-
-
-class BrokerProcess:
-    """One broker child process in a new session (its own process group).
-
-    Its stdout and stderr go to `output_log` (appended, so a restart keeps the earlier run's
-    lines). `logs` lists every file worth showing when it fails, `output_log` included.
-    """
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        output_log: Path,
-        *,
-        extra_logs: Sequence[Path] = (),
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> None:
-        self.argv = list(argv)
-        self.output_log = output_log
-        self.logs = [output_log, *extra_logs]
-        self.env = dict(env) if env is not None else None
-        self.cwd = cwd
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        """Process id while started (and not yet stopped or reaped), else None."""
-        return self._process.pid if self._process is not None else None
-
-    def running(self) -> bool:
-        """True while the process we started has not exited."""
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> None:
-        """Start the process; raise `RuntimeError` if it is already running."""
-        if self.running():
-            msg = "broker process is already running"
-            raise RuntimeError(msg)
-        self.output_log.parent.mkdir(parents=True, exist_ok=True)
-        with self.output_log.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
+class BrokerProcess(ChildProcess):
+    """A broker's child process: a `ChildProcess` that can wait until the broker answers."""
 
     async def wait_ready(self, bootstrap: str, timeout_s: float, min_brokers: int = 1) -> None:
         """Return once `bootstrap` answers (see `wait_until_answers`).
@@ -202,51 +140,8 @@ class BrokerProcess:
                 with contextlib.suppress(BaseException):
                     await waiter
 
-    def log_tail(self, max_lines: int = 40) -> str:
-        """The last lines of each of the process's log files."""
-        return tail_lines(self.logs, max_lines)
 
-    def _signal_group(self, signum: int) -> None:
-        if self._process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signum)
-
-    def terminate(self) -> None:
-        """Send SIGTERM to the process group without waiting (see `stop()`)."""
-        if self.running():
-            self._signal_group(signal.SIGTERM)
-
-    def stop(self, timeout_s: float = 10.0) -> int | None:
-        """SIGTERM the process group, SIGKILL it after `timeout_s`; return the exit code.
-
-        Only the group this object started is signalled, and only before its leader is reaped
-        (so the group id cannot have been reused). Safe to call when not running.
-        """
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                process.wait(timeout=timeout_s)
-        self._process = None
-        return process.returncode
-
-    def kill(self, timeout_s: float = 10.0) -> int | None:
-        """SIGKILL the process group at once (a crash, for fault tests); return the exit code."""
-        process = self._process
-        if process is None:
-            return None
-        self._signal_group(signal.SIGKILL)
-        process.wait(timeout=timeout_s)
-        self._process = None
-        return process.returncode
-
-
-class EmbeddedBroker:
+class EmbeddedBroker(StartsAndStops):
     """One Tansu process with memory storage on a loopback port.
 
     Use as a context manager (sync) or call `start()` / `stop()`. `bootstrap` is `127.0.0.1:PORT`.
@@ -319,14 +214,3 @@ class EmbeddedBroker:
         if self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -29,6 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from contracts.geo import decode_center
 from contracts.topics import TopicsFile, load_topics
+from dispatch.live.topic_names import CONSUMED_TOPICS
 from dispatchflow.settings import BrokerKind, Settings, load_settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
@@ -41,18 +42,6 @@ from streams.produce import produce_records, wait_processed
 from streams.sim_dispatch import KafkaDispatch
 from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
-
-#: Topics the worker consumes (for waiting until it has handled everything).
-CONSUMED_TOPICS = (
-    "order_events",
-    "merchant_ready",
-    "delivery_events",
-    "courier_events",
-    "courier_pings",
-    "courier_positions",
-    "courier_sightings",
-    "courier_state_updates",
-)
 
 #: KPIs the demo's JSON must always carry.
 REPORT_KEYS = (

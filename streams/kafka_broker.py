@@ -32,18 +32,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import (
-    LOOPBACK,
-    BrokerProcess,
-    BrokerStartError,
-    free_loopback_ports,
-    tail_lines,
-)
+from streams.broker import LOOPBACK, BrokerProcess, BrokerStartError, free_loopback_ports
+from streams.child_process import StartsAndStops, tail_lines
 from streams.kafka_dist import LOG4J2_CONFIG, KafkaDist, ensure_kafka, find_java
 from streams.kafka_properties import (
     SCRAM_MECHANISM,
@@ -208,7 +202,7 @@ class KafkaNode:
             raise BrokerStartError(reason, exc.log_tail) from exc
 
 
-class KafkaCluster:
+class KafkaCluster(StartsAndStops):
     """One or three Apache Kafka nodes (KRaft, combined roles) on loopback ports.
 
     Use as a context manager or call `start()` / `stop()`. With three nodes the default
@@ -569,14 +563,3 @@ class KafkaCluster:
         """
         self._stop_processes(timeout_s)
         self._discard_run_dir()
-
-    def __enter__(self) -> KafkaCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

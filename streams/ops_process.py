@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import free_loopback_port
+from streams.child_process import ChildProcess, tail_lines
 
 
 class ConsoleStartError(RuntimeError):
@@ -36,7 +35,7 @@ class OpsConsoleProcess:
         self.worker_urls = list(worker_urls)
         self.log_path = log_path
         self.port = free_loopback_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -48,19 +47,15 @@ class OpsConsoleProcess:
         args = ["ops", "--broker", self.bootstrap, "--port", str(self.port)]
         for url in self.worker_urls:
             args += ["--worker", url]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "dispatchflow", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,
-            )
+        child = self._child = ChildProcess(
+            [sys.executable, "-m", "dispatchflow", *args],
+            self.log_path,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        child.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not child.running():
                 raise ConsoleStartError(f"ops console exited: {self.log_tail()}")
             with contextlib.suppress(OSError, ValueError):
                 self.get_json("/api/status", timeout_s=1.0)
@@ -73,28 +68,13 @@ class OpsConsoleProcess:
         with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310 - our loopback URL
             return json.loads(response.read())
 
-    def log_tail(self, max_bytes: int = 3000) -> str:
+    def log_tail(self, max_lines: int = 40) -> str:
         """The end of its output."""
-        try:
-            return self.log_path.read_bytes()[-max_bytes:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return tail_lines([self.log_path], max_lines)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM (SIGKILL after `timeout_s`); return its exit code."""
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout_s)
-        return process.returncode
+        return self._child.stop(timeout_s) if self._child is not None else None
 
 
 @contextlib.contextmanager

@@ -69,6 +69,10 @@ async def produce_records(
     return sent
 
 
+class WorkerBusy(RuntimeError):
+    """A worker still waits for acknowledgements of records it sent; ask again."""
+
+
 async def read_progress(
     http: aiohttp.ClientSession, worker_urls: Sequence[str]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
@@ -87,6 +91,8 @@ async def read_progress(
                 status = response.status
         except aiohttp.ClientConnectionError:
             continue  # a worker that died (or is restarting) reports nothing until it is back
+        if status == 503:
+            raise WorkerBusy(f"{url}/progress: deliveries still unacknowledged")
         if status != 200:
             msg = f"{url}/progress answered {status}"
             raise RuntimeError(msg)
@@ -134,7 +140,11 @@ async def wait_processed(
                 continue
             # Progress and commits first: outputs of everything handled by then are on the broker
             # before the end offsets are read, so "handled up to the end" leaves nothing in flight.
-            processed, _ = await read_progress(http, worker_urls)
+            try:
+                processed, _ = await read_progress(http, worker_urls)
+            except WorkerBusy:
+                await asyncio.sleep(poll_s)
+                continue
             await raise_to_committed(consumer, tps, processed)
             ends = await exact_end_offsets(consumer, tps)
             behind = {

@@ -208,7 +208,7 @@ class Runtime:
                 error = EventRejected(
                     RejectReason.INTERNAL_ERROR, message, exception=type(exc).__name__
                 )
-                await self.dead_letter(_source_of(record), error)
+                await self.dead_letter(record.source(), error)
         for source, error in effects.rejections:
             await self.dead_letter(source, error)
 
@@ -255,7 +255,7 @@ class Runtime:
         logger.error("record %s dead-lettered unhandled: %s", record.where, message)
         self.metrics.suspect_records.labels("dead_lettered").inc()
         error = EventRejected(RejectReason.INTERNAL_ERROR, message, exception="WorkerDied")
-        await self.dead_letter(_source_of(record), error)
+        await self.dead_letter(record.source(), error)
 
     def guarded(self, name: str) -> Callable[[AgentFun], AgentFun]:
         """Wrap an agent so that an error escaping it marks the worker unhealthy and stops it."""
@@ -289,18 +289,6 @@ class Runtime:
         """Count one processed record of `topic` by `agent` that started at `started_s`."""
         self.metrics.processing_seconds.labels(agent).observe(time.perf_counter() - started_s)
         self.metrics.events_consumed.labels(topic).inc()
-
-
-def _source_of(record: Record) -> Source:
-    """The source of a record as a dead letter needs it (its trace context kept in headers)."""
-    return Source(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.key,
-        record.value,
-        headers=record.headers,
-    )
 
 
 #: Exit status of a worker whose graceful stop after a crash did not finish in time.

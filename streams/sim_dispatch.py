@@ -21,33 +21,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.dead_letters import header_value
 from contracts.tracing import TRACEPARENT_HEADER
+from dispatch.live.topic_names import CONSUMED_TOPICS, DISPATCH_OUTPUTS
 from simulators.city.protocol import SimRecord
 from streams.offsets import exact_end_offsets, raise_to_committed
-from streams.produce import read_progress
-
-#: Topics the workers consume, external and internal.
-CONSUMED_TOPICS = (
-    "order_events",
-    "merchant_ready",
-    "delivery_events",
-    "courier_events",
-    "courier_pings",
-    "assignment_responses",
-    "dispatch_control",
-    "dispatch_ticks",
-    "courier_positions",
-    "courier_sightings",
-    "courier_state_updates",
-)
-#: Topics whose records the simulator gets back.
-OUTPUT_TOPICS = (
-    "assignment_proposed",
-    "assignment_committed",
-    "assignment_released",
-    "eta_updates",
-    "surge_updates",
-)
-
+from streams.produce import WorkerBusy, read_progress
 
 #: A settle still waiting after this long also reads the group's committed offsets, and again
 #: each time this long passes.
@@ -105,7 +82,7 @@ class KafkaDispatch:
         )
         await self._commits.start()
         self._consumed = await self._partitions(self._outputs, CONSUMED_TOPICS)
-        self._output_tps = await self._partitions(self._outputs, OUTPUT_TOPICS)
+        self._output_tps = await self._partitions(self._outputs, DISPATCH_OUTPUTS)
         ends = await exact_end_offsets(self._outputs, self._output_tps)
         for tp in self._output_tps:
             self._outputs.seek(tp, ends[tp])
@@ -212,7 +189,14 @@ class KafkaDispatch:
         consumed = {tp.topic for tp in self._consumed}
         floor_read = started
         while True:
-            processed, produced = await self._progress()
+            try:
+                processed, produced = await self._progress()
+            except WorkerBusy:
+                if time.monotonic() > deadline:
+                    msg = f"a worker's records stayed unacknowledged for {self.settle_timeout_s} s"
+                    raise SettleTimeout(msg) from None
+                await asyncio.sleep(0.005)
+                continue
             for tp, offset in self._floor.items():
                 processed[tp] = max(processed.get(tp, 0), offset)
             target = dict(self._produced)

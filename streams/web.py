@@ -19,6 +19,8 @@ from streams.rank_route import MAX_RANK_BODY_BYTES, handle_rank
 from streams.runtime import Runtime
 
 JSON = "application/json"
+#: How long `/progress` waits for the acknowledgements of what was sent before answering.
+PROGRESS_WAIT_S = 30.0
 
 
 def readiness(rt: Runtime) -> dict[str, Any]:
@@ -117,13 +119,19 @@ def register(rt: Runtime) -> None:
 
     @app.page("/progress")
     async def progress(web: Any, request: Any) -> Any:
-        # Flush first: every record counted below has its outputs on the broker.
+        # What was handled first, then flush: every record counted has its outputs on the
+        # broker, and `produced` covers them all. A worker whose deliveries are still on their
+        # way after the wait answers 503: the caller asks again, never reads a partial answer.
+        processed = dict(rt.progress)
         await app.producer.flush()
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + PROGRESS_WAIT_S
         while rt.sends_in_flight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.001)  # delivery reports still on their way to `rt.produced`
+        if rt.sends_in_flight > 0:
+            busy = {"error": f"{rt.sends_in_flight} records still awaiting acknowledgement"}
+            return web.bytes(orjson.dumps(busy), content_type=JSON, status=503)
         body: dict[str, dict[str, dict[str, int]]] = {"processed": {}, "produced": {}}
-        for name, offsets in (("processed", rt.progress), ("produced", rt.produced)):
+        for name, offsets in (("processed", processed), ("produced", dict(rt.produced))):
             for (topic, partition), offset in sorted(offsets.items()):
                 body[name].setdefault(topic, {})[str(partition)] = offset
         return web.bytes(orjson.dumps(body), content_type=JSON)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from pydantic import SecretStr
 
 from dispatchflow.settings import ENV_PREFIX, Settings
+from streams.child_process import ChildProcess, StartsAndStops
 
 
 class WorkerStartError(RuntimeError):
@@ -38,14 +35,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """`dispatchflow worker` as a child process with its own log file."""
+class WorkerProcess(StartsAndStops):
+    """`dispatchflow worker` as a child process with its own log file (restartable)."""
 
     def __init__(self, settings: Settings, log_path: Path, extra_args: list[str] | None = None):
         self.settings = settings
         self.log_path = log_path
         self.extra_args = extra_args or []
-        self.process: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self.started_s = 0.0
         self.ready_after_s: float | None = None
 
@@ -54,23 +51,27 @@ class WorkerProcess:
         """Base URL of the worker's web server."""
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
+    @property
+    def pid(self) -> int | None:
+        """Process id while started, else None."""
+        return self._child.pid if self._child is not None else None
+
+    def running(self) -> bool:
+        """True while the worker started last has not exited."""
+        return self._child is not None and self._child.running()
+
     def start(self, ready_timeout_s: float = 60.0) -> WorkerProcess:
         """Start the worker and wait for `/readyz`; raise `WorkerStartError` on failure."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(settings_env(self.settings))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
         self.started_s = time.monotonic()
-        self.process = subprocess.Popen(
+        self._child = ChildProcess(
             [sys.executable, "-m", "dispatchflow", "worker", *self.extra_args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            self.log_path,
             env=env,
-            start_new_session=True,
         )
-        log.close()
+        self._child.start()
         self.wait_ready(ready_timeout_s)
         self.ready_after_s = time.monotonic() - self.started_s
         return self
@@ -79,9 +80,8 @@ class WorkerProcess:
         """Poll `/readyz` until it answers 200; raise if the process exits or time runs out."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                code = self.process.returncode if self.process else None
-                msg = f"worker exited with code {code}; log:\n{self.log_tail()}"
+            if not self.running():
+                msg = f"worker exited with code {self.returncode}; log:\n{self.log_tail()}"
                 raise WorkerStartError(msg)
             status, _ = self.request("/readyz")
             if status == 200:
@@ -89,6 +89,15 @@ class WorkerProcess:
             time.sleep(0.1)
         msg = f"worker not ready within {timeout_s} s; log:\n{self.log_tail()}"
         raise WorkerStartError(msg)
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code of the worker started last, once it has exited (None while running)."""
+        return self._child.returncode if self._child is not None else None
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait up to `timeout_s` for the worker to exit by itself; its exit code, or None."""
+        return self._child.wait(timeout_s) if self._child is not None else None
 
     def request(
         self, path: str, timeout_s: float = 5.0, body: bytes | None = None
@@ -124,34 +133,9 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the worker (and anything it started) and reap it."""
-        self._signal(signal.SIGKILL, timeout_s=10.0)
+        if self._child is not None:
+            self._child.kill()
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout_s`; return the exit code."""
-        return self._signal(signal.SIGTERM, timeout_s)
-
-    def _signal(self, signum: int, timeout_s: float) -> int | None:
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        return process.returncode
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._child.stop(timeout_s) if self._child is not None else None

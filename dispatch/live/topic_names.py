@@ -35,14 +35,15 @@ ASSIGNMENT_RELEASED = "assignment_released"
 ETA_UPDATES = "eta_updates"
 SURGE_UPDATES = "surge_updates"
 COURIER_HANDOFFS = "courier_handoffs"
-OUTPUT_TOPICS = (
+#: What the shard engine tells downstream consumers about orders and zones.
+DISPATCH_OUTPUTS = (
     ASSIGNMENT_PROPOSED,
     ASSIGNMENT_COMMITTED,
     ASSIGNMENT_RELEASED,
     ETA_UPDATES,
     SURGE_UPDATES,
-    COURIER_HANDOFFS,
 )
+OUTPUT_TOPICS = (*DISPATCH_OUTPUTS, COURIER_HANDOFFS)
 
 #: Every topic a worker consumes.
 CONSUMED_TOPICS = (*SHARD_INPUTS, COURIER_EVENTS, COURIER_PINGS, *INTERNAL_TOPICS)

@@ -97,6 +97,18 @@ class Record:
         """`topic:partition:offset`, the record's place."""
         return f"{self.topic}:{self.partition}:{self.offset}"
 
+    def source(self, traceparent: str | None = None) -> Source:
+        """The record as state machines and dead letters keep it (`traceparent`: validated)."""
+        return Source(
+            self.topic,
+            self.partition,
+            self.offset,
+            self.key,
+            self.value,
+            traceparent,
+            self.headers,
+        )
+
 
 class WorkerTelemetry(Telemetry, Protocol):
     """What the core reports beyond the engine's telemetry."""
@@ -320,15 +332,7 @@ class WorkerCore:
         trace = valid_traceparent(raw.decode("utf-8", "replace")) if raw is not None else None
         if raw is not None and trace is None:
             self.telemetry.trace_context_invalid(record.topic)
-        return Source(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            trace,
-            record.headers,
-        )
+        return record.source(trace)
 
     def reset(self, generation: int) -> None:
         """Forget in-memory indices after a rebalance; adopt the new shard generation."""

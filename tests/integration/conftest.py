@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 
 from contracts.topics import load_topics
+from dispatch.live.topic_names import CONSUMED_TOPICS
 from dispatchflow.settings import BrokerKind, Settings
 from features.from_contracts import to_feature_event
 from features.store import OnlineFeatureStore
 from streams.dead_letter_report import read_dead_letters
-from streams.demo import CONSUMED_TOPICS, local_settings
+from streams.demo import local_settings
 from streams.kafka_broker import KafkaCluster
 from streams.kafka_config import aiokafka_kwargs
 from streams.kafka_dist import pom_kafka_version
@@ -108,9 +109,7 @@ class Cluster:
         self, topics: Sequence[str] = CONSUMED_TOPICS, timeout_s: float = 90
     ) -> None:
         """Wait until every record of `topics` is handled by the running workers (or committed)."""
-        running = [
-            w.url for w in self.workers if w.process is not None and w.process.poll() is None
-        ]
+        running = [w.url for w in self.workers if w.running()]
         asyncio.run(wait_processed(self.client, self.app_id, running, topics, timeout_s=timeout_s))
 
     def online_features(self) -> dict[bytes, bytes]:

@@ -15,22 +15,15 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
 from contracts.tracing import TRACEPARENT_HEADER, parse_traceparent
 from contracts.validation import validate_schema
+from tests import events
 from tests.integration.conftest import Cluster
 
-LAT, LON = 40.7580, -73.9855
-SHARD = shard_of(LAT, LON, 4)
+SHARD = events.SHARD
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-def _event(event_type: str, event_id: str, ts_ms: int, **fields: Any) -> bytes:
-    return orjson.dumps(
-        {"event_id": event_id, "type": event_type, "v": 1, "ts_ms": ts_ms, **fields}
-    )
 
 
 def _consumer(cluster: Cluster, topics: list[str]) -> Consumer:
@@ -70,33 +63,9 @@ def test_librdkafka_clients_place_an_order_and_read_its_commit(cluster: Cluster)
         }
     )
     now_ms = int(time.time() * 1000)
-    online = _event(
-        "courier_online",
-        "c1-online",
-        now_ms,
-        courier_id="c1",
-        lat=LAT,
-        lon=LON,
-        capacity=2,
-        vehicle="bike",
-    )
-    pings = _event(
-        "courier_ping_batch",
-        "gw-1",
-        now_ms,
-        pings=[{"courier_id": "c1", "lat": LAT, "lon": LON, "ts_ms": now_ms}],
-    )
-    created = _event(
-        "order_created",
-        "o1-created",
-        now_ms,
-        order_id="o1",
-        merchant_id="m1",
-        shard=SHARD,
-        pickup={"lat": LAT, "lon": LON},
-        dropoff={"lat": LAT + 0.01, "lon": LON},
-        prep_estimate_s=0.0,
-    )
+    online = orjson.dumps(events.courier_online("c1", now_ms))
+    pings = orjson.dumps(events.ping_batch("gw-1", now_ms, [events.fix("c1", now_ms)]))
+    created = orjson.dumps(events.order_created("o1", now_ms, prep_estimate_s=0.0))
     delivered: list[int] = []
 
     def on_delivery(err: Any, message: Any) -> None:
@@ -119,15 +88,7 @@ def test_librdkafka_clients_place_an_order_and_read_its_commit(cluster: Cluster)
     consumer = _consumer(cluster, ["assignment_proposed", "assignment_committed"])
     try:
         offer = orjson.loads(_next(consumer, "assignment_proposed", 60).value() or b"{}")
-        answer = _event(
-            "assignment_response",
-            "c1-accept",
-            int(time.time() * 1000),
-            decision_id=offer["decision_id"],
-            courier_id="c1",
-            shard=SHARD,
-            response="accept",
-        )
+        answer = orjson.dumps(events.response(offer["decision_id"], "c1", int(time.time() * 1000)))
         producer.produce("assignment_responses", key=SHARD.encode(), value=answer)
         assert producer.flush(30) == 0
         commit = _next(consumer, "assignment_committed", 60)

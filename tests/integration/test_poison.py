@@ -9,22 +9,22 @@ while handling a record passes that record when it is restarted.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from contracts.dead_letters import TRUNCATED_HEADER
-from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
+from contracts.records import envelope
 from contracts.tracing import TRACEPARENT_HEADER
+from tests import events
 from tests.integration.conftest import Cluster
 
 T0 = 1_795_000_000_000
-LAT, LON = 40.7580, -73.9855
-SHARD = shard_of(LAT, LON, 4)
+SHARD = events.SHARD
 TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 HEADERS = ((TRACEPARENT_HEADER, TRACE), ("app", b"upstream"))
 
@@ -43,19 +43,12 @@ class Sent:
 
 def ev(event_type: str, event_id: str, **fields: object) -> dict[str, object]:
     """An event stamped T0."""
-    return {"event_id": event_id, "type": event_type, "v": 1, "ts_ms": T0, **fields}
+    return envelope(event_type, event_id, T0, **fields)
 
 
-def created(order_id: str, event_id: str | None = None, **extra: object) -> dict[str, object]:
+def created(order_id: str, event_id: str | None = None, **extra: Any) -> dict[str, object]:
     """A valid `order_created` in SHARD."""
-    fields: dict[str, object] = {
-        "order_id": order_id,
-        "merchant_id": "m1",
-        "shard": SHARD,
-        "pickup": {"lat": LAT, "lon": LON},
-        "dropoff": {"lat": LAT + 0.01, "lon": LON},
-    }
-    return ev("order_created", event_id or f"{order_id}-created", **{**fields, **extra})
+    return events.order_created(order_id, T0, event_id=event_id, **extra)
 
 
 def order(event: dict[str, object], reason: str | None = None) -> Sent:
@@ -63,9 +56,10 @@ def order(event: dict[str, object], reason: str | None = None) -> Sent:
     return Sent("order_events", SHARD.encode(), orjson.dumps(event), T0, expect_reason=reason)
 
 
-def fix(courier_id: str, **extra: object) -> dict[str, object]:
-    """One fix of a ping batch."""
-    return {"courier_id": courier_id, "lat": LAT, "lon": LON, "ts_ms": T0, **extra}
+def fix(courier_id: str, **extra: Any) -> dict[str, object]:
+    """One fix of a ping batch (at T0 unless `ts_ms` is given)."""
+    ts_ms = extra.pop("ts_ms", T0)
+    return events.fix(courier_id, ts_ms, **extra)
 
 
 def pings(event_id: str, fixes: bytes, reason: str | None = None) -> Sent:
@@ -193,13 +187,9 @@ def _corrupt_order_state(cluster: Cluster, order_id: str) -> None:
 
 
 def _wait_exit(cluster: Cluster, timeout_s: float) -> int:
-    process = cluster.workers[-1].process
-    assert process is not None
-    deadline = time.monotonic() + timeout_s
-    while process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.returncode is not None, "the worker did not stop"
-    return process.returncode
+    code = cluster.workers[-1].wait(timeout_s)
+    assert code is not None, "the worker did not stop"
+    return code
 
 
 def test_a_worker_restarted_on_a_poisoned_offset_passes_it(cluster: Cluster) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from contracts.geo import shard_of
 from contracts.records import envelope
 from dispatchflow.settings import BrokerKind, SaslMechanism, SecurityProtocol
 from simulators.city.protocol import SimRecord
@@ -25,11 +24,11 @@ from streams.kafka_broker import KafkaCluster, SaslSslAccess
 from streams.kafka_config import aiokafka_kwargs
 from streams.sim_dispatch import KafkaDispatch
 from streams.worker_process import WorkerProcess
+from tests import events
 
 #: How long a client with a wrong credential, CA or protocol may take to say so.
 FAIL_WITHIN_S = 30.0
-LAT, LON = 40.7580, -73.9855
-SHARD = shard_of(LAT, LON, 4)
+SHARD = events.SHARD
 #: Now: records keep their event time as timestamp, within the topics' retention.
 T0 = int(time.time() * 1000)
 
@@ -96,15 +95,7 @@ def test_topics_worker_and_check_work_over_sasl_ssl(secure: SaslSslAccess, tmp_p
         try:
             offers = dispatch.run_until(_order_and_courier(), T0 + 1_000)
             proposal = next(r.event for r in offers if r.event["type"] == "assignment_proposed")
-            answer = envelope(
-                "assignment_response",
-                "c1-accept",
-                T0 + 2_000,
-                decision_id=proposal["decision_id"],
-                courier_id="c1",
-                shard=SHARD,
-                response="accept",
-            )
+            answer = events.response(proposal["decision_id"], "c1", T0 + 2_000)
             outputs = dispatch.run_until(
                 [SimRecord("assignment_responses", SHARD.encode(), answer)], T0 + 2_000
             )
@@ -116,31 +107,14 @@ def test_topics_worker_and_check_work_over_sasl_ssl(secure: SaslSslAccess, tmp_p
 
 
 def _order_and_courier() -> list[SimRecord]:
-    online = envelope(
-        "courier_online", "c1-on", T0, courier_id="c1", lat=LAT, lon=LON, capacity=2, vehicle="bike"
-    )
-    pings = envelope(
-        "courier_ping_batch",
-        "gw-1",
-        T0,
-        pings=[{"courier_id": "c1", "lat": LAT, "lon": LON, "ts_ms": T0}],
-    )
-    order = envelope(
-        "order_created",
-        "o1-created",
-        T0,
-        order_id="o1",
-        merchant_id="m1",
-        shard=SHARD,
-        pickup={"lat": LAT, "lon": LON},
-        dropoff={"lat": LAT + 0.01, "lon": LON},
-        prep_estimate_s=0.0,
-    )
+    pings = events.ping_batch("gw-1", T0, [events.fix("c1", T0)])
     tick = envelope("dispatch_tick", "tick-1", T0 + 1_000, shard=SHARD)
     return [
-        SimRecord("courier_events", b"c1", online),
+        SimRecord("courier_events", b"c1", events.courier_online("c1", T0)),
         SimRecord("courier_pings", b"gw", pings),
-        SimRecord("order_events", SHARD.encode(), order),
+        SimRecord(
+            "order_events", SHARD.encode(), events.order_created("o1", T0, prep_estimate_s=0.0)
+        ),
         SimRecord("dispatch_ticks", SHARD.encode(), tick),
     ]
 

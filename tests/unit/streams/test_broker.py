@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import (
-    BrokerProcess,
-    BrokerStartError,
-    free_loopback_ports,
-    tail_lines,
-    wait_until_answers,
-)
+from streams.broker import BrokerProcess, BrokerStartError, free_loopback_ports, wait_until_answers
+from streams.child_process import tail_lines
 
 IGNORES_SIGTERM = (
     "import signal, sys, time\n"
