@@ -73,12 +73,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from models import bench
     from models.registry import ModelRegistry
 
+    if args.dataset == "events":
+        return _train_from_logs(args)
+    if len(args.train) != 1:
+        return _fail(f"--dataset {args.dataset} trains on one file, got {len(args.train)}")
     try:
-        if args.dataset == "events":
-            model = bench.train_prep_from_log(args.train, progress=not args.no_progress)
-        else:
-            rows = bench.load_train_rows(args.dataset, args.train)
-            model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
+        rows = bench.load_train_rows(args.dataset, args.train[0])
+        model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
         version = ModelRegistry(args.registry).publish(model)
     except _known_errors() as exc:
         return _fail(str(exc))
@@ -91,6 +92,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "n_train": model.metadata.get("n_train"),
                 "training_window_ms": model.metadata.get("training_window_ms"),
                 "calibration_selection": model.metadata.get("calibration_selection"),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _train_from_logs(args: argparse.Namespace) -> int:
+    """The staged models from event logs, published as a set (and run in shadow if asked)."""
+    from models.registry import ModelRegistry
+    from models.staged import train_from_logs
+
+    registry = ModelRegistry(args.registry)
+    try:
+        models = train_from_logs(args.train, progress=not args.no_progress)
+        served = registry.target_version()
+        version = registry.publish_set(models.as_dict())
+        if args.candidate and served is not None:
+            registry.pin(served)
+            registry.set_candidate(version)
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    except ValueError as exc:  # too few days of history
+        return _fail(str(exc))
+    trained = models.as_dict()
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "registry": str(args.registry),
+                "kinds": sorted(trained),
+                "n_train": {k: m.metadata.get("n_train") for k, m in trained.items()},
+                "served": registry.target_version(),
+                "candidate": registry.candidate_version(),
             },
             indent=2,
         )
@@ -194,11 +229,27 @@ def register(registry: CommandRegistry) -> None:
         "--dataset",
         choices=("doordash", "nyc", "events"),
         required=True,
-        help=_DATASET_HELP + "; `events`: a JSON-Lines event log → prep-time model (features "
-        "built by the same definitions the online store uses)",
+        help=_DATASET_HELP + "; `events`: event logs (JSON Lines: the records of the input "
+        "topics, as `dispatchflow export-log` writes them, or feature events) → the staged "
+        "set (prep P1, travel legs with live context, placement ETA; `models.staged`), their "
+        "features rebuilt by the same definitions the online store uses, published as one "
+        "version",
     )
-    p.add_argument("--train", type=Path, required=True, help="training data file (CSV or JSONL)")
+    p.add_argument(
+        "--train",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="training data file (CSV or JSONL); with --dataset events, one or more logs "
+        "(each log's days are days of their own)",
+    )
     p.add_argument("--registry", type=Path, required=True, help="model registry directory")
+    p.add_argument(
+        "--candidate",
+        action="store_true",
+        help="with --dataset events: run the new version in shadow beside the one served now "
+        "(which is pinned) instead of serving it; `dispatchflow models promote` switches",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = registry.add(

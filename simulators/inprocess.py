@@ -6,8 +6,8 @@ core writes to its internal topics (positions, sightings, courier state updates)
 once, right after the record that caused them; outputs to external topics are returned. All
 records go through one partition. It implements the city simulator's `Dispatch`. Its online
 features live in a dict and apply pings when they are read (ticks, a new order's features),
-not on a wall-clock cadence, so a replay is deterministic; models come from a registry (`models.registry.ModelRegistry`) when
-given one.
+not on a wall-clock cadence, so a replay is deterministic; models come from a registry
+(`models.registry.ModelRegistry`) when given one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""The ETA model in the worker: the dispatch engine's leg predictor and `POST /eta` (wiring only).
+"""The models in the worker: the engine's leg predictor, its model sets, `POST /eta` (wiring only).
 
-Both use one `EtaService`, so the route answers with the model (and the online p90
-recalibration state) that dispatch uses.
+The predictor and the route use one `EtaService`, so the route answers with the model (and the
+online p90 recalibration state) that dispatch uses. The same registry gives the engine its
+model sets (the served one and the shadow candidate, `dispatch.live.staged`); it is re-read
+every `model_refresh_s` seconds, so a promotion (`dispatchflow models promote`) or a new
+candidate takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 
 
-def predictor_from_settings(settings: Settings) -> LegPredictor:
-    """The model-backed predictor when a model registry is configured, else straight-line."""
+def models_from_settings(settings: Settings) -> tuple[LegPredictor, ModelRegistry | None]:
+    """The leg predictor and the model registry of a worker.
+
+    With a registry (`model_dir`) it is read once here, and the predictor is the model-backed
+    one; without one, legs are straight-line and there is no registry.
+    """
     if settings.model_dir is None:
-        return StraightLinePredictor()
+        return StraightLinePredictor(), None
     registry = ModelRegistry(settings.model_dir)
-    return ServiceLegPredictor(EtaService(registry), timeout_s=settings.eta_timeout_s)
+    registry.refresh()
+    return ServiceLegPredictor(EtaService(registry), timeout_s=settings.eta_timeout_s), registry
 
 
 def eta_service_of(rt: Runtime) -> EtaService:

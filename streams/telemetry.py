@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from streams.metrics import Metrics
 
@@ -81,6 +81,12 @@ class PrometheusTelemetry:
             ["kind", "role", "version"],
             registry=r,
         )
+        self.model_sets_loaded = Gauge(
+            "dispatchflow_model_set",
+            "1 for each model set the worker holds, by role (served, candidate) and version.",
+            ["role", "version"],
+            registry=r,
+        )
 
     def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
         """Record one tick."""
@@ -113,6 +119,13 @@ class PrometheusTelemetry:
         self.model_error.labels(kind, role, version).observe(abs_error_s)
         if covered_p90:
             self.model_covered.labels(kind, role, version).inc()
+
+    def model_sets(self, served: str | None, candidate: str | None) -> None:
+        """Record which model sets are loaded (None: no set in that role)."""
+        self.model_sets_loaded.clear()
+        for role, version in (("served", served), ("candidate", candidate)):
+            if version is not None:
+                self.model_sets_loaded.labels(role, version).set(1)
 
     def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:
         """Record a delivered order's ETA outcome."""
