@@ -20,11 +20,15 @@ The replay yields:
 * a travel-leg row per courier arrival at a stop: from the courier's last departure (a pickup,
   a delivery, or accepting an offer, at its last ping) to the arrival, with the live context
   read at departure (the origin zone's observed speed, the courier's own speed, their levels).
+
+A logged `dispatch_tick` is where a worker's tick read its features: waiting pings are applied
+there, as the worker applies them before a tick, and `replay_log(on_tick=...)` is called with
+the engine as the tick saw it (the parity of online and offline features is tested so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +53,17 @@ LEG_SPEED_BOUNDS_MPS = (0.3, 30.0)
 LEG_MIN_M = 50.0
 
 
+#: A logged dispatch tick (contract type): kept in the replay as a marker.
+TICK = "dispatch_tick"
+
 #: Events whose handling reads what pings feed (zone and courier features, couriers' cities
 #: and last positions): waiting pings are applied before them.
-_READS_PINGS = frozenset({ev.ORDER_CREATED, ev.ASSIGNMENT_RESPONSE, ev.PICKED_UP, ev.DELIVERED})
+_READS_PINGS = frozenset(
+    {ev.ORDER_CREATED, ev.ASSIGNMENT_RESPONSE, ev.PICKED_UP, ev.DELIVERED, TICK}
+)
+
+#: `on_tick(engine, tick)`: a logged tick, with the engine holding what it saw.
+TickCallback = Callable[["FeatureEngine", Mapping[str, Any]], None]
 
 
 class EventLogError(ValueError):
@@ -150,6 +162,9 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
         if event["type"] == "courier_ping_batch":
             out.append((ts, _ping_rows(event["pings"])))
             continue
+        if event["type"] == TICK:
+            out.append((ts, {"type": TICK, "ts_ms": ts, "shard": str(event["shard"])}))
+            continue
         feature_event = to_feature_event(event, merchants.get)
         if feature_event is None:
             continue
@@ -162,7 +177,9 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
 def _ping_rows(fixes: Iterable[Mapping[str, Any]]) -> PingBatch:
     """Valid pings (contract fixes or `courier_ping` feature events) as columns.
 
-    A missing or implausible speed is unknown (NaN), as `to_feature_event` reads it.
+    A missing or implausible speed is unknown (NaN), as `to_feature_event` reads it. Speeds are
+    rounded to float32, as the worker's positions records carry them
+    (`contracts.positions`) to its online features.
     """
     rows = list(fixes)
     speeds = [f.get("speed_mps") for f in rows]
@@ -179,8 +196,9 @@ def _ping_rows(fixes: Iterable[Mapping[str, Any]]) -> PingBatch:
                 and 0.0 <= v <= ev.MAX_SPEED_MPS
                 else np.nan
                 for v in speeds
-            ]
-        ),
+            ],
+            dtype=np.float32,
+        ).astype(np.float64),
     )
 
 
@@ -267,8 +285,9 @@ def leg_context(
 class _Replay:
     """One pass over a log: the engine, the order rows and labels, the couriers' legs."""
 
-    def __init__(self, engine: FeatureEngine) -> None:
+    def __init__(self, engine: FeatureEngine, on_tick: TickCallback | None = None) -> None:
         self.engine = engine
+        self.on_tick = on_tick
         self.rows: dict[str, dict[str, Any]] = {}
         self.labels: dict[str, _Labels] = {}
         self.legs: list[dict[str, Any]] = []
@@ -283,6 +302,10 @@ class _Replay:
                 continue
             if event["type"] in _READS_PINGS:
                 self.flush_pings()
+            if event["type"] == TICK:
+                if self.on_tick is not None:
+                    self.on_tick(self.engine, event)
+                continue
             self.handle(event)
         self.flush_pings()
 
@@ -425,9 +448,14 @@ def replay_log(
     features: Iterable[FeatureDef] | None = None,
     on_degrade: DegradeCallback | None = None,
     utc_offset_ms: int = 0,
+    on_tick: TickCallback | None = None,
 ) -> OfflineRows:
-    """Order rows and travel-leg rows of one log (see the module docstring)."""
-    replay = _Replay(FeatureEngine(MemoryBackend(), features, on_degrade, utc_offset_ms))
+    """Order rows and travel-leg rows of one log (see the module docstring).
+
+    `on_tick` is called at each logged `dispatch_tick` with the engine as of that tick.
+    """
+    engine = FeatureEngine(MemoryBackend(), features, on_degrade, utc_offset_ms)
+    replay = _Replay(engine, on_tick)
     replay.run(log.events)
     return OfflineRows(replay.order_rows(), replay.legs, dict(log.skipped))
 

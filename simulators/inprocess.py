@@ -184,11 +184,12 @@ class InProcessDispatch:
         settings: Settings,
         predictor: LegPredictor | None = None,
         models: ModelSets | None = None,
+        features: FeatureFeed | None = None,
     ) -> InProcessDispatch:
         """A driver configured exactly like a worker with `settings`."""
         partitions = load_topics()["courier_sightings"].partitions
         config = WorkerConfig.from_settings(settings, partitions)
-        return cls(config, predictor=predictor, models=models)
+        return cls(config, predictor=predictor, models=models, features=features)
 
     def close(self) -> None:
         """Release the position store's files."""
