@@ -32,6 +32,7 @@ from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
+from dispatch.live.staged import ModelSets
 from dispatch.live.state import ShardStores
 from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
 from simulators.inprocess import CountingTelemetry
@@ -97,6 +98,7 @@ class World:
         config: EngineConfig | None = None,
         predictor: LegPredictor | None = None,
         stores: ShardStores | None = None,
+        models: ModelSets | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="shard-world-") if root is None else None
         base = Path(self._tmp.name) if self._tmp is not None else root
@@ -111,6 +113,7 @@ class World:
             config=config,
             predictor=predictor,
             telemetry=self.telemetry,
+            models=models,
         )
         self.directory = CourierDirectory(
             KV({}, CourierState.to_json, CourierState.from_json), PRECISION
@@ -222,12 +225,19 @@ class World:
 
     # ------------------------------------------------------------------ orders
     def order_event(
-        self, topic: str, event: dict[str, Any], source: Source | None = None
+        self,
+        topic: str,
+        event: dict[str, Any],
+        source: Source | None = None,
+        placement: dict[str, float | None] | None = None,
     ) -> Effects:
-        """An order, merchant or delivery event to the engine (a new record unless `source`)."""
+        """An order, merchant or delivery event to the engine (a new record unless `source`).
+
+        `placement`: a new order's features at placement, as the worker reads them.
+        """
         self.log.append(event)
         src = source if source is not None else self.source(topic, event)
-        effects = self.engine.on_order_event(event, src)
+        effects = self.engine.on_order_event(event, src, placement)
         if any(src.same_record(rejected) for rejected, _ in effects.rejections):
             self.rejected_ids.add(str(event["event_id"]))
         return self._record(effects)
@@ -242,8 +252,12 @@ class World:
         prep_s: float = 0.0,
         promise_ts_ms: int | None = None,
         traceparent: str | None = None,
+        placement: dict[str, float | None] | None = None,
     ) -> Effects:
-        """`order_created` (by default ready at once, 1.5 km from the merchant)."""
+        """`order_created` (by default ready at once, 1.5 km from the merchant).
+
+        `placement`: its features at placement (none: the order has none).
+        """
         drop = dropoff if dropoff is not None else offset(1_200.0, 900.0)
         fields: dict[str, Any] = {
             "order_id": order_id,
@@ -257,7 +271,7 @@ class World:
             fields["promise_ts_ms"] = promise_ts_ms
         event = self.event("order_created", ts_ms, **fields)
         return self.order_event(
-            "order_events", event, self.source("order_events", event, traceparent)
+            "order_events", event, self.source("order_events", event, traceparent), placement
         )
 
     def cancel(self, order_id: str, ts_ms: int) -> Effects:
