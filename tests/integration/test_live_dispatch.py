@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from streams.bench_ingest import generate_pings
 from streams.consistency import check_topics
 from streams.sim_dispatch import KafkaDispatch
 from tests.integration.conftest import Cluster, features_fed
+from tests.integration.stepping import AtStep
 
 T0 = 1_795_000_000_000
 S = 1_000
@@ -349,22 +350,6 @@ def _assert_every_invariant(cluster: Cluster, log: SimulationLog) -> None:
     )
 
 
-class _AtStep:
-    """Runs `action` before the `step`-th step of a `KafkaDispatch`, then steps as usual."""
-
-    def __init__(self, dispatch: KafkaDispatch, step: int, action: Callable[[], None]) -> None:
-        self.dispatch = dispatch
-        self.step = step
-        self.action = action
-        self.steps = 0
-
-    def run_until(self, inputs: Any, until_ts_ms: int) -> list[SimRecord]:
-        self.steps += 1
-        if self.steps == self.step:
-            self.action()
-        return self.dispatch.run_until(inputs, until_ts_ms)
-
-
 def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Cluster) -> None:
     """Two workers, one stopped mid-run: no double assignment, no overload, every order ended."""
     config = small_town(seed=5)
@@ -379,7 +364,7 @@ def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Clust
         w1.wait_ready(90)
 
     try:
-        log = run_simulation(config, _AtStep(dispatch, 40, stop_w2), progress=False)
+        log = run_simulation(config, AtStep(dispatch, 40, stop_w2), progress=False)
     finally:
         dispatch.close()
     _assert_every_invariant(cluster, log)
@@ -403,7 +388,7 @@ def test_a_worker_joining_mid_run_keeps_every_invariant(cluster: Cluster) -> Non
         dispatch.add_worker(w2.url)
 
     try:
-        log = run_simulation(config, _AtStep(dispatch, 40, start_w2), progress=False)
+        log = run_simulation(config, AtStep(dispatch, 40, start_w2), progress=False)
     finally:
         dispatch.close()
     _assert_every_invariant(cluster, log)
