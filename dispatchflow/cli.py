@@ -17,7 +17,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli",
     "streams.dlq_cli",
     "models.cli",
-    "models.registry_cli",
     "simulators.cli",
     "dispatch.cli",
     "console.cli",

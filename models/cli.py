@@ -1,4 +1,10 @@
-"""Subcommands contributed by `models`: train, evaluate, `eta bench` and `bench eta`."""
+"""Subcommands contributed by `models`: train, evaluate, models, `eta bench` and `bench eta`.
+
+`dispatchflow models` lists a registry, names a version to run in shadow beside the served set,
+or promotes one. A worker re-reads its registry (`model_dir`) every `model_refresh_s` seconds:
+a candidate runs in shadow from the next re-read (its errors exported as
+`dispatchflow_model_abs_error_seconds{role="candidate"}`), a promoted version serves from then.
+"""
 
 from __future__ import annotations
 
@@ -217,6 +223,7 @@ def _cmd_bench_eta(args: argparse.Namespace) -> int:
 
 def register(registry: CommandRegistry) -> None:
     """Attach this package's subcommands to `registry`."""
+    _register_models(registry)
     p = registry.add(
         "train",
         _cmd_train,
@@ -314,6 +321,65 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--rps", type=float, default=200.0, help="request rate of the /eta load")
     p.add_argument("--seconds", type=float, default=15.0, help="duration of the /eta load")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+_MODELS_HELP = (
+    "list the versions of a model registry, run one in shadow beside the served set "
+    "(candidate), stop that (clear-candidate), or serve one from now on (promote); workers "
+    "pick the change up at their next registry re-read"
+)
+
+
+def registry_state(root: Path) -> dict[str, Any]:
+    """The registry's versions (with their model kinds), the served one and the candidate."""
+    from models.registry import SET_FILE, ModelRegistry
+
+    registry = ModelRegistry(root)
+    versions = []
+    for version in registry.versions():
+        listing = root / version / SET_FILE
+        kinds = json.loads(listing.read_text())["kinds"] if listing.is_file() else ["single"]
+        versions.append({"version": version, "kinds": kinds})
+    return {
+        "registry": str(root),
+        "versions": versions,
+        "served": registry.target_version(),
+        "pinned": registry.pinned(),
+        "candidate": registry.candidate_version(),
+    }
+
+
+def _models(args: argparse.Namespace) -> int:
+    from models.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(args.registry)
+    try:
+        if args.action == "candidate":
+            registry.set_candidate(args.version)
+        elif args.action == "clear-candidate":
+            registry.clear_candidate()
+        elif args.action == "promote":
+            registry.promote(args.version)
+    except (RegistryError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(registry_state(args.registry), indent=2))
+    return 0
+
+
+def _register_models(registry: CommandRegistry) -> None:
+    """Attach `models` (see `_MODELS_HELP`) to `registry`."""
+    p = registry.add("models", _models, _MODELS_HELP)
+    sub = p.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+    for name, text, needs_version in (
+        ("list", "print the versions, the served one and the candidate", False),
+        ("candidate", "run VERSION in shadow beside the served set", True),
+        ("clear-candidate", "stop the shadow run", False),
+        ("promote", "serve VERSION from now on (pinned; no longer the candidate)", True),
+    ):
+        action = sub.add_parser(name, help=text, description=text)
+        action.add_argument("--registry", type=Path, required=True, help="model registry directory")
+        if needs_version:
+            action.add_argument("version", metavar="VERSION", help="a version, e.g. v0003")
 
 
 def _missing_subcommand(args: argparse.Namespace) -> int:

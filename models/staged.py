@@ -117,22 +117,8 @@ PREP_CONFIG = TrainConfig(
     min_child_weight=10.0,
     calibration_blocks=1,
 )
-TRAVEL_CONFIG = TrainConfig(
-    rounds_p50=300,
-    rounds_p90=300,
-    max_depth=4,
-    learning_rate=0.05,
-    min_child_weight=10.0,
-    calibration_blocks=1,
-)
-TOTAL_CONFIG = TrainConfig(
-    rounds_p50=300,
-    rounds_p90=300,
-    max_depth=3,
-    learning_rate=0.05,
-    min_child_weight=10.0,
-    calibration_blocks=1,
-)
+TRAVEL_CONFIG = replace(PREP_CONFIG, max_depth=4)
+TOTAL_CONFIG = PREP_CONFIG
 PREP_CLAMP = ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0, max_reduction_frac=0.8)
 TRAVEL_CLAMP = ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0, max_reduction_frac=0.8)
 TOTAL_CLAMP = ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0, max_reduction_frac=0.6)

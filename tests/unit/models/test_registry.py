@@ -113,16 +113,22 @@ def test_a_set_version_serves_its_travel_model_and_keeps_the_others(
     assert models is not None and sorted(models.models) == ["total", "travel"]
 
 
+def _served_and_candidate(root: Path, model: ResidualQuantileModel) -> ModelRegistry:
+    """A refreshed registry serving v0001 (pinned) with v0002 in shadow."""
+    reg = ModelRegistry(root)
+    reg.publish_set({"travel": model})
+    reg.publish_set({"travel": model})
+    reg.pin("v0001")
+    reg.set_candidate("v0002")
+    reg.refresh()
+    return reg
+
+
 def test_a_candidate_loads_beside_the_served_version(
     travel_model: ResidualQuantileModel, tmp_path: Path
 ) -> None:
     """Naming a candidate loads it at the next refresh without changing what is served."""
-    reg = ModelRegistry(tmp_path)
-    reg.publish_set({"travel": travel_model})
-    reg.publish_set({"travel": travel_model})
-    reg.pin("v0001")
-    reg.set_candidate("v0002")
-    reg.refresh()
+    reg = _served_and_candidate(tmp_path, travel_model)
     served, candidate = reg.current_set(), reg.candidate_set()
     assert served is not None and served.version == "v0001"
     assert candidate is not None and candidate.version == "v0002"
@@ -132,12 +138,7 @@ def test_promoting_the_candidate_serves_it_and_ends_the_shadow_run(
     travel_model: ResidualQuantileModel, tmp_path: Path
 ) -> None:
     """After promote(v) and a refresh, v is served and no candidate runs."""
-    reg = ModelRegistry(tmp_path)
-    reg.publish_set({"travel": travel_model})
-    reg.publish_set({"travel": travel_model})
-    reg.pin("v0001")
-    reg.set_candidate("v0002")
-    reg.refresh()
+    reg = _served_and_candidate(tmp_path, travel_model)
     reg.promote("v0002")
     reg.refresh()
     served = reg.current_set()

@@ -12,19 +12,9 @@ from dispatchflow.cli import main
 from features.offline import write_event_log
 from features.synthetic import generate_event_log
 from models.registry import ModelRegistry
+from tests.model_sets import tiny_models
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A three-day synthetic event log."""
-    events = generate_event_log(
-        np.random.default_rng(4), n_orders=200, duration_ms=3 * DAY_MS, n_couriers=6
-    )
-    path = tmp_path_factory.mktemp("log") / "events.jsonl"
-    write_event_log(path, events)
-    return path
 
 
 def _train(log: Path, registry: Path, *extra: str) -> int:
@@ -37,18 +27,16 @@ def _printed(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
     return out
 
 
-def test_training_from_an_event_log_publishes_the_staged_set_and_a_candidate_waits_in_shadow(
-    tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]
+def test_a_set_trained_from_an_event_log_as_a_candidate_runs_in_shadow(
+    tmp_path: Path, event_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The first set serves; one trained with --candidate runs in shadow, the first pinned."""
+    """The staged set is published as one version; the one served before it is pinned."""
     registry = tmp_path / "models"
-    assert _train(log, registry) == 0
-    first = _printed(capsys)
-    assert first["version"] == "v0001" and first["served"] == "v0001"
-    assert first["kinds"] == ["prep", "total", "travel"]
-    assert _train(log, registry, "--candidate") == 0
-    second = _printed(capsys)
-    assert (second["version"], second["served"], second["candidate"]) == (
+    ModelRegistry(registry).publish_set(tiny_models())
+    assert _train(event_log, registry, "--candidate") == 0
+    printed = _printed(capsys)
+    assert printed["kinds"] == ["prep", "total", "travel"]
+    assert (printed["version"], printed["served"], printed["candidate"]) == (
         "v0002",
         "v0001",
         "v0002",
@@ -57,17 +45,19 @@ def test_training_from_an_event_log_publishes_the_staged_set_and_a_candidate_wai
     loaded.refresh()
     served, candidate = loaded.current_set(), loaded.candidate_set()
     assert served is not None and served.version == "v0001"
-    assert candidate is not None and candidate.version == "v0002"
+    assert candidate is not None and sorted(candidate.models) == ["prep", "total", "travel"]
 
 
 def test_promoting_the_candidate_serves_it_and_ends_the_shadow_run(
-    tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`models promote` pins the version and clears it as the candidate."""
     registry = tmp_path / "models"
-    assert _train(log, registry) == 0
-    assert _train(log, registry, "--candidate") == 0
-    capsys.readouterr()
+    published = ModelRegistry(registry)
+    for _ in range(2):
+        published.publish_set(tiny_models())
+    published.pin("v0001")
+    published.set_candidate("v0002")
     assert main(["models", "promote", "--registry", str(registry), "v0002"]) == 0
     state = _printed(capsys)
     assert (state["served"], state["pinned"], state["candidate"]) == ("v0002", "v0002", None)

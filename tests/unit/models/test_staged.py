@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from features.offline import OfflineRows, load_event_log, replay_log, write_event_log
-from features.synthetic import generate_event_log
+from features.offline import OfflineRows, load_event_log, replay_log
 from models.staged import (
     DEFAULT_PREP_S,
     PREP_COLUMNS,
@@ -24,14 +24,9 @@ DAY_MS = 86_400_000
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory: pytest.TempPathFactory) -> OfflineRows:
-    """A four-day synthetic log replayed through the offline materialization."""
-    events = generate_event_log(
-        np.random.default_rng(3), n_orders=300, duration_ms=4 * DAY_MS, n_couriers=8
-    )
-    path = tmp_path_factory.mktemp("log") / "events.jsonl"
-    write_event_log(path, events)
-    return replay_log(load_event_log(path))
+def rows(event_log: Path) -> OfflineRows:
+    """The shared four-day log replayed through the offline materialization."""
+    return replay_log(load_event_log(event_log))
 
 
 @pytest.fixture(scope="module")
