@@ -159,6 +159,10 @@ class FeatureFeed:
         """`feature` of entity `key` at `now_ms`, degraded when missing or stale (see `store`)."""
         return self.store(partition).read(feature, key, now_ms)
 
+    def zone_supply_demand(self, partition: int, zone: str, now_ms: int) -> tuple[float, float]:
+        """A zone's supply and demand at `now_ms` (`FeatureEngine.zone_supply_demand`)."""
+        return self.store(partition).zone_supply_demand(zone, now_ms)
+
     def read_global(self, partition: int, feature: str, now_ms: int) -> FeatureRead:
         """The partition's marketplace-wide prior of `feature` (nothing counted as degraded)."""
         return self.store(partition).read_global(feature, now_ms)

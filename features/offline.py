@@ -162,6 +162,9 @@ def to_replay_order(lines: Iterable[tuple[int, Mapping[str, Any]]], name: str = 
         if event["type"] == "courier_ping_batch":
             out.append((ts, _ping_rows(event["pings"])))
             continue
+        if event["type"] == "courier_ping":  # the worker takes it as a batch of one
+            out.append((ts, _ping_rows([event])))
+            continue
         if event["type"] == TICK:
             out.append((ts, {"type": TICK, "ts_ms": ts, "shard": str(event["shard"])}))
             continue

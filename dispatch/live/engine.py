@@ -511,14 +511,9 @@ class ShardEngine:
         self.releases.expire_leases(shard, now_ms, effects)
         self.releases.expire_orders(shard, now_ms, effects)
         policy, version = self.policy_for(shard)
+        inputs = self.tick_inputs(partition, now_ms)
         built = build_snapshot(
-            self.state,
-            self.positions,
-            self.config,
-            self.predictor,
-            shard,
-            now_ms,
-            self.tick_inputs(partition, now_ms),
+            self.state, self.positions, self.config, self.predictor, shard, now_ms, inputs
         )
         decisions, breaker, duration_s = self.breaker.decide(shard, built.snapshot, policy)
         proposed = self.proposals.propose(built, decisions, version, self.generation, effects)
@@ -533,7 +528,7 @@ class ShardEngine:
                 if c.dispatchable and not c.route
             ]
             found = [p for p in idle if p is not None]
-            for update in self.surge.updates(built, found):
+            for update in self.surge.updates(built, found, inputs.zone_supply_demand):
                 effects.emit(SURGE_UPDATES, shard, update)
         self.telemetry.tick(shard, duration_s, proposed, breaker)
         return effects

@@ -40,7 +40,6 @@ class EngineConfig:
     eta_update_min_change_s: float = 60.0
     eta_refresh_s: float = 120.0
     surge_every_ticks: int = 5
-    surge_zone_precision: int = 6
     surge_max: float = 3.0
     surge_smoothing: float = 0.5
     eta_coverage: float = 0.9

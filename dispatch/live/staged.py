@@ -78,6 +78,8 @@ class TickInputs:
         zone_speed_mps: a zone's observed speed in the last hour (NaN: unknown).
         courier_speed_mps: a courier's own travel speed (NaN: unknown).
         decline_prob: a courier's probability of declining an offer (NaN: unknown).
+        zone_supply_demand: a zone's supply and demand (`FeatureEngine.zone_supply_demand`);
+            None without online features (then no zone surges).
         telemetry: where ready-time sources are counted.
     """
 
@@ -85,6 +87,7 @@ class TickInputs:
     zone_speed_mps: Callable[[str], float] = _unknown
     courier_speed_mps: Callable[[str], float] = _unknown
     decline_prob: Callable[[str], float] = _unknown
+    zone_supply_demand: Callable[[str], tuple[float, float]] | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
 
 

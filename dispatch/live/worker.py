@@ -451,6 +451,7 @@ class WorkerCore:
             zone_speed_mps=lambda zone: value("zone_speed_1h", zone, "observed_speed_mps"),
             courier_speed_mps=lambda c: value("courier_speed_30d", c, "speed_mean_mps"),
             decline_prob=decline,
+            zone_supply_demand=lambda zone: feed.zone_supply_demand(partition, zone, now_ms),
             telemetry=self.telemetry,
         )
 

@@ -29,13 +29,21 @@ def test_online_rocksdb_features_equal_offline_rows(tmp_path: Path) -> None:
     db = Rdict(str(tmp_path / "state"))
     try:
         store = OnlineFeatureStore(cast(MutableMapping[bytes, bytes], db))
-        online = [row for _, row in replay_order_rows(read_event_log(log), store)]
+        worker_events = map(as_positions_carry, read_event_log(log))
+        online = [row for _, row in replay_order_rows(worker_events, store)]
     finally:
         db.close()
     assert len(online) == len(offline) > 0
     for on, off in zip(online, offline, strict=True):
         assert {k: off[k] for k in on} == approx_row(on)
     assert any(r["merchant_prep_2h@level"] == "entity" for r in offline)
+
+
+def as_positions_carry(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` as the worker's online features get it: ping speeds in float32 (positions)."""
+    if event["type"] != "courier_ping" or event.get("speed_mps") is None:
+        return event
+    return event | {"speed_mps": float(np.float32(event["speed_mps"]))}
 
 
 def approx_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dispatch.live.engine import ShardEngine
 from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import StraightLinePredictor
 from dispatch.live.records import DecisionStatus, Phase
+from features.definitions import supply_demand_ratio, surge_multiplier
 from tests.unit.dispatch.live.shard_world import (
     LAT,
     LON,
@@ -669,6 +670,22 @@ def test_surge_multipliers_stay_within_one_and_surge_max(tmp_path: Path) -> None
         multipliers = [e["multiplier"] for e in w.emitted("surge_update")]
         assert multipliers and max(multipliers) > 1.0
         assert all(1.0 <= m <= config.surge_max for m in multipliers)
+
+
+def test_surge_prices_the_zone_supply_and_demand_features(tmp_path: Path) -> None:
+    """A zone's surge is the feature layer's multiplier of the zone's supply/demand features."""
+    config = EngineConfig(surge_every_ticks=1, surge_max=3.0, surge_smoothing=1.0)
+    with World(root=tmp_path, config=config) as w:
+        for i in range(6):
+            w.create(f"o{i}", T0, prep_s=3_000.0)
+        w.online("c1", T0, at=offset(50.0, 0.0))  # in the merchant's zone
+        w.online("c2", T0, at=offset(0.0, 3_000.0))
+        [update] = [u for u in of_type(w.tick(T0 + S), "surge_update") if u["demand"]]
+        supply, demand = w.features.zone_supply_demand(update["zone"], T0 + S)
+        assert (update["supply"], update["demand"]) == (supply, demand) == (1, 6)
+        ratio = supply_demand_ratio(supply, demand)
+        assert ratio is not None
+        assert update["multiplier"] == round(surge_multiplier(ratio, config.surge_max), 3)
 
 
 # ---------------------------------------------------------------------- rank
