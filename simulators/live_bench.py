@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,10 @@ def _run_all(
                 out.append(run_city(run))
                 bar.update(1)
             return out
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        # Spawned, not forked: a fork after training inherits XGBoost's OpenMP threads' locks
+        # held, and the children of the next round wait on them forever.
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             futures = [pool.submit(run_city, run) for run in runs]
             for _ in concurrent.futures.as_completed(futures):
                 bar.update(1)
