@@ -305,11 +305,18 @@ def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) ->
     """A seeded city through Kafka and a worker yields the in-process outputs at every time.
 
     The tick budget is wide on both sides: the circuit breaker is a wall-clock guard (tested on
-    its own), and a loaded machine must not make the two runs decide differently.
+    its own), and a loaded machine must not make the two runs decide differently. Likewise the
+    worker applies its buffered pings to the online features before every tick, as the
+    in-process run does: what surge prices (the zones' supply) must not depend on where the
+    wall-clock flush of `ping_features_flush_s` happened to fall.
     """
     config = small_town(seed=11)
     budget_s = 60.0
-    worker = cluster.start_worker(tick_interval_s=config.tick_interval_s, tick_budget_s=budget_s)
+    worker = cluster.start_worker(
+        tick_interval_s=config.tick_interval_s,
+        tick_budget_s=budget_s,
+        ping_features_flush_s=0.0,
+    )
     dispatch = KafkaDispatch(cluster.client, [worker.url])
     try:
         live_log = run_simulation(config, dispatch, progress=False)
