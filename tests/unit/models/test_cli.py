@@ -54,6 +54,7 @@ def test_evaluate_with_an_empty_registry_is_a_clear_error(
         ["train", "--help"],
         ["evaluate", "--help"],
         ["eta", "bench", "--help"],
+        ["models", "promote", "--help"],
         ["bench", "eta", "--help"],
     ],
 )
