@@ -90,7 +90,8 @@ def encode_position_batch(
 def decode_position_batch(raw: bytes) -> PositionBatch:
     """Inverse of `encode_position_batch` (optional fields as float64).
 
-    Raises `PositionBatchError` for any bytes that are not a well-formed batch.
+    Raises `PositionBatchError` for any bytes that are not a well-formed batch, coordinates
+    off the globe (or NaN) included.
     """
     if not raw.startswith(MAGIC):
         msg = "not a position batch (bad magic)"
@@ -155,6 +156,11 @@ def _columns(
 
     lat = column("<f8", 8).astype(np.float64)
     lon = column("<f8", 8).astype(np.float64)
+    # Only workers write batches, but bits that do not read as a place on the globe would
+    # break every geohash of the shard's next tick (zones, surge): refuse them here.
+    if not (np.abs(lat) <= 90).all() or not (np.abs(lon) <= 180).all():
+        msg = "position batch holds coordinates off the globe (or not numbers)"
+        raise PositionBatchError(msg)
     ts_ms = column("<i4", 4).astype(np.int64) + int(header["base_ts_ms"])
     speed = column("<f4", 4).astype(np.float64)
     heading = column("<f4", 4).astype(np.float64)

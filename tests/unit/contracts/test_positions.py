@@ -57,3 +57,19 @@ def test_trailing_bytes_are_rejected() -> None:
     )
     with pytest.raises(PositionBatchError, match="trailing"):
         decode_position_batch(encode_position_batch("s", "e", 1, columns) + b"x")
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(123.0, 2.0), (1.0, -181.0), (float("nan"), 2.0)])
+def test_coordinates_off_the_globe_are_rejected(lat: float, lon: float) -> None:
+    """A batch whose coordinates are off the globe or not numbers raises PositionBatchError."""
+    columns = PingColumns(
+        np.array(["c1"], dtype=object),
+        np.array([lat]),
+        np.array([lon]),
+        np.array([5]),
+        np.array([0.0]),
+        np.array([0.0]),
+        np.array([0.0]),
+    )
+    with pytest.raises(PositionBatchError, match="off the globe"):
+        decode_position_batch(encode_position_batch("s", "e", 1, columns))
