@@ -34,8 +34,17 @@ kafka: $(STAMP) ## resolve the pinned Apache Kafka broker (tools/kafka/pom.xml) 
 demo: $(STAMP) ## run the main job on the embedded broker
 	$(BIN)/dispatchflow demo
 
-test: $(STAMP) lint $(CHROMIUM) ## lint, type-check and run the whole test suite (unit + integration on the embedded broker)
-	$(BIN)/python -m pytest
+# `make test` fetches what the integration tests need (Debian's Chromium, the Kafka jars) in the
+# background while lint and unit tests run, then runs the integration tests on Apache Kafka.
+PREP_LOG := $(VENV)/test-prep.log
+PREP_DONE := $(VENV)/test-prep.status
+
+test: $(STAMP) ## lint, type-check, unit tests, then integration tests on Apache Kafka (browser test included)
+	@rm -f $(PREP_DONE); ( { $(MAKE) --no-print-directory $(CHROMIUM) kafka; } > $(PREP_LOG) 2>&1; echo $$? > $(PREP_DONE) ) &
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -m "not integration"
+	@until test -f $(PREP_DONE); do sleep 1; done; if [ "$$(cat $(PREP_DONE))" != 0 ]; then cat $(PREP_LOG); echo "error: installing Chromium or the Kafka jars failed (log above)"; exit 1; fi
+	$(BIN)/python -m pytest -m integration
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -11,16 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from console.orders import RecordRef
-from contracts.dead_letters import (
-    EXCEPTION_HEADER,
-    INDEX_HEADER,
-    MESSAGE_HEADER,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    REASON_HEADER,
-    TOPIC_HEADER,
-    header_value,
-)
+from contracts.dead_letters import LetterHeaders
 
 #: Characters of a dead letter's key and value shown.
 PREVIEW_CHARS = 300
@@ -83,12 +74,11 @@ def dead_letter_of(
     headers: Sequence[tuple[str, bytes]],
 ) -> DeadLetter:
     """Read one dead-letter record (missing headers become empty or None)."""
-    source_topic = header_value(headers, TOPIC_HEADER) or dlq_topic.removesuffix("_dlq")
-    source_partition = _int(header_value(headers, PARTITION_HEADER))
-    source_offset = _int(header_value(headers, OFFSET_HEADER))
+    h = LetterHeaders.parse(headers)
+    source_topic = h.source_topic or dlq_topic.removesuffix("_dlq")
     ref = (
-        (source_topic, source_partition, source_offset)
-        if source_partition is not None and source_offset is not None
+        (source_topic, h.source_partition, h.source_offset)
+        if h.source_partition is not None and h.source_offset is not None
         else None
     )
     return DeadLetter(
@@ -98,10 +88,10 @@ def dead_letter_of(
         ts_ms=ts_ms,
         source_topic=source_topic,
         source_ref=ref,
-        reason=header_value(headers, REASON_HEADER) or "unknown",
-        message=header_value(headers, MESSAGE_HEADER) or "",
-        exception=header_value(headers, EXCEPTION_HEADER) or "",
-        index=_int(header_value(headers, INDEX_HEADER)),
+        reason=h.reason or "unknown",
+        message=h.message or "",
+        exception=h.exception or "",
+        index=h.index,
         key=_preview(key),
         value=_preview(value),
     )

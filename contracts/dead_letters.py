@@ -199,6 +199,46 @@ def _sanitized(value: Any) -> Any:
     return root[0]
 
 
+@dataclass(frozen=True)
+class LetterHeaders:
+    """What a dead letter's own headers say; None where one is missing or not a number."""
+
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    reason: str | None
+    message: str | None
+    exception: str | None
+    index: int | None
+    truncated: str | None
+
+    @classmethod
+    def parse(cls, headers: object) -> LetterHeaders:
+        """Read the `dlq.*` headers of a dead-letter record. Never raises."""
+        return cls(
+            source_topic=header_value(headers, TOPIC_HEADER),
+            source_partition=_int_or_none(header_value(headers, PARTITION_HEADER)),
+            source_offset=_int_or_none(header_value(headers, OFFSET_HEADER)),
+            reason=header_value(headers, REASON_HEADER),
+            message=header_value(headers, MESSAGE_HEADER),
+            exception=header_value(headers, EXCEPTION_HEADER),
+            index=_int_or_none(header_value(headers, INDEX_HEADER)),
+            truncated=header_value(headers, TRUNCATED_HEADER),
+        )
+
+    @property
+    def place(self) -> tuple[str | None, int | None, int | None, int | None]:
+        """What the letter refuses: source topic, partition, offset and index in a batch."""
+        return (self.source_topic, self.source_partition, self.source_offset, self.index)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def header_value(headers: object, name: str) -> str | None:
     """The decoded value of header `name` from a Kafka header list or mapping."""
     items = headers.items() if isinstance(headers, dict) else headers

@@ -6,14 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contracts.dead_letters import (
-    INDEX_HEADER,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    REASON_HEADER,
-    TOPIC_HEADER,
-    header_value,
-)
+from contracts.dead_letters import LetterHeaders
 from streams.reading import read_topics
 
 
@@ -28,21 +21,18 @@ async def read_dead_letters(
     first copy is returned.
     """
     letters = []
-    seen: set[tuple[str | None, ...]] = set()
+    seen: set[tuple[str | None, int | None, int | None, int | None]] = set()
     for r in await read_topics(client_kwargs, dlq_topics, timeout_s):
-        place = tuple(
-            header_value(r.headers, name)
-            for name in (TOPIC_HEADER, PARTITION_HEADER, OFFSET_HEADER, INDEX_HEADER)
-        )
-        if place in seen:
+        h = LetterHeaders.parse(r.headers)
+        if h.place in seen:
             continue
-        seen.add(place)
+        seen.add(h.place)
         letters.append(
             {
                 "topic": r.topic,
-                "source_topic": header_value(r.headers, TOPIC_HEADER),
-                "reason": header_value(r.headers, REASON_HEADER),
-                "index": header_value(r.headers, INDEX_HEADER),
+                "source_topic": h.source_topic,
+                "reason": h.reason,
+                "index": None if h.index is None else str(h.index),
                 "key": r.key,
                 "value": r.value,
                 "headers": {k: v.decode("utf-8", "replace") for k, v in r.headers},

@@ -20,18 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from contracts.dead_letters import (
-    CLASH_PREFIX,
-    EXCEPTION_HEADER,
-    INDEX_HEADER,
-    MESSAGE_HEADER,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    REASON_HEADER,
-    TOPIC_HEADER,
-    TRUNCATED_HEADER,
-    header_value,
-)
+from contracts.dead_letters import CLASH_PREFIX, LetterHeaders
 from streams.reading import TopicRecord, read_topics
 
 #: Prefix of the headers a dead letter adds.
@@ -48,13 +37,6 @@ class Refusal(enum.StrEnum):
     TRUNCATED = "truncated"  # key, value or headers were cut to fit (`dlq.truncated`)
     PER_FIX = "per_fix"  # one fix of a ping batch, not the source record (`dlq.index`)
     NO_SOURCE = "no_source"  # no readable `dlq.topic` / `dlq.partition` / `dlq.offset`
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -98,19 +80,19 @@ class Letter:
     @classmethod
     def from_record(cls, record: TopicRecord) -> Letter:
         """The dead letter `record` (of a dead-letter topic) holds; never raises."""
-        h = record.headers
+        h = LetterHeaders.parse(record.headers)
         return cls(
             dlq_topic=record.topic,
             dlq_partition=record.partition,
             dlq_offset=record.offset,
-            source_topic=header_value(h, TOPIC_HEADER),
-            source_partition=_int_or_none(header_value(h, PARTITION_HEADER)),
-            source_offset=_int_or_none(header_value(h, OFFSET_HEADER)),
-            reason=header_value(h, REASON_HEADER),
-            message=header_value(h, MESSAGE_HEADER),
-            exception=header_value(h, EXCEPTION_HEADER),
-            index=_int_or_none(header_value(h, INDEX_HEADER)),
-            truncated=header_value(h, TRUNCATED_HEADER),
+            source_topic=h.source_topic,
+            source_partition=h.source_partition,
+            source_offset=h.source_offset,
+            reason=h.reason,
+            message=h.message,
+            exception=h.exception,
+            index=h.index,
+            truncated=h.truncated,
             key=record.key,
             value=record.value,
             headers=record.headers,
@@ -129,7 +111,7 @@ class Letter:
         """Why this letter cannot be replayed, or None when it can."""
         if self.truncated:
             return Refusal.TRUNCATED
-        if self.index is not None or header_value(self.headers, INDEX_HEADER) is not None:
+        if self.index is not None or LetterHeaders.parse(self.headers).index is not None:
             return Refusal.PER_FIX
         if self.source_topic is None or self.source_partition is None:
             return Refusal.NO_SOURCE

@@ -249,7 +249,10 @@ class NearestIdleDispatch:
                     }
                 },
                 "cost": round(to_pickup_s, 1),
-                "explanation": {"terms": {"pickup_s": round(to_pickup_s, 1)}},
+                "explanation": {
+                    "reason": "nearest_idle",
+                    "terms": {"pickup_min": round(to_pickup_s / 60, 4)},
+                },
                 "model_version": "test",
                 "policy_version": "nearest-idle",
             },

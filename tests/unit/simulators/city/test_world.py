@@ -84,7 +84,7 @@ class Driver:
                 "lease_expires_ts_ms": self.world.now_ms + 30_000,
                 "route": self._route(orders, None),
                 "cost": 1.0,
-                "explanation": {"terms": {}},
+                "explanation": {"reason": "test", "terms": {}},
                 "model_version": "t",
                 "policy_version": "t",
             }
