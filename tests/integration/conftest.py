@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +28,11 @@ from streams.dead_letter_report import read_dead_letters
 from streams.demo import local_settings
 from streams.kafka_broker import KafkaCluster
 from streams.kafka_config import aiokafka_kwargs
-from streams.kafka_dist import pom_kafka_version
 from streams.produce import ProducibleRecord, produce_records, wait_processed
 from streams.reading import read_topics
 from streams.topics import TopicAdmin
 from streams.worker_process import WorkerProcess
-
-#: Set to host:port to run the session-scoped tests against another Kafka-compatible broker.
-EXTERNAL_BROKER_ENV = "DISPATCHFLOW_TEST_BROKER"
+from tests.integration.broker_choice import external_broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,18 +42,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def pytest_report_header() -> str:
-    """Name the broker the integration tests run on, once per session."""
-    external = os.environ.get(EXTERNAL_BROKER_ENV)
-    if external:
-        return f"integration broker: {external} (from {EXTERNAL_BROKER_ENV})"
-    return f"integration broker: Apache Kafka {pom_kafka_version()} (KRaft, started per test)"
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A broker for the whole session: one Apache Kafka node, or $DISPATCHFLOW_TEST_BROKER."""
-    external = os.environ.get(EXTERNAL_BROKER_ENV)
+    external = external_broker()
     if external:
         yield external
         return

@@ -34,6 +34,8 @@ from tests.integration.polling import wait_for
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
+#: Where the run's screenshot goes, under the checkout (ignored by git).
+SCREENSHOT_FOLDER = "test-output"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -60,7 +62,6 @@ class LiveRun:
     log: SimulationLog
     shard: str
     end_ts_ms: int
-    output: Path
 
 
 def _open_order(lat: float, lon: float, ts_ms: int) -> Record:
@@ -102,7 +103,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
                 cluster.produce([extra])
                 cluster.wait_caught_up(timeout_s=60)
                 shard = extra.key.decode() if extra.key else ""
-                yield LiveRun(ops, cluster.client, log, shard, end_ts_ms, workdir)
+                yield LiveRun(ops, cluster.client, log, shard, end_ts_ms)
         finally:
             worker.stop(timeout_s=20)
 
@@ -220,11 +221,16 @@ def test_an_injected_bad_record_shows_under_dead_letters(live: LiveRun, page: Pa
     assert "undecodable" in letter and "not JSON" in letter
 
 
-def test_the_page_is_saved_as_a_screenshot(live: LiveRun, page: Page) -> None:
-    """A full-page screenshot lands in the run's output folder."""
-    path = live.output / "ops-console.png"
+def test_the_page_is_saved_as_a_screenshot(
+    page: Page, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full-page screenshot lands in the run's output folder, `test-output/` of the checkout."""
+    folder = request.config.rootpath / SCREENSHOT_FOLDER
+    folder.mkdir(exist_ok=True)
+    path = folder / "ops-console.png"
     page.screenshot(path=str(path), full_page=True)
-    print(f"ops console screenshot: {path}")
+    with capsys.disabled():
+        print(f"\nops console screenshot: {path}")
     assert path.stat().st_size > 20_000
 
 
