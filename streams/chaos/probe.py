@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from streams.metrics import histogram_quantile
 from streams.worker_process import WorkerProcess
 
 _BUCKET = re.compile(r'^dispatchflow_tick_duration_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$')
@@ -88,30 +89,6 @@ def parse_metrics(text: str) -> _Scrape:
         elif (m := _CONSUMED.match(line)) is not None:
             consumed += float(m[1])
     return _Scrape(tuple(sorted(buckets)), breaker, consumed)
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """The q-quantile of a cumulative histogram, interpolated within its bucket (as Prometheus).
-
-    Returns None for an empty histogram; a quantile in the `+Inf` bucket is the largest finite
-    bound.
-
-    >>> histogram_quantile(0.5, [(0.1, 0.0), (0.2, 10.0), (math.inf, 10.0)])
-    0.15
-    """
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            if count == below:
-                return bound
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    return lower
 
 
 def _delta(now: _Scrape, before: _Scrape | None) -> _Scrape:

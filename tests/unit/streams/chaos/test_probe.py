@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from streams.chaos.probe import histogram_quantile, parse_metrics
+from streams.chaos.probe import parse_metrics
+from streams.metrics import histogram_quantile
 
 BODY = """# HELP dispatchflow_tick_duration_seconds Time to decide one shard's tick.
 dispatchflow_tick_duration_seconds_bucket{le="0.01"} 90.0
