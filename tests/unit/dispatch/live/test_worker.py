@@ -19,6 +19,7 @@ from dispatch.lifecycle import OrderState
 from dispatch.live.effects import Effects
 from dispatch.live.eta import LegPrediction
 from dispatch.live.kv import KV, StateError
+from dispatch.live.outputs import left_tombstone
 from dispatch.live.worker import WorkerConfig
 from tests.unit.dispatch.live.core_world import (
     LON,
@@ -238,6 +239,14 @@ def test_positions_off_the_globe_are_refused_and_ticks_go_on(world: CoreWorld) -
     ]
     assert reasons(refused) == [RejectReason.UNDECODABLE]
     assert [reasons(t) for t in ticks] == [[]] * 5
+
+
+def test_the_workers_own_tombstone_is_applied_not_dead_lettered(world: CoreWorld) -> None:
+    """A handoff's tombstone (coordinates NaN, as the worker writes it) is no bad record."""
+    world.feed("courier_events", b"c1", online("c1"))
+    world.feed("courier_state_updates", SHARD.encode(), _arrived("c1"))
+    effects = world.feed("courier_positions", SHARD.encode(), left_tombstone(SHARD, "c1", T0))
+    assert effects.rejections == []
 
 
 def _arrived(courier_id: str) -> dict[str, Any]:
