@@ -429,6 +429,13 @@ class ShardEngine:
                 ),
             )
             return effects
+        if decision.shard != event["shard"]:
+            message = (
+                f"decision {decision.decision_id} was made in shard {decision.shard}, "
+                f"not {event['shard']}"
+            )
+            effects.reject(source, EventRejected(RejectReason.WRONG_SHARD, message))
+            return effects
         if decision.courier_id != event["courier_id"]:
             message = (
                 f"decision {decision.decision_id} was offered to {decision.courier_id}, "

@@ -497,6 +497,7 @@ class WorkerCore:
     # ------------------------------------------------------------------ pings and positions
     def _on_pings(self, record: Record, source: Source) -> Effects:
         """Valid fixes regrouped by shard (one positions record each); bad fixes refused alone."""
+        check_record_size(record.value, record.headers, self.config.ping_limits)
         decoded = decode_pings(
             record.value,
             record.ts_ms,

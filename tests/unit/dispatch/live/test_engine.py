@@ -403,6 +403,16 @@ def test_a_response_to_an_unknown_decision_is_dead_lettered(world: World) -> Non
     assert effects.outputs == []
 
 
+def test_an_accept_naming_another_shard_is_wrong_shard_and_commits_nothing(world: World) -> None:
+    """An accept of a real offer naming another shard (same partition) is refused, uncommitted."""
+    proposal = offered(world)
+    answer = {**world.response(proposal["decision_id"], "c1", T0 + 3 * S), "shard": "9q8y"}
+    effects = world.handle_response(answer)
+    assert [error.reason for _, error in effects.rejections] == [RejectReason.WRONG_SHARD]
+    assert effects.outputs == []
+    assert world.decision(proposal["decision_id"]).status is DecisionStatus.PROPOSED
+
+
 def test_a_response_by_another_courier_is_dead_lettered_and_changes_nothing(world: World) -> None:
     """An accept by a courier the offer was not made to is rejected; the offer stays open."""
     proposal = offered(world)
