@@ -9,7 +9,7 @@ SHARED ?= ../shared
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv browser kafka demo test lint unit integration fuzz bench bench-ingest bench-eta bench-dispatch bench-rank clean
+.PHONY: help venv browser kafka demo test lint unit integration fuzz chaos chaos-overload bench bench-ingest bench-eta bench-dispatch bench-rank bench-live bench-scaleout clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,7 +60,16 @@ integration: $(STAMP) $(CHROMIUM) ## integration tests only (real broker; the op
 fuzz: $(STAMP) ## the worker-core fuzz test with 50,000 generated records per topic
 	DISPATCHFLOW_FUZZ_EXAMPLES=$${DISPATCHFLOW_FUZZ_EXAMPLES:-50000} $(BIN)/python -m pytest -q tests/unit/dispatch/live/test_worker_fuzz.py
 
-bench: bench-ingest bench-eta bench-dispatch bench-rank ## every benchmark; figures land in bench-results/
+# The full fault run of one seed (`make chaos SEED=2`); the short one is in `make test`.
+SEED ?= 1
+
+chaos: $(STAMP) ## lunch rush on 3 Kafka nodes: 20 worker kills, 3 broker kills, 100k hostile records; exits 1 on any failure
+	$(BIN)/dispatchflow chaos --seed $(SEED) --worker-kills 20 --broker-kills 3 --fuzz 100000 --json chaos-results/chaos-seed$(SEED).json
+
+chaos-overload: $(STAMP) ## 10x the order rate for 5 simulated minutes on 3 Kafka nodes; lag and ticks in chaos-results/
+	$(BIN)/dispatchflow chaos --overload --seed $(SEED) --json chaos-results/overload-seed$(SEED).json
+
+bench: bench-ingest bench-eta bench-dispatch bench-rank bench-live bench-scaleout ## every benchmark; figures land in bench-results/
 
 bench-ingest: $(STAMP) ## ping ingest: our worker vs a plain aiokafka + rocksdict + changelog loop
 	$(BIN)/dispatchflow bench ingest --json bench-results/ingest.json
@@ -74,5 +83,15 @@ bench-dispatch: $(STAMP) ## decide() tick latency on synthetic shards
 bench-rank: $(STAMP) ## POST /rank under open-loop load on one worker, and the stream side meanwhile
 	$(BIN)/dispatchflow bench rank --json bench-results/rank.json --plot bench-results/rank.png
 
+# Evaluated city seeds and the seeds whose simulated days the models are trained on (disjoint).
+LIVE_SEEDS ?= 1-5
+LIVE_TRAIN_SEEDS ?= 101-108
+
+bench-live: $(STAMP) ## the loop: fixed, merchant and learned dispatch on city days no model was trained on (table, JSON, plot)
+	$(BIN)/dispatchflow bench live --seeds $(LIVE_SEEDS) --train-seeds $(LIVE_TRAIN_SEEDS) --json bench-results/live.json
+
+bench-scaleout: $(STAMP) ## ping ingest on Apache Kafka with 1, 2 and 3 workers: CPU per million pings, throughput, rebalance pause
+	$(BIN)/dispatchflow bench scaleout --json bench-results/scaleout.json
+
 clean: ## remove build and test leftovers (keeps .venv)
-	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache bench-results demo-output
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache bench-results demo-output chaos-results

@@ -68,6 +68,12 @@ TERMS: dict[str, TermInfo] = {
     "courier_time": TermInfo(
         "courier time", "min", "w_courier_time", "courier time the job uses (within the shift)"
     ),
+    "decline": TermInfo(
+        "decline risk",
+        "min",
+        "w_decline",
+        "expected re-dispatch delay: the courier's chance of declining times the delay",
+    ),
 }
 
 

@@ -10,12 +10,13 @@ its partition (`/readyz` lists them as `shard_partitions`).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from streams.metrics import histogram_quantile
 
 TICK_SECONDS = "dispatchflow_tick_duration_seconds"
 TICKS = "dispatchflow_ticks"
@@ -47,30 +48,6 @@ class WorkerFigures:
     circuit_breaker_ticks: float | None = None
     newest_event_ts_ms: int | None = None
     lag_s: float | None = None
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """Quantile `q` of a cumulative histogram, interpolated in its bucket like Prometheus.
-
-    `buckets` are (upper bound, cumulative count) pairs, `+Inf` included. A quantile in the
-    `+Inf` bucket is the highest finite bound. None when the histogram is empty.
-    """
-    if not 0 <= q <= 1:
-        raise ValueError(f"q must be within [0, 1], got {q}")
-    ordered = sorted(buckets)
-    if not ordered or ordered[-1][1] <= 0:
-        return None
-    rank = q * ordered[-1][1]
-    lower, below = 0.0, 0.0
-    for upper, count in ordered:
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            if count == below:
-                return upper
-            return lower + (upper - lower) * (rank - below) / (count - below)
-        lower, below = upper, count
-    return lower
 
 
 def figures_from_metrics(

@@ -90,7 +90,8 @@ def encode_position_batch(
 def decode_position_batch(raw: bytes) -> PositionBatch:
     """Inverse of `encode_position_batch` (optional fields as float64).
 
-    Raises `PositionBatchError` for any bytes that are not a well-formed batch.
+    Raises `PositionBatchError` for any bytes that are not a well-formed batch, coordinates
+    off the globe (or NaN) included.
     """
     if not raw.startswith(MAGIC):
         msg = "not a position batch (bad magic)"
@@ -155,6 +156,16 @@ def _columns(
 
     lat = column("<f8", 8).astype(np.float64)
     lon = column("<f8", 8).astype(np.float64)
+    left = header.get("left", False)
+    if not isinstance(left, bool):
+        msg = f"position batch header's left is {left!r}, not a boolean"
+        raise PositionBatchError(msg)
+    # Only workers write batches, but bits that do not read as a place on the globe would
+    # break every geohash of the shard's next tick (zones, surge): refuse them here. A
+    # tombstone's coordinates mean nothing (the worker writes NaN there) and are not read.
+    if not left and (not (np.abs(lat) <= 90).all() or not (np.abs(lon) <= 180).all()):
+        msg = "position batch holds coordinates off the globe (or not numbers)"
+        raise PositionBatchError(msg)
     ts_ms = column("<i4", 4).astype(np.int64) + int(header["base_ts_ms"])
     speed = column("<f4", 4).astype(np.float64)
     heading = column("<f4", 4).astype(np.float64)
@@ -168,4 +179,4 @@ def _columns(
         heading_deg=heading,
         accuracy_m=accuracy,
     )
-    return PositionBatch(str(header["shard"]), columns, bool(header.get("left", False)))
+    return PositionBatch(str(header["shard"]), columns, left)

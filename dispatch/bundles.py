@@ -23,7 +23,13 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from dispatch.candidates import TickFrame
-from dispatch.costs import N_TERMS, past_guarantee, shift_minutes, term_weights
+from dispatch.costs import (
+    N_TERMS,
+    past_guarantee,
+    redispatch_minutes,
+    shift_minutes,
+    term_weights,
+)
 from dispatch.policy import Policy
 from dispatch.snapshot import Snapshot
 
@@ -352,6 +358,7 @@ def _evaluate(
     raw[:, 7] = shift_minutes(
         old50.max(axis=1), drops50.max(axis=1), frame.shift_end_s[cand_c[idx]]
     )
+    raw[:, 8] = redispatch_minutes(snapshot, policy)[cand_c[idx]]
     terms = raw * weights
     return InsertionTable(
         order_row=new[ok],

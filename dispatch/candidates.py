@@ -34,6 +34,7 @@ class TickFrame:
         half_pickup_s: half the merchant service time.
         half_dropoff_s: half the customer service time.
         ready_s: ready time of each order, seconds from now.
+        ready_p90_s: pessimistic (p90) ready time of each order, seconds from now.
         placed_s: placement time of each order, seconds from now.
         promise_s: promise of each order, seconds from now.
         direct_p50_s: merchant-to-customer travel p50 of each order.
@@ -50,6 +51,7 @@ class TickFrame:
     half_pickup_s: float
     half_dropoff_s: float
     ready_s: FloatArray
+    ready_p90_s: FloatArray
     placed_s: FloatArray
     promise_s: FloatArray
     direct_p50_s: FloatArray
@@ -76,6 +78,7 @@ def tick_frame(snapshot: Snapshot, policy: Policy) -> TickFrame:
         half_pickup_s=snapshot.service.pickup_s / 2.0,
         half_dropoff_s=snapshot.service.dropoff_s / 2.0,
         ready_s=(orders.ready_ts_ms - now) / 1000.0,
+        ready_p90_s=(orders.ready_late_ts_ms - now) / 1000.0,
         placed_s=(orders.placed_ts_ms - now) / 1000.0,
         promise_s=(orders.promise_ts_ms - now) / 1000.0,
         direct_p50_s=np.asarray(direct.p50_s, dtype=np.float64),
@@ -113,9 +116,11 @@ class PairTable:
         travel_p90_s: courier travel to the merchant, p90.
         arrival_p50_s: arrival at the merchant, p50.
         pickup_p50_s: handover at the merchant, p50.
-        pickup_p90_s: handover if travel takes its p90 time.
+        pickup_p90_s: handover if travel and preparation take their p90 times.
         dropoff_p50_s: customer handover, p50.
         dropoff_p90_s: customer handover with p90 legs.
+        ride_p50_s: the ride from merchant to customer with this pair's courier, p50 (the
+            order's direct ride when the ETA provider does not tell couriers apart).
     """
 
     order_row: IntArray
@@ -129,6 +134,7 @@ class PairTable:
     pickup_p90_s: FloatArray
     dropoff_p50_s: FloatArray
     dropoff_p90_s: FloatArray
+    ride_p50_s: FloatArray
 
     @property
     def size(self) -> int:
@@ -152,6 +158,7 @@ class PairTable:
             pickup_p90_s=self.pickup_p90_s[keep],
             dropoff_p50_s=self.dropoff_p50_s[keep],
             dropoff_p90_s=self.dropoff_p90_s[keep],
+            ride_p50_s=self.ride_p50_s[keep],
         )
 
 
@@ -262,9 +269,16 @@ def plan_from(
     Feasibility as for `plan_pairs` (travel cap; p90 pickup no later than the courier's
     shift end less the margin; not a pair the snapshot forbids). Every new-job option of a
     tick (`decide`, chains, greedy, `rank`) is planned here, so none pairs an order with a
-    courier it is forbidden with.
+    courier it is forbidden with. The p90 handover waits for the p90 ready time; the ride to the
+    customer is the pair's courier's.
     """
-    eta = snapshot.eta.travel_s(start_xy_m, np.take(snapshot.orders.pickup_xy_m, order_row, axis=0))
+    pickup_xy = np.take(snapshot.orders.pickup_xy_m, order_row, axis=0)
+    eta = snapshot.eta.travel_s(start_xy_m, pickup_xy, courier_row)
+    ride = snapshot.eta.travel_s(
+        pickup_xy, np.take(snapshot.orders.dropoff_xy_m, order_row, axis=0), courier_row
+    )
+    ride50 = np.asarray(ride.p50_s, dtype=np.float64)
+    ride90 = np.asarray(ride.p90_s, dtype=np.float64)
     travel50 = np.asarray(eta.p50_s, dtype=np.float64)
     travel90 = np.asarray(eta.p90_s, dtype=np.float64)
     free = start_s
@@ -275,10 +289,10 @@ def plan_from(
     ready = frame.ready_s[order_row]
     half = frame.half_pickup_s
     pickup50 = np.maximum(np.maximum(ready, arrival50 + half), 0.0)
-    pickup90 = np.maximum(np.maximum(ready, arrival90 + half), 0.0)
+    pickup90 = np.maximum(np.maximum(frame.ready_p90_s[order_row], arrival90 + half), 0.0)
     tail = half + frame.half_dropoff_s
-    dropoff50 = pickup50 + tail + frame.direct_p50_s[order_row]
-    dropoff90 = pickup90 + tail + frame.direct_p90_s[order_row]
+    dropoff50 = pickup50 + tail + ride50
+    dropoff90 = pickup90 + tail + ride90
     feasible = (
         (travel50 <= policy.max_pickup_s)
         & (pickup90 <= frame.shift_end_s[courier_row] - policy.shift_end_margin_s)
@@ -296,4 +310,5 @@ def plan_from(
         pickup_p90_s=pickup90,
         dropoff_p50_s=dropoff50,
         dropoff_p90_s=dropoff90,
+        ride_p50_s=ride50,
     )

@@ -107,5 +107,6 @@ def _empty(frame: TickFrame, n_chains: int) -> ChainTable:
         pickup_p90_s=none_f,
         dropoff_p50_s=none_f,
         dropoff_p90_s=none_f,
+        ride_p50_s=none_f,
     )
     return ChainTable(pairs, none_i, np.zeros((0, N_TERMS)), n_chains)

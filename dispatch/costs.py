@@ -3,7 +3,8 @@
 Terms (columns of every cost matrix, in this order):
 
 - `delay`: click-to-door delay of the new orders above their direct minimum (ready, then
-  straight to the customer): food waiting for the courier plus batching detours.
+  straight to the customer): food waiting for the courier, batching detours, and a ride slower
+  than the order's direct one (a slower courier).
 - `detour`: delay a bundle change imposes on orders already in the courier's pending pickup.
 - `late`: minutes the p90 drop-off is past the promise (summed over the bundle's orders).
 - `courier_wait`: minutes the courier idles at the merchant before the handover.
@@ -14,6 +15,9 @@ Terms (columns of every cost matrix, in this order):
   up to the courier's shift end.
 - `coverage`: expected demand coverage lost while the courier is on the job (increase of the
   expected shortfall, order-minutes per hour, times the job's hours; see `dispatch.coverage`).
+- `decline`: expected re-dispatch delay: the courier's probability of declining the offer
+  (`CourierTable.decline_prob`, from its acceptance rate) times `policy.redispatch_s`, the
+  minutes an order loses when its offer is declined and it goes to the next courier.
 
 The total cost of a choice is the sum of its weighted terms.
 """
@@ -38,6 +42,7 @@ TERM_NAMES: tuple[str, ...] = (
     "pay",
     "coverage",
     "courier_time",
+    "decline",
 )
 N_TERMS = len(TERM_NAMES)
 
@@ -54,6 +59,7 @@ def term_weights(policy: Policy) -> FloatArray:
             policy.w_pay,
             policy.w_coverage,
             policy.w_courier_time,
+            policy.w_decline,
         ],
         dtype=np.float64,
     )
@@ -84,7 +90,9 @@ def single_terms(
     """
     raw = np.zeros((pairs.size, N_TERMS), dtype=np.float64)
     o = pairs.order_row
-    raw[:, 0] = (pairs.pickup_p50_s - frame.ready_s[o]) / 60.0
+    raw[:, 0] = (
+        pairs.pickup_p50_s - frame.ready_s[o] + pairs.ride_p50_s - frame.direct_p50_s[o]
+    ) / 60.0
     raw[:, 2] = np.maximum(pairs.dropoff_p90_s - frame.promise_s[o], 0.0) / 60.0
     raw[:, 3] = (
         np.maximum(
@@ -101,7 +109,13 @@ def single_terms(
         job_min = (job_end_s - job_start_s) / 60.0
         raw[:, 6] = coverage_loss[pairs.courier_row] * job_min / 60.0
     raw[:, 7] = shift_minutes(job_start_s, job_end_s, frame.shift_end_s[pairs.courier_row])
+    raw[:, 8] = redispatch_minutes(snapshot, policy)[pairs.courier_row]
     return raw * term_weights(policy)
+
+
+def redispatch_minutes(snapshot: Snapshot, policy: Policy) -> FloatArray:
+    """Each courier's expected re-dispatch delay of an offer, minutes (the `decline` term)."""
+    return snapshot.couriers.p_decline * (policy.redispatch_s / 60.0)
 
 
 def shift_minutes(start_s: FloatArray, end_s: FloatArray, shift_end_s: FloatArray) -> FloatArray:

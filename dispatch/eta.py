@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
 
 
 class EtaQuantiles(NamedTuple):
@@ -31,12 +32,19 @@ class EtaQuantiles(NamedTuple):
 class EtaProvider(Protocol):  # pragma: no cover - a protocol has no body to test
     """Protocol every travel-time source used by `decide()` and `rank()` implements."""
 
-    def travel_s(self, origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> EtaQuantiles:
+    def travel_s(
+        self,
+        origin_xy_m: FloatArray,
+        destination_xy_m: FloatArray,
+        courier_row: IntArray | None = None,
+    ) -> EtaQuantiles:
         """Travel-time quantiles from each origin to its destination.
 
         Args:
             origin_xy_m: points in metres, shape `(..., 2)` (last axis is x, y).
             destination_xy_m: points in metres, shape broadcastable with `origin_xy_m`.
+            courier_row: the snapshot's courier row driving each leg (broadcastable with the
+                legs' shape; -1 or None: unknown), for providers that know couriers' speeds.
 
         Returns:
             p50 and p90 travel times in seconds, each of the broadcast shape without the last
@@ -69,8 +77,13 @@ class GridTravelTime:
         if not (math.isfinite(self.meters_per_minute) and self.meters_per_minute > 0):
             raise ValueError(f"meters_per_minute must be positive, got {self.meters_per_minute}")
 
-    def travel_s(self, origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> EtaQuantiles:
-        """Whole-minute travel times in seconds (see `EtaProvider.travel_s`)."""
+    def travel_s(
+        self,
+        origin_xy_m: FloatArray,
+        destination_xy_m: FloatArray,
+        courier_row: IntArray | None = None,
+    ) -> EtaQuantiles:
+        """Whole-minute travel times in seconds, the same for every courier."""
         minutes = np.ceil(_distance_m(origin_xy_m, destination_xy_m) / self.meters_per_minute)
         seconds = minutes * 60.0
         return EtaQuantiles(seconds, seconds)
@@ -98,7 +111,12 @@ class StraightLineEta:
         if not (math.isfinite(self.p90_factor) and self.p90_factor >= 1):
             raise ValueError(f"p90_factor must be at least 1, got {self.p90_factor}")
 
-    def travel_s(self, origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> EtaQuantiles:
-        """Travel-time quantiles in seconds (see `EtaProvider.travel_s`)."""
+    def travel_s(
+        self,
+        origin_xy_m: FloatArray,
+        destination_xy_m: FloatArray,
+        courier_row: IntArray | None = None,
+    ) -> EtaQuantiles:
+        """Travel-time quantiles in seconds, the same for every courier."""
         p50 = _distance_m(origin_xy_m, destination_xy_m) * (self.detour_factor / self.speed_mps)
         return EtaQuantiles(p50, p50 * self.p90_factor)

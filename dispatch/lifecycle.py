@@ -344,7 +344,8 @@ def apply_order_event(
     """Apply one schema-valid order event.
 
     Raises `EventRejected(UNKNOWN_ID)` for an event of an order that does not exist (yet) and
-    `AlreadyApplied` for a record seen before; every other outcome is in the `OrderUpdate`.
+    `AlreadyApplied` for a record seen before; every other outcome is in the `OrderUpdate`. An
+    event naming another shard than its order's is refused (`wrong_shard`).
     """
     kind = str(event["type"])
     event_id = str(event["event_id"])
@@ -367,6 +368,11 @@ def apply_order_event(
     if state is None:
         msg = f"{kind} for unknown order {event['order_id']!r}"
         raise EventRejected(RejectReason.UNKNOWN_ID, msg)
+    if str(event["shard"]) != state.shard:
+        # Another shard's key can share the order's partition: the order is found there, but
+        # the event names a shard the order is not in.
+        msg = f"{kind} names shard {event['shard']!r}; {state.order_id!r} is in {state.shard!r}"
+        return _reject(state, source, EventRejected(RejectReason.WRONG_SHARD, msg))
     if event_id in state.event_ids:
         return _reject(
             state,

@@ -47,6 +47,10 @@ class Policy:
             it favours bundles and short jobs when couriers are scarce).
         w_coverage: per order-minute of expected coverage shortfall caused by taking the
             courier away for the job (see `dispatch.coverage`).
+        w_decline: per minute of expected re-dispatch delay: the courier's probability of
+            declining the offer times `redispatch_s` (zero for couriers without one).
+        redispatch_s: what a declined offer costs its order, seconds: the courier's answer,
+            the next tick, and the next courier farther away.
         bundling: whether orders may be added to a courier's pending pickup.
         nearby_merchant_bundles: whether a bundle may join orders of different merchants whose
             pickups are within `nearby_merchant_m` (off for the MDRP benchmark).
@@ -125,6 +129,8 @@ class Policy:
     guarantee_orders_per_hour: float = 1.5
     w_coverage: float = 0.0
     w_courier_time: float = 0.1
+    w_decline: float = 1.0
+    redispatch_s: float = 120.0
     bundling: bool = True
     nearby_merchant_bundles: bool = False
     nearby_merchant_m: float = 300.0

@@ -102,6 +102,8 @@ class OrderTable:
             courier whose pending (not yet picked up) bundle holds it.
         drop_sequence: position of the order in that courier's drop-off sequence (0-based);
             `-1` for open orders.
+        ready_p90_ts_ms: the pessimistic (p90) ready time, at or after `ready_ts_ms`; lateness
+            risk is priced from it. None: the ready time is known (same as `ready_ts_ms`).
     """
 
     order_id: tuple[str, ...]
@@ -113,6 +115,7 @@ class OrderTable:
     promise_ts_ms: IntArray
     courier_index: IntArray
     drop_sequence: IntArray
+    ready_p90_ts_ms: IntArray | None = None
 
     def __post_init__(self) -> None:
         ids = _ids("order_id", self.order_id)
@@ -134,11 +137,22 @@ class OrderTable:
             raise SnapshotError("drop_sequence must be -1 exactly for open orders")
         if (self.ready_ts_ms < self.placed_ts_ms).any():
             raise SnapshotError("an order is ready before it is placed")
+        if self.ready_p90_ts_ms is None:
+            set_(self, "ready_p90_ts_ms", self.ready_ts_ms)
+        else:
+            set_(self, "ready_p90_ts_ms", _ints("ready_p90_ts_ms", self.ready_p90_ts_ms, n))
+        if (self.ready_late_ts_ms < self.ready_ts_ms).any():
+            raise SnapshotError("ready_p90_ts_ms is before ready_ts_ms")
 
     @property
     def n(self) -> int:
         """Number of orders."""
         return len(self.order_id)
+
+    @property
+    def ready_late_ts_ms(self) -> IntArray:
+        """`ready_p90_ts_ms`, filled in (`ready_ts_ms` where none was given)."""
+        return self.ready_p90_ts_ms if self.ready_p90_ts_ms is not None else self.ready_ts_ms
 
     @cached_property
     def merchant_code(self) -> IntArray:
@@ -176,6 +190,7 @@ class CourierTable:
             the bundle's orders are the `OrderTable` rows whose `courier_index` is this row.
         orders_done: orders it delivered so far in this shift (for load balancing).
         shift_start_ts_ms: start of its shift (epoch ms).
+        decline_prob: probability that it declines an offer, in [0, 1] (None: zeros).
     """
 
     courier_id: tuple[str, ...]
@@ -186,6 +201,7 @@ class CourierTable:
     pending_pickup_ts_ms: IntArray
     orders_done: IntArray
     shift_start_ts_ms: IntArray
+    decline_prob: FloatArray | None = None
 
     def __post_init__(self) -> None:
         ids = _ids("courier_id", self.courier_id)
@@ -208,6 +224,17 @@ class CourierTable:
             raise SnapshotError("orders_done must be non-negative")
         if (self.shift_end_ts_ms < self.shift_start_ts_ms).any():
             raise SnapshotError("a shift ends before it starts")
+        decline = (
+            np.zeros(m, dtype=np.float64)
+            if self.decline_prob is None
+            else np.asarray(self.decline_prob, dtype=np.float64)
+        )
+        if (
+            decline.shape != (m,)
+            or not (np.isfinite(decline) & (decline >= 0) & (decline <= 1)).all()
+        ):
+            raise SnapshotError(f"decline_prob must hold {m} probabilities in [0, 1]")
+        set_(self, "decline_prob", decline)
 
     @property
     def m(self) -> int:
@@ -225,7 +252,13 @@ class CourierTable:
             pending_pickup_ts_ms=self.pending_pickup_ts_ms[rows],
             orders_done=self.orders_done[rows],
             shift_start_ts_ms=self.shift_start_ts_ms[rows],
+            decline_prob=None if self.decline_prob is None else self.decline_prob[rows],
         )
+
+    @property
+    def p_decline(self) -> FloatArray:
+        """`decline_prob`, filled in (zeros where none was given)."""
+        return self.decline_prob if self.decline_prob is not None else np.zeros(self.m)
 
     @classmethod
     def empty(cls) -> CourierTable:

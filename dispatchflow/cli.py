@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contracts.cli",
     "streams.cli",
     "streams.dlq_cli",
+    "streams.chaos.cli",
     "models.cli",
     "simulators.cli",
     "dispatch.cli",

@@ -165,11 +165,23 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="open orders older than this expire with a reason"
     )
     policy: str = Field("default", description="dispatch policy: default or greedy")
+    dispatch_variant: str = Field(
+        "learned",
+        pattern=r"^(fixed|merchant|learned)$",
+        description="how ticks learn from the loop: fixed (15-minute prep unless ready), "
+        "merchant (the merchant's estimates), learned (prep model, live travel legs, priced "
+        "declines; the merchant's estimates where no model serves)",
+    )
+    model_refresh_s: float = Field(
+        10.0, gt=0, description="seconds between re-reads of the model registry (promotions)"
+    )
     eta_timeout_s: float | None = Field(
         0.05, gt=0, description="budget of one ETA model call within a tick (None: no limit)"
     )
     model_dir: Path | None = Field(
-        None, description="ETA model registry; without one, straight-line ETAs are used"
+        None,
+        description="model registry (ETA, prep and placement models); without one, "
+        "straight-line ETAs and the merchant's estimates are used",
     )
 
     # --- request-time ranking (POST /rank) ----------------------------------------------------

@@ -8,6 +8,7 @@ time, reports its values at any `now_ms`, and round-trips through JSON-ready `to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,13 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 from features import events as ev
-from features.windows import BucketedStats, LastSeen
+from features.windows import SMALL_BATCH, BucketedStats, LastSeen
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 #: Orders open longer than this are forgotten (abandoned without a closing event).
 OPEN_ORDER_TTL_MS = 6 * HOUR_MS
+#: Pings slower than this (m/s) are a courier standing still: speed features leave them out,
+#: so they measure how fast couriers travel, not how long they wait.
+MOVING_MIN_MPS = 1.0
 
 Values = dict[str, float | None]
 
@@ -119,15 +123,84 @@ class PrepTimeState:
         self.stats.load_state(state["s"])
 
 
-class OrdersWaitingState:
-    """Orders created and not yet picked up or cancelled."""
+class EstimateErrorState:
+    """How far a merchant's ready-time estimates are off: mean log(actual / estimated prep).
 
-    def __init__(self) -> None:
+    Prep times count from the order's creation; an order counts once its creation, an
+    estimate and its ready event are known (the newest estimate before ready counts). Late
+    events are those `PrepTimeState` calls late.
+    """
+
+    def __init__(self, window_ms: int, bucket_ms: int) -> None:
         self.updated_ts_ms = -1
+        self.pending: dict[str, tuple[int, int | None]] = {}
+        self.stats = BucketedStats(window_ms, bucket_ms)
+
+    def update(self, event: Mapping[str, Any]) -> bool:
+        """Track created orders and their estimates; on ready, record the estimate's error."""
+        ts = int(event["ts_ms"])
+        oid = str(event["order_id"])
+        etype = event["type"]
+        newest = max(ts, self.updated_ts_ms, max((c for c, _ in self.pending.values()), default=ts))
+        horizon = newest - OPEN_ORDER_TTL_MS
+        if etype == ev.ORDER_CREATED:
+            if ts < horizon:
+                return False
+            self.pending[oid] = (ts, self.pending.get(oid, (ts, None))[1])
+            for k in [k for k, (c, _) in self.pending.items() if c < horizon]:
+                del self.pending[k]
+        elif etype == ev.MERCHANT_ESTIMATE:
+            if ts < horizon:
+                return False
+            known = self.pending.get(oid)
+            if known is not None:
+                self.pending[oid] = (known[0], int(event["estimated_ready_ts_ms"]))
+        elif etype == ev.MERCHANT_READY:
+            if self.stats.is_late(ts):
+                return False
+            created, estimate = self.pending.pop(oid, (None, None))
+            if created is None or estimate is None or ts <= created or estimate <= created:
+                return True
+            self.stats.add(ts, math.log((ts - created) / (estimate - created)))
+            _mark(self, ts)
+        return True
+
+    def value(self, now_ms: int) -> Values:
+        """`estimate_log_ratio_mean` (log of actual over estimated prep) and `estimate_count`."""
+        return {
+            "estimate_log_ratio_mean": self.stats.mean(now_ms),
+            "estimate_count": float(self.stats.count(now_ms)),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {
+            "u": self.updated_ts_ms,
+            "p": sorted([k, c, e] for k, (c, e) in self.pending.items()),
+            "s": self.stats.to_state(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.pending = {str(k): (int(c), None if e is None else int(e)) for k, c, e in state["p"]}
+        self.stats.load_state(state["s"])
+
+
+class OrdersWaitingState:
+    """Open orders of a merchant: opened by `order_created`, closed by any other event consumed.
+
+    With `picked_up` and `order_cancelled` that is the orders waiting for their courier; with
+    `merchant_ready` and `order_cancelled` the orders in preparation.
+    """
+
+    def __init__(self, output: str = "orders_waiting") -> None:
+        self.updated_ts_ms = -1
+        self.output = output
         self.open: dict[str, int] = {}
 
     def update(self, event: Mapping[str, Any]) -> bool:
-        """Open on `order_created`, close on `picked_up` or `order_cancelled`.
+        """Open on `order_created`, close on any other event.
 
         An event `OPEN_ORDER_TTL_MS` older than the newest event held is late.
         """
@@ -146,8 +219,8 @@ class OrdersWaitingState:
         return True
 
     def value(self, now_ms: int) -> Values:
-        """`orders_waiting`: open orders created at or before `now_ms`."""
-        return {"orders_waiting": float(sum(1 for t in self.open.values() if t <= now_ms))}
+        """The open orders created at or before `now_ms`, under the output name."""
+        return {self.output: float(sum(1 for t in self.open.values() if t <= now_ms))}
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state."""
@@ -160,21 +233,27 @@ class OrdersWaitingState:
 
 
 class MeanState:
-    """Windowed mean of one numeric event field (courier speed, zone observed speed)."""
+    """Windowed mean of one numeric event field (courier speed, zone observed speed).
 
-    def __init__(self, window_ms: int, bucket_ms: int, field: str, output: str) -> None:
+    Values below `min_value` are left out (a standing courier's zero speed, for instance).
+    """
+
+    def __init__(
+        self, window_ms: int, bucket_ms: int, field: str, output: str, min_value: float = 0.0
+    ) -> None:
         self.updated_ts_ms = -1
         self.field = field
         self.output = output
+        self.min_value = min_value
         self.stats = BucketedStats(window_ms, bucket_ms)
 
     def update(self, event: Mapping[str, Any]) -> bool:
-        """Add the event's field value when present."""
+        """Add the event's field value when present and at least `min_value`."""
         ts = int(event["ts_ms"])
         if self.stats.is_late(ts):
             return False
         v = event.get(self.field)
-        if v is not None:
+        if v is not None and float(v) >= self.min_value:
             self.stats.add(ts, float(v))
             _mark(self, ts)
         return True
@@ -185,8 +264,18 @@ class MeanState:
         `values` holds each event's field, NaN where absent. The state ends as if each event had
         gone through `update` in that order (bucket totals up to float rounding).
         """
+        if ts_ms.size <= SMALL_BATCH:
+            late_count = 0
+            for ts, v in zip(ts_ms.tolist(), values.tolist(), strict=True):
+                if self.stats.is_late(ts):
+                    late_count += 1
+                elif v >= self.min_value:  # False for NaN
+                    self.stats.add(ts, v)
+                    _mark(self, ts)
+            return late_count
         late = self.stats.late_mask(ts_ms)
-        present = ~late & ~np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            present = ~late & (values >= self.min_value)
         if present.any():
             self.stats.add_sorted(ts_ms[present], values[present])
             _mark(self, int(ts_ms[present][-1]))
@@ -368,11 +457,29 @@ def default_features() -> tuple[FeatureDef, ...]:
             ("orders_waiting",),
         ),
         FeatureDef(
+            "merchant_orders_preparing",
+            MERCHANT,
+            frozenset({ev.ORDER_CREATED, ev.MERCHANT_READY, ev.ORDER_CANCELLED}),
+            2 * HOUR_MS,
+            lambda: OrdersWaitingState("orders_preparing"),
+            ("orders_preparing",),
+        ),
+        FeatureDef(
+            "merchant_estimate_error_30d",
+            MERCHANT,
+            frozenset({ev.ORDER_CREATED, ev.MERCHANT_ESTIMATE, ev.MERCHANT_READY}),
+            7 * DAY_MS,
+            lambda: EstimateErrorState(30 * DAY_MS, DAY_MS),
+            ("estimate_log_ratio_mean", "estimate_count"),
+        ),
+        FeatureDef(
             "courier_speed_30d",
             COURIER,
             frozenset({ev.COURIER_PING}),
             DAY_MS,
-            lambda: MeanState(30 * DAY_MS, DAY_MS, "speed_mps", "speed_mean_mps"),
+            lambda: MeanState(
+                30 * DAY_MS, DAY_MS, "speed_mps", "speed_mean_mps", min_value=MOVING_MIN_MPS
+            ),
             ("speed_mean_mps",),
         ),
         FeatureDef(
@@ -404,7 +511,9 @@ def default_features() -> tuple[FeatureDef, ...]:
             ZONE,
             frozenset({ev.COURIER_PING}),
             15 * MINUTE_MS,
-            lambda: MeanState(HOUR_MS, 5 * MINUTE_MS, "speed_mps", "observed_speed_mps"),
+            lambda: MeanState(
+                HOUR_MS, 5 * MINUTE_MS, "speed_mps", "observed_speed_mps", min_value=MOVING_MIN_MPS
+            ),
             ("observed_speed_mps",),
         ),
     )

@@ -13,11 +13,17 @@ priors) through `on_pings`, called with each batch of positions applied (already
 shard, so in the partition of that shard). They are buffered per partition and applied in bulk
 (`features.pings`) once `ping_features_flush_s` seconds have passed since the partition's last
 flush, or its buffer holds `max_buffered_pings`; a tick of the partition also flushes a due
-buffer, so a quiet partition's pings do not wait for the next ping. The cadence is wall time so
+buffer, so a quiet partition's pings do not wait for the next ping. With `ping_flush_s=None`
+(replays, where wall time means nothing) pings wait for a read: a tick, or an order's features
+at placement, applies the buffer first. The cadence is wall time so
 that the table writes stay bounded when a backlog drains; the values are event time. A crash or
 a rebalance loses at most one flush interval of pings from these features (supply refills with
-the next ping of each courier; speed is a one-hour mean). The courier's 30-day speed is not fed
-online: it would cost a table write per courier and flush.
+the next ping of each courier; speeds are means over an hour or more). Pings also feed each
+courier's own travel speed (one table write per courier and flush).
+
+Reads for decisions: `order_row` is an order's feature row at its placement (read before its
+`order_created` is applied, as the offline builder does), `read` one feature of an entity,
+degraded to its city or global prior when missing or stale and reported to `on_degrade`.
 
 Events too old for a feature's window are reported to `on_late` (feature, level); an accepted
 event whose feature update is refused is logged and reported to `on_rejected` (type).
@@ -34,19 +40,19 @@ from typing import Any
 import numpy as np
 
 from contracts.pings import PingColumns
-from features.definitions import ZONE
-from features.events import EventError
+from features.definitions import COURIER, ZONE
+from features.events import MAX_SPEED_MPS, EventError
 from features.from_contracts import MerchantOf, to_feature_event
 from features.pings import PingBatch, apply_pings
-from features.store import LateCallback, OnlineFeatureStore
+from features.store import DegradeCallback, FeatureRead, LateCallback, OnlineFeatureStore
 
 logger = logging.getLogger(__name__)
 
 FEATURES_TABLE = "online_features"
 
-#: Entities whose features pings feed online. Courier-level ping features (a 30-day speed)
-#: would cost a table write per courier and flush; they are built offline only.
-PING_FED_ENTITIES = (ZONE,)
+#: Entities whose features pings feed online: zones (supply, observed speed) and couriers
+#: (their own travel speed).
+PING_FED_ENTITIES = (ZONE, COURIER)
 
 
 class PartitionScoped(MutableMapping[bytes, bytes]):
@@ -82,12 +88,13 @@ class FeatureFeed:
         on_late: LateCallback | None = None,
         on_rejected: Callable[[str], None] | None = None,
         *,
-        ping_flush_s: float = 0.0,
+        ping_flush_s: float | None = 0.0,
         max_buffered_pings: int = 1_000_000,
         on_flush: Callable[[int, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_degrade: DegradeCallback | None = None,
     ) -> None:
-        if ping_flush_s < 0 or max_buffered_pings < 1:
+        if (ping_flush_s is not None and ping_flush_s < 0) or max_buffered_pings < 1:
             raise ValueError("ping_flush_s must be >= 0 and max_buffered_pings >= 1")
         self.table = table
         self.on_late = on_late
@@ -95,6 +102,7 @@ class FeatureFeed:
         self.ping_flush_s = ping_flush_s
         self.max_buffered_pings = max_buffered_pings
         self.on_flush = on_flush
+        self.on_degrade = on_degrade
         self.clock = clock
         self._stores: dict[int, OnlineFeatureStore] = {}
         self._pings: dict[int, _PingBuffer] = {}
@@ -103,7 +111,11 @@ class FeatureFeed:
         """The feature store of one partition."""
         store = self._stores.get(partition)
         if store is None:
-            store = OnlineFeatureStore(PartitionScoped(self.table, partition), on_late=self.on_late)
+            store = OnlineFeatureStore(
+                PartitionScoped(self.table, partition),
+                on_degrade=self.on_degrade,
+                on_late=self.on_late,
+            )
             self._stores[partition] = store
         return store
 
@@ -126,11 +138,46 @@ class FeatureFeed:
             return False
         return True
 
-    def on_pings(self, fixes: PingColumns, partition: int) -> int:
-        """Buffer validated fixes of `partition`; flush when due. Returns the pings flushed.
+    def order_row(self, event: Mapping[str, Any], partition: int) -> dict[str, float | None]:
+        """The numeric features of a validated `order_created` before it is applied.
 
-        Must be called inside the stream iteration of `partition` (a flush writes the table).
+        Keys as `FeatureEngine.order_features` (levels left out). Reads only (but for applying
+        waiting pings when `ping_flush_s` is None); call it before `on_event` of the same event.
         """
+        if self.ping_flush_s is None:
+            self.flush(partition)
+        pickup = event["pickup"]
+        row = self.store(partition).order_features(
+            str(event["merchant_id"]),
+            float(pickup["lat"]),
+            float(pickup["lon"]),
+            int(event["ts_ms"]),
+        )
+        return {k: v for k, v in row.items() if "@" not in k}
+
+    def read(self, partition: int, feature: str, key: str, now_ms: int) -> FeatureRead:
+        """`feature` of entity `key` at `now_ms`, degraded when missing or stale (see `store`)."""
+        return self.store(partition).read(feature, key, now_ms)
+
+    def zone_supply_demand(self, partition: int, zone: str, now_ms: int) -> tuple[float, float]:
+        """A zone's supply and demand at `now_ms` (`FeatureEngine.zone_supply_demand`)."""
+        return self.store(partition).zone_supply_demand(zone, now_ms)
+
+    def read_global(self, partition: int, feature: str, now_ms: int) -> FeatureRead:
+        """The partition's marketplace-wide prior of `feature` (nothing counted as degraded)."""
+        return self.store(partition).read_global(feature, now_ms)
+
+    def on_pings(self, fixes: PingColumns, partition: int) -> int:
+        """Buffer the fixes of `partition`; flush when due. Returns the pings flushed.
+
+        Fixes outside the coordinates' ranges are left out, and an implausible speed
+        (negative, above `features.events.MAX_SPEED_MPS`, not finite) counts as unknown. Must
+        be called inside the stream iteration of `partition` (a flush writes the table).
+        """
+        with np.errstate(invalid="ignore"):
+            usable = (np.abs(fixes.lat) <= 90.0) & (np.abs(fixes.lon) <= 180.0)
+        if not usable.all():
+            fixes = fixes.take(np.flatnonzero(usable))
         if len(fixes) == 0:
             return 0
         buffer = self._pings.get(partition)
@@ -138,22 +185,28 @@ class FeatureFeed:
             buffer = self._pings[partition] = _PingBuffer(since_s=self.clock())
         # Ids as a fixed-width string array: buffered object arrays would slow every GC pass.
         ids = fixes.courier_id.astype(np.str_)
-        buffer.batches.append(PingBatch(ids, fixes.lat, fixes.lon, fixes.ts_ms, fixes.speed_mps))
+        with np.errstate(invalid="ignore"):
+            plausible = (fixes.speed_mps >= 0.0) & (fixes.speed_mps <= MAX_SPEED_MPS)
+        speed = np.where(plausible, fixes.speed_mps, np.nan)
+        buffer.batches.append(PingBatch(ids, fixes.lat, fixes.lon, fixes.ts_ms, speed))
         buffer.count += len(fixes)
+        if self.ping_flush_s is None and buffer.count < self.max_buffered_pings:
+            return 0
         return self.flush_due(partition)
 
     def flush_due(self, partition: int) -> int:
         """Apply the buffered pings of `partition` if a flush is due; returns how many.
 
         Due when `ping_flush_s` (by `clock`) has passed since the partition's last flush (or
-        since its first buffered batch), or when its buffer holds `max_buffered_pings`. Must be
-        called inside the stream iteration of `partition`.
+        since its first buffered batch), or when its buffer holds `max_buffered_pings`; always
+        due when `ping_flush_s` is None (a tick reads the features). Must be called inside the
+        stream iteration of `partition`.
         """
         buffer = self._pings.get(partition)
         if buffer is None or buffer.count == 0:
             return 0
-        waited_s = self.clock() - buffer.since_s
-        if waited_s < self.ping_flush_s and buffer.count < self.max_buffered_pings:
+        waiting = self.ping_flush_s is not None and buffer.count < self.max_buffered_pings
+        if waiting and self.clock() - buffer.since_s < (self.ping_flush_s or 0.0):
             return 0
         return self.flush(partition)
 

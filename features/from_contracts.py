@@ -3,16 +3,19 @@
 `to_feature_event` maps one contract event to the dict `FeatureEngine.apply` takes (shapes in
 `features.events`), or None when no feature consumes it:
 
-- `order_created` → `order_created` (`pickup`/`dropoff` points flattened to `*_lat`/`*_lon`);
+- `order_created` → `order_created` (`pickup`/`dropoff` points flattened to `*_lat`/`*_lon`,
+  with its `prep_estimate_s` when it has one);
 - `order_ready` → `merchant_ready`;
+- `merchant_accepted` with an `estimated_ready_ts_ms` → `merchant_estimate`;
+- `delivery_arrived` → `arrived` (labels travel legs offline);
 - `delivery_picked_up` → `picked_up`, `order_cancelled` → `order_cancelled`: both need the
   order's merchant, which these contracts do not carry; it comes from `merchant_of(order_id)`,
   and the event maps to None when the merchant is unknown;
 - `delivery_delivered` → `delivered`;
 - `courier_ping` → `courier_ping` (a missing or implausible `speed_mps` becomes None, unknown);
 - `assignment_response` → `assignment_response` (the courier, the decision, accept or decline);
-- everything else (`merchant_accepted`, `delivery_arrived`, courier status events, ping
-  batches) → None.
+- everything else (`merchant_accepted` without an estimate, courier status events, ping
+  batches: see `features.offline` for those) → None.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ MAPPED_TYPES = frozenset(
     {
         "order_created",
         "order_ready",
+        "merchant_accepted",
+        "delivery_arrived",
         "delivery_picked_up",
         "order_cancelled",
         "delivery_delivered",
@@ -70,7 +75,7 @@ def to_feature_event(
     head = {"event_id": str(event["event_id"]), "ts_ms": int(event["ts_ms"])}
     if etype == "order_created":
         pickup, dropoff = event["pickup"], event["dropoff"]
-        return {
+        created = {
             "type": ev.ORDER_CREATED,
             **head,
             "order_id": str(event["order_id"]),
@@ -79,6 +84,27 @@ def to_feature_event(
             "pickup_lon": float(pickup["lon"]),
             "dropoff_lat": float(dropoff["lat"]),
             "dropoff_lon": float(dropoff["lon"]),
+        }
+        if event.get("prep_estimate_s") is not None:
+            created["prep_estimate_s"] = float(event["prep_estimate_s"])
+        return created
+    if etype == "merchant_accepted":
+        if event.get("estimated_ready_ts_ms") is None:
+            return None
+        return {
+            "type": ev.MERCHANT_ESTIMATE,
+            **head,
+            "order_id": str(event["order_id"]),
+            "merchant_id": str(event["merchant_id"]),
+            "estimated_ready_ts_ms": int(event["estimated_ready_ts_ms"]),
+        }
+    if etype == "delivery_arrived":
+        return {
+            "type": ev.ARRIVED,
+            **head,
+            "order_id": str(event["order_id"]),
+            "courier_id": str(event["courier_id"]),
+            "stop": str(event["stop"]),
         }
     if etype == "order_ready":
         return {

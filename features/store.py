@@ -296,6 +296,35 @@ class FeatureEngine:
         self.on_degrade(fdef.name, MISSING, reason or "missing")
         return FeatureRead(fdef.name, dict.fromkeys(fdef.outputs), MISSING, None)
 
+    def read_global(self, feature: str, now_ms: int) -> FeatureRead:
+        """The marketplace-wide prior of `feature` at `now_ms` (`global`, or `missing`).
+
+        A prior, not a degraded entity: nothing is reported to `on_degrade`.
+        """
+        fdef = self.by_name[feature]
+        state = self.backend.load(fdef, GLOBAL, GLOBAL_KEY)
+        if state is None or state.updated_ts_ms < 0 or now_ms - state.updated_ts_ms > fdef.sla_ms:
+            return FeatureRead(fdef.name, dict.fromkeys(fdef.outputs), MISSING, None)
+        return FeatureRead(fdef.name, state.value(now_ms), GLOBAL, state.updated_ts_ms)
+
+    def zone_supply_demand(self, zone: str, now_ms: int) -> tuple[float, float]:
+        """A zone's supply (`zone_supply`) and demand (`zone_demand_1h`) at `now_ms`.
+
+        The zone's own windowed counts, never a coarser prior: a zone without state counts
+        nothing in either window (as a stale one does: each SLA is at least its window), and
+        nothing is reported as degraded. `supply_demand_ratio` of the pair is the ratio the
+        order rows carry and surge prices (`dispatch.live.surge`).
+        """
+        counts = []
+        for feature, output in (
+            ("zone_supply", "supply_couriers"),
+            ("zone_demand_1h", "demand_orders"),
+        ):
+            state = self.backend.load(self.by_name[feature], ENTITY, zone)
+            found = None if state is None else state.value(now_ms)[output]
+            counts.append(0.0 if found is None else float(found))
+        return counts[0], counts[1]
+
     def order_features(
         self, merchant_id: str, pickup_lat: float, pickup_lon: float, now_ms: int
     ) -> dict[str, Any]:

@@ -102,14 +102,19 @@ def generate_event_log(
             response="accept",
         )
         t_ready = t0 + int(rng.gamma(4.0, 150_000.0))
+        emit(
+            min(t0 + 45_000, t_ready - 1),
+            ev.MERCHANT_ESTIMATE,
+            order_id=oid,
+            merchant_id=mid,
+            estimated_ready_ts_ms=t0 + (t_ready - t0) * 9 // 10,
+        )
         emit(t_ready, ev.MERCHANT_READY, order_id=oid, merchant_id=mid)
         t_pick = max(t_ready, t_offer) + int(rng.uniform(60_000, 600_000))
+        emit(t_pick - 30_000, ev.ARRIVED, order_id=oid, courier_id=courier, stop="pickup")
         emit(t_pick, ev.PICKED_UP, order_id=oid, merchant_id=mid, courier_id=courier)
-        emit(
-            t_pick + int(rng.uniform(300_000, 1_500_000)),
-            ev.DELIVERED,
-            order_id=oid,
-            courier_id=courier,
-        )
+        t_delivered = t_pick + int(rng.uniform(300_000, 1_500_000))
+        emit(t_delivered - 30_000, ev.ARRIVED, order_id=oid, courier_id=courier, stop="dropoff")
+        emit(t_delivered, ev.DELIVERED, order_id=oid, courier_id=courier)
     out.sort(key=lambda x: (x[0], x[1]))
     return [e for _, _, e in out]

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+#: Sorted batches up to this size are added in a plain loop: below it numpy's per-call
+#: overhead costs more than the loop.
+SMALL_BATCH = 32
+
 
 @dataclass
 class _Bucket:
@@ -112,10 +116,16 @@ class BucketedStats:
             raise ValueError("add_sorted needs a window without a histogram")
         late = self.late_mask(ts_ms)
         keep = ts_ms[~late] // self.bucket_ms
-        if keep.size:
-            starts = np.flatnonzero(np.r_[True, keep[1:] != keep[:-1]])
+        if 0 < keep.size <= SMALL_BATCH:
+            for i, v in zip(keep.tolist(), values[~late].tolist(), strict=True):
+                b = self.buckets.setdefault(i, _Bucket())
+                b.count += 1
+                b.total += v
+            self._purge()
+        elif keep.size:
+            starts = np.flatnonzero(np.concatenate(([True], keep[1:] != keep[:-1])))
             sums = np.add.reduceat(values[~late], starts)
-            counts = np.diff(np.r_[starts, keep.size])
+            counts = np.diff(np.concatenate((starts, [keep.size])))
             for i, c, t in zip(keep[starts].tolist(), counts.tolist(), sums.tolist(), strict=True):
                 b = self.buckets.setdefault(i, _Bucket())
                 b.count += c

@@ -145,49 +145,6 @@ def load_train_rows(dataset: str, train_path: Path) -> TrainingData:
     raise ds.DatasetError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
 
 
-#: Prep-time model (order → ready) trained on event-log feature rows.
-PREP_CONFIG = TrainConfig(
-    rounds_p50=300,
-    rounds_p90=300,
-    max_depth=4,
-    learning_rate=0.05,
-    min_child_weight=10.0,
-    calibration_days=2.0,
-    calibration_blocks=1,
-)
-
-#: Calibration grid of the prep-time model: plain split conformal over the last two days, or
-#: the median of the margins of 8 consecutive blocks (about 6 h each) of those two days.
-PREP_CALIBRATION: tuple[CalibrationCandidate, ...] = (
-    CalibrationCandidate("split-2d", calibration_days=2.0, calibration_blocks=1),
-    CalibrationCandidate("block-median-2d", calibration_days=2.0, calibration_blocks=8),
-)
-
-
-def train_prep_from_log(
-    path: Path, progress: bool = True, config: TrainConfig = PREP_CONFIG
-) -> ResidualQuantileModel:
-    """Prep-time model from a JSON-Lines event log (see `features.offline`).
-
-    The p90 calibration is chosen from `PREP_CALIBRATION` (see `models.selection`).
-    """
-    from features.offline import build_training_rows
-    from models.prep import prep_training_data
-
-    data = prep_training_data(build_training_rows(path))
-    model, _ = train_with_selection(
-        data,
-        kind="prep",
-        target=Target.ADDITIVE,
-        config=config,
-        clamp=ClampConfig(residual_min_s=-1800.0, residual_max_s=3600.0),
-        candidates=PREP_CALIBRATION,
-        metadata={"dataset": "events", "source": path.name},
-        progress=progress,
-    )
-    return model
-
-
 def train_for(dataset: str, rows: TrainingData, progress: bool = True) -> ResidualQuantileModel:
     """Train the dataset's residual model with its standard configuration.
 

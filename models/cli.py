@@ -1,4 +1,10 @@
-"""Subcommands contributed by `models`: train, evaluate, `eta bench` and `bench eta`."""
+"""Subcommands contributed by `models`: train, evaluate, models, `eta bench` and `bench eta`.
+
+`dispatchflow models` lists a registry, names a version to run in shadow beside the served set,
+or promotes one. A worker re-reads its registry (`model_dir`) every `model_refresh_s` seconds:
+a candidate runs in shadow from the next re-read (its errors exported as
+`dispatchflow_model_abs_error_seconds{role="candidate"}`), a promoted version serves from then.
+"""
 
 from __future__ import annotations
 
@@ -73,12 +79,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from models import bench
     from models.registry import ModelRegistry
 
+    if args.dataset == "events":
+        return _train_from_logs(args)
+    if len(args.train) != 1:
+        return _fail(f"--dataset {args.dataset} trains on one file, got {len(args.train)}")
     try:
-        if args.dataset == "events":
-            model = bench.train_prep_from_log(args.train, progress=not args.no_progress)
-        else:
-            rows = bench.load_train_rows(args.dataset, args.train)
-            model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
+        rows = bench.load_train_rows(args.dataset, args.train[0])
+        model = bench.train_for(args.dataset, rows, progress=not args.no_progress)
         version = ModelRegistry(args.registry).publish(model)
     except _known_errors() as exc:
         return _fail(str(exc))
@@ -91,6 +98,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "n_train": model.metadata.get("n_train"),
                 "training_window_ms": model.metadata.get("training_window_ms"),
                 "calibration_selection": model.metadata.get("calibration_selection"),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _train_from_logs(args: argparse.Namespace) -> int:
+    """The staged models from event logs, published as a set (and run in shadow if asked)."""
+    from models.registry import ModelRegistry
+    from models.staged import train_from_logs
+
+    registry = ModelRegistry(args.registry)
+    try:
+        models = train_from_logs(args.train, progress=not args.no_progress)
+        served = registry.target_version()
+        version = registry.publish_set(models.as_dict())
+        if args.candidate and served is not None:
+            registry.pin(served)
+            registry.set_candidate(version)
+    except _known_errors() as exc:
+        return _fail(str(exc))
+    except ValueError as exc:  # too few days of history
+        return _fail(str(exc))
+    trained = models.as_dict()
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "registry": str(args.registry),
+                "kinds": sorted(trained),
+                "n_train": {k: m.metadata.get("n_train") for k, m in trained.items()},
+                "served": registry.target_version(),
+                "candidate": registry.candidate_version(),
             },
             indent=2,
         )
@@ -182,6 +223,7 @@ def _cmd_bench_eta(args: argparse.Namespace) -> int:
 
 def register(registry: CommandRegistry) -> None:
     """Attach this package's subcommands to `registry`."""
+    _register_models(registry)
     p = registry.add(
         "train",
         _cmd_train,
@@ -194,11 +236,27 @@ def register(registry: CommandRegistry) -> None:
         "--dataset",
         choices=("doordash", "nyc", "events"),
         required=True,
-        help=_DATASET_HELP + "; `events`: a JSON-Lines event log → prep-time model (features "
-        "built by the same definitions the online store uses)",
+        help=_DATASET_HELP + "; `events`: event logs (JSON Lines: the records of the input "
+        "topics, as `dispatchflow export-log` writes them, or feature events) → the staged "
+        "set (prep P1, travel legs with live context, placement ETA; `models.staged`), their "
+        "features rebuilt by the same definitions the online store uses, published as one "
+        "version",
     )
-    p.add_argument("--train", type=Path, required=True, help="training data file (CSV or JSONL)")
+    p.add_argument(
+        "--train",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="training data file (CSV or JSONL); with --dataset events, one or more logs "
+        "(each log's days are days of their own)",
+    )
     p.add_argument("--registry", type=Path, required=True, help="model registry directory")
+    p.add_argument(
+        "--candidate",
+        action="store_true",
+        help="with --dataset events: run the new version in shadow beside the one served now "
+        "(which is pinned) instead of serving it; `dispatchflow models promote` switches",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = registry.add(
@@ -263,6 +321,65 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--rps", type=float, default=200.0, help="request rate of the /eta load")
     p.add_argument("--seconds", type=float, default=15.0, help="duration of the /eta load")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+_MODELS_HELP = (
+    "list the versions of a model registry, run one in shadow beside the served set "
+    "(candidate), stop that (clear-candidate), or serve one from now on (promote); workers "
+    "pick the change up at their next registry re-read"
+)
+
+
+def registry_state(root: Path) -> dict[str, Any]:
+    """The registry's versions (with their model kinds), the served one and the candidate."""
+    from models.registry import SET_FILE, ModelRegistry
+
+    registry = ModelRegistry(root)
+    versions = []
+    for version in registry.versions():
+        listing = root / version / SET_FILE
+        kinds = json.loads(listing.read_text())["kinds"] if listing.is_file() else ["single"]
+        versions.append({"version": version, "kinds": kinds})
+    return {
+        "registry": str(root),
+        "versions": versions,
+        "served": registry.target_version(),
+        "pinned": registry.pinned(),
+        "candidate": registry.candidate_version(),
+    }
+
+
+def _models(args: argparse.Namespace) -> int:
+    from models.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry(args.registry)
+    try:
+        if args.action == "candidate":
+            registry.set_candidate(args.version)
+        elif args.action == "clear-candidate":
+            registry.clear_candidate()
+        elif args.action == "promote":
+            registry.promote(args.version)
+    except (RegistryError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(registry_state(args.registry), indent=2))
+    return 0
+
+
+def _register_models(registry: CommandRegistry) -> None:
+    """Attach `models` (see `_MODELS_HELP`) to `registry`."""
+    p = registry.add("models", _models, _MODELS_HELP)
+    sub = p.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+    for name, text, needs_version in (
+        ("list", "print the versions, the served one and the candidate", False),
+        ("candidate", "run VERSION in shadow beside the served set", True),
+        ("clear-candidate", "stop the shadow run", False),
+        ("promote", "serve VERSION from now on (pinned; no longer the candidate)", True),
+    ):
+        action = sub.add_parser(name, help=text, description=text)
+        action.add_argument("--registry", type=Path, required=True, help="model registry directory")
+        if needs_version:
+            action.add_argument("version", metavar="VERSION", help="a version, e.g. v0003")
 
 
 def _missing_subcommand(args: argparse.Namespace) -> int:

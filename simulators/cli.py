@@ -12,6 +12,7 @@ import numpy as np
 from dispatch.cli import add_settings_option
 from dispatch.policy import POLICIES, PolicyError, policy_by_name, with_settings
 from dispatchflow.commands import CommandRegistry, HelpFormatter
+from simulators import live_cli
 from simulators.mdrp.breakdown import PARTS, breakdown_columns, class_means
 from simulators.mdrp.foodwait import (
     BAND_KEYS,
@@ -48,7 +49,8 @@ MDRP_HELP = (
 
 
 def register(registry: CommandRegistry) -> None:
-    """Attach this package's subcommands to `registry`."""
+    """Attach this package's subcommands to `registry` (`replay mdrp`, `bench live`)."""
+    live_cli.register(registry)
     replay = registry.add("replay", _replay_usage, REPLAY_HELP)
     kinds = replay.add_subparsers(title="benchmarks", metavar="BENCHMARK")
     mdrp = kinds.add_parser(

@@ -4,7 +4,10 @@
 stream worker's agents call: every input record is handled by `WorkerCore.handle`; records the
 core writes to its internal topics (positions, sightings, courier state updates) are handled at
 once, right after the record that caused them; outputs to external topics are returned. All
-records go through one partition. It implements the city simulator's `Dispatch`.
+records go through one partition. It implements the city simulator's `Dispatch`. Its online
+features live in a dict and apply pings when they are read (ticks, a new order's features),
+not on a wall-clock cadence, so a replay is deterministic; models come from a registry
+(`models.registry.ModelRegistry`) when given one.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from dispatch.live.kv import KV
 from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl
+from dispatch.live.staged import ModelSets
 from dispatch.live.state import ShardStores
 from dispatch.live.topic_names import INTERNAL_TOPICS
 from dispatch.live.worker import Record, WorkerConfig, WorkerCore, WorkerStores
 from dispatchflow.settings import Settings
+from features.feed import FeatureFeed
 from simulators.city.protocol import SimRecord
 
 _PARTITION = 0
@@ -55,6 +60,7 @@ class CountingTelemetry:
 
     counts: Counter[str] = field(default_factory=Counter)
     tick_seconds: list[float] = field(default_factory=list)
+    errors: dict[str, list[float]] = field(default_factory=dict)
 
     def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
         """Count a tick."""
@@ -79,6 +85,19 @@ class CountingTelemetry:
         """Count an ETA outcome."""
         self.counts["eta_labels"] += 1
         self.counts["eta_covered_p90"] += int(covered_p90)
+
+    def ready_times(self, source: str, count: int) -> None:
+        """Count ready times by source."""
+        self.counts[f"ready:{source}"] += count
+
+    def model_label(
+        self, kind: str, role: str, version: str, abs_error_s: float, covered_p90: bool
+    ) -> None:
+        """Count a model's labelled prediction, its absolute error and coverage."""
+        key = f"{kind}:{role}:{version}"
+        self.counts[f"labels:{key}"] += 1
+        self.counts[f"covered:{key}"] += int(covered_p90)
+        self.errors.setdefault(key, []).append(abs_error_s)
 
     def pings(self, count: int) -> None:
         """Count valid fixes."""
@@ -133,6 +152,8 @@ class InProcessDispatch:
         config: WorkerConfig | None = None,
         predictor: LegPredictor | None = None,
         workdir: Path | None = None,
+        models: ModelSets | None = None,
+        features: FeatureFeed | None = None,
     ) -> None:
         topics = load_topics()
         self._tmp = tempfile.TemporaryDirectory(prefix="inprocess-") if workdir is None else None
@@ -142,13 +163,16 @@ class InProcessDispatch:
         self.positions.open(_PARTITION)
         self.stores = memory_stores()
         self.telemetry = CountingTelemetry()
+        self.features = features if features is not None else FeatureFeed({}, ping_flush_s=None)
         self.core = WorkerCore(
             config or WorkerConfig(),
             self.stores,
             self.positions,
             default_rules({t.name: t.value_schemas for t in topics.inputs()}),
             predictor=predictor,
+            features=self.features,
             telemetry=self.telemetry,
+            models=models,
         )
         self.engine = self.core.engine
         self.dead_letters: list[tuple[Source, EventRejected]] = []
@@ -156,11 +180,16 @@ class InProcessDispatch:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, predictor: LegPredictor | None = None
+        cls,
+        settings: Settings,
+        predictor: LegPredictor | None = None,
+        models: ModelSets | None = None,
+        features: FeatureFeed | None = None,
     ) -> InProcessDispatch:
         """A driver configured exactly like a worker with `settings`."""
         partitions = load_topics()["courier_sightings"].partitions
-        return cls(WorkerConfig.from_settings(settings, partitions), predictor=predictor)
+        config = WorkerConfig.from_settings(settings, partitions)
+        return cls(config, predictor=predictor, models=models, features=features)
 
     def close(self) -> None:
         """Release the position store's files."""

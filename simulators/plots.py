@@ -73,6 +73,35 @@ def metric_bars(means: Mapping[str, Mapping[str, float]], keys: Sequence[str], p
     return _save(fig, path, rect=(0.0, 0.1, 1.0, 1.0))
 
 
+def seed_bars(
+    rows: Sequence[Mapping[str, object]], keys: Sequence[str], path: Path, title: str
+) -> Path:
+    """One panel per metric: each variant's mean over seeds as a bar, each seed as a dot."""
+    variants = list(dict.fromkeys(str(r["variant"]) for r in rows))
+    cols = 5
+    fig, axes = plt.subplots(
+        -(-len(keys) // cols), cols, figsize=(2.6 * cols, 2.6 * -(-len(keys) // cols))
+    )
+    flat = np.atleast_1d(axes).reshape(-1)
+    for ax, key in zip(flat, keys, strict=False):
+        for i, variant in enumerate(variants):
+            values = [
+                float(v)  # type: ignore[arg-type]
+                for r in rows
+                if r["variant"] == variant and (v := r.get(key)) is not None
+            ]
+            if not values:
+                continue
+            ax.bar(i, float(np.mean(values)), color=f"C{i}", alpha=0.6)
+            ax.scatter(np.full(len(values), i), values, color=f"C{i}", s=10, zorder=3)
+        ax.set_xticks(range(len(variants)), variants, fontsize=8)
+        ax.set_title(key, fontsize=9)
+    for ax in flat[len(keys) :]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def ctod_breakdown(
     means: Mapping[str, Mapping[str, Mapping[str, float]]],
     parts: Sequence[str],

@@ -10,13 +10,16 @@ count), so a record is handled the same way whichever agent reads it:
 * `positions`: `courier_positions` → the position store, the zone features and sightings;
 * `courier_directory`: `courier_events` and `courier_sightings` (both keyed by courier).
 
-In live mode a timer (`ticker`) emits a tick per owned shard every `tick_interval_s`. After a
+In live mode a timer (`ticker`) emits a tick per owned shard every `tick_interval_s`. With a
+model registry, another timer (`model_refresher`) re-reads it every `model_refresh_s` (in a
+thread: loading a model reads files), so promotions and shadow candidates reach the core. After a
 rebalance the core forgets its in-memory indices and takes the new shard generation, and the
 positions of newly assigned partitions are rebuilt from their log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +43,7 @@ from dispatch.live.topic_names import DISPATCH_TICKS as TICKS_TOPIC
 from dispatch.live.topic_names import SHARD_INPUTS
 from dispatch.live.worker import WorkerConfig, WorkerCore, WorkerStores
 from features.feed import FeatureFeed
+from models.registry import ModelRegistry
 from streams.kafka_config import aiokafka_kwargs
 from streams.position_replay import replay_positions
 from streams.runtime import Runtime
@@ -136,11 +140,15 @@ def _features(rt: Runtime) -> FeatureFeed:
 
 
 def register(
-    rt: Runtime, predictor: LegPredictor, wall_clock_ms: Callable[[], int] | None = None
+    rt: Runtime,
+    predictor: LegPredictor,
+    wall_clock_ms: Callable[[], int] | None = None,
+    models: ModelRegistry | None = None,
 ) -> WorkerCore:
-    """Build the worker core over the tables; attach the agents, ticker and hooks; return it."""
+    """Build the worker core over the tables; attach the agents, timers and hooks; return it."""
     settings = rt.settings
     rules_topics = {t.name: t.value_schemas for t in rt.topics.inputs()}
+    telemetry = PrometheusTelemetry(rt.metrics)
     core = WorkerCore(
         WorkerConfig.from_settings(settings, rt.topics[SIGHTINGS_TOPIC].partitions),
         _stores(rt),
@@ -148,14 +156,17 @@ def register(
         default_rules(rules_topics),
         predictor=predictor,
         features=_features(rt),
-        telemetry=PrometheusTelemetry(rt.metrics),
+        telemetry=telemetry,
         clock=time.perf_counter,
+        models=models,
     )
     rt.core = core
     for name, topics in AGENT_TOPICS.items():
         _agent(rt, name, topics)
     if settings.ticker_enabled:
         _ticker(rt, core, wall_clock_ms or (lambda: time.time_ns() // 1_000_000))
+    if models is not None:
+        _model_refresher(rt, models, telemetry)
     _hooks(rt, core)
     return core
 
@@ -180,6 +191,23 @@ def _ticker(rt: Runtime, core: WorkerCore, clock_ms: Callable[[], int]) -> None:
         now_ms = clock_ms()
         for shard in core.engine.shards():
             await rt.send(TICKS_TOPIC, shard.encode(), tick_event(shard, now_ms))
+
+
+def _loaded_versions(models: ModelRegistry) -> tuple[str | None, str | None]:
+    served, candidate = models.current_set(), models.candidate_set()
+    return (
+        None if served is None else served.version,
+        None if candidate is None else candidate.version,
+    )
+
+
+def _model_refresher(rt: Runtime, models: ModelRegistry, telemetry: PrometheusTelemetry) -> None:
+    telemetry.model_sets(*_loaded_versions(models))
+
+    @rt.app.timer(interval=rt.settings.model_refresh_s)
+    async def model_refresher() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, models.refresh)
+        telemetry.model_sets(*_loaded_versions(models))
 
 
 def _hooks(rt: Runtime, core: WorkerCore) -> None:

@@ -12,7 +12,7 @@ from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
 from streams import agents, web
 from streams.embedded_compat import install_embedded_fixes
-from streams.eta_model import predictor_from_settings
+from streams.eta_model import models_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
 from streams.runtime import Runtime
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
     serve_own_views_only(app)
     runtime = Runtime.build(app, settings, topics)
     runtime.metrics.add_process_collectors()
-    agents.register(runtime, predictor_from_settings(settings))
+    predictor, models = models_from_settings(settings)
+    agents.register(runtime, predictor, models=models)
     web.register(runtime)
     return runtime

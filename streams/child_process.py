@@ -107,6 +107,16 @@ class ChildProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signum)
 
+    def pause(self) -> None:
+        """SIGSTOP the process group: it keeps its sockets and state but runs nothing."""
+        if self.running():
+            self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the process group after `pause()`."""
+        if self.running():
+            self._signal_group(signal.SIGCONT)
+
     def terminate(self) -> None:
         """Send SIGTERM to the process group without waiting (see `stop()`)."""
         if self.running():

@@ -261,6 +261,19 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
 
 
+def _export_log(args: argparse.Namespace) -> int:
+    from streams.export_log import export_log
+
+    settings = settings_from_args(args)
+    counts = run_on_broker(settings, export_log(aiokafka_kwargs(settings), args.out))
+    written = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.written.items()))
+    print(f"wrote {sum(counts.written.values())} records to {args.out} ({written or 'none'})")
+    if counts.not_json:
+        skipped = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.not_json.items()))
+        print(f"left out, not JSON objects: {skipped}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     import json
 
@@ -437,6 +450,16 @@ def register(registry: CommandRegistry) -> None:
         help="also require every order to be delivered, cancelled or expired (after a drained run)",
     )
     check.add_argument("--json", help="write the report as JSON here")
+
+    export = registry.add(
+        "export-log",
+        _export_log,
+        "write the event log a model is trained from: every record of the input topics and "
+        "the dispatch ticks, from their beginning, as JSON Lines in event-time order (train on "
+        "it with `dispatchflow train --dataset events --train FILE`)",
+    )
+    add_broker_flags(export)
+    export.add_argument("--out", type=Path, required=True, help="the JSON-Lines file to write")
 
     bench = registry.add(
         "ingest",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -224,3 +226,27 @@ class Metrics:
             return
         pause_s = time.perf_counter() - self._gc_started_s
         self.gc_pause_seconds.labels(str(info["generation"])).observe(pause_s)
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Quantile `q` of a cumulative histogram, interpolated in its bucket like Prometheus.
+
+    `buckets` are (upper bound, cumulative count) pairs, `+Inf` included. A quantile in the
+    `+Inf` bucket is the highest finite bound. None when the histogram is empty.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be within [0, 1], got {q}")
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            if count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return lower

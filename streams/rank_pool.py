@@ -306,14 +306,14 @@ def rank_backend(settings: Settings) -> RankBackend:
     """The backend `settings.rank_workers` asks for: that many processes, or (0) a thread."""
     if settings.rank_workers > 0:
         return ProcessRankBackend(settings.rank_workers, settings)
-    from streams.eta_model import predictor_from_settings
+    from streams.eta_model import models_from_settings
 
-    return ThreadRankBackend(predictor_from_settings(settings))
+    return ThreadRankBackend(models_from_settings(settings)[0])
 
 
 def serve(sock: socket.socket) -> None:
     """A ranking process's loop: messages from the worker until it closes the socket."""
-    from streams.eta_model import predictor_from_settings
+    from streams.eta_model import models_from_settings
 
     stream = sock.makefile("rb", buffering=1 << 16)
     views: dict[str, RankView] = {}
@@ -337,7 +337,7 @@ def serve(sock: socket.socket) -> None:
         elif kind == "forget":
             views.pop(message[1], None)
         elif kind == "settings":
-            predictor = predictor_from_settings(message[1])
+            predictor = models_from_settings(message[1])[0]
             # Modules and the predictor live as long as the process: frozen, a full
             # collection no longer walks them between two jobs.
             gc.collect()

@@ -36,7 +36,11 @@ class SettleTimeout(TimeoutError):
 
 
 class KafkaDispatch:
-    """Drive live workers in event-time lockstep; see the module docstring."""
+    """Drive live workers in event-time lockstep; see the module docstring.
+
+    With `idempotent`, inputs are produced by an idempotent producer (Apache Kafka; the
+    embedded broker has none), so that a retry after a broker failure never writes one twice.
+    """
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class KafkaDispatch:
         worker_urls: Sequence[str],
         settle_timeout_s: float = 120.0,
         group_id: str = "dispatchflow",
+        idempotent: bool = False,
     ) -> None:
         self.client_kwargs = dict(client_kwargs)
         self.worker_urls = list(worker_urls)
@@ -56,6 +61,7 @@ class KafkaDispatch:
         self._output_tps: list[TopicPartition] = []
         self.steps = 0
         self.group_id = group_id
+        self.idempotent = idempotent
         self._commits: AIOKafkaConsumer | None = None
         self._floor: dict[TopicPartition, int] = {}
         self._produced: dict[TopicPartition, int] = {}
@@ -67,7 +73,11 @@ class KafkaDispatch:
         self.loop.run_until_complete(self._start())
 
     async def _start(self) -> None:
-        self._producer = AIOKafkaProducer(**self.client_kwargs, linger_ms=0, acks="all")
+        # A producer that retries after a lost answer may write a record twice; an idempotent
+        # one may not (the embedded broker does not take idempotent producers).
+        self._producer = AIOKafkaProducer(
+            **self.client_kwargs, linger_ms=0, acks="all", enable_idempotence=self.idempotent
+        )
         await self._producer.start()
         self._outputs = AIOKafkaConsumer(
             **self.client_kwargs,

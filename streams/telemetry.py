@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from streams.metrics import Metrics
 
@@ -59,6 +59,34 @@ class PrometheusTelemetry:
             "Delivered orders whose announced ETA used the base-ETA fallback.",
             registry=r,
         )
+        self.ready_sources = Counter(
+            "dispatchflow_ready_times",
+            "Ready times a tick used, by source (order_ready, model, merchant_estimate, "
+            "order_estimate, default) and by why the prep model could not serve (no_model, "
+            "no_features).",
+            ["source"],
+            registry=r,
+        )
+        self.model_error = Histogram(
+            "dispatchflow_model_abs_error_seconds",
+            "Absolute error of a model's p50 on its label (prep: food ready; total: delivery "
+            "against the placement ETA), for the served model set and the shadow candidate.",
+            ["kind", "role", "version"],
+            buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800),
+            registry=r,
+        )
+        self.model_covered = Counter(
+            "dispatchflow_model_p90_covered",
+            "Labels a model's p90 covered, by kind, role (served, candidate) and version.",
+            ["kind", "role", "version"],
+            registry=r,
+        )
+        self.model_sets_loaded = Gauge(
+            "dispatchflow_model_set",
+            "1 for each model set the worker holds, by role (served, candidate) and version.",
+            ["role", "version"],
+            registry=r,
+        )
 
     def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
         """Record one tick."""
@@ -79,6 +107,25 @@ class PrometheusTelemetry:
     def stale_response(self) -> None:
         """Record a stale response."""
         self.stale.inc()
+
+    def ready_times(self, source: str, count: int) -> None:
+        """Count ready times by source."""
+        self.ready_sources.labels(source).inc(count)
+
+    def model_label(
+        self, kind: str, role: str, version: str, abs_error_s: float, covered_p90: bool
+    ) -> None:
+        """Record a model's labelled prediction."""
+        self.model_error.labels(kind, role, version).observe(abs_error_s)
+        if covered_p90:
+            self.model_covered.labels(kind, role, version).inc()
+
+    def model_sets(self, served: str | None, candidate: str | None) -> None:
+        """Record which model sets are loaded (None: no set in that role)."""
+        self.model_sets_loaded.clear()
+        for role, version in (("served", served), ("candidate", candidate)):
+            if version is not None:
+                self.model_sets_loaded.labels(role, version).set(1)
 
     def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:
         """Record a delivered order's ETA outcome."""

@@ -136,6 +136,19 @@ class WorkerProcess(StartsAndStops):
         if self._child is not None:
             self._child.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP the worker until `resume()`: no heartbeat, nothing handled, state kept.
+
+        Past its session timeout the group moves its partitions on: it wakes up a zombie.
+        """
+        if self._child is not None:
+            self._child.pause()
+
+    def resume(self) -> None:
+        """SIGCONT a worker stopped by `pause()`."""
+        if self._child is not None:
+            self._child.resume()
+
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout_s`; return the exit code."""
         return self._child.stop(timeout_s) if self._child is not None else None

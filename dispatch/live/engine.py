@@ -30,6 +30,7 @@ decision; a response to a proposal that is no longer open changes nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -48,20 +49,35 @@ from dispatch.lifecycle import (
 from dispatch.live.breaker import CircuitBreaker
 from dispatch.live.effects import Effects
 from dispatch.live.engine_config import EngineConfig
-from dispatch.live.eta import LegPredictor, RouteCalibrator, StraightLinePredictor
+from dispatch.live.eta import (
+    COURIER_SPEED,
+    ZONE_SPEED,
+    LegPredictor,
+    RouteCalibrator,
+    StraightLinePredictor,
+)
 from dispatch.live.orphans import Orphans, ParkedRecord
-from dispatch.live.outputs import handover_from, left_tombstone
+from dispatch.live.outputs import eta_event, handover_from, left_tombstone, order_trace
 from dispatch.live.proposals import Proposals
 from dispatch.live.rank_view import RankView, build_rank_view
 from dispatch.live.records import CourierRecord, DecisionStatus, Phase, RouteStop, ShardControl
 from dispatch.live.releases import Releases
 from dispatch.live.shard_snapshot import PositionView, build_snapshot
+from dispatch.live.staged import (
+    ModelSets,
+    TickInputs,
+    VersionedPredictor,
+    label,
+    placement_eta,
+    prep_model_of,
+)
 from dispatch.live.state import ShardState, ShardStores
 from dispatch.live.surge import SurgeTracker
 from dispatch.live.telemetry import NullTelemetry, Telemetry
 from dispatch.live.topic_names import (
     COURIER_POSITIONS,
     COURIER_STATE_UPDATES,
+    ETA_UPDATES,
     SURGE_UPDATES,
 )
 from dispatch.live.tracking import eta_updates
@@ -79,6 +95,8 @@ class ShardEngine:
         predictor: LegPredictor | None = None,
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] | None = None,
+        models: ModelSets | None = None,
+        inputs: Callable[[int | None, int], TickInputs] | None = None,
     ) -> None:
         self.stores = stores
         self.positions = positions
@@ -86,13 +104,16 @@ class ShardEngine:
         self.predictor: LegPredictor = (
             predictor if predictor is not None else StraightLinePredictor()
         )
+        self.models = models
+        self.inputs = inputs
+        self.versioned = VersionedPredictor(self.predictor, models, self.config)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self.generation = 0
         self.calibrator = RouteCalibrator(coverage=self.config.eta_coverage)
         self.state = ShardState(stores)
         self.releases = Releases(self.state, self.config, self.telemetry)
         self.proposals = Proposals(
-            self.state, self.config, self.releases, self.calibrator, self.predictor, self.telemetry
+            self.state, self.config, self.releases, self.calibrator, self.versioned, self.telemetry
         )
         self.breaker = CircuitBreaker(self.config.tick_budget_s, clock)
         self.surge = SurgeTracker(self.config)
@@ -112,8 +133,23 @@ class ShardEngine:
         return self.state.shards()
 
     # ------------------------------------------------------------------ order events
-    def on_order_event(self, event: Event, source: Source) -> Effects:
-        """Apply a validated order, merchant or delivery event."""
+    def tick_inputs(self, partition: int | None, now_ms: int) -> TickInputs:
+        """What a tick of `partition` at `now_ms` reads beside its state (models, features)."""
+        if self.inputs is not None:
+            return self.inputs(partition, now_ms)
+        return TickInputs(prep_model_of(self.models, self.config), telemetry=self.telemetry)
+
+    def on_order_event(
+        self,
+        event: Event,
+        source: Source,
+        placement: dict[str, float | None] | None = None,
+    ) -> Effects:
+        """Apply a validated order, merchant or delivery event.
+
+        `placement` is a new order's features at placement (read before its `order_created`
+        fed the features); the order keeps them and its drop-off ETA is announced at once.
+        """
         self.state.ensure_indexed()
         effects = Effects()
         order_id = str(event["order_id"])
@@ -136,11 +172,38 @@ class ShardEngine:
         self._reject_evicted(update.evicted, effects)
         after = update.state
         if event["type"] == "order_created" and update.rejected is None:
+            after = self._place(after, placement or {}, effects)
             after = self._adopt(after, effects)
         after = self._dispatch_effects(before, after, int(event["ts_ms"]), effects)
         self.state.put_order(after)
         self._expire_orphans(partition, effects)
         return effects
+
+    def _place(
+        self, order: OrderState, placement: dict[str, float | None], effects: Effects
+    ) -> OrderState:
+        """Keep a new order's features at placement; announce its drop-off ETA."""
+        order = replace(
+            order, dispatch=replace(order.dispatch, placement=tuple(sorted(placement.items())))
+        )
+        served = prep_model_of(self.models, self.config)
+        context = None
+        if self.config.variant == "learned":
+            speed = placement.get("zone_speed_1h.observed_speed_mps")
+            context = {ZONE_SPEED: math.nan if speed is None else speed, COURIER_SPEED: math.nan}
+        eta = placement_eta(order, self.config, self.predictor, served, self.telemetry, context)
+        version = eta.model_version if served is not None else self.versioned.version
+        event = eta_event(
+            order.order_id,
+            order.shard,
+            order.placed_ts_ms,
+            eta.p50_ts_ms,
+            eta.p90_ts_ms,
+            version,
+            fallback_reason=eta.fallback_reason,
+        )
+        effects.emit(ETA_UPDATES, order.shard, event, order_trace(order, event))
+        return order
 
     def _reject_evicted(
         self, evicted: Sequence[tuple[OrderEvent, EventRejected]], effects: Effects
@@ -209,9 +272,15 @@ class ShardEngine:
                         decision, (after.order_id,), "order_cancelled", ts_ms, effects
                     )
             return replace(after, dispatch=replace(after.dispatch, phase=Phase.DONE))
+        ready = after.ts("order_ready")
+        if ready is not None and (before is None or before.ts("order_ready") is None):
+            label("prep", after, (ready - after.placed_ts_ms) / 1000, self.models, self.telemetry)
         if new is OrderStatus.PICKED_UP and old is not OrderStatus.PICKED_UP:
             self._picked_up(after, ts_ms)
         if new is OrderStatus.DELIVERED and old is not OrderStatus.DELIVERED:
+            delivered = after.ts("delivery_delivered") or ts_ms
+            total_s = (delivered - after.placed_ts_ms) / 1000
+            label("total", after, total_s, self.models, self.telemetry)
             self._delivered(after, ts_ms, effects)
             if dispatch.phase is Phase.PROPOSED and dispatch.decision_id is not None:
                 decision = self.state.decision(dispatch.decision_id)
@@ -360,6 +429,13 @@ class ShardEngine:
                 ),
             )
             return effects
+        if decision.shard != event["shard"]:
+            message = (
+                f"decision {decision.decision_id} was made in shard {decision.shard}, "
+                f"not {event['shard']}"
+            )
+            effects.reject(source, EventRejected(RejectReason.WRONG_SHARD, message))
+            return effects
         if decision.courier_id != event["courier_id"]:
             message = (
                 f"decision {decision.decision_id} was offered to {decision.courier_id}, "
@@ -442,14 +518,15 @@ class ShardEngine:
         self.releases.expire_leases(shard, now_ms, effects)
         self.releases.expire_orders(shard, now_ms, effects)
         policy, version = self.policy_for(shard)
+        inputs = self.tick_inputs(partition, now_ms)
         built = build_snapshot(
-            self.state, self.positions, self.config, self.predictor, shard, now_ms
+            self.state, self.positions, self.config, self.predictor, shard, now_ms, inputs
         )
         decisions, breaker, duration_s = self.breaker.decide(shard, built.snapshot, policy)
         proposed = self.proposals.propose(built, decisions, version, self.generation, effects)
         if ticks % self.config.eta_update_every_ticks == 0:
             margin_ms = int(self.calibrator.margin_s * 1000)
-            model = self.predictor.version
+            model = self.versioned.version
             eta_updates(self.state, self.config, shard, now_ms, margin_ms, model, effects)
         if ticks % self.config.surge_every_ticks == 0:
             idle = [
@@ -458,7 +535,7 @@ class ShardEngine:
                 if c.dispatchable and not c.route
             ]
             found = [p for p in idle if p is not None]
-            for update in self.surge.updates(built, found):
+            for update in self.surge.updates(built, found, inputs.zone_supply_demand):
                 effects.emit(SURGE_UPDATES, shard, update)
         self.telemetry.tick(shard, duration_s, proposed, breaker)
         return effects

@@ -1,23 +1,36 @@
 """Travel times for live dispatch, and the online calibration of announced drop-off ETAs.
 
 A `LegPredictor` answers in degrees; `ShardEta` presents it to `decide()` in a shard's planar
-frame (metres), as `dispatch.eta.EtaProvider` requires.
+frame (metres), as `dispatch.eta.EtaProvider` requires. With live context (`LegContext`) each
+leg also carries the observed speed of its origin's zone in the last hour and, when `decide()`
+names the courier driving it, that courier's own speed (`LEG_CONTEXT` names; NaN: unknown).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from contracts.geo import haversine_m, unproject_m
+from contracts.geo import encode_many, haversine_m, unproject_m
 from dispatch.eta import EtaQuantiles
+from models.legs import Leg
+from models.service import EtaService, LegBatch
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Context of a leg, by name: its origin zone's observed speed and its courier's own speed.
+ZONE_SPEED = "zone_speed_mps"
+COURIER_SPEED = "courier_speed_mps"
+LEG_CONTEXT = (ZONE_SPEED, COURIER_SPEED)
+#: Geohash length of the zones whose observed speed a leg carries (`features.store`).
+ZONE_PRECISION = 6
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,13 @@ class LegPredictor(Protocol):
         dest_lat: FloatArray,
         dest_lon: FloatArray,
         request_ts_ms: int,
+        context: Mapping[str, FloatArray] | None = None,
     ) -> LegPrediction:
-        """Finite, non-negative p50 and p90 (p90 >= p50) per leg."""
+        """Finite, non-negative p50 and p90 (p90 >= p50) per leg.
+
+        `context` holds per-leg arrays by `LEG_CONTEXT` name (NaN: unknown); a predictor
+        without a use for them ignores them.
+        """
         ...
 
 
@@ -70,24 +88,65 @@ class StraightLinePredictor:
         dest_lat: FloatArray,
         dest_lon: FloatArray,
         request_ts_ms: int,
+        context: Mapping[str, FloatArray] | None = None,
     ) -> LegPrediction:
-        """Straight-line legs."""
+        """Straight-line legs (context is ignored)."""
         p50 = haversine_m(origin_lat, origin_lon, dest_lat, dest_lon) * self.detour / self.speed_mps
         return LegPrediction(p50, p50 * self.p90_factor, np.zeros(p50.shape, dtype=bool))
 
 
 @dataclass
+class LegContext:
+    """Live context of a tick's legs.
+
+    Attributes:
+        zone_speed_mps: a zone's (geohash of `ZONE_PRECISION`) observed speed, NaN if unknown;
+            asked once per zone and tick.
+        courier_speed_mps: each snapshot courier's own speed, by courier row (NaN: unknown).
+    """
+
+    zone_speed_mps: Callable[[str], float]
+    courier_speed_mps: FloatArray
+    _zones: dict[str, float] = field(default_factory=dict)
+
+    def of(
+        self, lat: FloatArray, lon: FloatArray, courier_row: IntArray | None
+    ) -> dict[str, FloatArray]:
+        """Context arrays of legs leaving (`lat`, `lon`), driven by `courier_row` (-1: unknown)."""
+        zones = encode_many(lat, lon, ZONE_PRECISION)
+        unique, inverse = np.unique(zones, return_inverse=True)
+        for zone in unique.tolist():
+            if zone not in self._zones:
+                self._zones[zone] = float(self.zone_speed_mps(str(zone)))
+        zone_speed = np.array([self._zones[z] for z in unique.tolist()], dtype=np.float64)
+        courier = np.full(lat.shape[0], np.nan)
+        if courier_row is not None and self.courier_speed_mps.size:
+            known = courier_row >= 0
+            courier[known] = self.courier_speed_mps[courier_row[known]]
+        return {ZONE_SPEED: zone_speed[inverse.reshape(-1)], COURIER_SPEED: courier}
+
+
+@dataclass
 class ShardEta:
-    """The `dispatch.eta.EtaProvider` of one shard at one tick: planar metres in, seconds out."""
+    """The `dispatch.eta.EtaProvider` of one shard at one tick: planar metres in, seconds out.
+
+    With a `context`, every leg goes to the predictor with its live context.
+    """
 
     predictor: LegPredictor
     origin_lat: float
     origin_lon: float
     request_ts_ms: int
+    context: LegContext | None = None
     legs: int = 0
     fallbacks: int = 0
 
-    def travel_s(self, origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> EtaQuantiles:
+    def travel_s(
+        self,
+        origin_xy_m: FloatArray,
+        destination_xy_m: FloatArray,
+        courier_row: IntArray | None = None,
+    ) -> EtaQuantiles:
         """Quantiles for every origin/destination pair (broadcast), in seconds."""
         origin, destination = np.broadcast_arrays(
             np.asarray(origin_xy_m, dtype=np.float64),
@@ -101,7 +160,17 @@ class ShardEta:
             return EtaQuantiles(empty, empty.copy())
         olat, olon = unproject_m(o[:, 0], o[:, 1], self.origin_lat, self.origin_lon)
         dlat, dlon = unproject_m(d[:, 0], d[:, 1], self.origin_lat, self.origin_lon)
-        prediction = self.predictor.predict(olat, olon, dlat, dlon, self.request_ts_ms)
+        context = None
+        if self.context is not None:
+            rows = (
+                None
+                if courier_row is None
+                else np.broadcast_to(np.asarray(courier_row, dtype=np.int64), shape).reshape(-1)
+            )
+            context = self.context.of(olat, olon, rows)
+        prediction = self.predictor.predict(
+            olat, olon, dlat, dlon, self.request_ts_ms, context=context
+        )
         p50 = np.nan_to_num(np.asarray(prediction.p50_s, dtype=np.float64), nan=0.0, posinf=0.0)
         p90 = np.nan_to_num(np.asarray(prediction.p90_s, dtype=np.float64), nan=0.0, posinf=0.0)
         p50 = np.maximum(p50, 0.0)
@@ -147,3 +216,49 @@ class RouteCalibrator:
             return 0.0
         k = min(n, math.ceil((n + 1) * self.coverage))
         return float(np.partition(np.fromiter(self.scores, dtype=np.float64), k - 1)[k - 1])
+
+
+class ServiceLegPredictor:
+    """Legs predicted by an `EtaService` (model residual on the base ETA, with fallback).
+
+    A leg's live context (`LEG_CONTEXT`) goes to the model as its context features, stamped
+    with the request time: the feature store already degraded what was stale.
+    """
+
+    def __init__(self, service: EtaService, leg: Leg = Leg.PICKUP, timeout_s: float | None = None):
+        self.service = service
+        self.leg = leg
+        self.timeout_s = timeout_s
+        self._version = "base"
+
+    @property
+    def version(self) -> str:
+        """Version of the model that served the last batch ("base" when none did)."""
+        return self._version
+
+    def predict(
+        self,
+        origin_lat: FloatArray,
+        origin_lon: FloatArray,
+        dest_lat: FloatArray,
+        dest_lon: FloatArray,
+        request_ts_ms: int,
+        context: Mapping[str, FloatArray] | None = None,
+    ) -> LegPrediction:
+        """Quantiles from the service; rows it could not model carry the base ETA."""
+        n = int(np.shape(origin_lat)[0])
+        stamp = np.full(n, request_ts_ms, dtype=np.int64)
+        batch = LegBatch(
+            origin_lat=origin_lat,
+            origin_lon=origin_lon,
+            dest_lat=dest_lat,
+            dest_lon=dest_lon,
+            request_ts_ms=stamp,
+            leg=np.full(n, int(self.leg), dtype=np.int64),
+            context={
+                k: (np.asarray(v, dtype=np.float64), stamp) for k, v in (context or {}).items()
+            },
+        )
+        result = self.service.predict_legs(batch, timeout_s=self.timeout_s)
+        self._version = result.model_version or "base"
+        return LegPrediction(result.p50_s, result.p90_s, result.fallback)

@@ -158,9 +158,18 @@ def expired_event(order_id: str, shard: str, reason: str, detail: str, ts_ms: in
 
 
 def eta_event(
-    order_id: str, shard: str, now_ms: int, p50_ts_ms: int, p90_ts_ms: int, model_version: str
+    order_id: str,
+    shard: str,
+    now_ms: int,
+    p50_ts_ms: int,
+    p90_ts_ms: int,
+    model_version: str,
+    fallback_reason: str | None = None,
 ) -> dict[str, Any]:
-    """An `eta_update`: the order's drop-off p50 and p90 as announced at `now_ms`."""
+    """An `eta_update`: the order's drop-off p50 and p90 as announced at `now_ms`.
+
+    A `fallback_reason` marks it as the base ETA served because the model could not be.
+    """
     return envelope(
         "eta_update",
         f"eta:{order_id}:{now_ms}",
@@ -169,8 +178,8 @@ def eta_event(
         shard=shard,
         dropoff_p50_ts_ms=p50_ts_ms,
         dropoff_p90_ts_ms=p90_ts_ms,
-        fallback_used=False,
-        fallback_reason=None,
+        fallback_used=fallback_reason is not None,
+        fallback_reason=fallback_reason,
         model_version=model_version,
     )
 

@@ -40,6 +40,9 @@ class OrderDispatch:
         eta_p90_ts_ms: announced drop-off time (p90, calibrated) of the current decision.
         eta_sent_ts_ms: when the last `eta_update` for the order was sent.
         expired_reason: why the dispatcher gave up on it, if it did.
+        placement: the order's numeric features at placement, `(name, value)` sorted by name
+            (None: unknown), read once when it was created (`features.feed`); the prep model
+            reads them at every tick until the food is ready.
     """
 
     phase: Phase = Phase.OPEN
@@ -50,6 +53,7 @@ class OrderDispatch:
     eta_p90_ts_ms: int | None = None
     eta_sent_ts_ms: int | None = None
     expired_reason: str | None = None
+    placement: tuple[tuple[str, float | None], ...] = ()
 
     def cooling(self, courier_id: str, now_ts_ms: int) -> bool:
         """True if `courier_id` must not be offered this order at `now_ts_ms`."""
@@ -62,7 +66,12 @@ class OrderDispatch:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {**asdict(self), "phase": self.phase.value, "cooldowns": list(self.cooldowns)}
+        return {
+            **asdict(self),
+            "phase": self.phase.value,
+            "cooldowns": list(self.cooldowns),
+            "placement": dict(self.placement),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OrderDispatch:
@@ -72,6 +81,10 @@ class OrderDispatch:
                 **data,
                 "phase": Phase(data["phase"]),
                 "cooldowns": tuple((str(c), int(u)) for c, u in data["cooldowns"]),
+                "placement": tuple(
+                    (str(k), None if v is None else float(v))
+                    for k, v in sorted(data.get("placement", {}).items())
+                ),
             }
         )
 

@@ -15,8 +15,12 @@ What `build_snapshot` guarantees:
   commitment), by order id, then the orders waiting in a courier's pending pickup (a route whose
   only pickup is its first stop), which only an insertion may join. An order under an open
   proposal is in neither, so a tick never offers an order twice.
-* times: the ready time is `ready_ts_ms` (below); the promise is the order's, or placement plus
-  `default_promise_s`; a shift without an end ends `default_shift_s` after its start.
+* times: ready times (p50 and p90) follow `dispatch.live.staged.ready_times` (the merchant's
+  `order_ready`, the prep model, the merchant's estimates, the default, by variant); the promise
+  is the order's, or placement plus `default_promise_s`; a shift without an end ends
+  `default_shift_s` after its start.
+* live inputs (`TickInputs`, `learned` only): each courier's probability of declining, and
+  travel legs carrying their live context (`dispatch.live.eta.LegContext`).
 * forbidden pairs: each open order with each courier of the snapshot it cools down from at
   `now_ms` (it declined the order, or let an offer of it lapse, less than `cooldown_s` ago),
   so `decide()` never offers the order to that courier until the cool-down ends.
@@ -34,8 +38,9 @@ import numpy as np
 from contracts.geo import decode_center, project_m
 from dispatch.lifecycle import OrderState, OrderStatus
 from dispatch.live.engine_config import EngineConfig
-from dispatch.live.eta import LegPredictor, ShardEta
+from dispatch.live.eta import LegContext, LegPredictor, ShardEta
 from dispatch.live.records import CourierRecord, Phase
+from dispatch.live.staged import TickInputs, ready_times
 from dispatch.live.state import ShardState
 from dispatch.snapshot import NO_PICKUP, OPEN, CourierTable, FloatArray, OrderTable, Snapshot
 
@@ -128,8 +133,10 @@ def build_snapshot(
     predictor: LegPredictor,
     shard: str,
     now_ms: int,
+    inputs: TickInputs | None = None,
 ) -> ShardSnapshot:
     """The snapshot of `shard` at `now_ms` (see the module docstring for what it holds)."""
+    live = inputs or TickInputs()
     origin = decode_center(shard)
     free = _free_couriers(state, positions, config, shard, now_ms)
     orders: list[OrderState] = []
@@ -152,15 +159,14 @@ def build_snapshot(
             orders.append(pending)
             order_courier.append(row)
             order_sequence.append(dropoffs.index(order_id) if order_id in dropoffs else 0)
+    ready = ready_times(orders, now_ms, config, live.served, live.telemetry)
     order_table = OrderTable(
         order_id=tuple(o.order_id for o in orders),
         merchant_id=tuple(o.merchant_id for o in orders),
         pickup_xy_m=_xy([o.pickup_lat for o in orders], [o.pickup_lon for o in orders], origin),
         dropoff_xy_m=_xy([o.dropoff_lat for o in orders], [o.dropoff_lon for o in orders], origin),
         placed_ts_ms=np.array([o.placed_ts_ms for o in orders], dtype=np.int64),
-        ready_ts_ms=np.array(
-            [ready_ts_ms(o, config.default_prep_s) for o in orders], dtype=np.int64
-        ),
+        ready_ts_ms=ready.p50_ts_ms,
         promise_ts_ms=np.array(
             [
                 o.promise_ts_ms or o.placed_ts_ms + int(config.default_promise_s * 1000)
@@ -170,7 +176,11 @@ def build_snapshot(
         ),
         courier_index=np.array(order_courier, dtype=np.int64),
         drop_sequence=np.array(order_sequence, dtype=np.int64),
+        ready_p90_ts_ms=ready.p90_ts_ms,
     )
+    learned = config.variant == "learned"
+    ids = [c.record.courier_id for c in free]
+    decline = np.array([live.decline_prob(i) for i in ids] if learned else [], dtype=np.float64)
     default_shift_ms = int(config.default_shift_s * 1000)
     courier_table = CourierTable(
         courier_id=tuple(c.record.courier_id for c in free),
@@ -189,8 +199,14 @@ def build_snapshot(
         shift_start_ts_ms=np.array(
             [min(c.record.shift_start_ts_ms, now_ms) for c in free], dtype=np.int64
         ),
+        decline_prob=np.clip(np.nan_to_num(decline, nan=0.0), 0.0, 1.0) if learned else None,
     )
-    eta = ShardEta(predictor, origin[0], origin[1], now_ms)
+    context = (
+        LegContext(live.zone_speed_mps, np.array([live.courier_speed_mps(i) for i in ids]))
+        if learned
+        else None
+    )
+    eta = ShardEta(predictor, origin[0], origin[1], now_ms, context)
     snapshot = Snapshot(
         now_ts_ms=now_ms,
         tick_s=config.tick_s,
@@ -263,22 +279,6 @@ def _free_couriers(
         for c in courier_starts(state, positions, config, shard)
         if c.fix_ts_ms is None or now_ms - c.fix_ts_ms <= max_age_ms
     ]
-
-
-def ready_ts_ms(order: OrderState, default_prep_s: float) -> int:
-    """When the order's food is ready, never before placement.
-
-    The first known of: the merchant's `order_ready`, the merchant's estimate, placement plus
-    the order's prep estimate, placement plus `default_prep_s`.
-    """
-    ready = order.ts("order_ready")
-    if ready is None:
-        ready = order.estimated_ready_ts_ms
-    if ready is None and order.prep_estimate_s is not None:
-        ready = order.placed_ts_ms + int(order.prep_estimate_s * 1000)
-    if ready is None:
-        ready = order.placed_ts_ms + int(default_prep_s * 1000)
-    return max(int(ready), order.placed_ts_ms)
 
 
 def request_table(

@@ -23,6 +23,14 @@ class Telemetry(Protocol):
     def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:
         """A delivered order's realized time against its announced ETA."""
 
+    def ready_times(self, source: str, count: int) -> None:
+        """A tick took `count` orders' ready times from `source` (`dispatch.live.staged`)."""
+
+    def model_label(
+        self, kind: str, role: str, version: str, abs_error_s: float, covered_p90: bool
+    ) -> None:
+        """A `kind` model (`prep`, `total`) of `version`, `served` or `candidate`, met a label."""
+
 
 class NullTelemetry:
     """Telemetry that records nothing."""
@@ -40,4 +48,12 @@ class NullTelemetry:
         return
 
     def eta_label(self, error_p50_s: float, covered_p90: bool, fallback: bool) -> None:  # noqa: D102
+        return
+
+    def ready_times(self, source: str, count: int) -> None:  # noqa: D102
+        return
+
+    def model_label(  # noqa: D102
+        self, kind: str, role: str, version: str, abs_error_s: float, covered_p90: bool
+    ) -> None:
         return

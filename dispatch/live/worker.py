@@ -8,7 +8,9 @@ records to produce and records to dead-letter. It owns ingress validation, the p
 the courier directory, the sighting filter, the shard engine, the online features and the
 recent event ids; the stream shell (`streams/`) and the in-process driver
 (`simulators.inprocess`) only feed it records and carry out its effects, so both run exactly
-the same code.
+the same code. With the online features and a model registry (`models`), a new order keeps its
+features at placement and ticks read live features (`live_inputs`) for the staged ETA, travel
+legs and priced declines (`dispatch.live.staged`).
 
 Every record is handled under a last-resort guard. A record that breaks a rule is rejected
 with its reason; an unexpected exception while handling one record makes it a dead letter
@@ -23,6 +25,7 @@ twice.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -50,6 +53,7 @@ from dispatch.live.kv import KV, StateError
 from dispatch.live.outputs import sighting_event
 from dispatch.live.positions import PositionStore
 from dispatch.live.sightings import SightingFilter
+from dispatch.live.staged import ModelSets, TickInputs, prep_model_of
 from dispatch.live.state import ShardStores
 from dispatch.live.telemetry import NullTelemetry, Telemetry
 from dispatch.live.topic_names import (
@@ -199,6 +203,7 @@ class WorkerConfig:
                 orphan_ttl_s=settings.orphan_ttl_s,
                 policy=policy,
                 rank_candidates=settings.rank_candidates,
+                variant=settings.dispatch_variant,
             ),
             shard_precision=settings.shard_precision,
             time_bounds=TimeBounds(
@@ -242,10 +247,12 @@ class WorkerCore:
         features: FeatureFeed | None = None,
         telemetry: WorkerTelemetry | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        models: ModelSets | None = None,
     ) -> None:
         self.config = config
         self.positions = positions
         self.features = features
+        self.models = models
         self.telemetry: WorkerTelemetry = telemetry or NullWorkerTelemetry()
         self.clock = clock
         self.validator = IngressValidator(
@@ -258,6 +265,8 @@ class WorkerCore:
             predictor=predictor,
             telemetry=self.telemetry,
             clock=clock,
+            models=models,
+            inputs=self.live_inputs,
         )
         self.directory = CourierDirectory(stores.directory, config.shard_precision)
         self.sighting_filter = SightingFilter()
@@ -403,9 +412,49 @@ class WorkerCore:
 
     def _on_order_event(self, record: Record, source: Source) -> Effects:
         event = self._input(record, "shard")
-        effects = self.engine.on_order_event(event, source)
+        placement = None
+        if self.features is not None and event["type"] == "order_created":
+            placement = self.features.order_row(event, record.partition)
+        effects = self.engine.on_order_event(event, source, placement)
         self._feed(effects, event, record.partition)
         return effects
+
+    def live_inputs(self, partition: int | None, now_ms: int) -> TickInputs:
+        """What a tick of `partition` reads beside its state: models and live features.
+
+        Features are read from the partition's online store, each degraded entity → city →
+        global when missing or stale; a courier's decline probability is its acceptance rate
+        shrunk towards the marketplace's by `decline_prior_responses` answers.
+        """
+        config = self.config.engine
+        served = prep_model_of(self.models, config)
+        feed = self.features
+        if feed is None or partition is None:
+            return TickInputs(served, telemetry=self.telemetry)
+
+        def value(feature: str, key: str, output: str) -> float:
+            found = feed.read(partition, feature, key, now_ms).values[output]
+            return math.nan if found is None else float(found)
+
+        prior = feed.read_global(partition, "courier_acceptance_30d", now_ms).values
+        base = 1.0 - (prior["acceptance_rate"] if prior["acceptance_rate"] is not None else 1.0)
+        weight = config.decline_prior_responses
+
+        def decline(courier_id: str) -> float:
+            read = feed.read(partition, "courier_acceptance_30d", courier_id, now_ms)
+            rate, answers = read.values["acceptance_rate"], read.values["responses"]
+            if read.level != "entity" or rate is None or answers is None:
+                return base
+            return ((1.0 - rate) * answers + base * weight) / (answers + weight)
+
+        return TickInputs(
+            served,
+            zone_speed_mps=lambda zone: value("zone_speed_1h", zone, "observed_speed_mps"),
+            courier_speed_mps=lambda c: value("courier_speed_30d", c, "speed_mean_mps"),
+            decline_prob=decline,
+            zone_supply_demand=lambda zone: feed.zone_supply_demand(partition, zone, now_ms),
+            telemetry=self.telemetry,
+        )
 
     def _on_response(self, record: Record, source: Source) -> Effects:
         event = self._input(record, "shard")
@@ -427,10 +476,9 @@ class WorkerCore:
         if previous is not None:
             self.telemetry.tick_interval(now_s - previous)
         self._last_tick_s[shard] = now_s
-        effects = self.engine.on_tick(event, record.partition)
         if self.features is not None:
             self.features.flush_due(record.partition)
-        return effects
+        return self.engine.on_tick(event, record.partition)
 
     # ------------------------------------------------------------------ couriers
     def _on_courier_event(self, record: Record, source: Source) -> Effects:
@@ -449,6 +497,7 @@ class WorkerCore:
     # ------------------------------------------------------------------ pings and positions
     def _on_pings(self, record: Record, source: Source) -> Effects:
         """Valid fixes regrouped by shard (one positions record each); bad fixes refused alone."""
+        check_record_size(record.value, record.headers, self.config.ping_limits)
         decoded = decode_pings(
             record.value,
             record.ts_ms,

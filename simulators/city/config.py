@@ -50,8 +50,15 @@ class MerchantConfig:
         slow_share: share of slow merchants, whose median is multiplied by `slow_factor`.
         slow_factor: how much slower a slow merchant is (>= 1).
         accept_delay_s_range: time from order placement to `merchant_accepted` (uniform).
-        estimate_sigma: lognormal sigma of the merchant's ready-time estimate around the true
-            preparation time (`merchant_accepted.estimated_ready_ts_ms`).
+        estimate_sigma: lognormal sigma of one order's tablet estimate
+            (`merchant_accepted.estimated_ready_ts_ms`) around the kitchen's usual time for it.
+        estimate_bias_sigma: lognormal sigma of each merchant's fixed tablet bias: every
+            estimate of the merchant is multiplied by the same factor, on top of the per-order
+            noise.
+        kitchen_slowdown_per_order: a kitchen takes this much longer (as a share of its usual
+            time) per order of the merchant already in preparation when an order is placed
+            (placed earlier, not ready yet, not cancelled). The tablet estimate ignores it.
+        kitchen_slowdown_max: at most this multiple of the usual time (>= 1).
     """
 
     n_merchants: int = 60
@@ -63,6 +70,9 @@ class MerchantConfig:
     slow_factor: float = 1.8
     accept_delay_s_range: tuple[float, float] = (30.0, 90.0)
     estimate_sigma: float = 0.2
+    estimate_bias_sigma: float = 0.25
+    kitchen_slowdown_per_order: float = 0.1
+    kitchen_slowdown_max: float = 2.0
 
     def __post_init__(self) -> None:
         _require(self.n_merchants >= 1, f"n_merchants must be >= 1, got {self.n_merchants}")
@@ -74,6 +84,15 @@ class MerchantConfig:
         _require(self.slow_factor >= 1, f"slow_factor must be >= 1, got {self.slow_factor}")
         _check_range("accept_delay_s_range", self.accept_delay_s_range)
         _require(0 <= self.estimate_sigma <= 2, "estimate_sigma must be in [0, 2]")
+        _require(0 <= self.estimate_bias_sigma <= 2, "estimate_bias_sigma must be in [0, 2]")
+        _require(
+            0 <= self.kitchen_slowdown_per_order <= 10,
+            "kitchen_slowdown_per_order must be in [0, 10]",
+        )
+        _require(
+            1 <= self.kitchen_slowdown_max <= 10,
+            f"kitchen_slowdown_max must be in [1, 10], got {self.kitchen_slowdown_max}",
+        )
 
 
 @dataclass(frozen=True)
@@ -252,15 +271,18 @@ class FleetConfig:
 class AppConfig:
     """The courier app's answers to offers.
 
-    An offer is accepted with probability `sigmoid(accept_intercept - accept_per_km · pickup_km
-    - accept_per_extra_order · (orders - 1))`, where pickup_km is the straight-line distance
-    from the courier to the offer's first pickup. A courier that is offline, past its shift end
+    An offer is accepted with probability `sigmoid(accept_intercept + offset - accept_per_km ·
+    pickup_km - accept_per_extra_order · (orders - 1))`, where pickup_km is the straight-line
+    distance from the courier to the offer's first pickup and offset the courier's own, drawn
+    once per courier (normal, `accept_offset_sd`). A courier that is offline, past its shift end
     or would exceed its capacity declines.
 
     Attributes:
         accept_intercept: logit of accepting a single order at the courier's position.
         accept_per_km: logit decrease per km of pickup distance.
         accept_per_extra_order: logit decrease per additional order in the bundle.
+        accept_offset_sd: standard deviation of each courier's personal logit offset (some
+            couriers decline far more often than others).
         response_delay_median_s: median time to answer (lognormal).
         response_delay_sigma: lognormal sigma of the answer time.
         response_delay_max_s: answer times are capped here.
@@ -271,6 +293,7 @@ class AppConfig:
     accept_intercept: float = 3.0
     accept_per_km: float = 0.45
     accept_per_extra_order: float = 0.7
+    accept_offset_sd: float = 1.0
     response_delay_median_s: float = 6.0
     response_delay_sigma: float = 0.6
     response_delay_max_s: float = 60.0
@@ -282,6 +305,7 @@ class AppConfig:
             _require(math.isfinite(getattr(self, name)), f"{name} must be finite")
         _require(self.accept_per_km >= 0, "accept_per_km must be >= 0")
         _require(self.accept_per_extra_order >= 0, "accept_per_extra_order must be >= 0")
+        _require(0 <= self.accept_offset_sd <= 5, "accept_offset_sd must be in [0, 5]")
         _require(self.response_delay_median_s > 0, "response_delay_median_s must be positive")
         _require(0 <= self.response_delay_sigma <= 2, "response_delay_sigma must be in [0, 2]")
         _require(self.response_delay_max_s >= 1, "response_delay_max_s must be at least 1 second")

@@ -9,16 +9,20 @@ import numpy as np
 from simulators.city.config import AppConfig
 
 
-def accept_probability(app: AppConfig, pickup_m: float, n_orders: int) -> float:
+def accept_probability(
+    app: AppConfig, pickup_m: float, n_orders: int, offset: float = 0.0
+) -> float:
     """Probability that a free courier accepts an offer (decreasing in distance and bundle size).
 
     Args:
         app: the acceptance parameters.
         pickup_m: straight-line distance from the courier to the offer's first pickup.
         n_orders: orders in the offered bundle (>= 1).
+        offset: the courier's personal logit offset (`CourierPlan.accept_offset`).
     """
     logit = (
         app.accept_intercept
+        + offset
         - app.accept_per_km * max(pickup_m, 0.0) / 1000
         - app.accept_per_extra_order * max(n_orders - 1, 0)
     )

@@ -14,6 +14,10 @@ Definitions (every time is event time; minutes are 60 000 ms):
   `order_created` time, over delivered orders.
 * `ready_to_pickup_p50_min`: pickup time minus `order_ready` time over picked-up orders (negative:
   the courier picked up before the merchant's ready event).
+* `courier_wait_min` and `food_wait_min`, over picked-up orders with a ready time and an arrival:
+  the arrival is the picking courier's last `delivery_arrived` at the pickup before the pickup;
+  the courier waits `max(0, ready − arrival)` for the food and the food waits
+  `max(0, arrival − ready)` for the courier (means, in minutes).
 * `acceptance_rate`: accept answers over all `assignment_response` inputs (late ones included).
   `late_responses` counts answers after their offer's `lease_expires_ts_ms`.
 * `courier_utilization`: summed over couriers, time online while holding at least one live
@@ -25,7 +29,9 @@ Definitions (every time is event time; minutes are 60 000 ms):
   the accepted offer: the `assignment_proposed` whose decision committed the order last before
   delivery (or, when no offer has that decision id, the last offer of the order that got an
   accept). With `eta_source="update"` it is the last `eta_update` of the order before its pickup,
-  falling back to the proposal when there is none. Realized = delivery time.
+  falling back to the proposal when there is none. With `eta_source="placement"` it is the
+  `eta_update` announced when the order was placed (its `ts_ms` is the `order_created` time);
+  orders without one are left out. Realized = delivery time.
   `eta_p50_abs_err_min` / `eta_p90_abs_err_min`: median and 90th percentile of
   |realized − predicted p50|; `eta_p90_coverage`: share with realized <= predicted p90;
   `fallback_rate`: share of those ETAs that are the base ETA rather than a model's, and
@@ -61,7 +67,7 @@ MODEL_FREE_VERSION = "straight-line"
 #: Fallback reason of an ETA served while no model is configured.
 MISSING_MODEL = "missing_model"
 
-EtaSource = Literal["proposal", "update"]
+EtaSource = Literal["proposal", "update", "placement"]
 
 
 @dataclass
@@ -75,7 +81,9 @@ class OrderOutcome:
     dropoff: tuple[float, float]
     promise_ts_ms: int | None = None
     ready_ts_ms: int | None = None
+    arrived_ts_ms: int | None = None
     picked_ts_ms: int | None = None
+    picked_by: str | None = None
     delivered_ts_ms: int | None = None
     cancelled_ts_ms: int | None = None
     expired_ts_ms: int | None = None
@@ -136,11 +144,25 @@ def order_outcomes(log: SimulationLog) -> dict[str, OrderOutcome]:
         "delivery_delivered": "delivered_ts_ms",
         "order_cancelled": "cancelled_ts_ms",
     }
+    arrivals: dict[tuple[str, str], list[int]] = defaultdict(list)
     for body in _events(log.inputs):
         attr = firsts.get(body["type"])
         order = out.get(str(body.get("order_id")))
         if attr is not None and order is not None and getattr(order, attr) is None:
             setattr(order, attr, int(body["ts_ms"]))
+            if attr == "picked_ts_ms":
+                order.picked_by = str(body["courier_id"])
+        if body["type"] == "delivery_arrived" and body.get("stop") == "pickup":
+            arrivals[(str(body["order_id"]), str(body["courier_id"]))].append(int(body["ts_ms"]))
+    for order in out.values():
+        if order.picked_ts_ms is None or order.picked_by is None:
+            continue
+        before = [
+            t
+            for t in arrivals.get((order.order_id, order.picked_by), [])
+            if t <= order.picked_ts_ms
+        ]
+        order.arrived_ts_ms = max(before) if before else None
     for body in _events(log.outputs):
         order = out.get(str(body.get("order_id")))
         if body["type"] == "order_expired" and order is not None and order.expired_ts_ms is None:
@@ -194,26 +216,17 @@ def eta_samples(
         if order.delivered_ts_ms is None:
             continue
         realized = order.delivered_ts_ms
+        if eta_source == "placement":
+            announced = [u for u in updates.get(oid, []) if int(u["ts_ms"]) == order.created_ts_ms]
+            if announced:
+                samples.append(_update_sample(oid, "placement", announced[0], realized))
+            continue
         if eta_source == "update":
             cutoff = order.picked_ts_ms if order.picked_ts_ms is not None else realized
             before = [u for u in updates.get(oid, []) if int(u["ts_ms"]) <= cutoff]
             if before:
                 u = max(before, key=lambda e: int(e["ts_ms"]))
-                used, reason = fallback_of(
-                    u.get("model_version"), u.get("fallback_used"), u.get("fallback_reason")
-                )
-                samples.append(
-                    EtaSample(
-                        oid,
-                        "update",
-                        int(u["ts_ms"]),
-                        int(u["dropoff_p50_ts_ms"]),
-                        int(u["dropoff_p90_ts_ms"]),
-                        realized,
-                        used,
-                        reason,
-                    )
-                )
+                samples.append(_update_sample(oid, "update", u, realized))
                 continue
         proposal = None
         commit = last_commit.get(oid)
@@ -241,6 +254,23 @@ def eta_samples(
             )
         )
     return samples
+
+
+def _update_sample(order_id: str, source: str, update: dict[str, Any], realized: int) -> EtaSample:
+    """The `EtaSample` of an `eta_update` announced for an order delivered at `realized`."""
+    used, reason = fallback_of(
+        update.get("model_version"), update.get("fallback_used"), update.get("fallback_reason")
+    )
+    return EtaSample(
+        order_id,
+        source,
+        int(update["ts_ms"]),
+        int(update["dropoff_p50_ts_ms"]),
+        int(update["dropoff_p90_ts_ms"]),
+        realized,
+        used,
+        reason,
+    )
 
 
 def courier_times(log: SimulationLog) -> tuple[float, float]:
@@ -370,6 +400,11 @@ def compute_kpis(
         for o in outcomes.values()
         if o.picked_ts_ms is not None and o.ready_ts_ms is not None
     ]
+    met = [
+        o for o in outcomes.values() if o.arrived_ts_ms is not None and o.ready_ts_ms is not None
+    ]
+    courier_wait = [max(0, (o.ready_ts_ms or 0) - (o.arrived_ts_ms or 0)) / MS_PER_MIN for o in met]
+    food_wait = [max(0, (o.arrived_ts_ms or 0) - (o.ready_ts_ms or 0)) / MS_PER_MIN for o in met]
     expired_with_reason = sum(
         1 for o in outcomes.values() if o.outcome == "expired" and o.expired_reason is not None
     )
@@ -409,6 +444,8 @@ def compute_kpis(
         "ctod_p90_min": _rounded(_quantile(ctod, 90), 2),
         "ctod_mean_min": _rounded(float(np.mean(ctod)) if ctod else None, 2),
         "ready_to_pickup_p50_min": _rounded(_quantile(ready_to_pickup, 50), 2),
+        "courier_wait_min": _rounded(float(np.mean(courier_wait)) if met else None, 3),
+        "food_wait_min": _rounded(float(np.mean(food_wait)) if met else None, 3),
         "acceptance_rate": _rounded(_share(accepts, len(responses))),
         "responses": len(responses),
         "late_responses": late,

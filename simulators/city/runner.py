@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from simulators.city.config import CityConfig
 from simulators.city.protocol import Dispatch, SimRecord
+from simulators.city.scenario import Scenario
 from simulators.city.world import CityWorld
 
 
@@ -53,8 +54,16 @@ class SimulationLog:
         return self.config.max_order_age_s
 
 
-def run_simulation(config: CityConfig, dispatch: Dispatch, progress: bool = True) -> SimulationLog:
+def run_simulation(
+    config: CityConfig,
+    dispatch: Dispatch,
+    progress: bool = True,
+    scenario: Scenario | None = None,
+) -> SimulationLog:
     """Run `config` against `dispatch` and return the log.
+
+    `scenario` replaces what `config` would draw (merchants, orders, couriers), e.g. a burst of
+    extra orders; by default it is `build_scenario(config)`.
 
     Each step advances the world to the next tick time t_next, hands the dispatcher the input
     records of (t, t_next] followed by one `dispatch_tick` per shard at t_next, and feeds the
@@ -63,7 +72,7 @@ def run_simulation(config: CityConfig, dispatch: Dispatch, progress: bool = True
     a deterministic dispatcher.
     """
     wall_start = time.perf_counter()
-    world = CityWorld(config)
+    world = CityWorld(config, scenario)
     log = SimulationLog(
         config=config,
         shards=world.shards,

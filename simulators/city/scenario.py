@@ -17,8 +17,20 @@ from contracts.geo import offset_m as offset
 from simulators.city.config import CityConfig
 from simulators.city.demand import arrival_times_ms
 
-#: Names of the independent random streams of a run, in spawn order (never reorder: seeds).
-STREAMS = ("merchants", "orders", "customers", "fleet", "travel", "app", "gps", "incidents")
+#: Names of the independent random streams of a run, in spawn order (never reorder: seeds;
+#: new streams go at the end, so the draws of the others stay the same).
+STREAMS = (
+    "merchants",
+    "orders",
+    "customers",
+    "fleet",
+    "travel",
+    "app",
+    "gps",
+    "incidents",
+    "tablets",
+    "habits",
+)
 
 
 def rng_streams(seed: int) -> dict[str, np.random.Generator]:
@@ -31,7 +43,10 @@ def rng_streams(seed: int) -> dict[str, np.random.Generator]:
 
 @dataclass(frozen=True)
 class Merchant:
-    """A merchant: position, shard, popularity weight and median preparation time."""
+    """A merchant: position, shard, popularity weight, median prep time and tablet bias.
+
+    `estimate_bias` multiplies every ready-time estimate its tablet sends.
+    """
 
     merchant_id: str
     lat: float
@@ -39,6 +54,7 @@ class Merchant:
     shard: str
     weight: float
     prep_median_s: float
+    estimate_bias: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,9 @@ class OrderPlan:
         prep_estimate_s: the platform's preparation estimate at placement.
         accepted_ts_ms: `merchant_accepted` time.
         estimated_ready_ts_ms: the merchant's ready estimate.
-        ready_ts_ms: when the food is actually ready (`order_ready`).
+        ready_ts_ms: when the food is actually ready (`order_ready`): the kitchen's usual time
+            for the order, slowed by the orders already in preparation at the merchant.
+        kitchen_queue: orders of the merchant in preparation when this one was placed.
         cancel_ts_ms: when the customer cancels if the order was not picked up by then (None:
             never).
         n_items: items in the order.
@@ -77,11 +95,15 @@ class OrderPlan:
     cancel_ts_ms: int | None
     n_items: int
     subtotal_cents: int
+    kitchen_queue: int = 0
 
 
 @dataclass(frozen=True)
 class CourierPlan:
-    """One courier's shift: where it starts, its vehicle, speed and capacity."""
+    """One courier's shift: where it starts, its vehicle, speed, capacity and habits.
+
+    `accept_offset` is added to the logit of accepting any offer (`courier_app`).
+    """
 
     courier_id: str
     home: tuple[float, float]
@@ -90,6 +112,7 @@ class CourierPlan:
     capacity: int
     shift_start_ts_ms: int
     shift_end_ts_ms: int
+    accept_offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,9 @@ def city_shards(config: CityConfig, extra: list[tuple[float, float]]) -> tuple[s
     return tuple(sorted(set(cells.tolist())))
 
 
-def _merchants(config: CityConfig, rng: np.random.Generator) -> list[Merchant]:
+def _merchants(
+    config: CityConfig, rng: np.random.Generator, tablets: np.random.Generator
+) -> list[Merchant]:
     cfg = config.merchants
     center = (config.center_lat, config.center_lon)
     out = []
@@ -151,6 +176,7 @@ def _merchants(config: CityConfig, rng: np.random.Generator) -> list[Merchant]:
                 shard=shard_of(lat, lon, config.shard_precision),
                 weight=weight,
                 prep_median_s=median,
+                estimate_bias=float(tablets.lognormal(0.0, cfg.estimate_bias_sigma)),
             )
         )
     return out
@@ -162,6 +188,37 @@ def _nominal_speed_mps(config: CityConfig) -> float:
     return sum(v.share * v.speed_mps for v in vehicles) / total
 
 
+class _Kitchens:
+    """Each merchant's orders in preparation: placed, not ready yet, not cancelled."""
+
+    def __init__(self) -> None:
+        self._busy: dict[str, list[tuple[int, int | None]]] = {}
+
+    def queue(self, merchant_id: str, placed_ts_ms: int) -> int:
+        """Orders of the merchant in preparation at `placed_ts_ms` (forgets finished ones)."""
+        busy = [
+            (ready, cancel)
+            for ready, cancel in self._busy.get(merchant_id, [])
+            if ready > placed_ts_ms and (cancel is None or cancel > placed_ts_ms)
+        ]
+        self._busy[merchant_id] = busy
+        return len(busy)
+
+    def add(self, merchant_id: str, ready_ts_ms: int, cancel_ts_ms: int | None) -> None:
+        """A new order in preparation until `ready_ts_ms` (or its cancellation)."""
+        self._busy.setdefault(merchant_id, []).append((ready_ts_ms, cancel_ts_ms))
+
+
+def kitchen_factor(queue: int, per_order: float, most: float) -> float:
+    """How much slower a kitchen is with `queue` orders already in preparation.
+
+    Example:
+        >>> kitchen_factor(0, 0.1, 2.0), kitchen_factor(3, 0.1, 2.0), kitchen_factor(30, 0.1, 2.0)
+        (1.0, 1.3, 2.0)
+    """
+    return min(1.0 + per_order * queue, most)
+
+
 def _orders(
     config: CityConfig,
     merchants: list[Merchant],
@@ -169,6 +226,7 @@ def _orders(
     customers: np.random.Generator,
 ) -> list[OrderPlan]:
     demand, mcfg, ccfg = config.demand, config.merchants, config.customers
+    kitchens = _Kitchens()
     weights = np.array([m.weight for m in merchants])
     weights = weights / weights.sum()
     speed = _nominal_speed_mps(config)
@@ -183,8 +241,13 @@ def _orders(
                 break
         else:
             dropoff = _disc_point(rng, center, config.radius_m)
-        prep_s = merchant.prep_median_s * float(rng.lognormal(0.0, mcfg.prep_sigma))
-        estimate_s = prep_s * float(rng.lognormal(0.0, mcfg.estimate_sigma))
+        usual_s = merchant.prep_median_s * float(rng.lognormal(0.0, mcfg.prep_sigma))
+        estimate_s = (
+            usual_s * merchant.estimate_bias * float(rng.lognormal(0.0, mcfg.estimate_sigma))
+        )
+        queue = kitchens.queue(merchant.merchant_id, placed)
+        factor = kitchen_factor(queue, mcfg.kitchen_slowdown_per_order, mcfg.kitchen_slowdown_max)
+        prep_s = usual_s * factor
         accept_delay_s = float(rng.uniform(*mcfg.accept_delay_s_range))
         travel_s = distance_m(*pickup, *dropoff) * config.fleet.detour_factor / speed
         promise_s = min(
@@ -201,6 +264,7 @@ def _orders(
         if float(customers.random()) < ccfg.late_cancel_prob:
             late = placed + round(patience_s * 1000)
             cancel_ts = late if cancel_ts is None else min(cancel_ts, late)
+        kitchens.add(merchant.merchant_id, ready, cancel_ts)
         out.append(
             OrderPlan(
                 order_id=f"{config.id_prefix}o{i}",
@@ -217,12 +281,15 @@ def _orders(
                 cancel_ts_ms=cancel_ts,
                 n_items=n_items,
                 subtotal_cents=subtotal,
+                kitchen_queue=queue,
             )
         )
     return out
 
 
-def _couriers(config: CityConfig, rng: np.random.Generator) -> list[CourierPlan]:
+def _couriers(
+    config: CityConfig, rng: np.random.Generator, habits: np.random.Generator
+) -> list[CourierPlan]:
     fleet = config.fleet
     shares = np.array([v.share for v in fleet.vehicles], dtype=np.float64)
     shares = shares / shares.sum()
@@ -246,6 +313,7 @@ def _couriers(config: CityConfig, rng: np.random.Generator) -> list[CourierPlan]
                 capacity=profile.capacity,
                 shift_start_ts_ms=start,
                 shift_end_ts_ms=end,
+                accept_offset=float(habits.normal(0.0, config.app.accept_offset_sd)),
             )
         )
     return out
@@ -254,8 +322,8 @@ def _couriers(config: CityConfig, rng: np.random.Generator) -> list[CourierPlan]
 def build_scenario(config: CityConfig) -> Scenario:
     """Draw the city of `config` (deterministic for its seed)."""
     streams = rng_streams(config.seed)
-    merchants = _merchants(config, streams["merchants"])
+    merchants = _merchants(config, streams["merchants"], streams["tablets"])
     orders = _orders(config, merchants, streams["orders"], streams["customers"])
-    couriers = _couriers(config, streams["fleet"])
+    couriers = _couriers(config, streams["fleet"], streams["habits"])
     shards = city_shards(config, [(m.lat, m.lon) for m in merchants])
     return Scenario(tuple(merchants), tuple(orders), tuple(couriers), shards)

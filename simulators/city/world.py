@@ -481,7 +481,12 @@ class CityWorld:
             reason = "at_capacity"
         else:
             target = self._first_pickup(body, new, (lat, lon))
-            p = accept_probability(self.config.app, distance_m(lat, lon, *target), len(order_ids))
+            p = accept_probability(
+                self.config.app,
+                distance_m(lat, lon, *target),
+                len(order_ids),
+                courier.plan.accept_offset,
+            )
             if float(self._app.random()) >= p:
                 reason = "not_interested"
         if self.now_ms > int(body["lease_expires_ts_ms"]):

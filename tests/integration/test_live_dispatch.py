@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from streams.bench_ingest import generate_pings
 from streams.consistency import check_topics
 from streams.sim_dispatch import KafkaDispatch
 from tests.integration.conftest import Cluster, features_fed
+from tests.integration.stepping import AtStep
 
 T0 = 1_795_000_000_000
 S = 1_000
@@ -307,11 +308,18 @@ def test_a_live_run_decides_exactly_like_the_in_process_run(cluster: Cluster) ->
     """A seeded city through Kafka and a worker yields the in-process outputs at every time.
 
     The tick budget is wide on both sides: the circuit breaker is a wall-clock guard (tested on
-    its own), and a loaded machine must not make the two runs decide differently.
+    its own), and a loaded machine must not make the two runs decide differently. Likewise the
+    worker applies its buffered pings to the online features before every tick, as the
+    in-process run does: what surge prices (the zones' supply) must not depend on where the
+    wall-clock flush of `ping_features_flush_s` happened to fall.
     """
     config = small_town(seed=11)
     budget_s = 60.0
-    worker = cluster.start_worker(tick_interval_s=config.tick_interval_s, tick_budget_s=budget_s)
+    worker = cluster.start_worker(
+        tick_interval_s=config.tick_interval_s,
+        tick_budget_s=budget_s,
+        ping_features_flush_s=0.0,
+    )
     dispatch = KafkaDispatch(cluster.client, [worker.url])
     try:
         live_log = run_simulation(config, dispatch, progress=False)
@@ -352,22 +360,6 @@ def _assert_every_invariant(cluster: Cluster, log: SimulationLog) -> None:
     )
 
 
-class _AtStep:
-    """Runs `action` before the `step`-th step of a `KafkaDispatch`, then steps as usual."""
-
-    def __init__(self, dispatch: KafkaDispatch, step: int, action: Callable[[], None]) -> None:
-        self.dispatch = dispatch
-        self.step = step
-        self.action = action
-        self.steps = 0
-
-    def run_until(self, inputs: Any, until_ts_ms: int) -> list[SimRecord]:
-        self.steps += 1
-        if self.steps == self.step:
-            self.action()
-        return self.dispatch.run_until(inputs, until_ts_ms)
-
-
 def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Cluster) -> None:
     """Two workers, one stopped mid-run: no double assignment, no overload, every order ended."""
     config = small_town(seed=5)
@@ -382,7 +374,7 @@ def test_two_workers_with_a_forced_rebalance_keep_every_invariant(cluster: Clust
         w1.wait_ready(90)
 
     try:
-        log = run_simulation(config, _AtStep(dispatch, 40, stop_w2), progress=False)
+        log = run_simulation(config, AtStep(dispatch, 40, stop_w2), progress=False)
     finally:
         dispatch.close()
     _assert_every_invariant(cluster, log)
@@ -406,7 +398,7 @@ def test_a_worker_joining_mid_run_keeps_every_invariant(cluster: Cluster) -> Non
         dispatch.add_worker(w2.url)
 
     try:
-        log = run_simulation(config, _AtStep(dispatch, 40, start_w2), progress=False)
+        log = run_simulation(config, AtStep(dispatch, 40, start_w2), progress=False)
     finally:
         dispatch.close()
     _assert_every_invariant(cluster, log)

@@ -57,3 +57,31 @@ def test_trailing_bytes_are_rejected() -> None:
     )
     with pytest.raises(PositionBatchError, match="trailing"):
         decode_position_batch(encode_position_batch("s", "e", 1, columns) + b"x")
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(123.0, 2.0), (1.0, -181.0), (float("nan"), 2.0)])
+def test_coordinates_off_the_globe_are_rejected(lat: float, lon: float) -> None:
+    """A batch whose coordinates are off the globe or not numbers raises PositionBatchError."""
+    columns = PingColumns(
+        np.array(["c1"], dtype=object),
+        np.array([lat]),
+        np.array([lon]),
+        np.array([5]),
+        np.array([0.0]),
+        np.array([0.0]),
+        np.array([0.0]),
+    )
+    with pytest.raises(PositionBatchError, match="off the globe"):
+        decode_position_batch(encode_position_batch("s", "e", 1, columns))
+
+
+def test_a_tombstones_coordinates_are_not_checked() -> None:
+    """A tombstone batch decodes whatever its coordinates (they are NaN and never read)."""
+    nan = np.array([np.nan])
+    columns = PingColumns(np.array(["c1"], dtype=object), nan, nan, np.array([5]), nan, nan, nan)
+    batch = decode_position_batch(encode_position_batch("s", "e", 1, columns, left=True))
+    assert (batch.left, batch.fixes.courier_id.tolist(), batch.fixes.ts_ms.tolist()) == (
+        True,
+        ["c1"],
+        [5],
+    )

@@ -183,6 +183,22 @@ def test_creating_an_existing_order_twice_is_rejected() -> None:
     assert update.rejected is not None and update.rejected.reason is RejectReason.INVALID_TRANSITION
 
 
+def test_an_event_naming_another_shard_than_its_order_s_is_wrong_shard() -> None:
+    """A cancel naming another shard than the order's is refused and changes nothing."""
+    state = apply_order_event(None, ev("order_created", 0), src(0)).state
+    update = apply_order_event(state, ev("order_cancelled", 10, shard="9q8y"), src(1))
+    assert update.rejected is not None and update.rejected.reason is RejectReason.WRONG_SHARD
+    assert update.state.status is state.status
+
+
+def test_a_parked_event_naming_another_shard_is_wrong_shard_when_its_order_comes() -> None:
+    """An event parked before its order, naming another shard, is refused on adoption."""
+    state = apply_order_event(None, ev("order_created", 0), src(0)).state
+    outcome = apply_parked(state, [(ev("order_cancelled", 10, shard="9q8y"), src(5))])
+    assert [error.reason for _, error in outcome.rejected] == [RejectReason.WRONG_SHARD]
+    assert outcome.state.status is state.status
+
+
 def test_event_for_an_unknown_order_raises_unknown_id() -> None:
     """Events of an order that does not exist raise UNKNOWN_ID (the caller parks them)."""
     with pytest.raises(EventRejected) as info:

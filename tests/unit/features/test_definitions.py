@@ -1,5 +1,6 @@
 import copy
 import itertools
+from typing import Any
 
 import numpy as np
 import orjson
@@ -119,3 +120,79 @@ def test_surge_falls_as_couriers_per_order_rise(low: float, high: float) -> None
     """The multiplier stays within [1, cap] and never rises with more couriers per order."""
     low, high = sorted((low, high))
     assert 1.0 <= surge_multiplier(high, 3.0) <= surge_multiplier(low, 3.0) <= 3.0
+
+
+def _feature(name: str) -> Any:
+    """A fresh state of the named default feature."""
+    return next(f for f in default_features() if f.name == name).factory()
+
+
+def _order_event(etype: str, ts_ms: int, order_id: str = "o1", **fields: Any) -> dict[str, Any]:
+    """A feature event about `order_id` of merchant m1."""
+    return {
+        "type": etype,
+        "event_id": f"{etype}-{order_id}-{ts_ms}",
+        "ts_ms": ts_ms,
+        "order_id": order_id,
+        "merchant_id": "m1",
+        **fields,
+    }
+
+
+def test_estimate_error_is_the_mean_log_of_actual_over_estimated_prep() -> None:
+    """Two orders ready in 2x and 0.5x their estimates average out at zero; one alone is log 2."""
+    state = _feature("merchant_estimate_error_30d")
+    t0 = 1_700_000_000_000
+    for oid, factor in (("a", 2.0), ("b", 0.5)):
+        state.update(_order_event("order_created", t0, oid))
+        state.update(
+            _order_event("merchant_estimate", t0 + 1, oid, estimated_ready_ts_ms=t0 + 600_000)
+        )
+        state.update(_order_event("merchant_ready", t0 + int(600_000 * factor), oid))
+        if oid == "a":
+            assert state.value(t0 + 1_300_000)["estimate_log_ratio_mean"] == pytest.approx(
+                np.log(2.0)
+            )
+    assert state.value(t0 + 1_300_000) == {
+        "estimate_log_ratio_mean": pytest.approx(0.0),
+        "estimate_count": 2.0,
+    }
+
+
+def test_an_order_without_an_estimate_does_not_count() -> None:
+    """A ready order whose merchant never estimated it leaves the estimate error unknown."""
+    state = _feature("merchant_estimate_error_30d")
+    t0 = 1_700_000_000_000
+    state.update(_order_event("order_created", t0))
+    state.update(_order_event("merchant_ready", t0 + 600_000))
+    assert state.value(t0 + 600_000)["estimate_count"] == 0.0
+
+
+def test_orders_in_preparation_close_when_ready_or_cancelled() -> None:
+    """Three orders created, one ready and one cancelled: one is still in preparation."""
+    state = _feature("merchant_orders_preparing")
+    t0 = 1_700_000_000_000
+    for oid in ("a", "b", "c"):
+        state.update(_order_event("order_created", t0, oid))
+    state.update(_order_event("merchant_ready", t0 + 1_000, "a"))
+    state.update(_order_event("order_cancelled", t0 + 2_000, "b"))
+    assert state.value(t0 + 3_000) == {"orders_preparing": 1.0}
+
+
+@pytest.mark.parametrize("name", ["courier_speed_30d", "zone_speed_1h"])
+def test_speed_features_leave_out_a_standing_courier(name: str) -> None:
+    """Pings below the moving threshold do not pull the travel speed down."""
+    state = _feature(name)
+    t0 = 1_700_000_000_000
+    for i, speed in enumerate([6.0, 0.0, 0.2, 4.0]):
+        ping = {
+            "type": "courier_ping",
+            "event_id": f"p{i}",
+            "ts_ms": t0 + i * 4_000,
+            "courier_id": "c1",
+            "lat": 40.7,
+            "lon": -74.0,
+            "speed_mps": speed,
+        }
+        state.update(ping)
+    assert next(iter(state.value(t0 + 20_000).values())) == pytest.approx(5.0)

@@ -131,13 +131,13 @@ def test_partitions_buffer_and_flush_separately() -> None:
     assert feed.buffered(5) == 1
 
 
-def test_pings_feed_zone_features_but_not_the_courier_s_speed() -> None:
-    """Online, pings update zone supply and speed; the courier's 30-day speed stays offline."""
+def test_pings_feed_zone_features_and_the_courier_s_speed() -> None:
+    """Online, pings update zone supply and speed, and the courier's own speed and city."""
     table: dict[bytes, bytes] = {}
     feed = FeatureFeed(table, ping_flush_s=0.0)
     feed.on_pings(fixes([0, 1]), 3)
     assert feed.store(3).read("zone_speed_1h", "dr5ru6", 1).values == {"observed_speed_mps": 4.0}
-    assert not any(b"courier_speed_30d" in k or b"courier_city" in k for k in table)
+    assert feed.read(3, "courier_speed_30d", "c1", 1).values == {"speed_mean_mps": 4.0}
 
 
 def test_a_rebalance_drops_the_buffers_of_partitions_moved_away() -> None:

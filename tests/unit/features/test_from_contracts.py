@@ -38,6 +38,18 @@ def contract_samples() -> dict[str, dict[str, Any]]:
             "dropoff": DROPOFF,
         },
         "order_ready": {**head("order_ready"), **order, "merchant_id": "m1"},
+        "merchant_accepted": {
+            **head("merchant_accepted"),
+            **order,
+            "merchant_id": "m1",
+            "estimated_ready_ts_ms": T0 + 600_000,
+        },
+        "delivery_arrived": {
+            **head("delivery_arrived"),
+            **order,
+            "courier_id": "c1",
+            "stop": "pickup",
+        },
         "delivery_picked_up": {**head("delivery_picked_up"), **order, "courier_id": "c1"},
         "order_cancelled": {**head("order_cancelled"), **order, "reason": "customer"},
         "delivery_delivered": {**head("delivery_delivered"), **order, "courier_id": "c1"},
@@ -55,6 +67,8 @@ def contract_samples() -> dict[str, dict[str, Any]]:
 EXPECTED_TYPE = {
     "order_created": ev.ORDER_CREATED,
     "order_ready": ev.MERCHANT_READY,
+    "merchant_accepted": ev.MERCHANT_ESTIMATE,
+    "delivery_arrived": ev.ARRIVED,
     "delivery_picked_up": ev.PICKED_UP,
     "order_cancelled": ev.ORDER_CANCELLED,
     "delivery_delivered": ev.DELIVERED,
@@ -90,6 +104,24 @@ def to_contract(event: Mapping[str, Any], shard: str) -> dict[str, Any] | None:
             "order_id": event["order_id"],
             "shard": shard,
             **fields,
+        }
+    if etype == ev.MERCHANT_ESTIMATE:
+        return {
+            **base,
+            "type": "merchant_accepted",
+            "order_id": event["order_id"],
+            "merchant_id": event["merchant_id"],
+            "shard": shard,
+            "estimated_ready_ts_ms": event["estimated_ready_ts_ms"],
+        }
+    if etype == ev.ARRIVED:
+        return {
+            **base,
+            "type": "delivery_arrived",
+            "order_id": event["order_id"],
+            "courier_id": event["courier_id"],
+            "shard": shard,
+            "stop": event["stop"],
         }
     if etype == ev.PICKED_UP:
         return {
@@ -171,7 +203,6 @@ def test_unknown_merchant_maps_to_none(ctype: str) -> None:
     "contract",
     [
         {**head("merchant_accepted"), "order_id": "o1", "merchant_id": "m1", "shard": SHARD},
-        {**head("delivery_arrived"), "order_id": "o1", "courier_id": "c1", "shard": SHARD},
         {**head("courier_online"), "courier_id": "c1"},
     ],
     ids=lambda c: str(c["type"]),

@@ -53,6 +53,36 @@ def test_everything_stale_degrades_to_global_then_missing() -> None:
     assert counts.total() == 2
 
 
+def test_zone_supply_and_demand_are_the_zones_own_windowed_counts() -> None:
+    """Couriers pinging in 10 minutes and orders of the hour; 0 once out of window, no prior."""
+    counts = DegradationCounts()
+    store = OnlineFeatureStore({}, on_degrade=counts)
+    zone = geohash_encode(40.75, -73.99, 6)
+    store.apply(ping("e1", 0, "c1", 40.75, -73.99))
+    store.apply(ping("e2", MINUTE_MS, "c2", 40.75, -73.99))
+    store.apply(ping("e3", 2 * MINUTE_MS, "c1", 40.75, -73.99))
+    store.apply(ping("e4", 2 * MINUTE_MS, "c3", 40.77, -73.96))  # same city, other zone
+    for i in range(3):
+        store.apply(
+            {
+                "type": "order_created",
+                "event_id": f"o{i}",
+                "ts_ms": 3 * MINUTE_MS,
+                "order_id": f"o{i}",
+                "merchant_id": "m1",
+                "pickup_lat": 40.75,
+                "pickup_lon": -73.99,
+                "dropoff_lat": 40.76,
+                "dropoff_lon": -73.98,
+            }
+        )
+    assert store.zone_supply_demand(zone, 4 * MINUTE_MS) == (2.0, 3.0)
+    assert store.zone_supply_demand(zone, 30 * MINUTE_MS) == (0.0, 3.0)
+    assert store.zone_supply_demand(zone, 2 * HOUR_MS) == (0.0, 0.0)
+    assert store.zone_supply_demand("dr5rsz", 4 * MINUTE_MS) == (0.0, 0.0)
+    assert counts.total() == 0
+
+
 def test_unknown_entity_degrades_as_missing() -> None:
     """A never-seen courier is served from the global prior and counted as missing."""
     counts = DegradationCounts()

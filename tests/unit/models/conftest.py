@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from contracts.geo import haversine_m as haversine_m_np
+from features.offline import write_event_log
+from features.synthetic import generate_event_log
 from models.base_eta import StraightLineProvider
 from models.legs import Leg, TravelFeatureConfig, jittered_travel_rows, travel_features
 from models.residual import (
@@ -177,3 +180,14 @@ def row_of(batch: LegBatch, i: int) -> LegBatch:
         request_ts_ms=batch.request_ts_ms[i : i + 1],
         leg=batch.leg[i : i + 1],
     )
+
+
+@pytest.fixture(scope="session")
+def event_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A four-day synthetic event log (JSON Lines), the staged models' training input."""
+    events = generate_event_log(
+        np.random.default_rng(3), n_orders=300, duration_ms=4 * 86_400_000, n_couriers=8
+    )
+    path = tmp_path_factory.mktemp("log") / "events.jsonl"
+    write_event_log(path, events)
+    return path

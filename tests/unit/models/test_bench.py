@@ -1,11 +1,7 @@
-from pathlib import Path
-
 import numpy as np
 
-from features.offline import write_event_log
-from features.synthetic import generate_event_log
-from models.bench import PREP_CALIBRATION, selection_figures, train_prep_from_log
-from models.residual import ResidualQuantileModel, TrainConfig
+from models.bench import selection_figures
+from models.residual import ResidualQuantileModel
 from models.selection import CalibrationCandidate
 
 from .conftest import select_travel, synthetic_legs
@@ -32,17 +28,3 @@ def test_model_without_selection_reports_no_choice(travel_model: ResidualQuantil
     """A model trained with fixed settings reports null choice keys rather than inventing one."""
     figures = selection_figures(travel_model)
     assert figures == {"calibration_choice": None, "validation_p90_coverage": None}
-
-
-def test_prep_model_from_an_event_log_chooses_from_its_grid(tmp_path: Path) -> None:
-    """Training from an event log runs the calibration selection and records the outcome."""
-    events = generate_event_log(
-        np.random.default_rng(2), n_orders=400, duration_ms=4 * 86_400_000, n_couriers=6
-    )
-    log = tmp_path / "events.jsonl"
-    write_event_log(log, events)
-    small = TrainConfig(rounds_p50=20, rounds_p90=20, max_depth=3, nthread=1)
-    model = train_prep_from_log(log, progress=False, config=small)
-    sel = model.metadata["calibration_selection"]
-    assert sel["calibration_choice"] in {c.name for c in PREP_CALIBRATION}
-    assert sel["validated"] == (sel["validation_p90_coverage"] is not None)

@@ -35,6 +35,7 @@ def test_a_command_that_cannot_run_says_why_in_one_error_line(
         ["train", "--help"],
         ["evaluate", "--help"],
         ["eta", "bench", "--help"],
+        ["models", "promote", "--help"],
         ["bench", "eta", "--help"],
     ],
 )

@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.fallback import FallbackReason
-from models.registry import ModelRegistry, ShadowScorer
+from models.registry import ModelRegistry, RegistryError, ShadowScorer
 from models.residual import ResidualQuantileModel
 from models.service import EtaService, LoadedModel, ModelUnavailable
 
@@ -98,3 +99,58 @@ def test_shadow_candidate_is_scored_but_never_served(
     report = shadow.report()
     assert report["n"] == 5 and report["served_mae_s"] == 0.0
     assert report["candidate_p90_coverage"] == 1.0
+
+
+def test_a_set_version_serves_its_travel_model_and_keeps_the_others(
+    travel_model: ResidualQuantileModel, tmp_path: Path
+) -> None:
+    """A published set is one version: its travel model is served, every kind is loaded."""
+    reg = ModelRegistry(tmp_path)
+    version = reg.publish_set({"travel": travel_model, "total": travel_model})
+    entry = reg.refresh()
+    assert isinstance(entry, LoadedModel) and entry.version == version
+    models = reg.current_set()
+    assert models is not None and sorted(models.models) == ["total", "travel"]
+
+
+def _served_and_candidate(root: Path, model: ResidualQuantileModel) -> ModelRegistry:
+    """A refreshed registry serving v0001 (pinned) with v0002 in shadow."""
+    reg = ModelRegistry(root)
+    reg.publish_set({"travel": model})
+    reg.publish_set({"travel": model})
+    reg.pin("v0001")
+    reg.set_candidate("v0002")
+    reg.refresh()
+    return reg
+
+
+def test_a_candidate_loads_beside_the_served_version(
+    travel_model: ResidualQuantileModel, tmp_path: Path
+) -> None:
+    """Naming a candidate loads it at the next refresh without changing what is served."""
+    reg = _served_and_candidate(tmp_path, travel_model)
+    served, candidate = reg.current_set(), reg.candidate_set()
+    assert served is not None and served.version == "v0001"
+    assert candidate is not None and candidate.version == "v0002"
+
+
+def test_promoting_the_candidate_serves_it_and_ends_the_shadow_run(
+    travel_model: ResidualQuantileModel, tmp_path: Path
+) -> None:
+    """After promote(v) and a refresh, v is served and no candidate runs."""
+    reg = _served_and_candidate(tmp_path, travel_model)
+    reg.promote("v0002")
+    reg.refresh()
+    served = reg.current_set()
+    assert served is not None and served.version == "v0002"
+    assert reg.candidate_set() is None and reg.candidate_version() is None
+
+
+def test_promoting_an_unknown_version_is_refused(
+    travel_model: ResidualQuantileModel, tmp_path: Path
+) -> None:
+    """promote() of a version that was never published raises RegistryError."""
+    reg = ModelRegistry(tmp_path)
+    reg.publish_set({"travel": travel_model})
+    with pytest.raises(RegistryError, match="unknown version"):
+        reg.promote("v0009")

@@ -2,8 +2,10 @@
 
 Inputs are schema-valid events built here and handled the way the worker handles them: courier
 events through the real `CourierDirectory` (its `courier_state_update`s go to the engine), pings
-into the real `PositionStore`, everything shard-keyed straight to the engine. Every input event
-and every JSON output is appended to `log`, in handling order, for the invariant checker.
+into the real `PositionStore`, everything shard-keyed straight to the engine. New orders and
+pings also feed a real online feature store, which ticks read for surge as the worker's do.
+Every input event and every JSON output is appended to `log`, in handling order, for the
+invariant checker.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ from dispatch.live.orphans import Orphans
 from dispatch.live.positions import PositionStore
 from dispatch.live.rank_view import rank_in_view
 from dispatch.live.records import CourierRecord, DecisionRecord, ShardControl, courier_key
+from dispatch.live.staged import ModelSets, TickInputs, prep_model_of
 from dispatch.live.state import ShardStores
 from dispatch.live.topic_names import COURIER_STATE_UPDATES as STATE_UPDATES_TOPIC
 from dispatch.ranking import RankedCourier
+from features.from_contracts import to_feature_event
+from features.store import OnlineFeatureStore
 from simulators.inprocess import CountingTelemetry
 
 #: Event time the tests start at (epoch ms).
@@ -99,6 +104,7 @@ class World:
         config: EngineConfig | None = None,
         predictor: LegPredictor | None = None,
         stores: ShardStores | None = None,
+        models: ModelSets | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="shard-world-") if root is None else None
         base = Path(self._tmp.name) if self._tmp is not None else root
@@ -107,12 +113,15 @@ class World:
         self.positions.open(0)
         self.stores = stores if stores is not None else new_stores()
         self.telemetry = Counts()
+        self.features = OnlineFeatureStore({})
         self.engine = ShardEngine(
             self.stores,
             self.positions,
             config=config,
             predictor=predictor,
             telemetry=self.telemetry,
+            models=models,
+            inputs=self._tick_inputs,
         )
         self.directory = CourierDirectory(
             KV({}, CourierState.to_json, CourierState.from_json), PRECISION
@@ -123,6 +132,14 @@ class World:
         self.rejected_ids: set[str] = set()
         self._offsets: Counter[str] = Counter()
         self._seq = 0
+
+    def _tick_inputs(self, partition: int | None, now_ms: int) -> TickInputs:
+        """The served models and the zones' supply and demand from the feature store."""
+        return TickInputs(
+            prep_model_of(self.engine.models, self.engine.config),
+            zone_supply_demand=lambda zone: self.features.zone_supply_demand(zone, now_ms),
+            telemetry=self.telemetry,
+        )
 
     def close(self) -> None:
         """Close the position store and remove its files."""
@@ -173,6 +190,17 @@ class World:
         offset_ = self._offsets["courier_positions"]
         self._offsets["courier_positions"] += 1
         self.positions.apply(0, offset_, shard_of(lat, lon, PRECISION), columns)
+        self.features.apply(
+            {
+                "type": "courier_ping",
+                "event_id": f"ping-{courier_id}-{ts_ms}",
+                "ts_ms": ts_ms,
+                "courier_id": courier_id,
+                "lat": lat,
+                "lon": lon,
+                "speed_mps": 4.0,
+            }
+        )
 
     def courier_event(self, event: dict[str, Any]) -> Effects:
         """A `courier_events` record through the directory; its state updates to the engine."""
@@ -224,12 +252,23 @@ class World:
 
     # ------------------------------------------------------------------ orders
     def order_event(
-        self, topic: str, event: dict[str, Any], source: Source | None = None
+        self,
+        topic: str,
+        event: dict[str, Any],
+        source: Source | None = None,
+        placement: dict[str, float | None] | None = None,
     ) -> Effects:
-        """An order, merchant or delivery event to the engine (a new record unless `source`)."""
+        """An order, merchant or delivery event to the engine (a new record unless `source`).
+
+        `placement`: a new order's features at placement, as the worker reads them.
+        """
         self.log.append(event)
         src = source if source is not None else self.source(topic, event)
-        effects = self.engine.on_order_event(event, src)
+        effects = self.engine.on_order_event(event, src, placement)
+        if effects.applied and event["type"] == "order_created":
+            feature_event = to_feature_event(event)
+            assert feature_event is not None
+            self.features.apply(feature_event)
         if any(src.same_record(rejected) for rejected, _ in effects.rejections):
             self.rejected_ids.add(str(event["event_id"]))
         return self._record(effects)
@@ -244,8 +283,12 @@ class World:
         prep_s: float = 0.0,
         promise_ts_ms: int | None = None,
         traceparent: str | None = None,
+        placement: dict[str, float | None] | None = None,
     ) -> Effects:
-        """`order_created` (by default ready at once, 1.5 km from the merchant)."""
+        """`order_created` (by default ready at once, 1.5 km from the merchant).
+
+        `placement`: its features at placement (none: the order has none).
+        """
         drop = dropoff if dropoff is not None else offset(1_200.0, 900.0)
         fields: dict[str, Any] = {
             "order_id": order_id,
@@ -259,7 +302,7 @@ class World:
             fields["promise_ts_ms"] = promise_ts_ms
         event = self.event("order_created", ts_ms, **fields)
         return self.order_event(
-            "order_events", event, self.source("order_events", event, traceparent)
+            "order_events", event, self.source("order_events", event, traceparent), placement
         )
 
     def cancel(self, order_id: str, ts_ms: int) -> Effects:

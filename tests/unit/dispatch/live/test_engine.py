@@ -13,6 +13,7 @@ from dispatch.live.engine import ShardEngine
 from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import StraightLinePredictor
 from dispatch.live.records import DecisionStatus, Phase
+from features.definitions import supply_demand_ratio, surge_multiplier
 from tests.unit.dispatch.live.shard_world import (
     LAT,
     LON,
@@ -31,9 +32,9 @@ from tests.unit.dispatch.live.shard_world import (
 
 # ---------------------------------------------------------------------- proposals
 def test_a_created_order_is_open(world: World) -> None:
-    """`order_created` stores an open order without any decision or output."""
+    """`order_created` stores an open order without any decision; it only announces an ETA."""
     effects = world.create("o1", T0)
-    assert effects.outputs == [] and effects.rejections == []
+    assert [o.topic for o in effects.outputs] == ["eta_updates"] and effects.rejections == []
     dispatch = world.order("o1").dispatch
     assert (dispatch.phase, dispatch.decision_id) == (Phase.OPEN, None)
 
@@ -206,7 +207,7 @@ def test_a_redelivered_creation_record_changes_nothing(world: World) -> None:
 def test_only_a_first_valid_order_event_counts_as_applied(world: World) -> None:
     """`applied` is set for a new valid event, not for its redelivery nor for a duplicate id."""
     assert world.create("o1", T0).applied
-    event = world.log[-1]
+    event = created_event(world)
     source = world.order("o1").created_source
     assert source is not None
     assert not world.order_event("order_events", event, source).applied
@@ -216,8 +217,13 @@ def test_only_a_first_valid_order_event_counts_as_applied(world: World) -> None:
 def test_the_same_creation_in_another_record_is_a_duplicate(world: World) -> None:
     """The same `order_created` event id in a new record is dead-lettered as a duplicate."""
     world.create("o1", T0)
-    effects = world.order_event("order_events", world.log[-1])
+    effects = world.order_event("order_events", created_event(world))
     assert [error.reason for _, error in effects.rejections] == [RejectReason.DUPLICATE_EVENT]
+
+
+def created_event(world: World) -> dict[str, Any]:
+    """The last `order_created` the world sent."""
+    return next(e for e in reversed(world.log) if e["type"] == "order_created")
 
 
 # ---------------------------------------------------------------------- accept
@@ -395,6 +401,16 @@ def test_a_response_to_an_unknown_decision_is_dead_lettered(world: World) -> Non
     effects = world.respond("no-such-decision", "c1", T0 + S)
     assert [error.reason for _, error in effects.rejections] == [RejectReason.UNKNOWN_ID]
     assert effects.outputs == []
+
+
+def test_an_accept_naming_another_shard_is_wrong_shard_and_commits_nothing(world: World) -> None:
+    """An accept of a real offer naming another shard (same partition) is refused, uncommitted."""
+    proposal = offered(world)
+    answer = {**world.response(proposal["decision_id"], "c1", T0 + 3 * S), "shard": "9q8y"}
+    effects = world.handle_response(answer)
+    assert [error.reason for _, error in effects.rejections] == [RejectReason.WRONG_SHARD]
+    assert effects.outputs == []
+    assert world.decision(proposal["decision_id"]).status is DecisionStatus.PROPOSED
 
 
 def test_a_response_by_another_courier_is_dead_lettered_and_changes_nothing(world: World) -> None:
@@ -664,6 +680,22 @@ def test_surge_multipliers_stay_within_one_and_surge_max(tmp_path: Path) -> None
         multipliers = [e["multiplier"] for e in w.emitted("surge_update")]
         assert multipliers and max(multipliers) > 1.0
         assert all(1.0 <= m <= config.surge_max for m in multipliers)
+
+
+def test_surge_prices_the_zone_supply_and_demand_features(tmp_path: Path) -> None:
+    """A zone's surge is the feature layer's multiplier of the zone's supply/demand features."""
+    config = EngineConfig(surge_every_ticks=1, surge_max=3.0, surge_smoothing=1.0)
+    with World(root=tmp_path, config=config) as w:
+        for i in range(6):
+            w.create(f"o{i}", T0, prep_s=3_000.0)
+        w.online("c1", T0, at=offset(50.0, 0.0))  # in the merchant's zone
+        w.online("c2", T0, at=offset(0.0, 3_000.0))
+        [update] = [u for u in of_type(w.tick(T0 + S), "surge_update") if u["demand"]]
+        supply, demand = w.features.zone_supply_demand(update["zone"], T0 + S)
+        assert (update["supply"], update["demand"]) == (supply, demand) == (1, 6)
+        ratio = supply_demand_ratio(supply, demand)
+        assert ratio is not None
+        assert update["multiplier"] == round(surge_multiplier(ratio, config.surge_max), 3)
 
 
 # ---------------------------------------------------------------------- rank

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ class ScriptedPredictor:
         dest_lat: FloatArray,
         dest_lon: FloatArray,
         request_ts_ms: int,
+        context: Mapping[str, FloatArray] | None = None,
     ) -> LegPrediction:
         """The scripted answer (one value per leg)."""
         assert origin_lat.shape == self.p50_s.shape

@@ -11,14 +11,18 @@ import orjson
 import pytest
 
 from contracts.dead_letters import DeadLetter
+from contracts.pings import PingColumns
+from contracts.positions import encode_position_batch
 from contracts.rejections import EventRejected, PartRejected, RejectReason
 from contracts.tracing import TRACEPARENT_HEADER
 from dispatch.lifecycle import OrderState
 from dispatch.live.effects import Effects
 from dispatch.live.eta import LegPrediction
 from dispatch.live.kv import KV, StateError
+from dispatch.live.outputs import left_tombstone
 from dispatch.live.worker import WorkerConfig
 from tests.unit.dispatch.live.core_world import (
+    LON,
     SHARD,
     T0,
     TRACEPARENT,
@@ -168,6 +172,14 @@ def test_a_courier_event_rejection_keeps_key_value_and_trace(world: CoreWorld) -
     assert (source.key, source.value, source.headers) == (b"c1", bad, headers)
 
 
+def test_a_ping_record_with_headers_past_their_limit_is_too_large(world: CoreWorld) -> None:
+    """A valid ping batch whose headers exceed 16 KiB is refused whole, nothing applied."""
+    headers = (("x-big", b"h" * 17_000),)
+    effects = world.feed("courier_pings", b"gw", batch("b1", [fix("c1")]), headers=headers)
+    assert reasons(effects) == [RejectReason.RECORD_TOO_LARGE]
+    assert effects.outputs == []
+
+
 def test_a_rejected_fix_keeps_the_batch_s_headers(world: CoreWorld) -> None:
     """A per-fix rejection carries the batch record's headers, `traceparent` included."""
     headers = ((TRACEPARENT_HEADER, TRACEPARENT),)
@@ -202,6 +214,39 @@ def test_an_unexpected_error_becomes_an_internal_error_dead_letter(tmp_path: Pat
     assert reasons(effects) == [RejectReason.INTERNAL_ERROR]
     assert effects.rejections[0][1].exception == "ZeroDivisionError"
     assert w.telemetry.counts["internal_error:dispatch_ticks"] == 1
+
+
+def test_positions_off_the_globe_are_refused_and_ticks_go_on(world: CoreWorld) -> None:
+    """Positions holding a latitude off the globe are `undecodable`; later ticks stay clean."""
+    world.feed("order_events", SHARD.encode(), created("o1"))
+    world.feed("courier_events", b"c1", online("c1"))
+    world.feed("courier_state_updates", SHARD.encode(), _arrived("c1"))
+    n = 1
+    columns = PingColumns(
+        np.array(["c1"], dtype=object),
+        np.array([123.0]),
+        np.array([LON]),
+        np.full(n, T0, dtype=np.int64),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+    )
+    raw = encode_position_batch(SHARD, "pos-1", T0, columns)
+    refused = world.feed("courier_positions", SHARD.encode(), raw)
+    ticks = [  # the fifth tick counts idle couriers by zone for surge
+        world.feed("dispatch_ticks", SHARD.encode(), event("dispatch_tick", f"t{i}", shard=SHARD))
+        for i in range(5)
+    ]
+    assert reasons(refused) == [RejectReason.UNDECODABLE]
+    assert [reasons(t) for t in ticks] == [[]] * 5
+
+
+def test_the_workers_own_tombstone_is_applied_not_dead_lettered(world: CoreWorld) -> None:
+    """A handoff's tombstone (coordinates NaN, as the worker writes it) is no bad record."""
+    world.feed("courier_events", b"c1", online("c1"))
+    world.feed("courier_state_updates", SHARD.encode(), _arrived("c1"))
+    effects = world.feed("courier_positions", SHARD.encode(), left_tombstone(SHARD, "c1", T0))
+    assert effects.rejections == []
 
 
 def _arrived(courier_id: str) -> dict[str, Any]:

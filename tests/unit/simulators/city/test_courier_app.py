@@ -36,3 +36,12 @@ def test_late_answers_come_after_the_lease() -> None:
     app = AppConfig(late_response_prob=1.0)
     rng = np.random.default_rng(0)
     assert all(response_delay_ms(app, rng, 1_000, 31_000) > 30_000 for _ in range(100))
+
+
+@given(metres, st.integers(min_value=1, max_value=5), st.floats(min_value=-3, max_value=3))
+def test_a_higher_offset_accepts_more(pickup_m: float, n: int, offset: float) -> None:
+    """A courier with a higher personal offset is never less likely to accept the same offer."""
+    app = AppConfig()
+    assert accept_probability(app, pickup_m, n, offset + 0.5) >= accept_probability(
+        app, pickup_m, n, offset
+    )

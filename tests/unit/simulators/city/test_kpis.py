@@ -334,3 +334,58 @@ def test_outcomes_add_up_on_a_real_run(small_run: Run) -> None:
     assert k["delivered"] + k["cancelled"] + k["expired"] + k["open_at_end"] == k["orders"] > 0
     assert 0.0 < k["courier_utilization"] <= 1.0
     assert len(order_outcomes(small_run.log)) == len(small_run.inputs_of("order_created"))
+
+
+def _with_arrivals(log: SimulationLog) -> SimulationLog:
+    """`log` with pickup arrivals: c1 at A at minute 8 (ready 10), c2 at B at 13 (ready 5)."""
+    arrivals = [
+        ev("delivery_arrived", 6, order_id="A", courier_id="c9", stop="pickup"),
+        ev("delivery_arrived", 8, order_id="A", courier_id="c1", stop="pickup"),
+        ev("delivery_arrived", 13, order_id="B", courier_id="c2", stop="pickup"),
+        ev("delivery_arrived", 20, order_id="A", courier_id="c1", stop="dropoff"),
+    ]
+    log.inputs.extend(arrivals)
+    return log
+
+
+def test_courier_wait_is_ready_minus_the_picking_courier_s_arrival() -> None:
+    """The courier who picked A up waited 2 min for it; B was ready before its courier came."""
+    assert compute_kpis(_with_arrivals(hand_log()))["courier_wait_min"] == pytest.approx(1.0)
+
+
+def test_food_wait_is_the_picking_courier_s_arrival_minus_ready() -> None:
+    """B waited 8 min for its courier; A was not ready when its courier came."""
+    assert compute_kpis(_with_arrivals(hand_log()))["food_wait_min"] == pytest.approx(4.0)
+
+
+def test_waits_are_unknown_without_arrivals() -> None:
+    """A log without pickup arrivals has no courier or food waiting figure."""
+    k = compute_kpis(hand_log())
+    assert (k["courier_wait_min"], k["food_wait_min"]) == (None, None)
+
+
+def _placement_eta(oid: str, minutes: float, p50_min: float, p90_min: float) -> SimRecord:
+    """An `eta_update` of `oid` at `minutes` with drop-off quantiles at those minutes."""
+    return ev(
+        "eta_update",
+        minutes,
+        order_id=oid,
+        shard="dr5r",
+        dropoff_p50_ts_ms=m(p50_min),
+        dropoff_p90_ts_ms=m(p90_min),
+        fallback_used=False,
+        model_version="v0003",
+    )
+
+
+def test_placement_etas_are_those_announced_when_the_order_was_placed() -> None:
+    """Only the update issued at the order's creation counts; later ones do not."""
+    log = hand_log(
+        [
+            _placement_eta("A", 0, 24, 30),
+            _placement_eta("A", 3, 25, 26),
+            _placement_eta("B", 1, 40, 45),
+        ]
+    )
+    k = compute_kpis(log, eta_source="placement")
+    assert (k["eta_samples"], k["eta_p50_abs_err_min"], k["eta_p90_coverage"]) == (1, 1.0, 1.0)

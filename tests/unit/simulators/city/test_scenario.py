@@ -1,8 +1,10 @@
 import dataclasses
 
+import numpy as np
+
 from contracts.geo import distance_m, shard_of
 from simulators.city.config import lunch_rush
-from simulators.city.scenario import build_scenario
+from simulators.city.scenario import OrderPlan, build_scenario, kitchen_factor
 from tests.unit.simulators.city.conftest import small_config
 
 
@@ -76,3 +78,98 @@ def test_id_prefix_prefixes_every_id() -> None:
     ids = [o.order_id for o in scenario.orders] + [c.courier_id for c in scenario.couriers]
     ids += [m.merchant_id for m in scenario.merchants]
     assert all(i.startswith("run7-") for i in ids)
+
+
+def test_a_merchant_s_tablet_bias_is_lognormal_with_the_configured_sigma() -> None:
+    """Per-merchant tablet biases have a log standard deviation near `estimate_bias_sigma`."""
+    config = dataclasses.replace(
+        lunch_rush(), merchants=dataclasses.replace(lunch_rush().merchants, n_merchants=2_000)
+    )
+    biases = np.log([m.estimate_bias for m in build_scenario(config).merchants])
+    assert abs(float(np.std(biases)) - config.merchants.estimate_bias_sigma) < 0.02
+
+
+def test_every_estimate_of_a_merchant_carries_its_bias() -> None:
+    """Estimates over usual times average out at the merchant's bias (per-order noise aside)."""
+    scenario = build_scenario(lunch_rush())
+    by_merchant = {m.merchant_id: m for m in scenario.merchants}
+    ratios: dict[str, list[float]] = {}
+    for order in scenario.orders:
+        usual_s = (order.ready_ts_ms - order.placed_ts_ms) / 1000 / (1 + 0.1 * order.kitchen_queue)
+        estimate_s = (order.estimated_ready_ts_ms - order.placed_ts_ms) / 1000
+        if order.kitchen_queue < 10:
+            ratios.setdefault(order.merchant_id, []).append(np.log(estimate_s / usual_s))
+    busiest = max(ratios, key=lambda m: len(ratios[m]))
+    assert len(ratios[busiest]) >= 15
+    expected = np.log(by_merchant[busiest].estimate_bias)
+    assert abs(float(np.mean(ratios[busiest])) - expected) < 0.15
+
+
+def test_a_busy_kitchen_is_slower_and_the_tablet_ignores_it() -> None:
+    """Orders placed while others are in preparation take longer; their estimates do not."""
+    config = lunch_rush()
+    unbiased = dataclasses.replace(config.merchants, estimate_bias_sigma=0.0)
+    scenario = build_scenario(dataclasses.replace(config, merchants=unbiased))
+    busy = [o for o in scenario.orders if o.kitchen_queue >= 2]
+    idle = [o for o in scenario.orders if o.kitchen_queue == 0]
+    assert busy and idle
+
+    def underestimate(orders: list[OrderPlan]) -> float:
+        """Mean log of prep time over estimated prep time."""
+        return float(
+            np.mean(
+                [
+                    np.log(
+                        (o.ready_ts_ms - o.placed_ts_ms)
+                        / (o.estimated_ready_ts_ms - o.placed_ts_ms)
+                    )
+                    for o in orders
+                ]
+            )
+        )
+
+    assert underestimate(busy) - underestimate(idle) > 0.15
+
+
+def test_the_kitchen_queue_counts_orders_placed_earlier_and_not_ready() -> None:
+    """An order's queue is the merchant's earlier orders not ready (nor cancelled) at placement."""
+    scenario = build_scenario(lunch_rush())
+    for order in scenario.orders[::7]:
+        expected = sum(
+            1
+            for other in scenario.orders
+            if other.merchant_id == order.merchant_id
+            and other.placed_ts_ms < order.placed_ts_ms < other.ready_ts_ms
+            and (other.cancel_ts_ms is None or other.cancel_ts_ms > order.placed_ts_ms)
+        )
+        assert order.kitchen_queue == expected
+
+
+def test_kitchen_slowdown_stops_at_the_configured_maximum() -> None:
+    """However long the queue, a kitchen is at most `kitchen_slowdown_max` times slower."""
+    assert kitchen_factor(1_000, 0.1, 2.0) == 2.0
+
+
+def test_couriers_have_personal_acceptance_offsets() -> None:
+    """Acceptance offsets are centred normals with the configured standard deviation."""
+    config = dataclasses.replace(
+        lunch_rush(), fleet=dataclasses.replace(lunch_rush().fleet, n_couriers=3_000)
+    )
+    offsets = [c.accept_offset for c in build_scenario(config).couriers]
+    assert abs(float(np.mean(offsets))) < 0.1
+    assert abs(float(np.std(offsets)) - config.app.accept_offset_sd) < 0.05
+
+
+def test_new_habits_leave_the_other_draws_alone() -> None:
+    """Without biases, slowdowns or offsets the city is the one drawn before they existed."""
+    config = lunch_rush()
+    plain = dataclasses.replace(
+        config,
+        merchants=dataclasses.replace(
+            config.merchants, estimate_bias_sigma=0.0, kitchen_slowdown_per_order=0.0
+        ),
+        app=dataclasses.replace(config.app, accept_offset_sd=0.0),
+    )
+    with_habits, without = build_scenario(config), build_scenario(plain)
+    assert [o.placed_ts_ms for o in with_habits.orders] == [o.placed_ts_ms for o in without.orders]
+    assert [c.home for c in with_habits.couriers] == [c.home for c in without.couriers]
