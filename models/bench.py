@@ -28,15 +28,9 @@ from models.base_eta import StraightLineProvider
 from models.calibration import coverage_rate
 from models.evaluate import eta_metrics, write_plots
 from models.legs import jittered_travel_rows
+from models.model_files import save_model
 from models.online_calibration import OnlineCalibratedModel
-from models.residual import (
-    ClampConfig,
-    ResidualQuantileModel,
-    Target,
-    TrainConfig,
-    TrainingData,
-    save_model,
-)
+from models.residual import ClampConfig, ResidualQuantileModel, Target, TrainConfig, TrainingData
 from models.selection import CalibrationCandidate, train_with_selection
 from models.service import EtaService, LegBatch, LoadedModel, StaticModelSource
 from models.timeparts import local_parts, zone

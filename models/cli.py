@@ -32,8 +32,8 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from features.offline import EventLogError
     from models.calibration import CalibrationError
     from models.datasets import DatasetError
+    from models.model_files import ModelLoadError
     from models.registry import RegistryError
-    from models.residual import ModelLoadError
 
     return (DatasetError, CalibrationError, ModelLoadError, RegistryError, EventLogError, OSError)
 

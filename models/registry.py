@@ -32,13 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from models.fallback import FallbackReason
-from models.residual import (
-    ModelLoadError,
-    ModelMissingError,
-    ResidualQuantileModel,
-    load_model,
-    save_model,
-)
+from models.model_files import ModelLoadError, ModelMissingError, load_model, save_model
+from models.residual import ResidualQuantileModel
 from models.service import EtaBatchResult, LoadedModel, ModelUnavailable
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.http import make_app
+from models.model_files import load_model
 from models.registry import ModelRegistry
-from models.residual import load_model
 from models.service import EtaService, LoadedModel, ModelSource, StaticModelSource
 
 

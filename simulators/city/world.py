@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from contracts.geo import distance_m
 from contracts.geo import offset_m as offset
 from contracts.records import envelope
 from contracts.rejections import EventRejected
 from contracts.validation import validate_schema
+from simulators.city.actors import CityCourier, CityOrder, NoiseBuffer, Stop
 from simulators.city.config import CityConfig
 from simulators.city.courier_app import accept_probability, response_delay_ms
 from simulators.city.events import make_id, point, record
 from simulators.city.legs import Leg, standing
 from simulators.city.protocol import SimRecord
-from simulators.city.scenario import CourierPlan, OrderPlan, Scenario, build_scenario, rng_streams
+from simulators.city.scenario import Scenario, build_scenario, rng_streams
 
 #: Largest number of fixes in one ping batch (the contract's limit).
 MAX_BATCH_FIXES = 10_000
@@ -53,79 +51,9 @@ PENDING_GRACE_MS = 60_000
 # Priorities of simultaneous world events: state changes, then fixes, then the gateway flush.
 _STATE, _PING, _FLUSH = 0, 1, 2
 
-TERMINAL = frozenset({"delivered", "cancelled", "expired"})
-
-
-class _NoiseBuffer:
-    """Position noise drawn in blocks (fast): two standard normals and a uniform per fix."""
-
-    def __init__(self, rng: np.random.Generator, block: int = 4096) -> None:
-        self._rng = rng
-        self._block = block
-        self._rows: list[list[float]] = []
-        self._i = 0
-
-    def next(self) -> tuple[float, float, float]:
-        if self._i >= len(self._rows):
-            normals = self._rng.standard_normal((self._block, 2))
-            uniforms = self._rng.random((self._block, 1))
-            self._rows = np.hstack([normals, uniforms]).tolist()
-            self._i = 0
-        east, north, u = self._rows[self._i]
-        self._i += 1
-        return east, north, u
-
 
 class SimulationError(Exception):
     """The dispatcher returned something the simulation cannot use (with the reason)."""
-
-
-@dataclass
-class _Order:
-    plan: OrderPlan
-    status: str = "scheduled"  # scheduled | placed | delivered | cancelled | expired
-    courier_id: str | None = None
-    decision_id: str | None = None
-    picked: bool = False
-    arrivals: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-
-@dataclass(frozen=True)
-class _Stop:
-    kind: str  # pickup | dropoff
-    order_id: str
-    lat: float
-    lon: float
-
-
-@dataclass
-class _Courier:
-    plan: CourierPlan
-    phase_ms: int
-    leg: Leg
-    online: bool = False
-    session: int = 0
-    version: int = 0
-    activity: str = "idle"  # idle | travel | wait | handover
-    stops: list[_Stop] = field(default_factory=list)
-    held: dict[str, str] = field(default_factory=dict)  # order id -> committing decision id
-    picked: set[str] = field(default_factory=set)
-    pending: dict[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)
-    leg_speed_mps: float = 0.0
-    leg_heading_deg: float = 0.0
-    onlines: int = 0
-    offlines: int = 0
-
-    @property
-    def courier_id(self) -> str:
-        return self.plan.courier_id
-
-    def position(self, ts_ms: int) -> tuple[float, float]:
-        return self.leg.position(ts_ms)
 
 
 class CityWorld:
@@ -138,7 +66,7 @@ class CityWorld:
         self._travel = streams["travel"]
         self._app = streams["app"]
         self._gps = streams["gps"]
-        self._noise = _NoiseBuffer(self._gps)
+        self._noise = NoiseBuffer(self._gps)
         self._incidents = streams["incidents"]
         self.now_ms = config.start_ts_ms - 1
         self._heap: list[tuple[int, int, int, str, tuple[Any, ...]]] = []
@@ -154,13 +82,13 @@ class CityWorld:
             "offline_mid_route": 0,
             "orders_abandoned": 0,
         }
-        self.orders = {p.order_id: _Order(p) for p in self.scenario.orders}
+        self.orders = {p.order_id: CityOrder(p) for p in self.scenario.orders}
         interval_ms = config.fleet.ping_interval_s * 1000
-        self.couriers: dict[str, _Courier] = {}
+        self.couriers: dict[str, CityCourier] = {}
         for plan in self.scenario.couriers:
             phase = int(self._gps.integers(0, interval_ms))
             leg = standing(plan.home[0], plan.home[1], plan.shift_start_ts_ms)
-            self.couriers[plan.courier_id] = _Courier(plan, phase, leg)
+            self.couriers[plan.courier_id] = CityCourier(plan, phase, leg)
             self._at(plan.shift_start_ts_ms, "shift_start", plan.courier_id)
             self._at(plan.shift_end_ts_ms, "shift_end", plan.courier_id)
         for order_plan in self.scenario.orders:
@@ -351,7 +279,7 @@ class CityWorld:
         if not courier.online and self.now_ms < courier.plan.shift_end_ts_ms:
             self._go_online(courier)
 
-    def _go_online(self, courier: _Courier) -> None:
+    def _go_online(self, courier: CityCourier) -> None:
         plan = courier.plan
         lat, lon = courier.position(self.now_ms)
         courier.leg = standing(lat, lon, self.now_ms)
@@ -371,7 +299,7 @@ class CityWorld:
         first = self.now_ms + (courier.phase_ms - self.now_ms) % interval_ms
         self._at(first, "ping", plan.courier_id, courier.session, priority=_PING)
 
-    def _go_offline(self, courier: _Courier) -> None:
+    def _go_offline(self, courier: CityCourier) -> None:
         lat, lon = courier.position(self.now_ms)
         courier.leg = standing(lat, lon, self.now_ms)
         courier.online = False
@@ -452,7 +380,7 @@ class CityWorld:
         )
         self._at(max(int(body["ts_ms"]) + delay, self.now_ms + 1), "respond", decision_id)
 
-    def _load(self, courier: _Courier) -> int:
+    def _load(self, courier: CityCourier) -> int:
         pending = {
             oid
             for orders, forget_ms in courier.pending.values()
@@ -560,17 +488,17 @@ class CityWorld:
             )
             self._at(when, "vanish", courier.courier_id, courier.session)
 
-    def _stops_for(self, body: dict[str, Any], order_ids: list[str]) -> list[_Stop]:
+    def _stops_for(self, body: dict[str, Any], order_ids: list[str]) -> list[Stop]:
         """Stops of `order_ids` in the route's order, each pickup before its dropoff."""
         wanted = set(order_ids)
-        stops: list[_Stop] = []
+        stops: list[Stop] = []
         picked: set[str] = set()
         dropped: set[str] = set()
 
         def pickup(oid: str) -> None:
             if oid not in picked:
                 picked.add(oid)
-                stops.append(_Stop("pickup", oid, *self.orders[oid].plan.pickup))
+                stops.append(Stop("pickup", oid, *self.orders[oid].plan.pickup))
 
         for stop in body.get("route", []):
             oid = str(stop["order_id"])
@@ -581,12 +509,12 @@ class CityWorld:
             elif oid not in dropped:
                 pickup(oid)
                 dropped.add(oid)
-                stops.append(_Stop("dropoff", oid, *self.orders[oid].plan.dropoff))
+                stops.append(Stop("dropoff", oid, *self.orders[oid].plan.dropoff))
         for oid in order_ids:
             pickup(oid)
         for oid in order_ids:
             if oid not in dropped:
-                stops.append(_Stop("dropoff", oid, *self.orders[oid].plan.dropoff))
+                stops.append(Stop("dropoff", oid, *self.orders[oid].plan.dropoff))
         return stops
 
     def _on_released(self, body: dict[str, Any]) -> None:
@@ -609,13 +537,13 @@ class CityWorld:
             self._drop(order)
 
     # ------------------------------------------------------------------ following the route
-    def _release_hold(self, order: _Order) -> None:
+    def _release_hold(self, order: CityOrder) -> None:
         courier = self.couriers[str(order.courier_id)]
         courier.held.pop(order.plan.order_id, None)
         order.courier_id = None
         order.decision_id = None
 
-    def _drop(self, order: _Order) -> None:
+    def _drop(self, order: CityOrder) -> None:
         """The holding courier stops serving `order` (not picked up) and re-plans if needed."""
         courier = self.couriers[str(order.courier_id)]
         self._release_hold(order)
@@ -628,7 +556,7 @@ class CityWorld:
             courier.activity = "idle"
             self._next_stop(courier)
 
-    def _next_stop(self, courier: _Courier) -> None:
+    def _next_stop(self, courier: CityCourier) -> None:
         while courier.stops and courier.stops[0].order_id not in courier.held:
             courier.stops.pop(0)
         now = self.now_ms

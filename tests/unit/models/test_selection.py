@@ -5,13 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.residual import (
-    ClampConfig,
-    ResidualTrainer,
-    Target,
-    TrainConfig,
-    TrainingData,
-)
+from models.residual import ClampConfig, ResidualTrainer, Target, TrainConfig, TrainingData
 from models.selection import (
     CalibrationCandidate,
     CandidateScore,

@@ -13,10 +13,7 @@ from dispatch.live.engine import ShardEngine
 from dispatch.live.engine_config import EngineConfig
 from dispatch.live.eta import StraightLinePredictor
 from dispatch.live.records import DecisionStatus, Phase
-from features.definitions import supply_demand_ratio, surge_multiplier
 from tests.unit.dispatch.live.shard_world import (
-    LAT,
-    LON,
     SHARD,
     T0,
     S,
@@ -640,97 +637,6 @@ def test_a_wildcard_control_applies_to_every_shard_beneath_shard_flags(world: Wo
     assert version.endswith("+all-1+own-1") and other_version.endswith("+all-1")
 
 
-# ---------------------------------------------------------------------- ETA and surge updates
-def test_eta_updates_are_only_emitted_on_cadence_ticks(tmp_path: Path) -> None:
-    """Ticks whose count is not a multiple of `eta_update_every_ticks` emit no ETA update."""
-    config = EngineConfig(eta_update_every_ticks=4)
-    with World(root=tmp_path, config=config) as w:
-        proposal = committed(w)  # tick 1
-        w.picked_up("o1", "c1", proposal["route"][0]["planned_ts_ms"] + 600 * S)
-        for n in range(2, 13):
-            effects = w.tick(T0 + 700 * S + n * S)
-            if n % 4:
-                assert of_type(effects, "eta_update") == [], n
-        assert len(w.emitted("eta_update")) >= 1
-
-
-def test_a_changed_eta_is_announced_at_the_next_cadence_tick(tmp_path: Path) -> None:
-    """A late pickup moves the drop-off plan; the next cadence tick announces the new ETA."""
-    config = EngineConfig(eta_update_every_ticks=2)
-    with World(root=tmp_path, config=config) as w:
-        proposal = committed(w)  # tick 1
-        late_ms = 10 * 60 * S
-        w.picked_up("o1", "c1", proposal["route"][0]["planned_ts_ms"] + late_ms)
-        [update] = of_type(w.tick(T0 + 200 * S), "eta_update")  # tick 2
-        planned = proposal["route"][1]["planned_ts_ms"] + late_ms
-        assert (update["order_id"], update["dropoff_p50_ts_ms"]) == ("o1", planned)
-        assert update["dropoff_p90_ts_ms"] >= update["dropoff_p50_ts_ms"]
-
-
-def test_surge_multipliers_stay_within_one_and_surge_max(tmp_path: Path) -> None:
-    """Heavy unmet demand raises the zone's multiplier above 1 but never past `surge_max`."""
-    config = EngineConfig(surge_every_ticks=2, surge_max=1.6, surge_smoothing=0.7)
-    with World(root=tmp_path, config=config) as w:
-        for i in range(40):
-            w.create(f"o{i}", T0, prep_s=3_000.0)
-        w.online("c1", T0, at=offset(0.0, 3_000.0))
-        for n in range(1, 21):
-            effects = w.tick(T0 + n * 2 * S)
-            assert n % 2 == 0 or of_type(effects, "surge_update") == []
-        multipliers = [e["multiplier"] for e in w.emitted("surge_update")]
-        assert multipliers and max(multipliers) > 1.0
-        assert all(1.0 <= m <= config.surge_max for m in multipliers)
-
-
-def test_surge_prices_the_zone_supply_and_demand_features(tmp_path: Path) -> None:
-    """A zone's surge is the feature layer's multiplier of the zone's supply/demand features."""
-    config = EngineConfig(surge_every_ticks=1, surge_max=3.0, surge_smoothing=1.0)
-    with World(root=tmp_path, config=config) as w:
-        for i in range(6):
-            w.create(f"o{i}", T0, prep_s=3_000.0)
-        w.online("c1", T0, at=offset(50.0, 0.0))  # in the merchant's zone
-        w.online("c2", T0, at=offset(0.0, 3_000.0))
-        [update] = [u for u in of_type(w.tick(T0 + S), "surge_update") if u["demand"]]
-        supply, demand = w.features.zone_supply_demand(update["zone"], T0 + S)
-        assert (update["supply"], update["demand"]) == (supply, demand) == (1, 6)
-        ratio = supply_demand_ratio(supply, demand)
-        assert ratio is not None
-        assert update["multiplier"] == round(surge_multiplier(ratio, config.surge_max), 3)
-
-
-# ---------------------------------------------------------------------- rank
-def five_couriers(w: World) -> None:
-    """Five idle couriers at growing distances from the merchant."""
-    for i, (north, east) in enumerate(
-        [(2_500, 0), (200, 0), (-1_500, 200), (800, 300), (0, 4_000)]
-    ):
-        w.online(f"c{i}", T0, at=offset(float(north), float(east)))
-
-
-def test_rank_returns_at_most_k_couriers_cheapest_first(world: World) -> None:
-    """`rank` returns k couriers, by non-decreasing cost, the nearest one first."""
-    five_couriers(world)
-    ranked = world.rank((LAT, LON), offset(1_000.0, 1_000.0), T0 + S, 3)
-    costs = [r.cost for r in ranked]
-    assert len(ranked) == 3 and costs == sorted(costs)
-    assert ranked[0].courier_id == "c1"
-
-
-def test_rank_never_returns_more_couriers_than_are_available(world: World) -> None:
-    """Asking for more couriers than there are returns each available courier once."""
-    five_couriers(world)
-    ranked = world.rank((LAT, LON), offset(1_000.0, 1_000.0), T0 + S, 50)
-    assert sorted(r.courier_id for r in ranked) == [f"c{i}" for i in range(5)]
-
-
-def test_rank_terms_sum_to_the_cost(world: World) -> None:
-    """Each ranked courier's terms add up to its cost, and its drop-off follows its pickup."""
-    five_couriers(world)
-    for r in world.rank((LAT, LON), offset(1_000.0, 1_000.0), T0 + S, 5):
-        assert sum(v for _, v in r.terms) == pytest.approx(r.cost, abs=1e-9)
-        assert r.pickup_ts_ms < r.dropoff_ts_ms
-
-
 # ---------------------------------------------------------------------- shard moves
 def test_a_courier_leaving_the_shard_releases_its_offer_as_shard_moved(world: World) -> None:
     """A courier seen elsewhere leaves: offer released, tombstone, handed to the new shard."""
@@ -745,58 +651,3 @@ def test_a_courier_leaving_the_shard_releases_its_offer_as_shard_moved(world: Wo
     ]
     assert [(h["shard"], h["from_shard"]) for h in handovers] == [("dr5x", SHARD)]
     assert world.courier("c1", "dr5x").shard == "dr5x"
-
-
-# ---------------------------------------------------------------------- contracts
-def every_output_type(w: World) -> None:
-    """A scenario emitting every output type of the engine at least once."""
-    proposal = committed(w)  # proposed, committed
-    w.create("o2", T0 + 4 * S, pickup=offset(-400.0, 0.0), merchant_id="m2")
-    w.online("c2", T0 + 4 * S, at=offset(-300.0, 0.0))
-    second = offer(w, T0 + 5 * S)
-    w.respond(second["decision_id"], second["courier_id"], T0 + 6 * S, "decline")  # released
-    w.picked_up("o1", "c1", proposal["route"][0]["planned_ts_ms"] + 600 * S)
-    w.create("o3", T0 + 7 * S, prep_s=14_000.0, pickup=offset(0.0, -600.0), merchant_id="m3")
-    for i in range(40):
-        w.create(f"busy{i}", T0 + 8 * S, prep_s=10_000.0, merchant_id="m4")
-    for n in range(1, 26):  # eta and surge cadences; o3 expires after max_order_age_s
-        w.tick(T0 + 3_600 * S * (n // 20) + 10 * S + n * S)
-
-
-OUTPUT_TYPES = (
-    "assignment_proposed",
-    "assignment_committed",
-    "assignment_released",
-    "order_expired",
-    "eta_update",
-    "surge_update",
-)
-
-
-@pytest.fixture(scope="module")
-def all_outputs() -> list[dict[str, Any]]:
-    """The JSON outputs of `every_output_type`."""
-    with World() as w:
-        every_output_type(w)
-        return [o.value for o in w.outputs if isinstance(o.value, dict)]
-
-
-def test_the_same_inputs_give_the_same_outputs() -> None:
-    """Two fresh engines given the same inputs emit identical outputs, in the same order."""
-    runs = []
-    for _ in range(2):
-        with World() as w:
-            every_output_type(w)
-            runs.append([(o.topic, o.key, o.value) for o in w.outputs])
-    assert runs[0] == runs[1] and runs[0]
-
-
-@pytest.mark.parametrize("kind", OUTPUT_TYPES)
-def test_every_output_of_each_type_passes_its_schema(
-    all_outputs: list[dict[str, Any]], kind: str
-) -> None:
-    """The engine emits events of this type, and each one is valid against its JSON Schema."""
-    events = [e for e in all_outputs if e["type"] == kind]
-    assert events, f"the scenario emitted no {kind}"
-    for event in events:
-        validate_schema(event)
