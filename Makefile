@@ -9,7 +9,7 @@ SHARED ?= ../shared
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv browser kafka demo test lint unit integration fuzz chaos chaos-overload bench bench-ingest bench-eta bench-dispatch bench-rank bench-live bench-scaleout clean
+.PHONY: help venv browser kafka demo test lint unit integration fuzz chaos chaos-short chaos-overload bench bench-ingest bench-eta bench-dispatch bench-rank bench-live bench-scaleout clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -44,7 +44,7 @@ test: $(STAMP) ## lint, type-check, unit tests, then integration tests on Apache
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -m "not integration"
 	@until test -f $(PREP_DONE); do sleep 1; done; if [ "$$(cat $(PREP_DONE))" != 0 ]; then cat $(PREP_LOG); echo "error: installing Chromium or the Kafka jars failed (log above)"; exit 1; fi
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest -m "integration and not chaos"
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
@@ -55,16 +55,19 @@ unit: $(STAMP) ## unit tests only
 	$(BIN)/python -m pytest -m "not integration"
 
 integration: $(STAMP) $(CHROMIUM) ## integration tests only (real broker; the ops console's in Chromium)
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest -m "integration and not chaos"
 
 fuzz: $(STAMP) ## the worker-core fuzz test with 50,000 generated records per topic
 	DISPATCHFLOW_FUZZ_EXAMPLES=$${DISPATCHFLOW_FUZZ_EXAMPLES:-50000} $(BIN)/python -m pytest -q tests/unit/dispatch/live/test_worker_fuzz.py
 
-# The full fault run of one seed (`make chaos SEED=2`); the short one is in `make test`.
+# The full fault run of one seed (`make chaos SEED=2`); `make chaos-short` runs the short one.
 SEED ?= 1
 
 chaos: $(STAMP) ## lunch rush on 3 Kafka nodes: 20 worker kills, 3 broker kills, 100k hostile records; exits 1 on any failure
 	$(BIN)/dispatchflow chaos --seed $(SEED) --worker-kills 20 --broker-kills 3 --fuzz 100000 --json chaos-results/chaos-seed$(SEED).json
+
+chaos-short: $(STAMP) ## the short fault run (small town, 3 worker kills, 1 broker kill, 1 zombie, 5k hostile records)
+	$(BIN)/python -m pytest -m chaos
 
 chaos-overload: $(STAMP) ## 10x the order rate for 5 simulated minutes on 3 Kafka nodes; lag and ticks in chaos-results/
 	$(BIN)/dispatchflow chaos --overload --seed $(SEED) --json chaos-results/overload-seed$(SEED).json
