@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 
 from contracts.geo import decode_center, shard_of
-from features.definitions import ZONE, default_features
+from features.definitions import default_features
 from features.store import OnlineFeatureStore
 from simulators.synthetic import Record
 from tests.integration.conftest import Cluster, features_fed
@@ -57,7 +57,7 @@ def test_an_event_read_before_its_order_updates_the_features_once_the_order_exis
 
 
 def test_pings_reach_the_online_courier_and_zone_features(cluster: Cluster) -> None:
-    """Ping batches through the broker leave the zone features as applying each ping would."""
+    """Ping batches through the broker leave the zone and courier features as each ping would."""
     rng = np.random.default_rng(11)
     records: list[Record] = []
     fixes: list[dict[str, Any]] = []
@@ -84,12 +84,11 @@ def test_pings_reach_the_online_courier_and_zone_features(cluster: Cluster) -> N
         records.append(Record("courier_pings", b"gateway", orjson.dumps(event), ts_ms))
     assert {shard_of(f["lat"], f["lon"], 4) for f in fixes} == {SHARD}
     expected: dict[bytes, bytes] = {}
-    store = OnlineFeatureStore(
-        expected, features=[f for f in default_features() if f.entity == ZONE]
-    )
+    store = OnlineFeatureStore(expected, features=default_features())
     for i, fix in enumerate(fixes):
         store.apply({"type": "courier_ping", "event_id": f"p{i}", **fix})
     assert any(k.startswith(b"f|zone_supply|entity|") for k in expected)
+    assert any(k.startswith(b"f|courier_speed_30d|entity|") for k in expected)
 
     cluster.start_worker(ping_features_flush_s=0.0)
     cluster.produce(records)
