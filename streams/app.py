@@ -11,6 +11,7 @@ from faust.web.base import BlueprintManager
 from contracts.topics import DEFAULT_TOPICS_FILE, load_topics
 from dispatchflow.settings import BrokerKind, SecurityProtocol, Settings
 from streams import agents, web
+from streams.consumer import install_seek_safe_consumer
 from streams.embedded_compat import install_embedded_fixes
 from streams.eta_model import models_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
@@ -77,6 +78,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
         autodiscover=False,
         producer_acks=-1,
     )
+    install_seek_safe_consumer(app)
     serve_own_views_only(app)
     runtime = Runtime.build(app, settings, topics)
     runtime.metrics.add_process_collectors()

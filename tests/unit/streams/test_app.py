@@ -8,6 +8,7 @@ from prometheus_client import generate_latest
 
 from dispatchflow.settings import Settings
 from streams.app import create_app
+from streams.consumer import SeekSafeConsumer
 from streams.runtime import Runtime
 
 
@@ -49,3 +50,8 @@ def test_the_worker_registry_times_each_full_garbage_collection(runtime: Runtime
     before = full_pauses()
     gc.collect(2)
     assert full_pauses() == before + 1
+
+
+def test_the_worker_consumes_with_the_seek_safe_consumer(runtime: Runtime) -> None:
+    """The worker's Kafka consumer holds stream partitions until sought (`streams.consumer`)."""
+    assert isinstance(runtime.app.consumer, SeekSafeConsumer)

@@ -1,0 +1,94 @@
+"""The worker's Kafka consumer: Faust's aiokafka consumer, with stream partitions held until sought.
+
+After every assignment Faust resumes the stream partitions first, then seeks them to their
+committed offsets (one offset fetch per partition, so it can take a while), then resumes its flow
+control, which empties every agent's queue. Records read between the resume and the seek are
+queued for the agents; the first is handled, the others are thrown away by that last step, and the
+fetch that was under way when the seek landed moves the read offset past them, so the copies the
+seek delivers again are dropped as already read. Those records are never handled (later ones are),
+and Faust only commits an unbroken run of acknowledged offsets starting at the committed one, so
+the partition never commits again: lag grows without end, each restart reprocesses more, and
+whatever waits for committed offsets waits for ever.
+
+`SeekSafeConsumer` keeps the stream partitions out of the fetch from the start of a rebalance
+until the seek that follows the assignment has completed and the flow has been resumed; only then
+does it let them in, so the first record an agent sees is the one at the committed offset. Records
+of a held partition stay in the client's fetch buffer (Faust only asks for active partitions), so
+nothing is skipped. Changelog partitions (table recovery) are never held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+
+class SeekSafeConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer that lets stream partitions in only after their seek."""
+
+    #: Stream partitions Faust asked to resume that wait for the seek and the flow resume.
+    _held: set[Any]
+    #: Rebalance count: a revocation or an assignment starts a new one.
+    _epoch: int = 0
+    #: The epoch in which held partitions were sought to their committed offsets.
+    _sought_epoch: int = -1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held = set()
+
+    @property
+    def held_partitions(self) -> frozenset[Any]:
+        """Stream partitions assigned to this worker but not yet let in."""
+        return frozenset(self._held)
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        """A rebalance starts: forget held partitions (they are being revoked)."""
+        self._new_epoch()
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        """New partitions: stream partitions are held until sought (see module docstring)."""
+        self._new_epoch()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def _new_epoch(self) -> None:
+        self._epoch += 1
+        self._held.clear()
+
+    def resume_partitions(self, tps: Iterable[Any]) -> None:
+        """Resume changelog partitions now; hold stream partitions until sought."""
+        tps = set(tps)
+        streams = {tp for tp in tps if not self._is_changelog_tp(tp)}
+        if streams and self._sought_epoch != self._epoch:
+            self._held.update(streams)
+            self._buffered_partitions.difference_update(streams)
+            tps -= streams
+        if tps:
+            super().resume_partitions(tps)
+
+    async def perform_seek(self) -> None:
+        """Seek every assigned partition to its committed offset.
+
+        A seek that starts with partitions held (Faust's seek after the assignment) releases
+        them at the next flow resume, unless a newer rebalance began in the meantime.
+        """
+        epoch, holding = self._epoch, bool(self._held)
+        await super().perform_seek()
+        if holding and epoch == self._epoch:
+            self._sought_epoch = epoch
+
+    def resume_flow(self) -> None:
+        """Resume the flow; once held partitions are sought, let them in."""
+        super().resume_flow()
+        if self._held and self._sought_epoch == self._epoch:
+            held, self._held = self._held, set()
+            super().resume_partitions(held)
+
+
+def install_seek_safe_consumer(app: faust.App) -> None:
+    """Make `app` build a `SeekSafeConsumer`; call before anything touches `app.consumer`."""
+    setattr(app.transport, "Consumer", SeekSafeConsumer)  # noqa: B010 (a class variable, per app)
