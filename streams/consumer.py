@@ -15,6 +15,10 @@ until the seek that follows the assignment has completed and the flow has been r
 does it let them in, so the first record an agent sees is the one at the committed offset. Records
 of a held partition stay in the client's fetch buffer (Faust only asks for active partitions), so
 nothing is skipped. Changelog partitions (table recovery) are never held.
+
+A stream partition the group never committed is sought to its first record (the worker's
+`consumer_auto_offset_reset` is `earliest`): Faust's seek leaves it where the client stood, past
+records it fetched and dropped during the rebalance, which were then never handled.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import ensure_aiokafka_TPset
 
 
 class SeekSafeConsumer(AIOKafkaConsumer):
@@ -78,8 +83,23 @@ class SeekSafeConsumer(AIOKafkaConsumer):
         """
         epoch, holding = self._epoch, bool(self._held)
         await super().perform_seek()
+        await self._seek_uncommitted_to_start()
         if holding and epoch == self._epoch:
             self._sought_epoch = epoch
+
+    async def _seek_uncommitted_to_start(self) -> None:
+        """Seek stream partitions that have no committed offset to where the group starts.
+
+        Faust's seek leaves them where the client was, and records it fetched and then dropped
+        around a rebalance would be skipped for good (never handled, as nothing was committed).
+        """
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if not self._is_changelog_tp(tp) and self._read_offset.get(tp) is None
+        ]
+        if uncommitted and self.app.conf.consumer_auto_offset_reset == "earliest":
+            await self._thread.seek_to_beginning(*ensure_aiokafka_TPset(uncommitted))
 
     def resume_flow(self) -> None:
         """Resume the flow; once held partitions are sought, let them in."""

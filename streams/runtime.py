@@ -34,6 +34,7 @@ from dispatchflow.settings import Settings
 from streams.health import Health
 from streams.inflight import MAX_ATTEMPTS, InFlightLog
 from streams.metrics import Metrics
+from streams.stall import SESSION_LOST_EXIT_STATUS, StallWatch
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Runtime:
     health: Health
     raw_topics: dict[str, faust.TopicT]
     inflight: InFlightLog
+    stall_watch: StallWatch
     core: WorkerCore | None = None
     progress: dict[tuple[str, int], int] = field(default_factory=dict)
     produced: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -106,6 +108,7 @@ class Runtime:
             health=Health(),
             raw_topics=raw_topics,
             inflight=InFlightLog(settings.datadir / "inflight.bin", AGENTS),
+            stall_watch=StallWatch(settings.session_timeout_s),
         )
 
     @property
@@ -225,10 +228,15 @@ class Runtime:
             msg = "the worker core is not built"
             raise RuntimeError(msg)
         inflight = self.inflight
+        stall_watch = self.stall_watch
+        stall_watch.start()
         # Acks are manual: Faust acks an event when the agent's body raises too, and the record
         # that stopped the worker would then be committed and skipped after a restart.
         manual = stream.noack()
         async for event in manual.events():
+            stalled_s = stall_watch.stalled_s()
+            if stalled_s is not None:
+                self.session_lost(stalled_s)
             started = time.perf_counter()
             message = event.message
             record = record_of(message)
@@ -248,6 +256,19 @@ class Runtime:
             await manual.ack(event)
             self.processed(message)
             self.observe(agent, record.topic, started)
+
+    def session_lost(self, stalled_s: float) -> None:
+        """Exit now: the process was stopped past its session timeout (see `streams.stall`)."""
+        logger.error(
+            "session lost: the worker process was stopped for %.1f s, longer than the group "
+            "session timeout (%.1f s), so another worker may own its partitions; exiting "
+            "without handling or producing anything more (status %d), to rejoin when restarted",
+            stalled_s,
+            self.settings.session_timeout_s,
+            SESSION_LOST_EXIT_STATUS,
+        )
+        logging.shutdown()
+        os._exit(SESSION_LOST_EXIT_STATUS)
 
     async def _give_up(self, record: Record, attempts: int) -> None:
         """Dead-letter a record that was in flight at `attempts` deaths, without handling it."""

@@ -34,6 +34,7 @@ from dispatch.live.topic_names import ASSIGNMENT_COMMITTED
 from streams.chaos.schedule import Fault, FaultKind
 from streams.kafka_broker import KafkaCluster
 from streams.offsets import exact_end_offsets
+from streams.stall import SESSION_LOST_EXIT_STATUS
 from streams.worker_process import WorkerProcess
 
 #: How long a restarted worker may take to become ready, seconds.
@@ -51,7 +52,8 @@ class FaultEvent:
         wall_s: epoch seconds (to line up with the workers' logs).
         step: the lockstep step it happened in.
         what: `worker_killed`, `worker_restarted`, `broker_killed`, `broker_restarted`,
-            `broker_in_sync`, `zombie_paused`, `zombie_resumed`, `zombie_ready`,
+            `broker_in_sync`, `zombie_paused`, `zombie_resumed`, `zombie_ready`, `zombie_fenced`
+            (a resumed zombie that exited by itself, `streams.stall`, and is restarted),
             `unexpected_exit`, `restart_failed`.
         target: worker or broker index.
         detail: free text (wiped state, exit code, ...).
@@ -268,6 +270,12 @@ class FaultInjector:
         self._log("zombie_resumed", index, f"after {fault.down_s:.1f} s")
         try:
             _wait_rejoined(worker)
+        except SelfFenced:
+            # Stopped past its session timeout, the worker exits on its own (streams.stall);
+            # like a supervisor, the harness starts it again.
+            self._log("zombie_fenced", index, f"exited with status {SESSION_LOST_EXIT_STATUS}")
+            self._restart_after(index, 0.0, False)
+            return
         except Exception as exc:
             # A zombie that cannot rejoin is restarted (and its exit counted in the logs).
             self._log("restart_failed", index, f"zombie did not rejoin: {str(exc)[:300]}")
@@ -315,11 +323,23 @@ def _wait_rejoined(worker: WorkerProcess, notice_s: float = 30.0) -> None:
     """Wait until a resumed worker has noticed it lost the group (not ready) and is ready again.
 
     A worker that never turns unready within `notice_s` was not evicted; it is ready as it is.
+    A worker that exits because it was stopped past its session timeout raises `SelfFenced`.
     """
     deadline = time.monotonic() + notice_s
     while time.monotonic() < deadline and worker.request("/readyz", timeout_s=2.0)[0] == 200:
         time.sleep(0.1)
+    deadline = time.monotonic() + 10.0
+    while worker.running() and time.monotonic() < deadline:
+        if worker.request("/readyz", timeout_s=2.0)[0] == 200:
+            return
+        time.sleep(0.1)
+    if not worker.running() and worker.returncode == SESSION_LOST_EXIT_STATUS:
+        raise SelfFenced
     worker.wait_ready(READY_TIMEOUT_S)
+
+
+class SelfFenced(Exception):
+    """A resumed zombie ended itself (`streams.stall.SESSION_LOST_EXIT_STATUS`)."""
 
 
 def _shard_partitions(worker: WorkerProcess) -> tuple[int, ...]:
