@@ -28,7 +28,6 @@ from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.transport.drivers.aiokafka import ensure_aiokafka_TPset
 
 
 class SeekSafeConsumer(AIOKafkaConsumer):
@@ -99,7 +98,9 @@ class SeekSafeConsumer(AIOKafkaConsumer):
             if not self._is_changelog_tp(tp) and self._read_offset.get(tp) is None
         ]
         if uncommitted and self.app.conf.consumer_auto_offset_reset == "earliest":
-            await self._thread.seek_to_beginning(*ensure_aiokafka_TPset(uncommitted))
+            # An explicit seek (not the client's lazy reset, whose position stays unknown
+            # for a while and trips Faust's livelock detector).
+            await self.seek_wait(await self.earliest_offsets(*uncommitted))
 
     def resume_flow(self) -> None:
         """Resume the flow; once held partitions are sought, let them in."""
