@@ -1,12 +1,11 @@
-"""The short chaos run of `make test`, on three Kafka nodes through three workers.
+"""The short chaos run (`make chaos-short`), on three Kafka nodes through three workers.
 
 A small town with 3 worker kills, 1 broker kill, 1 zombie and 5,000 hostile records: every figure
 that must be zero is zero and every hostile record is dead-lettered with its reason.
 
 The full run (a lunch rush with 20 worker kills, 3 broker kills and 100,000 hostile records) is
-`make chaos`. This one runs with `make chaos-short`, not in `make test`: after worker restarts a
-worker's committed offset can stop short of records it has acknowledged, and the harness then
-waits for progress that never comes (see README, "Faults, overload and capacity").
+`make chaos`. This one runs with `make chaos-short`, not in `make test`, which is at its time
+budget (see README, "Faults, overload and capacity", for what the full run still shows).
 """
 
 from __future__ import annotations
