@@ -44,11 +44,6 @@ class SeekSafeConsumer(AIOKafkaConsumer):
         super().__init__(*args, **kwargs)
         self._held = set()
 
-    @property
-    def held_partitions(self) -> frozenset[Any]:
-        """Stream partitions assigned to this worker but not yet let in."""
-        return frozenset(self._held)
-
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         """A rebalance starts: forget held partitions (they are being revoked)."""
         self._new_epoch()

@@ -5,6 +5,7 @@ import numpy as np
 from contracts.pings import PingColumns
 from features.feed import FeatureFeed
 from features.store import ENTITY
+from tests.clocks import ManualClock
 
 HOUR_MS = 3_600_000
 
@@ -55,16 +56,6 @@ def fixes(ts_ms: list[int], courier: str = "c1") -> PingColumns:
     )
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 def zone_keys(table: dict[bytes, bytes], partition: int = 3) -> list[bytes]:
     """The zone-supply state keys of one partition in a feed's table."""
     return [k for k in table if k.startswith(f"p{partition}|f|zone_supply|".encode())]
@@ -73,7 +64,7 @@ def zone_keys(table: dict[bytes, bytes], partition: int = 3) -> list[bytes]:
 def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
     """Nothing is written before `ping_flush_s`; then every buffered ping is applied."""
     table: dict[bytes, bytes] = {}
-    clock = FakeClock()
+    clock = ManualClock()
     feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
     assert feed.on_pings(fixes([0, 10_000]), 3) == 0
     clock.now_s += 29.0
@@ -89,7 +80,7 @@ def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
 def test_a_tick_flushes_a_quiet_partition_s_due_pings() -> None:
     """With no further pings, a flush check after the interval applies the buffer."""
     table: dict[bytes, bytes] = {}
-    clock = FakeClock()
+    clock = ManualClock()
     feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
     feed.on_pings(fixes([0]), 3)
     clock.now_s += 20.0
@@ -101,7 +92,7 @@ def test_a_tick_flushes_a_quiet_partition_s_due_pings() -> None:
 
 def test_a_full_buffer_is_flushed_before_the_interval() -> None:
     """The buffer never holds more than `max_buffered_pings` pings."""
-    feed = FeatureFeed({}, ping_flush_s=3600.0, max_buffered_pings=5, clock=FakeClock())
+    feed = FeatureFeed({}, ping_flush_s=3600.0, max_buffered_pings=5, clock=ManualClock())
     assert feed.on_pings(fixes([0, 1, 2]), 3) == 0
     assert feed.on_pings(fixes([3, 4]), 3) == 5
     assert feed.buffered(3) == 0
@@ -119,7 +110,7 @@ def test_without_a_flush_interval_every_batch_is_applied_at_once() -> None:
 def test_partitions_buffer_and_flush_separately() -> None:
     """A flush of one partition writes only its keys and leaves the other's buffer."""
     table: dict[bytes, bytes] = {}
-    clock = FakeClock()
+    clock = ManualClock()
     feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
     feed.on_pings(fixes([0]), 3)
     clock.now_s += 10.0
@@ -143,7 +134,7 @@ def test_pings_feed_zone_features_and_the_courier_s_speed() -> None:
 def test_a_rebalance_drops_the_buffers_of_partitions_moved_away() -> None:
     """Pings of a partition this worker lost are dropped, not applied if it comes back later."""
     table: dict[bytes, bytes] = {}
-    feed = FeatureFeed(table, ping_flush_s=30.0, clock=FakeClock())
+    feed = FeatureFeed(table, ping_flush_s=30.0, clock=ManualClock())
     feed.on_pings(fixes([0, 1]), 3)
     feed.on_pings(fixes([0]), 5)
     assert feed.keep_only({5}) == 2

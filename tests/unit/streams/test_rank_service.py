@@ -17,6 +17,7 @@ from streams.metrics import Metrics
 from streams.rank_pool import ANSWERED, JobResult, RankUnavailable
 from streams.rank_route import RankJob, route_rank
 from streams.rank_service import RankLimits, RankService
+from tests.clocks import ManualClock
 from tests.unit.dispatch.live.shard_world import LAT, LON, PRECISION, SHARD, T0, World, offset
 
 PARTITIONS = 8
@@ -89,22 +90,12 @@ def world(tmp_path: Path) -> Iterator[World]:
         yield w
 
 
-class Clock:
-    """Monotonic seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 def service(
     world: World,
     backend: FakeBackend,
     limits: RankLimits,
     metrics: Metrics | None = None,
-    clock: Clock | None = None,
+    clock: ManualClock | None = None,
     built: list[str] | None = None,
 ) -> RankService:
     """A service over `world`'s engine; `built` collects the shards whose view was built."""
@@ -186,7 +177,7 @@ async def test_a_request_not_ranked_by_its_deadline_gets_503_with_retry_after(
 
 async def test_the_backend_is_told_the_deadline_so_it_can_skip_the_job(world: World) -> None:
     """The job handed over carries its deadline: arrival plus `deadline_s`, on the clock."""
-    backend, clock = FakeBackend(instant=True), Clock()
+    backend, clock = FakeBackend(instant=True), ManualClock()
     rank = service(world, backend, RankLimits(deadline_s=0.25), clock=clock)
     await rank.answer(BODY)
     assert [deadline for _, deadline, _ in backend.jobs] == [clock.now_s + 0.25]
@@ -194,7 +185,7 @@ async def test_the_backend_is_told_the_deadline_so_it_can_skip_the_job(world: Wo
 
 async def test_the_view_is_reused_until_it_is_max_age_old_then_rebuilt(world: World) -> None:
     """Without ticks, requests within `view_max_age_s` of the build reuse it; later, rebuilt."""
-    backend, clock = FakeBackend(instant=True), Clock()
+    backend, clock = FakeBackend(instant=True), ManualClock()
     built: list[str] = []
     rank = service(world, backend, RankLimits(view_max_age_s=1.0), clock=clock, built=built)
     for moment in (0.0, 0.5, 0.99, 1.0, 1.5):
@@ -208,7 +199,9 @@ async def test_a_tick_of_the_shard_makes_the_next_request_rebuild_the_view(world
     """Requests reuse the view until the shard ticks; the first one after the tick rebuilds it."""
     backend = FakeBackend(instant=True)
     built: list[str] = []
-    rank = service(world, backend, RankLimits(view_max_age_s=60.0), clock=Clock(), built=built)
+    rank = service(
+        world, backend, RankLimits(view_max_age_s=60.0), clock=ManualClock(), built=built
+    )
     await rank.answer(BODY)
     await rank.answer(BODY)
     world.tick(T0 + 2_000)

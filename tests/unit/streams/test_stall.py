@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from streams.stall import StallWatch
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clocks import ManualClock
 
 
 def test_ticks_within_the_limit_are_no_stall() -> None:
     """A process that keeps running never reports a stall."""
-    clock = Clock()
+    clock = ManualClock()
     watch = StallWatch(10.0, clock=clock)
     for _ in range(100):
         clock.now_s += 0.25
@@ -27,7 +18,7 @@ def test_ticks_within_the_limit_are_no_stall() -> None:
 
 def test_a_gap_past_the_limit_is_remembered_after_later_ticks() -> None:
     """The watch thread may tick first after the stop: the stall stays reported."""
-    clock = Clock()
+    clock = ManualClock()
     watch = StallWatch(10.0, clock=clock)
     clock.now_s += 14.5
     watch.tick()
@@ -38,7 +29,7 @@ def test_a_gap_past_the_limit_is_remembered_after_later_ticks() -> None:
 
 def test_the_gap_since_the_last_tick_counts_before_the_next_tick() -> None:
     """An agent that runs first after the stop sees it, before the watch thread has ticked."""
-    clock = Clock()
+    clock = ManualClock()
     watch = StallWatch(10.0, clock=clock)
     watch.tick()
     clock.now_s += 12.0
@@ -47,7 +38,7 @@ def test_the_gap_since_the_last_tick_counts_before_the_next_tick() -> None:
 
 def test_a_gap_at_the_limit_is_no_stall() -> None:
     """Only a gap longer than the session timeout counts."""
-    clock = Clock()
+    clock = ManualClock()
     watch = StallWatch(10.0, clock=clock)
     clock.now_s += 10.0
     watch.tick()

@@ -6,16 +6,7 @@ from hypothesis import strategies as st
 
 from contracts.pings import PingColumns
 from dispatch.live.positions import PositionStore
-
-
-class FakeClock:
-    """A clock that only moves when told."""
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clocks import ManualClock
 
 
 def fixes(*rows: tuple[str, float, int]) -> PingColumns:
@@ -32,9 +23,9 @@ def fixes(*rows: tuple[str, float, int]) -> PingColumns:
     )
 
 
-def store(tmp_path: Path, clock: FakeClock | None = None) -> PositionStore:
+def store(tmp_path: Path, clock: ManualClock | None = None) -> PositionStore:
     """A store with partition 0 open and flushing only when asked."""
-    s = PositionStore(tmp_path / "pos", flush_interval_s=3600, clock=clock or FakeClock())
+    s = PositionStore(tmp_path / "pos", flush_interval_s=3600, clock=clock or ManualClock(0.0))
     s.open(0)
     return s
 
@@ -72,7 +63,7 @@ def test_reopening_restores_the_last_snapshot_and_its_offset(tmp_path: Path) -> 
 
 def test_unflushed_changes_are_not_on_disk(tmp_path: Path) -> None:
     """Only flushed state survives a crash: a fresh store sees the last snapshot's offset."""
-    clock = FakeClock()
+    clock = ManualClock(0.0)
     s = store(tmp_path, clock)
     s.apply(0, 1, "dr5r", fixes(("c1", 1.0, 1)))
     s.flush(0)
@@ -86,7 +77,7 @@ def test_unflushed_changes_are_not_on_disk(tmp_path: Path) -> None:
 
 def test_flush_happens_by_itself_after_the_interval(tmp_path: Path) -> None:
     """Applying a record after the flush interval writes a snapshot."""
-    clock = FakeClock()
+    clock = ManualClock(0.0)
     s = PositionStore(tmp_path / "pos", flush_interval_s=2.0, clock=clock)
     s.open(0)
     s.apply(0, 5, "dr5r", fixes(("c1", 1.0, 1)))
