@@ -17,17 +17,51 @@ of a held partition stay in the client's fetch buffer (Faust only asks for activ
 nothing is skipped. Changelog partitions (table recovery) are never held.
 
 A stream partition the group never committed is sought to its first record (the worker's
-`consumer_auto_offset_reset` is `earliest`): Faust's seek leaves it where the client stood, past
-records it fetched and dropped during the rebalance, which were then never handled.
+`consumer_auto_offset_reset` is `earliest`): the client's seek to committed offsets skips it and
+leaves it where the client stood, past records that were fetched and then dropped during the
+rebalance (queued for an agent when the flow was cleared), which were then never handled.
+
+Faust hands the client its live set of active partitions for each fetch, and the client reads an
+empty set as "every partition". When that set empties while a fetch waits (at the end of a table
+recovery the changelog partitions are paused while the stream partitions are still held), the
+client drained the held and paused partitions too, moved its position past those records, and
+Faust dropped them as not active. `ActivePartitions` passes the same live set in a view that is
+never empty to the client, so a fetch returns only partitions that are active when it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from typing import Any
 
 import faust
+from faust.transport.consumer import ensure_TP
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+
+class ActivePartitions:
+    """A live view of a set of partitions that is true even when the set is empty.
+
+    The client's `fetched_records(partitions)` returns every partition when `partitions` is
+    false; through this view it returns only partitions in the set at the time it drains them.
+    """
+
+    __slots__ = ("_tps",)
+
+    def __init__(self, tps: Set[Any]) -> None:
+        self._tps = tps
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._tps
+
+    def __iter__(self) -> Any:
+        return iter(self._tps)
+
+    def __len__(self) -> int:
+        return len(self._tps)
 
 
 class SeekSafeConsumer(AIOKafkaConsumer):
@@ -69,33 +103,46 @@ class SeekSafeConsumer(AIOKafkaConsumer):
         if tps:
             super().resume_partitions(tps)
 
-    async def perform_seek(self) -> None:
-        """Seek every assigned partition to its committed offset.
+    async def _getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:
+        """Fetch only partitions active when the client drains them (see `ActivePartitions`)."""
+        if active_partitions is None:
+            return await super()._getmany(None, timeout)
+        view: Any = ActivePartitions(active_partitions)
+        return await super()._getmany(view, timeout)
 
-        A seek that starts with partitions held (Faust's seek after the assignment) releases
-        them at the next flow resume, unless a newer rebalance began in the meantime.
+    async def perform_seek(self) -> None:
+        """Seek every assigned partition to its committed offset, and never-committed ones to start.
+
+        The client seeks only partitions with a committed offset above 0; a stream partition with
+        none is sought to its first record (the worker starts at `earliest`), unless a newer
+        rebalance began meanwhile. A seek that starts with partitions held (Faust's seek after
+        the assignment) releases them at the next flow resume, unless a newer rebalance began.
         """
         epoch, holding = self._epoch, bool(self._held)
-        await super().perform_seek()
-        await self._seek_uncommitted_to_start()
-        if holding and epoch == self._epoch:
-            self._sought_epoch = epoch
-
-    async def _seek_uncommitted_to_start(self) -> None:
-        """Seek stream partitions that have no committed offset to where the group starts.
-
-        Faust's seek leaves them where the client was, and records it fetched and then dropped
-        around a rebalance would be skipped for good (never handled, as nothing was committed).
-        """
-        uncommitted = [
-            tp
-            for tp in self.assignment()
-            if not self._is_changelog_tp(tp) and self._read_offset.get(tp) is None
+        committed = await self.seek_to_committed()
+        self._read_offset.update(
+            {
+                ensure_TP(tp): offset if offset is not None and offset >= 0 else None
+                for tp, offset in committed.items()
+            }
+        )
+        self._committed_offset.update(
+            {
+                ensure_TP(tp): offset or None
+                for tp, offset in committed.items()
+                if offset is not None
+            }
+        )
+        unsought = [
+            tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)
         ]
-        if uncommitted and self.app.conf.consumer_auto_offset_reset == "earliest":
+        earliest = self.app.conf.consumer_auto_offset_reset == "earliest"
+        if unsought and earliest and epoch == self._epoch:
             # An explicit seek (not the client's lazy reset, whose position stays unknown
             # for a while and trips Faust's livelock detector).
-            await self.seek_wait(await self.earliest_offsets(*uncommitted))
+            await self.seek_wait(await self.earliest_offsets(*unsought))
+        if holding and epoch == self._epoch:
+            self._sought_epoch = epoch
 
     def resume_flow(self) -> None:
         """Resume the flow; once held partitions are sought, let them in."""

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.broker import free_loopback_ports
+from streams.consumer import ActivePartitions
 from tests.integration.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -128,3 +130,54 @@ def test_a_worker_handles_every_record_from_its_committed_offset_and_commits_to_
     handled = [int(line) for line in handled_file.read_text().split()]
     assert final == RECORDS
     assert handled == list(range(COMMITTED_AT_START, RECORDS))
+
+
+async def fetch_twice(bootstrap: str) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """Records per partition handed over by three fetches of a client with two full partitions.
+
+    First through `ActivePartitions({partition 0})`, then through `ActivePartitions(set())` (an
+    active set that emptied), then through the client's own empty set.
+    """
+    topic = f"fetch-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for partition in (0, 1):
+            for i in range(10):
+                await producer.send(topic, str(i).encode(), partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        fetcher = consumer._fetcher
+
+        async def fetch(partitions: Any) -> dict[int, int]:
+            records = await fetcher.fetched_records(partitions, timeout=1.0)
+            return {tp.partition: len(batch) for tp, batch in records.items()}
+
+        return (
+            await fetch(ActivePartitions({tps[0]})),
+            await fetch(ActivePartitions(set())),
+            await fetch(set()),
+        )
+    finally:
+        await consumer.stop()
+
+
+def test_a_fetch_through_an_emptied_active_set_hands_over_nothing(broker: str) -> None:
+    """The worker's active-partition view never reads as "every partition" to the client."""
+    only_active, emptied, clients_own_empty = asyncio.run(fetch_twice(broker))
+    assert only_active == {0: 10}
+    assert emptied == {}
+    assert clients_own_empty == {1: 10}
