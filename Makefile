@@ -44,7 +44,7 @@ test: $(STAMP) ## lint, type-check, unit tests, then integration tests on Apache
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -m "not integration"
 	@until test -f $(PREP_DONE); do sleep 1; done; if [ "$$(cat $(PREP_DONE))" != 0 ]; then cat $(PREP_LOG); echo "error: installing Chromium or the Kafka jars failed (log above)"; exit 1; fi
-	$(BIN)/python -m pytest -m "integration and not chaos"
+	$(BIN)/python -m pytest -m "integration and not chaos" --durations=25
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
@@ -55,7 +55,7 @@ unit: $(STAMP) ## unit tests only
 	$(BIN)/python -m pytest -m "not integration"
 
 integration: $(STAMP) $(CHROMIUM) ## integration tests only (real broker; the ops console's in Chromium)
-	$(BIN)/python -m pytest -m "integration and not chaos"
+	$(BIN)/python -m pytest -m "integration and not chaos" --durations=25
 
 fuzz: $(STAMP) ## the worker-core fuzz test with 50,000 generated records per topic
 	DISPATCHFLOW_FUZZ_EXAMPLES=$${DISPATCHFLOW_FUZZ_EXAMPLES:-50000} $(BIN)/python -m pytest -q tests/unit/dispatch/live/test_worker_fuzz.py
