@@ -100,7 +100,7 @@ class Runtime:
             for t in topics.topics
             if not t.changelog_of and "__assignor" not in t.name
         }
-        return cls(
+        runtime = cls(
             app=app,
             settings=settings,
             topics=topics,
@@ -110,6 +110,8 @@ class Runtime:
             inflight=InFlightLog(settings.datadir / "inflight.bin", AGENTS),
             stall_watch=StallWatch(settings.session_timeout_s),
         )
+        runtime.stall_watch.on_stall = runtime.session_lost
+        return runtime
 
     @property
     def dead_letter_limits(self) -> DeadLetterLimits:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import LeaderNotAvailableError, NodeNotReadyError, NotControllerError
 
 from contracts.topics import TopicSpec
 
@@ -80,7 +83,14 @@ class TopicAdmin:
         return self._replication if self._replication is not None else spec.replication
 
     async def apply(self, specs: Iterable[TopicSpec]) -> list[str]:
-        """Create every missing topic with its explicit configs; return the names created."""
+        """Create every missing topic with its explicit configs; return the names created.
+
+        Retried while a node of the cluster is down (`with_node_retries`).
+        """
+        specs = list(specs)
+        return await with_node_retries(lambda: self._apply(specs))
+
+    async def _apply(self, specs: list[TopicSpec]) -> list[str]:
         admin = AIOKafkaAdminClient(**self._client_kwargs)
         try:
             await admin.start()
@@ -104,8 +114,14 @@ class TopicAdmin:
             await admin.close()
 
     async def verify(self, specs: Iterable[TopicSpec]) -> Drift:
-        """Compare the cluster with the specs: missing topics, partition counts, configs."""
+        """Compare the cluster with the specs: missing topics, partition counts, configs.
+
+        Retried while a node of the cluster is down (`with_node_retries`).
+        """
         specs = list(specs)
+        return await with_node_retries(lambda: self._verify(specs))
+
+    async def _verify(self, specs: list[TopicSpec]) -> Drift:
         admin = AIOKafkaAdminClient(**self._client_kwargs)
         try:
             await admin.start()
@@ -137,3 +153,30 @@ class TopicAdmin:
             return Drift(missing, partition_mismatch, config_mismatch)
         finally:
             await admin.close()
+
+
+T = TypeVar("T")
+
+#: How long admin work is retried while a node of the cluster does not answer.
+NODE_RETRY_S = 30.0
+
+
+async def with_node_retries(
+    work: Callable[[], Awaitable[T]], retry_s: float = NODE_RETRY_S, backoff_s: float = 0.5
+) -> T:
+    """Run `work` again while it fails because one node of the cluster is down.
+
+    The admin client sends each request to a node of its choosing, which may be a node that
+    went down after the client read the cluster's metadata (`NodeNotReadyError`), or one that
+    is no longer the controller or leader; another attempt picks another node. A cluster that
+    cannot be reached at all fails at once (the client's start raises), and so does any other
+    error. After `retry_s` the last error is raised.
+    """
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            return await work()
+        except (NodeNotReadyError, NotControllerError, LeaderNotAvailableError):
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(backoff_s)

@@ -93,6 +93,7 @@ class _Slot:
 
     busy: bool = False  # a fault (or a restart) is in progress
     paused: bool = False
+    stopped_since_start: bool = False  # SIGSTOPped since its last (re)start
 
 
 @dataclass
@@ -139,7 +140,11 @@ class FaultInjector:
                     continue
                 slot.busy = True
             code = worker.returncode
-            self._log("unexpected_exit", index, f"exit code {code}")
+            if code == SESSION_LOST_EXIT_STATUS and slot.stopped_since_start:
+                # A zombie that rejoined before it noticed the stop (streams.stall).
+                self._log("zombie_fenced", index, f"exited with status {code}")
+            else:
+                self._log("unexpected_exit", index, f"exit code {code}")
             self.remove_url(worker.url)
             self._spawn(self._restart_after, index, 0.0, False)
 
@@ -252,6 +257,7 @@ class FaultInjector:
         else:
             self.errors.append(f"worker {index} did not restart")
             return
+        self._slots[index].stopped_since_start = False
         self._log("worker_restarted", index, f"ready after {worker.ready_after_s:.1f} s")
         self._come_back(index)
 
@@ -259,6 +265,7 @@ class FaultInjector:
         time.sleep(fault.delay_s)
         worker = self.workers[index]
         partitions = _shard_partitions(worker)
+        self._slots[index].stopped_since_start = True
         worker.pause()
         paused_wall_s = time.time()
         self._log("zombie_paused", index, f"owned shard partitions {list(partitions)}")

@@ -43,3 +43,17 @@ def test_a_gap_at_the_limit_is_no_stall() -> None:
     clock.now_s += 10.0
     watch.tick()
     assert watch.stalled_s() is None
+
+
+def test_a_stall_is_reported_to_on_stall_once_when_the_watch_ticks() -> None:
+    """The watch thread ends the worker itself, before any agent runs again."""
+    clock = ManualClock()
+    reported: list[float] = []
+    watch = StallWatch(10.0, clock=clock, on_stall=reported.append)
+    clock.now_s += 0.25
+    watch.tick()
+    clock.now_s += 14.5
+    watch.tick()
+    clock.now_s += 20.0
+    watch.tick()
+    assert reported == [14.5]

@@ -1,9 +1,11 @@
+import asyncio
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
 from contracts.topics import COPARTITION_KEYS, TopicsFileError, load_topics, rule_violations
-from streams.topics import effective_configs
+from streams.topics import effective_configs, with_node_retries
 
 EXPECTED_INPUTS = {
     "order_events",
@@ -82,3 +84,38 @@ def test_min_insync_replicas_never_exceeds_replication() -> None:
     spec = load_topics()["order_events"]
     assert spec.configs["min.insync.replicas"] == "2"
     assert effective_configs(spec, replication=1)["min.insync.replicas"] == "1"
+
+
+def test_admin_work_is_retried_while_a_node_is_down() -> None:
+    """A request that met a node that went down is sent again, and its answer returned."""
+    failures = [NodeNotReadyError("node 2 not ready"), NodeNotReadyError("node 2 not ready")]
+
+    async def work() -> str:
+        if failures:
+            raise failures.pop()
+        return "answered"
+
+    assert asyncio.run(with_node_retries(work, retry_s=5.0, backoff_s=0.0)) == "answered"
+
+
+def test_admin_work_gives_up_on_a_node_after_the_retry_time() -> None:
+    """A node that stays down ends in its error once the retry time has passed."""
+
+    async def work() -> str:
+        raise NodeNotReadyError("node 2 not ready")
+
+    with pytest.raises(NodeNotReadyError):
+        asyncio.run(with_node_retries(work, retry_s=0.0, backoff_s=0.0))
+
+
+def test_admin_work_is_not_retried_on_other_errors() -> None:
+    """Only errors of one node are retried; anything else is raised at the first attempt."""
+    attempts: list[int] = []
+
+    async def work() -> str:
+        attempts.append(1)
+        raise KafkaConnectionError("no broker")
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(with_node_retries(work, retry_s=5.0, backoff_s=0.0))
+    assert len(attempts) == 1
