@@ -29,6 +29,12 @@ from contracts.rejections import EventRejected, PartRejected, RejectReason
 from contracts.topics import TopicsFile
 from dispatch.lifecycle import Source
 from dispatch.live.effects import Effects
+from dispatch.live.topic_names import (
+    ASSIGNMENT_COMMITTED,
+    ASSIGNMENT_PROPOSED,
+    ASSIGNMENT_RELEASED,
+    COURIER_HANDOFFS,
+)
 from dispatch.live.worker import Record, WorkerCore
 from dispatchflow.settings import Settings
 from streams.health import Health
@@ -41,6 +47,13 @@ logger = logging.getLogger(__name__)
 AgentFun = Callable[[Any], Awaitable[None]]
 #: The worker's agents, each with its slot in the in-flight log.
 AGENTS = ("shard", "pings", "positions", "courier_directory")
+
+#: Outputs that tell the world about a decision: they are sent only once the state writes of the
+#: same record (table changelogs) are delivered, so that a worker taking over the shard after a
+#: crash or a stop knows every decision anyone may answer or act upon.
+DECISION_TOPICS = frozenset(
+    {ASSIGNMENT_PROPOSED, ASSIGNMENT_COMMITTED, ASSIGNMENT_RELEASED, COURIER_HANDOFFS}
+)
 
 
 def record_ts_ms(message: Any) -> int | None:
@@ -197,8 +210,12 @@ class Runtime:
         """Produce a handler's outputs and dead-letter its rejections, in order.
 
         An output too large for the producer (no valid input can cause one) is not sent: the
-        record that caused it becomes an `internal_error` dead letter instead.
+        record that caused it becomes an `internal_error` dead letter instead. Before the first
+        output about a decision (`DECISION_TOPICS`) the producer is flushed, so the state the
+        decision was written to is on the broker before anyone can see the decision.
         """
+        if any(output.topic in DECISION_TOPICS for output in effects.outputs):
+            await self.app.producer.flush()
         for output in effects.outputs:
             value = output.value if isinstance(output.value, bytes) else orjson.dumps(output.value)
             headers = [("traceparent", output.traceparent.encode())] if output.traceparent else None
