@@ -88,9 +88,18 @@ def online_record(courier_id: str, lat: float, lon: float, ts_ms: int) -> Record
 
 
 def generate_pings(
-    n_pings: int, batch: int, n_couriers: int, seed: int, start_ts_ms: int = START_TS_MS
+    n_pings: int,
+    batch: int,
+    n_couriers: int,
+    seed: int,
+    start_ts_ms: int = START_TS_MS,
+    id_prefix: str = "",
 ) -> list[Record]:
-    """`n_pings` fixes of `n_couriers` couriers in one metro, `batch` fixes per record."""
+    """`n_pings` fixes of `n_couriers` couriers in one metro, `batch` fixes per record.
+
+    Event ids are `id_prefix` plus the record's index: calls that must not be taken for
+    redeliveries of each other (the worker dead-letters a reused id) need distinct prefixes.
+    """
     rng = np.random.default_rng(seed)
     home_lat, home_lon = _homes(rng, n_couriers)
     records = []
@@ -112,13 +121,13 @@ def generate_pings(
         ]
         if batch == 1:
             fix: dict[str, Any] = fixes[0]
-            event = {"event_id": f"p{b}", "type": "courier_ping", "v": 1, **fix}
+            event = {"event_id": f"{id_prefix}p{b}", "type": "courier_ping", "v": 1, **fix}
             records.append(
                 Record("courier_pings", fix["courier_id"].encode(), orjson.dumps(event), ts)
             )
         else:
             event = {
-                "event_id": f"b{b}",
+                "event_id": f"{id_prefix}b{b}",
                 "type": "courier_ping_batch",
                 "v": 1,
                 "ts_ms": ts + batch,

@@ -479,15 +479,24 @@ def test_tick_cadence_holds_while_a_ping_backlog_drains(cluster: Cluster) -> Non
     applied = re.compile(rb"^dispatchflow_positions_applied_total ([0-9.e+]+)", re.M)
     for round_ in range(MAX_DRAIN_ROUNDS):
         cluster.produce(
-            generate_pings(chunk, 500, 5000, 3 + round_, start_ts_ms=now - chunk // 500 * 1000)
+            generate_pings(
+                chunk,
+                500,
+                5000,
+                3 + round_,
+                start_ts_ms=now - chunk // 500 * 1000,
+                id_prefix=f"round{round_}-",
+            )
         )
         produced += chunk
-        deadline = time.monotonic() + 300
+        deadline, applied_now = time.monotonic() + 300, 0.0
         while time.monotonic() < deadline:
             match = applied.search(worker.request("/metrics")[1])
-            if match and float(match.group(1)) >= produced:
+            applied_now = float(match.group(1)) if match else 0.0
+            if applied_now >= produced:
                 break
             time.sleep(0.2)
+        assert applied_now >= produced, f"{applied_now:.0f} of {produced} pings applied"
         after = _interval_buckets(worker.request("/metrics")[1])
         during = {le: after[le] - before.get(le, 0.0) for le in after}
         total = during[float("inf")]
