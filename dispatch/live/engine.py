@@ -215,7 +215,11 @@ class ShardEngine:
     def _park(self, event: Event, source: Source, effects: Effects) -> None:
         order_id = str(event["order_id"])
         current = self.state.orphans(order_id) or Orphans(
-            order_id, source.partition, int(event["ts_ms"]), ()
+            order_id,
+            source.partition,
+            int(event["ts_ms"]),
+            (),
+            self.state.orphan_index.newest_tick(source.partition),
         )
         if any(source.same_record(r.source) for r in current.records):
             return
@@ -512,7 +516,8 @@ class ShardEngine:
         shard = str(event["shard"])
         now_ms = int(event["ts_ms"])
         if partition is not None:
-            self.state.orphan_index.tick(partition, now_ms)
+            for order_id in self.state.orphan_index.tick(partition, now_ms):
+                self.state.note_orphans_tick(order_id, now_ms)
             self._expire_orphans(partition, effects, by_ticks=True)
         ticks = self._ticks[shard] = self._ticks.get(shard, 0) + 1
         self.releases.expire_leases(shard, now_ms, effects)

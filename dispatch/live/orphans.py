@@ -10,7 +10,7 @@ as `unknown_id`.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -37,17 +37,23 @@ class ParkedRecord:
 
 @dataclass(frozen=True)
 class Orphans:
-    """All records parked for one order id."""
+    """All records parked for one order id.
+
+    `parked_tick_ms` is the partition's newest tick time when the first of them was parked (or
+    the first tick after that), None until a tick was seen; it is stored with the records so
+    that the wait for expiry by ticks survives a rebalance or a restart.
+    """
 
     order_id: str
     partition: int
     first_seen_ts_ms: int
     records: tuple[ParkedRecord, ...]
+    parked_tick_ms: int | None = None
 
     def add(self, record: ParkedRecord) -> Orphans:
         """These orphans plus `record`."""
         first = min(self.first_seen_ts_ms, int(record.event["ts_ms"]))
-        return Orphans(self.order_id, self.partition, first, (*self.records, record))
+        return replace(self, first_seen_ts_ms=first, records=(*self.records, record))
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""
@@ -57,15 +63,22 @@ class Orphans:
                 "partition": self.partition,
                 "first_seen_ts_ms": self.first_seen_ts_ms,
                 "records": [r.to_dict() for r in self.records],
+                "parked_tick_ms": self.parked_tick_ms,
             }
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> Orphans:
-        """Inverse of `to_json`."""
+        """Inverse of `to_json` (values written before `parked_tick_ms` existed have none)."""
         data = orjson.loads(raw)
         records = tuple(ParkedRecord.from_dict(r) for r in data["records"])
-        return cls(data["order_id"], data["partition"], data["first_seen_ts_ms"], records)
+        return cls(
+            data["order_id"],
+            data["partition"],
+            data["first_seen_ts_ms"],
+            records,
+            data.get("parked_tick_ms"),
+        )
 
     @property
     def shard(self) -> str:
@@ -81,9 +94,10 @@ class OrphanIndex:
     ahead of the others thus cannot expire events whose order is still in an unread part of
     another topic). By ticks: a partition whose order topics have gone quiet has no newer events
     to move that watermark, so each parked order also notes the partition's newest tick time
-    when it was parked (or when the index was loaded), and expires once a tick of its shard
-    comes `ttl` later. Live ticks come from the wall clock, so an order that never appears is
-    dead-lettered about `ttl` after its events were read, traffic or not.
+    when it was parked (stored with the orphans, so a rebalance or restart does not start the
+    wait again), and expires once a tick of its shard comes `ttl` later. Live ticks come from
+    the wall clock, so an order that never appears is dead-lettered about `ttl` after its
+    events were read, traffic or not.
     """
 
     def __init__(self) -> None:
@@ -94,15 +108,22 @@ class OrphanIndex:
         self._tick: dict[int, int] = {}
         self.loaded = False
 
-    def tick(self, partition: int, ts_ms: int) -> None:
+    def tick(self, partition: int, ts_ms: int) -> list[str]:
         """A tick of one of `partition`'s shards at `ts_ms` was read.
 
-        Orders parked before the partition's first tick start waiting from this one.
+        Orders parked before the partition's first tick start waiting from this one; their ids
+        are returned (their stored orphans should note the tick, `Orphans.parked_tick_ms`).
         """
         now = self._tick[partition] = max(ts_ms, self._tick.get(partition, ts_ms))
         parked = self._parked_tick[partition]
-        for order_id in self._by_partition[partition]:
-            parked.setdefault(order_id, now)
+        started = [o for o in self._by_partition[partition] if o not in parked]
+        for order_id in started:
+            parked[order_id] = now
+        return started
+
+    def newest_tick(self, partition: int) -> int | None:
+        """The newest tick time read for `partition`, or None before its first tick."""
+        return self._tick.get(partition)
 
     def expired_by_ticks(self, partition: int, ttl_ms: int) -> list[str]:
         """Order ids of `partition` parked `ttl_ms` of ticks ago or more."""
@@ -133,7 +154,13 @@ class OrphanIndex:
         self._shards.clear()
         self._parked_tick.clear()
         for orphans in all_orphans:
-            self.add(orphans.partition, orphans.order_id, orphans.first_seen_ts_ms, orphans.shard)
+            self.add(
+                orphans.partition,
+                orphans.order_id,
+                orphans.first_seen_ts_ms,
+                orphans.shard,
+                parked_tick_ms=orphans.parked_tick_ms,
+            )
         self.loaded = True
 
     def reset(self) -> None:
@@ -145,15 +172,27 @@ class OrphanIndex:
         self._tick.clear()
         self.loaded = False
 
-    def add(self, partition: int, order_id: str, first_seen_ts_ms: int, shard: str) -> None:
-        """Note parked records for `order_id` (of `shard`)."""
+    def add(
+        self,
+        partition: int,
+        order_id: str,
+        first_seen_ts_ms: int,
+        shard: str,
+        parked_tick_ms: int | None = None,
+    ) -> None:
+        """Note parked records for `order_id` (of `shard`).
+
+        Their wait for expiry by ticks starts at `parked_tick_ms` when it is known (stored
+        with the orphans), else at the partition's newest tick, else at its next tick.
+        """
         current = self._by_partition[partition].get(order_id)
         if current is None or first_seen_ts_ms < current:
             self._by_partition[partition][order_id] = first_seen_ts_ms
         self._shards[partition][order_id] = shard
-        tick = self._tick.get(partition)
+        parked = self._parked_tick[partition]
+        tick = parked_tick_ms if parked_tick_ms is not None else self._tick.get(partition)
         if tick is not None:
-            self._parked_tick[partition].setdefault(order_id, tick)
+            parked[order_id] = min(tick, parked.get(order_id, tick))
 
     def discard(self, partition: int, order_id: str) -> None:
         """Forget `order_id`."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dispatch.lifecycle import OrderState
 from dispatch.live.kv import KV
@@ -182,7 +182,19 @@ class ShardState:
     def put_orphans(self, partition: int, orphans: Orphans) -> None:
         """Store events waiting for an order, read from `partition`; they expire from the first."""
         self.stores.orphans.put(orphans.order_id, orphans)
-        self.orphan_index.add(partition, orphans.order_id, orphans.first_seen_ts_ms, orphans.shard)
+        self.orphan_index.add(
+            partition,
+            orphans.order_id,
+            orphans.first_seen_ts_ms,
+            orphans.shard,
+            parked_tick_ms=orphans.parked_tick_ms,
+        )
+
+    def note_orphans_tick(self, order_id: str, tick_ms: int) -> None:
+        """Store the tick the wait of `order_id`'s orphans started at, if none is stored yet."""
+        orphans = self.stores.orphans.get(order_id)
+        if orphans is not None and orphans.parked_tick_ms is None:
+            self.stores.orphans.put(order_id, replace(orphans, parked_tick_ms=tick_ms))
 
     def delete_orphans(self, partition: int, order_id: str) -> Orphans | None:
         """Forget the events waiting for `order_id` in `partition`; return them, if any."""

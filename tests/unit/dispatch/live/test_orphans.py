@@ -1,4 +1,4 @@
-from dispatch.live.orphans import OrphanIndex
+from dispatch.live.orphans import OrphanIndex, Orphans
 
 
 def test_no_expiry_before_every_seen_topic_has_passed_the_ttl() -> None:
@@ -60,3 +60,32 @@ def test_shards_with_parked_events_are_known() -> None:
     index.load([])
     index.add(0, "o1", first_seen_ts_ms=1_000, shard="dr5r")
     assert index.shards() == {"dr5r"}
+
+
+def test_a_reloaded_orphan_waits_from_its_stored_tick_not_the_next_one() -> None:
+    """A rebalance or restart does not start the wait for expiry by ticks again."""
+    index = OrphanIndex()
+    index.load([Orphans("o1", 0, 1_000, (), parked_tick_ms=50_000)])
+    index.tick(0, 60_000)
+    assert index.expired_by_ticks(0, ttl_ms=10_000) == ["o1"]
+
+
+def test_the_first_tick_names_the_orders_whose_wait_it_starts() -> None:
+    """Orders parked before any tick are returned once, so their stored orphans note the tick."""
+    index = OrphanIndex()
+    index.load([])
+    index.add(0, "o1", first_seen_ts_ms=1_000, shard="dr5r")
+    assert index.tick(0, 5_000) == ["o1"]
+    assert index.tick(0, 6_000) == []
+
+
+def test_orphans_keep_their_parked_tick_through_json() -> None:
+    """The tick the wait started at is stored with the records."""
+    orphans = Orphans("o1", 3, 1_000, (), parked_tick_ms=50_000)
+    assert Orphans.from_json(orphans.to_json()) == orphans
+
+
+def test_orphans_stored_without_a_parked_tick_still_load() -> None:
+    """Values written before the field existed load with no tick (the next tick starts it)."""
+    raw = b'{"order_id":"o1","partition":3,"first_seen_ts_ms":1000,"records":[]}'
+    assert Orphans.from_json(raw).parked_tick_ms is None

@@ -348,3 +348,15 @@ def test_an_event_for_an_order_that_never_comes_expires_by_ticks_alone(world: Co
 
 def _tick(ts_ms: int) -> dict[str, Any]:
     return event("dispatch_tick", f"tick-{ts_ms}", ts_ms, shard=SHARD)
+
+
+def test_a_rebalance_does_not_restart_an_orphan_s_wait(world: CoreWorld) -> None:
+    """An orphan parked before a rebalance expires `ttl` of ticks after it was parked."""
+    ready = event("order_ready", "r9", order_id="o9", merchant_id="m1", shard=SHARD)
+    ttl_ms = int(world.core.config.engine.orphan_ttl_s * 1000)
+    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0))
+    assert reasons(world.feed("merchant_ready", SHARD.encode(), ready)) == []
+    world.core.engine.state.reset()  # what a rebalance does to the worker's indices
+    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms - 1))
+    due = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms))
+    assert reasons(due) == [RejectReason.UNKNOWN_ID]
