@@ -57,12 +57,6 @@ class ActivePartitions:
     def __contains__(self, tp: object) -> bool:
         return tp in self._tps
 
-    def __iter__(self) -> Any:
-        return iter(self._tps)
-
-    def __len__(self) -> int:
-        return len(self._tps)
-
 
 class SeekSafeConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer that lets stream partitions in only after their seek."""

@@ -154,13 +154,7 @@ class OrphanIndex:
         self._shards.clear()
         self._parked_tick.clear()
         for orphans in all_orphans:
-            self.add(
-                orphans.partition,
-                orphans.order_id,
-                orphans.first_seen_ts_ms,
-                orphans.shard,
-                parked_tick_ms=orphans.parked_tick_ms,
-            )
+            self.add_orphans(orphans.partition, orphans)
         self.loaded = True
 
     def reset(self) -> None:
@@ -193,6 +187,16 @@ class OrphanIndex:
         tick = parked_tick_ms if parked_tick_ms is not None else self._tick.get(partition)
         if tick is not None:
             parked[order_id] = min(tick, parked.get(order_id, tick))
+
+    def add_orphans(self, partition: int, orphans: Orphans) -> None:
+        """Note stored `orphans` of `partition` (`add` with what they carry)."""
+        self.add(
+            partition,
+            orphans.order_id,
+            orphans.first_seen_ts_ms,
+            orphans.shard,
+            parked_tick_ms=orphans.parked_tick_ms,
+        )
 
     def discard(self, partition: int, order_id: str) -> None:
         """Forget `order_id`."""

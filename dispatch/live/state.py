@@ -182,13 +182,7 @@ class ShardState:
     def put_orphans(self, partition: int, orphans: Orphans) -> None:
         """Store events waiting for an order, read from `partition`; they expire from the first."""
         self.stores.orphans.put(orphans.order_id, orphans)
-        self.orphan_index.add(
-            partition,
-            orphans.order_id,
-            orphans.first_seen_ts_ms,
-            orphans.shard,
-            parked_tick_ms=orphans.parked_tick_ms,
-        )
+        self.orphan_index.add_orphans(partition, orphans)
 
     def note_orphans_tick(self, order_id: str, tick_ms: int) -> None:
         """Store the tick the wait of `order_id`'s orphans started at, if none is stored yet."""
