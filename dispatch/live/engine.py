@@ -159,12 +159,13 @@ class ShardEngine:
         try:
             update = apply_order_event(before, event, source)
         except AlreadyApplied:
+            self._resend_expired(source, effects)
             return effects
         except EventRejected as exc:
             if exc.reason is not RejectReason.UNKNOWN_ID:
                 raise
             self._park(event, source, effects)
-            self._expire_orphans(partition, effects)
+            self._expire_orphans(source, effects)
             return effects
         if update.rejected is not None:
             effects.reject(source, update.rejected)
@@ -176,7 +177,7 @@ class ShardEngine:
             after = self._adopt(after, effects)
         after = self._dispatch_effects(before, after, int(event["ts_ms"]), effects)
         self.state.put_order(after)
-        self._expire_orphans(partition, effects)
+        self._expire_orphans(source, effects)
         return effects
 
     def _place(
@@ -214,7 +215,12 @@ class ShardEngine:
 
     def _park(self, event: Event, source: Source, effects: Effects) -> None:
         order_id = str(event["order_id"])
-        current = self.state.orphans(order_id) or Orphans(
+        current = self.state.orphans(order_id)
+        if current is not None and current.expired:
+            if any(source.same_record(r.source) for r in current.records):
+                return  # handled again after a crash: its letter is sent with the tombstone's
+            current = None  # a new event for an id whose earlier events were dead-lettered
+        current = current or Orphans(
             order_id,
             source.partition,
             int(event["ts_ms"]),
@@ -233,6 +239,9 @@ class ShardEngine:
         parked = self.state.orphans(state.order_id)
         if parked is None:
             return state
+        if parked.expired:
+            self.state.delete_orphans(parked.partition, state.order_id)
+            return state
         outcome = apply_parked(state, [(r.event, r.source) for r in parked.records])
         state = outcome.state
         for i, error in outcome.rejected:
@@ -242,21 +251,46 @@ class ShardEngine:
         self.state.delete_orphans(parked.partition, state.order_id)
         return state
 
-    def _expire_orphans(self, partition: int, effects: Effects, *, by_ticks: bool = False) -> None:
+    def _expire_orphans(self, source: Source, effects: Effects, *, by_ticks: bool = False) -> None:
+        """Dead-letter orphans of `source`'s partition whose wait is over; keep them as tombstones.
+
+        The tombstones name `source`: when this very record is handled again (after a crash that
+        may have lost the letters but kept the tombstones), the letters are sent again. A
+        tombstone is deleted one ttl after it was made.
+        """
+        partition = source.partition
         ttl_ms = int(self.config.orphan_ttl_s * 1000)
         index = self.state.orphan_index
+        self._resend_expired(source, effects)
         due = (
             index.expired_by_ticks(partition, ttl_ms)
             if by_ticks
             else index.expired(partition, ttl_ms)
         )
+        now_ms = index.now(partition) or 0
         for order_id in due:
-            parked = self.state.delete_orphans(partition, order_id)
-            if parked is None:
+            parked = self.state.orphans(order_id)
+            if parked is None or parked.expired:
+                index.discard(partition, order_id)
                 continue
-            message = f"order {order_id!r} was not created within {ttl_ms // 1000} s of this event"
-            for record in parked.records:
-                effects.reject(record.source, EventRejected(RejectReason.UNKNOWN_ID, message))
+            tombstone = replace(parked, expired_by=source.identity, expired_at_ms=now_ms)
+            self.state.put_orphans(partition, tombstone)
+            self._reject_orphans(tombstone, effects)
+        for order_id in index.tombstones_past(partition, ttl_ms):
+            self.state.delete_orphans(partition, order_id)
+
+    def _resend_expired(self, source: Source, effects: Effects) -> None:
+        """The dead letters of the orphans `source` expired before (it is handled again)."""
+        for order_id in self.state.orphan_index.expired_by(source):
+            parked = self.state.orphans(order_id)
+            if parked is not None and source.same_record(parked.expired_by):
+                self._reject_orphans(parked, effects)
+
+    def _reject_orphans(self, parked: Orphans, effects: Effects) -> None:
+        ttl_s = int(self.config.orphan_ttl_s)
+        message = f"order {parked.order_id!r} was not created within {ttl_s} s of this event"
+        for record in parked.records:
+            effects.reject(record.source, EventRejected(RejectReason.UNKNOWN_ID, message))
 
     def _dispatch_effects(
         self, before: OrderState | None, after: OrderState, ts_ms: int, effects: Effects
@@ -504,26 +538,26 @@ class ShardEngine:
         return policy, version
 
     # ------------------------------------------------------------------ ticks
-    def on_tick(self, event: Event, partition: int | None = None) -> Effects:
+    def on_tick(self, event: Event, source: Source | None = None) -> Effects:
         """One shard's tick: expiries, then a decision, ETA updates and surge.
 
-        With the tick's `partition`, events parked there for an order that did not appear
-        within `orphan_ttl_s` of ticks are dead-lettered (`unknown_id`), however quiet the
-        partition's order topics are.
+        With the tick record's `source`, events parked in its partition for an order that did
+        not appear within `orphan_ttl_s` of ticks are dead-lettered (`unknown_id`), however
+        quiet the partition's order topics are.
         """
         self.state.ensure_indexed()
         effects = Effects()
         shard = str(event["shard"])
         now_ms = int(event["ts_ms"])
-        if partition is not None:
-            for order_id in self.state.orphan_index.tick(partition, now_ms):
+        if source is not None:
+            for order_id in self.state.orphan_index.tick(source.partition, now_ms):
                 self.state.note_orphans_tick(order_id, now_ms)
-            self._expire_orphans(partition, effects, by_ticks=True)
+            self._expire_orphans(source, effects, by_ticks=True)
         ticks = self._ticks[shard] = self._ticks.get(shard, 0) + 1
         self.releases.expire_leases(shard, now_ms, effects)
         self.releases.expire_orders(shard, now_ms, effects)
         policy, version = self.policy_for(shard)
-        inputs = self.tick_inputs(partition, now_ms)
+        inputs = self.tick_inputs(source.partition if source is not None else None, now_ms)
         built = build_snapshot(
             self.state, self.positions, self.config, self.predictor, shard, now_ms, inputs
         )

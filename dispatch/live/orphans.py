@@ -4,7 +4,9 @@ Records of different topics have no common order in Kafka, so an `order_ready` c
 before the `order_created` it follows (a backlog drains topic by topic). Such events are kept in
 the `order_orphans` table, keyed by order id in the order's partition, and applied when the order
 appears. An orphan still waiting `ttl_ms` of event time after it was first seen is dead-lettered
-as `unknown_id`.
+as `unknown_id`, and kept one more ttl as a tombstone naming the record that expired it: the
+expiry's state write and its dead letters reach the broker separately, and a worker killed in
+between would otherwise find nothing left to expire when it reads that record again.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ class Orphans:
     first_seen_ts_ms: int
     records: tuple[ParkedRecord, ...]
     parked_tick_ms: int | None = None
+    #: Set once the records were dead-lettered: the record whose handling expired them (its
+    #: place only) and the partition's time then. The orphans stay as a tombstone for one more
+    #: ttl, so that this record, handled again after a crash, sends the same dead letters again
+    #: (a letter lost with the crash is not lost for good).
+    expired_by: Source | None = None
+    expired_at_ms: int | None = None
+
+    @property
+    def expired(self) -> bool:
+        """True for a tombstone (the records were dead-lettered)."""
+        return self.expired_by is not None
 
     def add(self, record: ParkedRecord) -> Orphans:
         """These orphans plus `record`."""
@@ -64,6 +77,8 @@ class Orphans:
                 "first_seen_ts_ms": self.first_seen_ts_ms,
                 "records": [r.to_dict() for r in self.records],
                 "parked_tick_ms": self.parked_tick_ms,
+                "expired_by": self.expired_by.to_dict() if self.expired_by else None,
+                "expired_at_ms": self.expired_at_ms,
             }
         )
 
@@ -78,6 +93,8 @@ class Orphans:
             data["first_seen_ts_ms"],
             records,
             data.get("parked_tick_ms"),
+            Source.from_dict(data["expired_by"]) if data.get("expired_by") else None,
+            data.get("expired_at_ms"),
         )
 
     @property
@@ -106,6 +123,10 @@ class OrphanIndex:
         self._shards: dict[int, dict[str, str]] = defaultdict(dict)
         self._parked_tick: dict[int, dict[str, int]] = defaultdict(dict)
         self._tick: dict[int, int] = {}
+        # Tombstones: expired orphans of each partition -> when they expired; and which orders
+        # each record (topic, partition, offset) expired.
+        self._tombstones: dict[int, dict[str, int]] = defaultdict(dict)
+        self._expired_by: dict[tuple[str, int, int], set[str]] = defaultdict(set)
         self.loaded = False
 
     def tick(self, partition: int, ts_ms: int) -> list[str]:
@@ -153,6 +174,8 @@ class OrphanIndex:
         self._by_partition.clear()
         self._shards.clear()
         self._parked_tick.clear()
+        self._tombstones.clear()
+        self._expired_by.clear()
         for orphans in all_orphans:
             self.add_orphans(orphans.partition, orphans)
         self.loaded = True
@@ -164,6 +187,8 @@ class OrphanIndex:
         self._shards.clear()
         self._parked_tick.clear()
         self._tick.clear()
+        self._tombstones.clear()
+        self._expired_by.clear()
         self.loaded = False
 
     def add(
@@ -189,7 +214,10 @@ class OrphanIndex:
             parked[order_id] = min(tick, parked.get(order_id, tick))
 
     def add_orphans(self, partition: int, orphans: Orphans) -> None:
-        """Note stored `orphans` of `partition` (`add` with what they carry)."""
+        """Note stored `orphans` of `partition`: `add` with what they carry, `bury` a tombstone."""
+        if orphans.expired:
+            self.bury(orphans)
+            return
         self.add(
             partition,
             orphans.order_id,
@@ -199,10 +227,42 @@ class OrphanIndex:
         )
 
     def discard(self, partition: int, order_id: str) -> None:
-        """Forget `order_id`."""
+        """Forget `order_id` (waiting or tombstone)."""
         self._by_partition[partition].pop(order_id, None)
         self._shards[partition].pop(order_id, None)
         self._parked_tick[partition].pop(order_id, None)
+        self._tombstones[partition].pop(order_id, None)
+        for orders in self._expired_by.values():
+            orders.discard(order_id)
+
+    def bury(self, orphans: Orphans) -> None:
+        """Note `orphans` (expired) as a tombstone: no longer waiting, kept for redeliveries."""
+        if orphans.expired_by is None or orphans.expired_at_ms is None:
+            msg = f"orphans of {orphans.order_id!r} are not expired"
+            raise ValueError(msg)
+        partition, order_id = orphans.partition, orphans.order_id
+        self._by_partition[partition].pop(order_id, None)
+        self._shards[partition].pop(order_id, None)
+        self._parked_tick[partition].pop(order_id, None)
+        self._tombstones[partition][order_id] = orphans.expired_at_ms
+        by = orphans.expired_by
+        self._expired_by[(by.topic, by.partition, by.offset)].add(order_id)
+
+    def expired_by(self, source: Source) -> list[str]:
+        """Order ids whose orphans the record at `source` expired (tombstones still kept)."""
+        return sorted(self._expired_by.get((source.topic, source.partition, source.offset), ()))
+
+    def now(self, partition: int) -> int | None:
+        """The partition's time: the later of its newest tick and its event-time watermark."""
+        times = [t for t in (self._tick.get(partition), self.watermark(partition)) if t is not None]
+        return max(times) if times else None
+
+    def tombstones_past(self, partition: int, ttl_ms: int) -> list[str]:
+        """Order ids of `partition` whose tombstones are `ttl_ms` old or more (to delete)."""
+        now = self.now(partition)
+        if now is None:
+            return []
+        return sorted(o for o, at in self._tombstones[partition].items() if now - at >= ttl_ms)
 
     def expired(self, partition: int, ttl_ms: int) -> list[str]:
         """Order ids of `partition` whose orphans were first seen `ttl_ms` before the watermark."""

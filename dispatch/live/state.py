@@ -180,14 +180,14 @@ class ShardState:
         return self.stores.orphans.get(order_id)
 
     def put_orphans(self, partition: int, orphans: Orphans) -> None:
-        """Store events waiting for an order, read from `partition`; they expire from the first."""
+        """Store events waiting for an order, read from `partition` (or their tombstone)."""
         self.stores.orphans.put(orphans.order_id, orphans)
         self.orphan_index.add_orphans(partition, orphans)
 
     def note_orphans_tick(self, order_id: str, tick_ms: int) -> None:
         """Store the tick the wait of `order_id`'s orphans started at, if none is stored yet."""
         orphans = self.stores.orphans.get(order_id)
-        if orphans is not None and orphans.parked_tick_ms is None:
+        if orphans is not None and not orphans.expired and orphans.parked_tick_ms is None:
             self.stores.orphans.put(order_id, replace(orphans, parked_tick_ms=tick_ms))
 
     def delete_orphans(self, partition: int, order_id: str) -> Orphans | None:

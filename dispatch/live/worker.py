@@ -478,7 +478,7 @@ class WorkerCore:
         self._last_tick_s[shard] = now_s
         if self.features is not None:
             self.features.flush_due(record.partition)
-        return self.engine.on_tick(event, record.partition)
+        return self.engine.on_tick(event, source)
 
     # ------------------------------------------------------------------ couriers
     def _on_courier_event(self, record: Record, source: Source) -> Effects:
