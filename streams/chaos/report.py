@@ -52,6 +52,7 @@ MUST_BE_ZERO = (
     "eta_after_delivery",
     "faults_not_started",
     "harness_errors",
+    "open_at_end",
 )
 #: Colour of each fault's mark on the timeline.
 FAULT_COLOURS = {
@@ -89,6 +90,8 @@ def figures(result: ChaosResult) -> dict[str, Any]:
         fuzz_wrong_reason=f.fuzz_wrong_reason,
         faults_not_started=len(result.faults_not_started),
         harness_errors=len(result.errors),
+        open_at_end=len(result.open_at_end),
+        open_at_end_orders=list(result.open_at_end[:20]),
         zombies_evicted=result.zombies_fenced,
         worker_restarts_wiped=sum(
             1
@@ -186,6 +189,7 @@ def print_table(report: Mapping[str, Any]) -> None:
         "zombies_evicted",
         "faults_not_started",
         "harness_errors",
+        "open_at_end",
         "circuit_breaker_ticks",
         "duplicate_commit_records",
         "duplicate_dead_letters",

@@ -24,6 +24,7 @@ def _result() -> ChaosResult:
         zombies_fenced=0,
         orders_in_burst=0,
         steps=3,
+        open_at_end=(),
         wall_s=1.0,
         workdir=Path("run"),
     )
@@ -54,3 +55,12 @@ def test_a_hostile_record_without_its_letter_fails() -> None:
     """fuzz_dead_lettered below fuzz_sent is a failure."""
     report = {**_passing(), "fuzz_dead_lettered": 4}
     assert failures(report) == ["fuzz_dead_lettered = 4 of fuzz_sent = 5"]
+
+
+def test_an_order_still_on_its_way_when_the_run_stopped_fails() -> None:
+    """A run that ends with an order open in the world cannot judge it: `open_at_end` fails."""
+    result = _result()
+    result.open_at_end = ("o306",)
+    report = figures(result)
+    assert (report["open_at_end"], report["open_at_end_orders"]) == (1, ["o306"])
+    assert failures(report) == ["open_at_end = 1"]

@@ -1,10 +1,10 @@
-"""The overload scenario: extra orders in the burst window only, drawn like the city's own."""
+"""A chaos run's city: the overload scenario (extra orders in the burst window) and its drain."""
 
 from __future__ import annotations
 
-from simulators.city import lunch_rush
+from simulators.city import PRESETS, lunch_rush
 from simulators.city.scenario import Scenario, build_scenario
-from streams.chaos.run import burst_scenario
+from streams.chaos.run import DRAIN_MAX_S, ChaosOptions, burst_scenario
 
 CONFIG = lunch_rush(seed=4)
 AT_S, LENGTH_S = 3600.0, 300.0
@@ -47,3 +47,9 @@ def test_a_burst_keeps_the_city_s_couriers() -> None:
 def test_factor_one_is_the_city_itself() -> None:
     """No burst: the scenario is the one the config draws."""
     assert burst_scenario(CONFIG, 1.0, AT_S, LENGTH_S) == build_scenario(CONFIG)
+
+
+def test_a_chaos_city_drains_until_its_orders_end_for_up_to_two_hours() -> None:
+    """The lunch rush's drain (an hour) is lengthened to DRAIN_MAX_S for a chaos run."""
+    assert PRESETS["lunch_rush"](seed=2).drain_max_s < DRAIN_MAX_S
+    assert ChaosOptions(seed=2).city().drain_max_s == DRAIN_MAX_S
