@@ -481,17 +481,18 @@ class ShardEngine:
             )
             effects.reject(source, EventRejected(RejectReason.INVALID_TRANSITION, message))
             return effects
-        if (
-            str(event["event_id"]) in decision.responses
-            or decision.status is not DecisionStatus.PROPOSED
-        ):
+        response_id = str(event["event_id"])
+        if response_id in decision.responses or decision.status is not DecisionStatus.PROPOSED:
+            # Read again (a restart after its state was stored): what it committed is sent
+            # again, in case the first announcement was lost; nothing is decided again.
+            self.proposals.announce_again(decision, response_id, effects)
             self.telemetry.stale_response()
             return effects
-        decision = replace(decision, responses=(*decision.responses, str(event["event_id"])))
+        decision = replace(decision, responses=(*decision.responses, response_id))
         self.state.put_decision(decision)
         effects.applied = True
         accepted = event["response"] != "decline"
-        self.proposals.answer(decision, accepted, ts_ms, self.generation, effects)
+        self.proposals.answer(decision, accepted, ts_ms, self.generation, effects, response_id)
         return effects
 
     # ------------------------------------------------------------------ control

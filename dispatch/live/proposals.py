@@ -181,8 +181,13 @@ class Proposals:
         ts_ms: int,
         generation: int,
         effects: Effects,
+        response_id: str | None = None,
     ) -> None:
-        """Resolve the open proposal `decision` with its courier's answer at `ts_ms`."""
+        """Resolve the open proposal `decision` with its courier's answer at `ts_ms`.
+
+        A commitment records `response_id` (the answer's event id) with what it announced, for
+        `announce_again`.
+        """
         release = self.releases.release_orders
         if not accepted:
             release(decision, decision.order_ids, "declined", ts_ms, effects, cooldown=True)
@@ -191,9 +196,35 @@ class Proposals:
         elif decision.generation != generation:
             release(decision, decision.order_ids, "shard_moved", ts_ms, effects)
         else:
-            self._commit(decision, ts_ms, effects)
+            self._commit(decision, ts_ms, effects, response_id)
 
-    def _commit(self, decision: DecisionRecord, ts_ms: int, effects: Effects) -> None:
+    def announce_again(self, decision: DecisionRecord, response_id: str, effects: Effects) -> bool:
+        """Send `decision`'s `assignment_committed` again if the answer `response_id` made it.
+
+        The commitment's state and its announcement reach the broker separately; a worker that
+        stops between the two reads the answer again after its restart and finds the decision
+        committed already. The copy carries the same event id, orders, stops and event time as
+        the first, so consumers that keep each event id once see one commitment. Returns whether
+        it was sent.
+        """
+        if decision.committed_by != response_id or not decision.committed_order_ids:
+            return False
+        ts_ms = decision.resolved_ts_ms
+        assert ts_ms is not None  # noqa: S101 - set with committed_by
+        ids = decision.committed_order_ids
+        event = committed_event(decision, ids, decision.committed_route, ts_ms)
+        first = self.state.order(ids[0])
+        trace = order_trace(first, event) if first is not None else None
+        effects.emit(ASSIGNMENT_COMMITTED, decision.shard, event, trace)
+        return True
+
+    def _commit(
+        self,
+        decision: DecisionRecord,
+        ts_ms: int,
+        effects: Effects,
+        response_id: str | None = None,
+    ) -> None:
         state = self.state
         courier = state.courier(decision.shard, decision.courier_id)
         if courier is None or not courier.online:
@@ -248,8 +279,17 @@ class Proposals:
                 eta = eta_event(order.order_id, decision.shard, ts_ms, p50, p90, version)
                 effects.emit(ETA_UPDATES, decision.shard, eta, order_trace(order, eta))
             state.put_order(replace(order, dispatch=dispatch))
-        state.put_decision(replace(decision, status=DecisionStatus.COMMITTED, resolved_ts_ms=ts_ms))
         committed_ids = tuple(o.order_id for o in new_orders)
+        state.put_decision(
+            replace(
+                decision,
+                status=DecisionStatus.COMMITTED,
+                resolved_ts_ms=ts_ms,
+                committed_by=response_id,
+                committed_order_ids=committed_ids,
+                committed_route=planned,
+            )
+        )
         event = committed_event(decision, committed_ids, planned, ts_ms)
         effects.emit(ASSIGNMENT_COMMITTED, decision.shard, event, order_trace(new_orders[0], event))
         self.telemetry.committed()

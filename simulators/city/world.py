@@ -75,7 +75,9 @@ class CityWorld:
         self._fixes: list[dict[str, Any]] = []
         self._flush_at: int | None = None
         self._offers: dict[str, dict[str, Any]] = {}
+        self._seen_outputs: set[str] = set()
         self.stats: dict[str, int] = {
+            "outputs_repeated": 0,
             "responses_late": 0,
             "commits_ignored_offline": 0,
             "orders_taken_from_other_courier": 0,
@@ -153,7 +155,9 @@ class CityWorld:
         Outputs are applied in a canonical order — by event time, then releases and expiries,
         commits, proposals and the rest, then event id — so that the world (and every random
         draw it makes) does not depend on the order a dispatcher happened to return them in:
-        an in-process and a live dispatcher that decide the same face the same world.
+        an in-process and a live dispatcher that decide the same face the same world. Like
+        every consumer of the decision topics, the world acts on each event id once: an output
+        sent again (a redelivered input re-sends what it produced) is counted and skipped.
 
         Raises:
             SimulationError: an output is not a schema-valid event.
@@ -164,6 +168,11 @@ class CityWorld:
             except EventRejected as exc:
                 msg = f"dispatcher output on {rec.topic!r} is invalid: {exc.message}"
                 raise SimulationError(msg) from exc
+            event_id = str(body["event_id"])
+            if event_id in self._seen_outputs:
+                self.stats["outputs_repeated"] += 1
+                continue
+            self._seen_outputs.add(event_id)
             kind = body["type"]
             if kind == "assignment_proposed":
                 self._on_proposed(body)

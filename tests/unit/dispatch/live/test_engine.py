@@ -250,16 +250,34 @@ def test_accept_moves_the_order_to_committed_and_the_route_to_the_courier(world:
     assert world.decision(proposal["decision_id"]).status is DecisionStatus.COMMITTED
 
 
-def test_the_same_response_record_again_makes_no_second_commit(world: World) -> None:
-    """Redelivering the very accept record changes nothing and counts a stale response."""
+def test_the_same_response_record_again_announces_the_same_commit_again(world: World) -> None:
+    """The very accept record, read again, re-sends its identical `assignment_committed`.
+
+    Same event id, orders, stops, time and trace; nothing is decided again and the answer
+    counts as stale.
+    """
     proposal = offered(world)
     event = world.response(proposal["decision_id"], "c1", T0 + 3 * S)
     source = world.source("assignment_responses", event)
-    world.handle_response(event, source)
+    first = world.handle_response(event, source)
+    stored = world.decision(proposal["decision_id"])
     again = world.handle_response(event, source)
-    assert again.outputs == [] and again.rejections == []
-    assert len(world.emitted("assignment_committed")) == 1
+    sent = [o for o in first.outputs if o.topic == "assignment_committed"]
+    assert [(o.key, o.value, o.traceparent) for o in again.outputs] == [
+        (o.key, o.value, o.traceparent) for o in sent
+    ]
+    assert again.rejections == [] and not again.applied
+    assert world.decision(proposal["decision_id"]) == stored
     assert world.telemetry.counts["stale_responses"] == 1
+
+
+def test_a_redelivered_decline_sends_nothing(world: World) -> None:
+    """Only the answer that committed is announced again; a declining one, read again, is stale."""
+    proposal = offered(world)
+    event = world.response(proposal["decision_id"], "c1", T0 + 3 * S, "decline")
+    source = world.source("assignment_responses", event)
+    world.handle_response(event, source)
+    assert world.handle_response(event, source).outputs == []
 
 
 def test_only_a_first_recorded_response_counts_as_applied(world: World) -> None:
@@ -286,14 +304,16 @@ def test_a_duplicate_accept_event_makes_no_second_commit(world: World) -> None:
     assert world.telemetry.counts["stale_responses"] == 1
 
 
-def test_a_replayed_accept_after_a_restart_makes_no_second_commit(world: World) -> None:
-    """An engine restarted over the same tables ignores an accept it already applied."""
+def test_a_replayed_accept_after_a_restart_announces_its_commit_again(world: World) -> None:
+    """An engine restarted over the same tables re-sends an accept's commit, changing nothing."""
     proposal = offered(world)
     event = world.response(proposal["decision_id"], "c1", T0 + 3 * S)
     world.handle_response(event)
+    courier = world.courier("c1")
     world.engine = ShardEngine(world.stores, world.positions, telemetry=world.telemetry)
-    assert world.handle_response(event).outputs == []
-    assert len(world.emitted("assignment_committed")) == 1
+    again = of_type(world.handle_response(event), "assignment_committed")
+    assert again == world.emitted("assignment_committed")[:1]
+    assert world.courier("c1") == courier
 
 
 # ---------------------------------------------------------------------- decline, lease expiry

@@ -30,6 +30,7 @@ class Driver:
         )
         self.world = CityWorld(config)
         self.records: list[SimRecord] = []
+        self.played: list[SimRecord] = []
         self.n = 0
 
     def advance(self, ts_ms: int) -> None:
@@ -70,7 +71,8 @@ class Driver:
     def play(self, body: dict[str, Any]) -> None:
         self.n += 1
         full = {"event_id": f"out-{self.n}", "v": 1, "ts_ms": self.world.now_ms, **body}
-        self.world.apply([SimRecord("out", full.get("shard", "x").encode(), full)])
+        self.played.append(SimRecord("out", full.get("shard", "x").encode(), full))
+        self.world.apply(self.played[-1:])
 
     def propose(self, decision: str, courier: CourierPlan, orders: list[OrderPlan]) -> None:
         self.play(
@@ -263,6 +265,23 @@ def test_a_recommit_to_another_courier_moves_the_order(driver: Driver) -> None:
         e["courier_id"] == second.courier_id
         for e in driver.of("delivery_arrived", order_id=order.order_id)
     )
+
+
+def test_a_commit_sent_again_after_a_recommit_does_not_move_the_order_back(
+    driver: Driver,
+) -> None:
+    """An output whose event id was seen already (a copy sent again) changes nothing."""
+    first, second = driver.couriers_online()[:2]
+    order = driver.orders_placed()[0]
+    driver.commit("d1", first, [order])
+    copy = driver.played[-1]
+    driver.release("d1", first, [order])
+    driver.commit("d2", second, [order])
+    driver.world.apply([copy])
+    driver.advance(driver.at(120))
+    (delivered,) = driver.of("delivery_delivered", order_id=order.order_id)
+    assert delivered["courier_id"] == second.courier_id
+    assert driver.world.stats["outputs_repeated"] == 1
 
 
 def test_an_expired_order_is_not_served(driver: Driver) -> None:
