@@ -15,6 +15,7 @@ from streams.consumer import install_seek_safe_consumer
 from streams.embedded_compat import install_embedded_fixes
 from streams.eta_model import models_from_settings
 from streams.kafka_config import aiokafka_kwargs, ssl_context
+from streams.offset_fetch import install_offset_fetch_check
 from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(settings: Settings, topics_file: Path = DEFAULT_TOPICS_FILE) -> R
         producer_acks=-1,
     )
     install_seek_safe_consumer(app)
+    install_offset_fetch_check()
     serve_own_views_only(app)
     runtime = Runtime.build(app, settings, topics)
     runtime.metrics.add_process_collectors()

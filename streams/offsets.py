@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.offset_fetch import install_offset_fetch_check
+
 
 class OffsetsError(RuntimeError):
     """The broker did not report end offsets in time."""
@@ -59,8 +61,10 @@ async def raise_to_committed(
     """Raise `handled[tp]` to the committed offset of `consumer`'s group, for each `tp` in `tps`.
 
     A group commits only what its members have handled, so a committed offset is a lower bound
-    on what was handled (including by members that have since left or forgotten it).
+    on what was handled (including by members that have since left or forgotten it). The
+    offsets are asked of the group's current coordinator (`streams.offset_fetch`).
     """
+    install_offset_fetch_check()
     for tp in tps:
         committed = await consumer.committed(tp)
         if committed is not None:
