@@ -14,7 +14,8 @@ Definitions (records are at-least-once: copies of one record count once):
 * `double_assignments`, `capacity_violations`, `commits_after_end`: the invariant checker's
   `double_commit`, `over_capacity` and `commit_after_terminal` (`dispatch.live.invariants`);
 * `fenced_commits`: distinct commits written by a worker whose generation was already
-  superseded: in offset order of one `assignment_committed` partition, a commit of a lower
+  superseded (copies of a commit sent before count as that commit, see `_first_copies`): in
+  offset order of one `assignment_committed` partition, a commit of a lower
   generation than one before it; and on the partitions a paused worker owned, a commit written
   after the pause (at or past the end offset read then) of a generation lower than the first
   one another worker joined the group with while it was paused (none: it was not evicted);
@@ -273,10 +274,30 @@ def _eta_after_delivery(
     figures.eta_after_delivery = len(late)
 
 
+def _first_copies(
+    decoded: Sequence[tuple[TopicRecord, dict[str, Any]]],
+) -> list[tuple[TopicRecord, dict[str, Any]]]:
+    """`decoded` (in offset order) without the later copies of each event id.
+
+    A commit sent again (its input read again after a restart) is the same commitment,
+    whoever wrote the copy.
+    """
+    seen: set[str] = set()
+    out = []
+    for record, event in decoded:
+        event_id = str(event.get("event_id"))
+        if event_id not in seen:
+            seen.add(event_id)
+            out.append((record, event))
+    return out
+
+
 def _fenced_commits(records: Sequence[TopicRecord], truth: RunTruth, figures: Figures) -> None:
     fenced: set[str] = set()
     newest: dict[int, int] = {}
-    commits = sorted(_decoded(records, ASSIGNMENT_COMMITTED), key=lambda x: x[0].offset)
+    commits = _first_copies(
+        sorted(_decoded(records, ASSIGNMENT_COMMITTED), key=lambda x: x[0].offset)
+    )
     for record, event in commits:
         generation = int(event.get("shard_generation", 0))
         before = newest.get(record.partition, generation)

@@ -137,6 +137,14 @@ def test_a_paused_worker_nobody_replaced_commits_its_own_work() -> None:
     assert check_run(records, truth).fenced_commits == 0
 
 
+def test_a_copy_of_an_earlier_commit_sent_after_an_eviction_is_not_fenced() -> None:
+    """A commit of generation 4 sent again after a newer one and after the pause is a copy."""
+    window = ZombieWindow(0, 100.0, 120.0, (0,), {0: 1})
+    truth = RunTruth(zombies=[window], joins=[Joined(110.0, 1, 5)])
+    records = [commit(0, "d1", "o1", 4), commit(1, "d2", "o2", 5), commit(2, "d1", "o1", 4)]
+    assert check_run(records, truth).fenced_commits == 0
+
+
 def test_an_eta_update_at_or_after_delivery_is_counted() -> None:
     """An ETA of an order at its delivery time counts; one before it does not."""
     eta = {"order_id": "o1", "shard": SHARD, "dropoff_p50_ts_ms": T0, "dropoff_p90_ts_ms": T0}
