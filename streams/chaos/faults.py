@@ -121,6 +121,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._back: list[int] = []
+        self._watched = set(range(len(self.workers)))  # workers under progress
         self._step = 0
         self._closing = False
         self.done: list[tuple[Fault, int]] = []  # (fault, step it started at)
@@ -132,6 +133,7 @@ class FaultInjector:
         with self._lock:
             back, self._back = self._back, []
         for index in back:
+            self._watched.add(index)
             self.add_url(self.workers[index].url)
         for index, worker in enumerate(self.workers):
             slot = self._slots[index]
@@ -145,7 +147,7 @@ class FaultInjector:
                 self._log("zombie_fenced", index, f"exited with status {code}")
             else:
                 self._log("unexpected_exit", index, f"exit code {code}")
-            self.remove_url(worker.url)
+            self._unwatch(index)
             self._spawn(self._restart_after, index, 0.0, False)
 
     def after_ticks(self, step: int) -> None:
@@ -200,7 +202,7 @@ class FaultInjector:
         if index is None:
             return False
         self.done.append((fault, step))
-        self.remove_url(self.workers[index].url)
+        self._unwatch(index)
         if fault.kind is FaultKind.WORKER_KILL:
             self._spawn(self._worker_kill, index, fault)
         else:
@@ -307,6 +309,19 @@ class FaultInjector:
         finally:
             with self._lock:
                 self._broker_busy = False
+
+    def _unwatch(self, index: int) -> None:
+        """Stop asking worker `index` for progress: it is faulted or gone.
+
+        A worker that came back since the last step is not under progress yet; it is dropped
+        from those waiting to be put back instead.
+        """
+        with self._lock:
+            if index in self._back:
+                self._back.remove(index)
+        if index in self._watched:
+            self._watched.discard(index)
+            self.remove_url(self.workers[index].url)
 
     def _come_back(self, index: int) -> None:
         with self._lock:

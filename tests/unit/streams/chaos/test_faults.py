@@ -1,4 +1,4 @@
-"""The fault injector's account of worker exits."""
+"""The fault injector's account of worker exits and of the workers it asks for progress."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from streams.chaos.faults import FaultInjector
+from streams.chaos.schedule import Fault, FaultKind
 from streams.stall import SESSION_LOST_EXIT_STATUS
 
 
@@ -49,3 +50,50 @@ def test_a_session_lost_exit_without_a_stop_is_unexpected() -> None:
 def test_any_other_exit_after_a_stop_is_unexpected() -> None:
     """Only the session-lost status is excused by a stop."""
     assert exit_seen(1, stopped_before=True) == "unexpected_exit"
+
+
+@dataclass
+class RestartableWorker:
+    """A worker process that is killed and started again at once (what the injector drives)."""
+
+    url: str = "http://127.0.0.1:2"
+    ready_after_s: float = 0.0
+
+    def running(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        return None
+
+    def start(self, ready_timeout_s: float) -> None:
+        return None
+
+
+def test_a_worker_faulted_again_before_it_was_put_back_is_not_removed_twice() -> None:
+    """A kill of a worker that restarted since the step began leaves the progress list whole.
+
+    A restarted worker is put back under progress at the next step; a fault that takes it
+    before then must not remove its address a second time (the harness crashed on that).
+    """
+    worker = RestartableWorker()
+    urls = [worker.url]
+    kills = [Fault(FaultKind.WORKER_KILL, 1, 0, down_s=0.0) for _ in range(2)]
+    injector = FaultInjector(
+        faults=kills,
+        cluster=cast(Any, None),
+        workers=[cast(Any, worker)],
+        client={},
+        add_url=urls.append,
+        remove_url=urls.remove,
+    )
+
+    def restarts_done() -> None:
+        for thread in injector._threads:
+            thread.join(timeout=10)
+
+    injector.after_ticks(1)  # the first kill; the second waits, its worker being busy
+    restarts_done()
+    injector.after_ticks(1)  # the second kill, before the restarted worker was put back
+    restarts_done()
+    injector.before_step(2)
+    assert (injector.errors, injector.pending, urls) == ([], [], [worker.url])
