@@ -362,15 +362,24 @@ def test_a_rebalance_does_not_restart_an_orphan_s_wait(world: CoreWorld) -> None
     assert reasons(due) == [RejectReason.UNKNOWN_ID]
 
 
-def test_a_tick_handled_again_after_a_crash_sends_its_orphan_letters_again(
-    world: CoreWorld,
-) -> None:
-    """The letters of an expiry lost with a crash are sent when its tick is read again."""
+def _expire_one_orphan(world: CoreWorld) -> tuple[dict[str, object], int, Effects]:
+    """Park an event for an order that never comes; expire it with a tick at offset 1.
+
+    Returns the parked event, the orphan ttl and that tick's effects.
+    """
     ready = event("order_ready", "r9", order_id="o9", merchant_id="m1", shard=SHARD)
     ttl_ms = int(world.core.config.engine.orphan_ttl_s * 1000)
     world.feed("dispatch_ticks", SHARD.encode(), _tick(T0), offset=0)
     world.feed("merchant_ready", SHARD.encode(), ready)
-    first = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms), offset=1)
+    expiry = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms), offset=1)
+    return ready, ttl_ms, expiry
+
+
+def test_a_tick_handled_again_after_a_crash_sends_its_orphan_letters_again(
+    world: CoreWorld,
+) -> None:
+    """The letters of an expiry lost with a crash are sent when its tick is read again."""
+    ready, ttl_ms, first = _expire_one_orphan(world)
     world.core.engine.state.reset()  # the restart: indices rebuilt from the tables
     again = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms), offset=1)
     assert reasons(first) == reasons(again) == [RejectReason.UNKNOWN_ID]
@@ -379,22 +388,14 @@ def test_a_tick_handled_again_after_a_crash_sends_its_orphan_letters_again(
 
 def test_a_later_tick_does_not_send_an_orphan_letter_again(world: CoreWorld) -> None:
     """Only the record that expired the orphans resends their letters."""
-    ready = event("order_ready", "r9", order_id="o9", merchant_id="m1", shard=SHARD)
-    ttl_ms = int(world.core.config.engine.orphan_ttl_s * 1000)
-    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0), offset=0)
-    world.feed("merchant_ready", SHARD.encode(), ready)
-    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms), offset=1)
+    _, ttl_ms, _ = _expire_one_orphan(world)
     later = world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms + 1), offset=2)
     assert reasons(later) == []
 
 
 def test_an_orphan_tombstone_is_deleted_a_ttl_after_its_expiry(world: CoreWorld) -> None:
     """Tombstones do not pile up: one ttl after the expiry the orphans are gone."""
-    ready = event("order_ready", "r9", order_id="o9", merchant_id="m1", shard=SHARD)
-    ttl_ms = int(world.core.config.engine.orphan_ttl_s * 1000)
-    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0), offset=0)
-    world.feed("merchant_ready", SHARD.encode(), ready)
-    world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + ttl_ms), offset=1)
+    _, ttl_ms, _ = _expire_one_orphan(world)
     assert world.core.engine.state.orphans("o9") is not None
     world.feed("dispatch_ticks", SHARD.encode(), _tick(T0 + 2 * ttl_ms), offset=2)
     assert world.core.engine.state.orphans("o9") is None
