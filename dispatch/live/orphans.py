@@ -103,6 +103,14 @@ class Orphans:
         return str(self.records[0].event["shard"]) if self.records else ""
 
 
+#: Where a record is: (topic, partition, offset).
+_Place = tuple[str, int, int]
+
+
+def _place(source: Source) -> _Place:
+    return (source.topic, source.partition, source.offset)
+
+
 class OrphanIndex:
     """Which orders of each partition have parked records, since when, and in which shard.
 
@@ -123,10 +131,10 @@ class OrphanIndex:
         self._shards: dict[int, dict[str, str]] = defaultdict(dict)
         self._parked_tick: dict[int, dict[str, int]] = defaultdict(dict)
         self._tick: dict[int, int] = {}
-        # Tombstones: expired orphans of each partition -> when they expired; and which orders
-        # each record (topic, partition, offset) expired.
-        self._tombstones: dict[int, dict[str, int]] = defaultdict(dict)
-        self._expired_by: dict[tuple[str, int, int], set[str]] = defaultdict(set)
+        # Tombstones: expired orphans of each partition -> when they expired and the record
+        # (topic, partition, offset) that expired them; and the orders each such record expired.
+        self._tombstones: dict[int, dict[str, tuple[int, _Place]]] = defaultdict(dict)
+        self._expired_by: dict[_Place, set[str]] = defaultdict(set)
         self.loaded = False
 
     def tick(self, partition: int, ts_ms: int) -> list[str]:
@@ -228,12 +236,14 @@ class OrphanIndex:
 
     def discard(self, partition: int, order_id: str) -> None:
         """Forget `order_id` (waiting or tombstone)."""
-        self._by_partition[partition].pop(order_id, None)
-        self._shards[partition].pop(order_id, None)
-        self._parked_tick[partition].pop(order_id, None)
-        self._tombstones[partition].pop(order_id, None)
-        for orders in self._expired_by.values():
+        self._forget_waiting(partition, order_id)
+        tombstone = self._tombstones[partition].pop(order_id, None)
+        if tombstone is not None:
+            place = tombstone[1]
+            orders = self._expired_by[place]
             orders.discard(order_id)
+            if not orders:
+                del self._expired_by[place]
 
     def bury(self, orphans: Orphans) -> None:
         """Note `orphans` (expired) as a tombstone: no longer waiting, kept for redeliveries."""
@@ -241,16 +251,19 @@ class OrphanIndex:
             msg = f"orphans of {orphans.order_id!r} are not expired"
             raise ValueError(msg)
         partition, order_id = orphans.partition, orphans.order_id
+        self._forget_waiting(partition, order_id)
+        place = _place(orphans.expired_by)
+        self._tombstones[partition][order_id] = (orphans.expired_at_ms, place)
+        self._expired_by[place].add(order_id)
+
+    def _forget_waiting(self, partition: int, order_id: str) -> None:
         self._by_partition[partition].pop(order_id, None)
         self._shards[partition].pop(order_id, None)
         self._parked_tick[partition].pop(order_id, None)
-        self._tombstones[partition][order_id] = orphans.expired_at_ms
-        by = orphans.expired_by
-        self._expired_by[(by.topic, by.partition, by.offset)].add(order_id)
 
     def expired_by(self, source: Source) -> list[str]:
         """Order ids whose orphans the record at `source` expired (tombstones still kept)."""
-        return sorted(self._expired_by.get((source.topic, source.partition, source.offset), ()))
+        return sorted(self._expired_by.get(_place(source), ()))
 
     def now(self, partition: int) -> int | None:
         """The partition's time: the later of its newest tick and its event-time watermark."""
@@ -262,7 +275,7 @@ class OrphanIndex:
         now = self.now(partition)
         if now is None:
             return []
-        return sorted(o for o, at in self._tombstones[partition].items() if now - at >= ttl_ms)
+        return sorted(o for o, (at, _) in self._tombstones[partition].items() if now - at >= ttl_ms)
 
     def expired(self, partition: int, ttl_ms: int) -> list[str]:
         """Order ids of `partition` whose orphans were first seen `ttl_ms` before the watermark."""
