@@ -203,18 +203,15 @@ class Proposals:
 
         The commitment's state and its announcement reach the broker separately; a worker that
         stops between the two reads the answer again after its restart and finds the decision
-        committed already. The copy carries the same event id, orders, stops and event time as
-        the first, so consumers that keep each event id once see one commitment. Returns whether
-        it was sent.
+        committed already. The decision keeps the record it announced, so the copy is that very
+        record (event id, orders, stops, event time and trace), whatever happened to the
+        decision since; consumers that keep each event id once see one commitment. Returns
+        whether it was sent.
         """
-        if decision.committed_by != response_id or not decision.committed_order_ids:
+        announced = decision.committed
+        if decision.committed_by != response_id or announced is None:
             return False
-        ts_ms = decision.resolved_ts_ms
-        assert ts_ms is not None  # noqa: S101 - set with committed_by
-        ids = decision.committed_order_ids
-        event = committed_event(decision, ids, decision.committed_route, ts_ms)
-        first = self.state.order(ids[0])
-        trace = order_trace(first, event) if first is not None else None
+        event, trace = announced
         effects.emit(ASSIGNMENT_COMMITTED, decision.shard, event, trace)
         return True
 
@@ -280,16 +277,16 @@ class Proposals:
                 effects.emit(ETA_UPDATES, decision.shard, eta, order_trace(order, eta))
             state.put_order(replace(order, dispatch=dispatch))
         committed_ids = tuple(o.order_id for o in new_orders)
+        event = committed_event(decision, committed_ids, planned, ts_ms)
+        trace = order_trace(new_orders[0], event)
         state.put_decision(
             replace(
                 decision,
                 status=DecisionStatus.COMMITTED,
                 resolved_ts_ms=ts_ms,
                 committed_by=response_id,
-                committed_order_ids=committed_ids,
-                committed_route=planned,
+                committed=(event, trace),
             )
         )
-        event = committed_event(decision, committed_ids, planned, ts_ms)
-        effects.emit(ASSIGNMENT_COMMITTED, decision.shard, event, order_trace(new_orders[0], event))
+        effects.emit(ASSIGNMENT_COMMITTED, decision.shard, event, trace)
         self.telemetry.committed()

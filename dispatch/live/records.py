@@ -213,11 +213,11 @@ class DecisionRecord:
     resolved_ts_ms: int | None = None
     release_reason: str | None = None
     responses: tuple[str, ...] = field(default=())  # event ids of responses applied
-    # The commitment as announced: the accepting response's event id, the orders and the stops
-    # of its `assignment_committed` (so that this response, read again, announces it again).
+    # The commitment as announced: the accepting response's event id, and the
+    # `assignment_committed` event with its trace header (so that this response, read again,
+    # announces the very same record again).
     committed_by: str | None = None
-    committed_order_ids: tuple[str, ...] = field(default=())
-    committed_route: tuple[RouteStop, ...] = field(default=())
+    committed: tuple[dict[str, Any], str] | None = None
 
     def to_json(self) -> bytes:
         """Serialize for a table value."""
@@ -233,10 +233,9 @@ class DecisionRecord:
         data["route"] = tuple(RouteStop.from_dict(s) for s in data["route"])
         data["etas"] = {k: (float(v[0]), float(v[1]), float(v[2])) for k, v in data["etas"].items()}
         data["responses"] = tuple(data["responses"])
-        data["committed_order_ids"] = tuple(data.get("committed_order_ids", ()))
-        data["committed_route"] = tuple(
-            RouteStop.from_dict(s) for s in data.get("committed_route", ())
-        )
+        if data.get("committed") is not None:
+            event, trace = data["committed"]
+            data["committed"] = (event, trace)
         return cls(**data)
 
 

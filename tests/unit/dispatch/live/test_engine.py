@@ -271,6 +271,16 @@ def test_the_same_response_record_again_announces_the_same_commit_again(world: W
     assert world.telemetry.counts["stale_responses"] == 1
 
 
+def test_an_accept_read_again_after_a_release_announces_the_first_commit(world: World) -> None:
+    """The copy is the record first sent, even after the decision was released since."""
+    proposal = offered(world)
+    event = world.response(proposal["decision_id"], "c1", T0 + 3 * S)
+    source = world.source("assignment_responses", event)
+    first = of_type(world.handle_response(event, source), "assignment_committed")
+    world.offline("c1", T0 + 9 * S)  # releases what c1 held, later in event time
+    assert of_type(world.handle_response(event, source), "assignment_committed") == first
+
+
 def test_a_redelivered_decline_sends_nothing(world: World) -> None:
     """Only the answer that committed is announced again; a declining one, read again, is stale."""
     proposal = offered(world)
