@@ -215,8 +215,8 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         le=60.0,
-        description="a shard's ranking view is rebuilt by the first POST /rank request after "
-        "each of its ticks, or once it is this old when ticks are rarer",
+        description="a shard's ranking view is rebuilt after each of its ticks while POST /rank "
+        "requests ask about it, or once it is this old when ticks are rarer",
     )
     rank_retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After (seconds) of a POST /rank answered 503"
@@ -225,7 +225,21 @@ class Settings(BaseSettings):
     # --- web ----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    rank_port: int = Field(
+        6067,
+        ge=0,
+        le=65535,
+        description="port (on web_host) of the rank server, which serves POST /rank in a process "
+        "of its own; 0 picks a free one",
+    )
     log_level: str = Field("info", pattern=rf"^({'|'.join(LOG_LEVELS)})$")
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        if self.rank_port == self.web_port != 0:
+            msg = "rank_port must differ from web_port"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:

@@ -9,8 +9,9 @@ schedule (open loop; latency from each request's due time), while a sampler read
 
 * answers/s (200s), latency p50/p90/p99 of the answers, errors (timeouts, refused
   connections, any status but 200 and 503), shed (503) and how fast the 503s came;
-* worker CPU (its main process, and the ranking processes it started), generator CPU and the
-  generator's own lateness (p99, max), so a generator that could not keep its schedule shows;
+* worker CPU (its main process, and the processes it started: the rank server and its ranking
+  processes), generator CPU and the generator's own lateness (p99, max), so a generator that
+  could not keep its schedule shows;
 * the stream side: tick intervals (how many exceeded 1.5 × the tick interval, the longest
   histogram bucket reached, and the cadence: ticks handled against the ticks due in the
   sampled window, 1.0 when none was missed) and the event-time lag of ticks and pings (newest
@@ -240,17 +241,27 @@ class Sampler:
 
 
 def process_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds of `pid` and of its live child processes."""
-    own = cpu_seconds(pid)
-    children = 0.0
+    """CPU seconds of `pid` and of its live descendants (the rank server, its rankers)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                children += cpu_seconds(int(entry.name))
-    return own, children
+            parents[int(entry.name)] = int(fields[1])
+    family = {pid}
+    grown = True
+    while grown:
+        grown = False
+        for child, parent in parents.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grown = True
+    descendants = 0.0
+    for child in family - {pid}:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            descendants += cpu_seconds(child)
+    return cpu_seconds(pid), descendants
 
 
 def run_load(
@@ -260,7 +271,7 @@ def run_load(
     start_wall = time.time() + 1.0
     spec = {
         "host": worker.settings.web_host,
-        "port": worker.settings.web_port,
+        "port": worker.settings.rank_port,
         "path": "/rank",
         "bodies": bodies,
         "rate": rate / processes,
@@ -461,7 +472,7 @@ def _cell(value: Any, width: int, digits: int = 1) -> str:
 
 
 def print_row(row: dict[str, Any]) -> None:
-    """One line of the table (CPU in cores: the worker's process, its ranking processes)."""
+    """One line of the table (CPU in cores: the worker's process, the rank server's processes)."""
     late = None if "ticks" not in row else f"{row['ticks_late']}/{row['ticks']}"
     longest = row.get("full_gc_max_bucket_s")
     gcs = (

@@ -33,7 +33,7 @@ from dispatch.live.topic_names import CONSUMED_TOPICS
 from dispatchflow.settings import BrokerKind, Settings, load_settings
 from simulators.city import PRESETS, compute_kpis, run_simulation, write_report
 from simulators.synthetic import bad_records
-from streams.broker import EmbeddedBroker, free_loopback_port
+from streams.broker import EmbeddedBroker, free_loopback_ports
 from streams.consistency import check_topics
 from streams.dead_letter_report import count_by_reason, read_dead_letters
 from streams.kafka_config import aiokafka_kwargs
@@ -78,6 +78,7 @@ def local_settings(
     Raises:
         SettingsError: an unknown `DISPATCHFLOW_*` variable or an invalid value (one line).
     """
+    web_port, rank_port = free_loopback_ports(2)
     values: dict[str, Any] = {
         "broker_url": bootstrap,
         "broker_kind": kind,
@@ -85,7 +86,8 @@ def local_settings(
         "table_standby_replicas": 0,
         "replication_factor": 1,
         "datadir": datadir,
-        "web_port": free_loopback_port(),
+        "web_port": web_port,
+        "rank_port": rank_port,
         "log_level": "warning",
     }
     values.update(overrides)

@@ -1,8 +1,8 @@
-"""Mounting JSON `POST` endpoints on the worker's web server with a body-size guard.
+"""JSON `POST` endpoints with a body-size guard, on the worker's web server or another.
 
-The endpoint is a plain aiohttp route on the web application Faust serves, not a Faust view:
-Faust's view machinery (its per-request sensors and wrappers) costs the stream's event loop
-as much per request as a small answer itself, and these endpoints are the ones with traffic.
+On the worker's web server an endpoint is a plain aiohttp route on the application Faust serves,
+not a Faust view: Faust's view machinery (its per-request sensors and wrappers) costs the
+stream's event loop as much per request as a small answer itself.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from typing import Any
 Answer = tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]
 
 
-def mount_json_post(
-    app: Any,
-    path: str,
+def json_post_handler(
     max_body_bytes: int,
     answer: Callable[[bytes], Answer | Awaitable[Answer]],
     refuse: Callable[[], Answer | None] | None = None,
-) -> None:
-    """Serve `POST path` on `app`'s web server with `answer(body)` (plain or coroutine).
+) -> Callable[[Any], Awaitable[Any]]:
+    """An aiohttp handler answering a `POST` with `answer(body)` (plain or coroutine).
 
     `refuse()`, when given and not None, answers first (e.g. 503 while a dependency is not
     running); a body announced larger than `max_body_bytes` gets 413 without being read.
-    Call before the web server starts.
     """
     from aiohttp import web
 
@@ -50,4 +47,19 @@ def mount_json_post(
             headers=result[2] if len(result) > 2 else None,
         )
 
+    return post
+
+
+def mount_json_post(
+    app: Any,
+    path: str,
+    max_body_bytes: int,
+    answer: Callable[[bytes], Answer | Awaitable[Answer]],
+    refuse: Callable[[], Answer | None] | None = None,
+) -> None:
+    """Serve `POST path` on `app`'s web server (see `json_post_handler`).
+
+    Call before the web server starts.
+    """
+    post = json_post_handler(max_body_bytes, answer, refuse)
     app.web.web_app.router.add_post(path, post, name=f"post{path.replace('/', '_')}")

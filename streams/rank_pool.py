@@ -99,9 +99,19 @@ class RankBackend(Protocol):
         ...
 
 
-def _frame(message: Any) -> bytes:
+def frame(message: Any) -> bytes:
+    """`message` as one frame: a 4-byte big-endian length, then its pickle."""
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _LENGTH.pack(len(payload)) + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    """The next message `frame` wrote; `asyncio.IncompleteReadError` once the peer has gone.
+
+    Frames come only from processes this worker started, so unpickling them is safe.
+    """
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    return pickle.loads(await reader.readexactly(length))  # noqa: S301
 
 
 def run_one(
@@ -168,9 +178,9 @@ class ProcessRankBackend:
         theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         child = _Child(process, writer)
-        writer.write(_frame(("settings", self.settings)))
+        writer.write(frame(("settings", self.settings)))
         for view in self._views.values():
-            writer.write(_frame(("view", view)))
+            writer.write(frame(("view", view)))
         self._children[slot] = child
         task = asyncio.get_running_loop().create_task(self._read(slot, child, reader))
         self._tasks.add(task)
@@ -180,8 +190,7 @@ class ProcessRankBackend:
         """Settle `child`'s jobs as its answers come; when it ends, fail the rest and restart it."""
         try:
             while True:
-                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-                job_id, outcome, body = pickle.loads(await reader.readexactly(length))  # noqa: S301
+                job_id, outcome, body = await read_frame(reader)
                 if job_id == READY_ID:
                     child.ready.set()
                     continue
@@ -209,10 +218,10 @@ class ProcessRankBackend:
         task.add_done_callback(self._tasks.discard)
 
     def _broadcast(self, message: Any) -> None:
-        frame = _frame(message)
+        data = frame(message)
         for child in self._children:
             if child is not None:
-                child.writer.write(frame)
+                child.writer.write(data)
 
     def publish(self, view: RankView) -> None:
         """Send `view` to every ranking process (and to any started later)."""
@@ -234,7 +243,7 @@ class ProcessRankBackend:
         child = min(live, key=lambda c: len(c.pending))
         job_id = next(self._ids)
         child.pending[job_id] = future
-        child.writer.write(_frame(("job", job_id, deadline_s, job)))
+        child.writer.write(frame(("job", job_id, deadline_s, job)))
         return future
 
     async def close(self) -> None:
@@ -331,7 +340,7 @@ def serve(sock: socket.socket) -> None:
                 result = JobResult(FAILED, b"no settings received")
             else:
                 result = run_one(job, deadline_s, views.get(job.shard), predictor)
-            sock.sendall(_frame((job_id, result.outcome, result.body)))
+            sock.sendall(frame((job_id, result.outcome, result.body)))
         elif kind == "view":
             views[message[1].shard] = message[1]
         elif kind == "forget":
@@ -342,7 +351,7 @@ def serve(sock: socket.socket) -> None:
             # collection no longer walks them between two jobs.
             gc.collect()
             gc.freeze()
-            sock.sendall(_frame((READY_ID, READY, b"")))
+            sock.sendall(frame((READY_ID, READY, b"")))
 
 
 def main() -> int:

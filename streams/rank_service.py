@@ -1,25 +1,24 @@
-"""`POST /rank` admission: the in-flight limit, the deadline, the ranking views, the counts.
+"""`POST /rank` admission: the in-flight limit, the deadline, the published views, the counts.
 
-What the stream's event loop does for one request, in this order:
+This runs in the rank server (`streams.rank_server`), a process with an event loop of its own:
+no request waits for the stream's event loop. For one request, in this order:
 
 1. **Admission.** With `max_in_flight` requests already admitted and unanswered, the request is
    shed at once: 503, `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing
    queues for a caller who will have left by the time its turn comes.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
-   another worker owns.
-3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is rebuilt by the first
-   request after each tick of the shard (so it shows the tick's offers), or once it is
-   `view_max_age_s` old when ticks are rarer than that, and reused by every other request.
-   The rebuild runs on this loop (one pass over the shard's couriers, timed in
-   `dispatchflow_rank_view_build_seconds`) and hands the view to the backend. A shard without
-   live state has no view: its answer lists no couriers.
-4. **Ranking** on the backend (`streams.rank_pool`: processes beside the worker, or a thread),
-   within `deadline_s` of the request's arrival. Past it the answer is 503 with `Retry-After`
-   and `"reason": "deadline"`; a job not started by then is never ranked.
+   another worker owns (the owned partitions are the ones the worker last published).
+3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is the one the worker
+   published last (`ViewBoard`; the worker rebuilds it at most once per tick of the shard, see
+   `streams.rank_publish`). A shard the worker said has no live state is answered with no
+   couriers. For a shard the board knows nothing of yet, the worker is asked for its view and
+   the request waits for it, within its deadline.
+4. **Ranking** on the backend (`streams.rank_pool`: processes beside the rank server, or a
+   thread), within `deadline_s` of the request's arrival. Past it the answer is 503 with
+   `Retry-After` and `"reason": "deadline"`; a job not started by then is never ranked.
 
-Counted: requests by outcome (`dispatchflow_rank_requests_total`), their latency by outcome
-(`dispatchflow_rank_request_seconds`), requests in flight (`dispatchflow_rank_in_flight`) and
-shed requests by reason (`dispatchflow_rank_shed_total`).
+Counted in a `streams.rank_report.RankTally` (the worker turns it into its metrics): requests
+by outcome, their latency by outcome, requests in flight and shed requests by reason.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ from dataclasses import dataclass
 
 from dispatch.live.rank_view import RankView
 from streams.json_post import Answer
-from streams.metrics import Metrics
 from streams.rank_pool import ANSWERED, SKIPPED, JobResult, RankBackend, RankUnavailable
+from streams.rank_report import RankTally
 from streams.rank_route import RankJob, answer_body, error_answer
 
 logger = logging.getLogger(__name__)
@@ -47,20 +46,89 @@ class RankLimits:
         max_in_flight: requests admitted at once; any beyond are shed (503).
         deadline_s: seconds from arrival within which a request is answered, or shed (503).
         retry_after_s: `Retry-After` of a shed request, seconds.
-        view_max_age_s: a shard's view is rebuilt once this old, even without a tick.
     """
 
     max_in_flight: int = 16
     deadline_s: float = 0.1
     retry_after_s: int = 1
-    view_max_age_s: float = 5.0
 
 
-@dataclass
-class _Built:
-    view: RankView
-    built_s: float
-    ticks: int
+class ViewBoard:
+    """The views the worker published, shard by shard, as the rank server knows them.
+
+    A shard is known with couriers (`put`: its view went to the backend), known without live
+    state (`empty`), or unknown (never published, or `drop`ped since). For an unknown shard,
+    `wait` asks the worker for its view (`want`, at most once per `want_every_s` per shard) and
+    waits until the worker answers.
+
+    Args:
+        backend: where the views go, to be ranked on.
+        want: asks the worker for a shard's view.
+        want_every_s: seconds before an unknown shard is asked for again.
+        clock_s: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        backend: RankBackend,
+        want: Callable[[str], None],
+        *,
+        want_every_s: float = 1.0,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.want = want
+        self.want_every_s = want_every_s
+        self.clock_s = clock_s
+        self._known: dict[str, bool] = {}
+        self._arrived: dict[str, asyncio.Event] = {}
+        self._asked_s: dict[str, float] = {}
+
+    def put(self, view: RankView) -> None:
+        """Rank later requests of `view.shard` on `view`."""
+        self.backend.publish(view)
+        self._settle(view.shard, True)
+
+    def empty(self, shard: str) -> None:
+        """`shard` has no live state: its requests are answered with no couriers."""
+        self.backend.forget(shard)
+        self._settle(shard, False)
+
+    def drop(self, shard: str) -> None:
+        """Forget `shard` (the worker no longer sends its views); it is unknown again."""
+        self.backend.forget(shard)
+        self._known.pop(shard, None)
+        self._asked_s.pop(shard, None)
+
+    def known(self, shard: str) -> bool | None:
+        """True: `shard` has a view; False: it has no live state; None: unknown."""
+        return self._known.get(shard)
+
+    async def wait(self, shard: str, timeout_s: float) -> bool | None:
+        """What `known` says once the worker published `shard`, or None after `timeout_s`."""
+        known = self._known.get(shard)
+        if known is not None:
+            return known
+        now_s = self.clock_s()
+        if now_s - self._asked_s.get(shard, -self.want_every_s) >= self.want_every_s:
+            self._asked_s[shard] = now_s
+            self.want(shard)
+            known = self._known.get(shard)
+            if known is not None:  # published at once
+                return known
+        arrived = self._arrived.setdefault(shard, asyncio.Event())
+        try:
+            await asyncio.wait_for(arrived.wait(), max(0.0, timeout_s))
+        except TimeoutError:
+            return None
+        return self._known.get(shard)
+
+    def _settle(self, shard: str, known: bool) -> None:
+        self._known[shard] = known
+        self._asked_s.pop(shard, None)
+        arrived = self._arrived.pop(shard, None)
+        if arrived is not None:
+            arrived.set()
 
 
 class RankService:
@@ -70,10 +138,8 @@ class RankService:
         backend: where jobs are ranked.
         limits: admission limits.
         route: a request body to its job, or to the answer refusing it.
-        shards: the shards with live state in this worker's partitions.
-        ticks: how many ticks of a shard the engine has handled.
-        build_view: a shard's ranking view from its state now.
-        metrics: where the counts go.
+        views: the views the worker published.
+        tally: where the counts go.
         clock_s: monotonic seconds (the deadline's clock, shared with ranking processes).
     """
 
@@ -83,22 +149,17 @@ class RankService:
         limits: RankLimits,
         *,
         route: Callable[[bytes], RankJob | tuple[int, bytes]],
-        shards: Callable[[], list[str]],
-        ticks: Callable[[str], int],
-        build_view: Callable[[str], RankView],
-        metrics: Metrics,
+        views: ViewBoard,
+        tally: RankTally,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.limits = limits
         self.route = route
-        self.shards = shards
-        self.ticks = ticks
-        self.build_view = build_view
-        self.metrics = metrics
+        self.views = views
+        self.tally = tally
         self.clock_s = clock_s
         self.in_flight = 0
-        self._views: dict[str, _Built] = {}
         retry = {"Retry-After": str(limits.retry_after_s)}
         self._shed_capacity: Answer = (
             503,
@@ -122,22 +183,27 @@ class RankService:
         if self.in_flight >= self.limits.max_in_flight:
             return self._done(started, "shed", self._shed_capacity, shed="capacity")
         self.in_flight += 1
-        self.metrics.rank_in_flight.set(self.in_flight)
+        self.tally.in_flight = self.in_flight
         try:
             return await self._admitted(raw, started)
         finally:
             self.in_flight -= 1
-            self.metrics.rank_in_flight.set(self.in_flight)
+            self.tally.in_flight = self.in_flight
 
     async def _admitted(self, raw: bytes, started: float) -> Answer:
         routed = self.route(raw)
         if not isinstance(routed, RankJob):
             outcome = "not_owner" if routed[0] == 421 else "bad_request"
             return self._done(started, outcome, routed)
-        view = self.view(routed.shard, started)
-        if view is None:
-            return self._done(started, "answered", (200, answer_body(routed, ())))
+        self.tally.asked(routed.shard)
         deadline = started + self.limits.deadline_s
+        has_view = self.views.known(routed.shard)
+        if has_view is None:
+            has_view = await self.views.wait(routed.shard, deadline - self.clock_s())
+            if has_view is None:
+                return self._done(started, "shed", self._shed_deadline, shed="deadline")
+        if not has_view:
+            return self._done(started, "answered", (200, answer_body(routed, ())))
         future = self.backend.submit(routed, deadline)
         timer = asyncio.get_running_loop().call_later(deadline - self.clock_s(), _expire, future)
         try:
@@ -153,33 +219,8 @@ class RankService:
             return self._done(started, "shed", self._shed_deadline, shed="deadline")
         return self._done(started, "failed", error_answer(500, result.body.decode()))
 
-    def view(self, shard: str, now_s: float) -> RankView | None:
-        """`shard`'s view, rebuilt after a tick or at `view_max_age_s` (None: no live state)."""
-        built = self._views.get(shard)
-        ticks = self.ticks(shard)
-        if (
-            built is not None
-            and built.ticks == ticks
-            and now_s - built.built_s < self.limits.view_max_age_s
-        ):
-            return built.view
-        if shard not in self.shards():
-            if built is not None:
-                del self._views[shard]
-                self.backend.forget(shard)
-            return None
-        started = time.perf_counter()
-        view = self.build_view(shard)
-        self.metrics.rank_view_build_seconds.observe(time.perf_counter() - started)
-        self._views[shard] = _Built(view, now_s, ticks)
-        self.backend.publish(view)
-        return view
-
     def _done(self, started: float, outcome: str, answer: Answer, shed: str = "") -> Answer:
-        self.metrics.rank_requests.labels(outcome).inc()
-        self.metrics.rank_request_seconds.labels(outcome).observe(self.clock_s() - started)
-        if shed:
-            self.metrics.rank_shed.labels(shed).inc()
+        self.tally.answered(outcome, self.clock_s() - started, shed)
         return answer
 
 

@@ -1,8 +1,13 @@
-"""Worker HTTP views: `/healthz`, `/readyz`, `/metrics`, `/state`; `POST /eta` and `POST /rank`."""
+"""Worker HTTP views: `/healthz`, `/readyz`, `/metrics`, `/state`, `POST /eta`; the rank server.
+
+`POST /rank` is served on a port of its own by the rank server (`streams.rank_host`), a process
+beside the worker; the worker's web server redirects `POST /rank` there (308).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import Counter, defaultdict
@@ -14,11 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from dispatch.lifecycle import OrderState
 from dispatch.live.positions import Position
 from streams.eta_model import register_eta_route
-from streams.json_post import mount_json_post
-from streams.rank_pool import rank_backend
-from streams.rank_route import MAX_RANK_BODY_BYTES, RankJob, route_rank
-from streams.rank_service import RankLimits, RankService
+from streams.rank_host import RankHost
+from streams.rank_publish import ViewPublisher
 from streams.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 #: How long `/progress` waits for the acknowledgements of what was sent before answering.
@@ -156,46 +161,59 @@ def register(rt: Runtime) -> None:
 
 
 def register_rank_route(rt: Runtime) -> None:
-    """Mount `POST /rank` (see `streams.rank_service`); start and stop its ranking backend."""
-    settings = rt.settings
-    shard_partitions = rt.topics["order_events"].partitions
+    """Serve `POST /rank` from a rank server process beside the worker (`streams.rank_host`).
+
+    The worker's own web server answers `POST /rank` with 308 to the rank port, so a caller
+    that follows redirects (keeping the method and body, as 308 asks) still gets its answer.
+    """
     core = rt.core
     if core is None:
         msg = "the worker core is built before the web views"
         raise RuntimeError(msg)
-    backend = rank_backend(settings)
-    rt.health.ranking_ready = lambda: backend.ready
-
-    def route(raw: bytes) -> RankJob | tuple[int, bytes]:
-        return route_rank(
-            raw,
-            shard_precision=settings.shard_precision,
-            shard_partitions=shard_partitions,
-            owned_partitions=owned_partitions(rt),
-            clock_ms=lambda: time.time_ns() // 1_000_000,
-        )
-
-    service = RankService(
-        backend,
-        RankLimits(
-            max_in_flight=settings.rank_max_in_flight,
-            deadline_s=settings.rank_deadline_s,
-            retry_after_s=settings.rank_retry_after_s,
-            view_max_age_s=settings.rank_view_max_age_s,
-        ),
-        route=route,
+    settings = rt.settings
+    publisher = ViewPublisher(
         shards=core.engine.shards,
         ticks=core.engine.ticks,
         build_view=core.engine.rank_view,
         metrics=rt.metrics,
+        max_age_s=settings.rank_view_max_age_s,
     )
-    mount_json_post(rt.app, "/rank", MAX_RANK_BODY_BYTES, service.answer)
+    host = RankHost(
+        settings,
+        rt.topics["order_events"].partitions,
+        publisher,
+        lambda: owned_partitions(rt),
+        rt.metrics,
+    )
+    rt.health.ranking_ready = lambda: host.ready
+
+    async def moved(request: Any) -> Any:
+        from aiohttp import web
+
+        if host.listener is None:
+            return web.Response(
+                status=503,
+                body=b'{"error":"the rank server is not running","reason":"unavailable"}',
+                content_type=JSON,
+                headers={"Retry-After": str(settings.rank_retry_after_s)},
+            )
+        location = f"{request.scheme}://{request.url.host or settings.web_host}:{host.port}/rank"
+        body = orjson.dumps({"error": f"POST /rank is served at {location}", "port": host.port})
+        return web.Response(
+            status=308, body=body, content_type=JSON, headers={"Location": location}
+        )
+
+    cast(Any, rt.app.web).web_app.router.add_post("/rank", moved, name="post_rank_moved")
 
     @rt.app.task
-    async def start_ranking() -> None:
-        await backend.start()
+    async def serve_ranking() -> None:
+        try:
+            await host.run()
+        except OSError as exc:
+            logger.error("cannot serve POST /rank on port %d: %s", settings.rank_port, exc)
+            rt.health.agent_crashed("rank_server", exc)
 
     async def stop_ranking(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await backend.close()
+        await host.close()
 
     rt.app.on_before_shutdown.connect(cast(Any, stop_ranking))

@@ -52,6 +52,11 @@ class WorkerProcess(StartsAndStops):
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
     @property
+    def rank_url(self) -> str:
+        """Base URL of the worker's rank server (`POST /rank`)."""
+        return f"http://{self.settings.web_host}:{self.settings.rank_port}"
+
+    @property
     def pid(self) -> int | None:
         """Process id while started, else None."""
         return self._child.pid if self._child is not None else None
@@ -100,11 +105,18 @@ class WorkerProcess(StartsAndStops):
         return self._child.wait(timeout_s) if self._child is not None else None
 
     def request(
-        self, path: str, timeout_s: float = 5.0, body: bytes | None = None
+        self,
+        path: str,
+        timeout_s: float = 5.0,
+        body: bytes | None = None,
+        base_url: str | None = None,
     ) -> tuple[int, bytes]:
-        """GET `path` (POST `body` if given); (status, body), status 0 when nothing answers."""
+        """GET `path` (POST `body` if given); (status, body), status 0 when nothing answers.
+
+        The request goes to the worker's web server, or to `base_url` (e.g. `rank_url`).
+        """
         req = urllib.request.Request(  # noqa: S310 - a loopback URL of our own worker
-            self.url + path,
+            (base_url or self.url) + path,
             data=body,
             headers={"Content-Type": "application/json"} if body is not None else {},
         )

@@ -24,6 +24,7 @@ from simulators.synthetic import Record
 from streams.bench_ingest import generate_pings
 from streams.consistency import check_topics
 from streams.sim_dispatch import KafkaDispatch
+from streams.worker_process import WorkerProcess
 from tests.integration.conftest import Cluster, features_fed
 from tests.integration.stepping import AtStep
 
@@ -212,6 +213,22 @@ def test_a_malformed_trace_header_is_counted_and_its_order_still_dispatched(
     assert 'dispatchflow_trace_contexts_invalid_total{topic="order_events"} 1.0' in metrics
 
 
+def rank_until_answered(
+    worker: WorkerProcess, body: bytes, timeout_s: float = 30.0
+) -> tuple[int, bytes]:
+    """POST /rank to the rank server again while it sheds (503), as a caller retries.
+
+    The first request of a shard waits for the worker to publish its view; on a busy machine
+    that may take longer than the request's deadline.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, raw = worker.request("/rank", body=body, base_url=worker.rank_url)
+        if status != 503 or time.monotonic() > deadline:
+            return status, raw
+        time.sleep(0.1)
+
+
 def test_rank_answers_from_the_worker_s_live_shard_state(
     live: tuple[Cluster, KafkaDispatch],
 ) -> None:
@@ -225,11 +242,11 @@ def test_rank_answers_from_the_worker_s_live_shard_state(
         "request_time_ms": T0 + 2 * S,
     }
     worker = cluster.workers[0]
-    status, raw = worker.request("/rank", body=orjson.dumps(request))
+    status, raw = rank_until_answered(worker, orjson.dumps(request))
     answer = orjson.loads(raw)
     assert status == 200 and answer["shard"] == SHARD
     assert [c["courier_id"] for c in answer["couriers"]] == ["near", "far"]
-    assert worker.request("/rank", body=b"{}")[0] == 400
+    assert worker.request("/rank", body=b"{}", base_url=worker.rank_url)[0] == 400
 
 
 def test_decline_releases_and_the_next_tick_offers_another_courier(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.worker_process import WorkerProcess
@@ -47,10 +48,20 @@ def test_our_views_still_answer(worker: WorkerProcess, path: str) -> None:
     assert worker.request(path)[0] == 200
 
 
-@pytest.mark.parametrize("path", ["/eta", "/rank"])
-def test_our_post_views_still_answer(worker: WorkerProcess, path: str) -> None:
-    """POST /eta and /rank are mounted: a malformed body is a 400, not a 404."""
-    assert worker.request(path, body=b"{}")[0] == 400
+def test_post_eta_is_mounted(worker: WorkerProcess) -> None:
+    """POST /eta is mounted: a malformed body is a 400, not a 404."""
+    assert worker.request("/eta", body=b"{}")[0] == 400
+
+
+def test_the_rank_server_serves_post_rank(worker: WorkerProcess) -> None:
+    """POST /rank on the rank port is mounted: a malformed body is a 400, not a 404."""
+    assert worker.request("/rank", body=b"{}", base_url=worker.rank_url)[0] == 400
+
+
+def test_post_rank_on_the_web_port_is_redirected_to_the_rank_port(worker: WorkerProcess) -> None:
+    """The worker's web server answers POST /rank with 308 naming the rank server's port."""
+    status, body = worker.request("/rank", body=b"{}")
+    assert (status, orjson.loads(body)["port"]) == (308, worker.settings.rank_port)
 
 
 def test_metrics_carry_the_process_series(worker: WorkerProcess) -> None:

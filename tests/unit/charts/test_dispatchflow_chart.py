@@ -85,8 +85,21 @@ def test_probes_use_health_and_readiness_on_the_web_port() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "web"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "web"}
-    assert container["ports"] == [{"name": "web", "containerPort": 7070}]
+    assert container["ports"][0] == {"name": "web", "containerPort": 7070}
     assert env["DISPATCHFLOW_WEB_PORT"] == "7070"
+
+
+def test_the_rank_server_s_port_is_exposed_and_set() -> None:
+    """`rankPort` is a container port named rank, the worker's rank_port, and a Service port."""
+    manifests = render({"rankPort": 7071})
+    container = worker(manifests)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    services = [m for m in manifests if m["kind"] == "Service"]
+    assert {"name": "rank", "containerPort": 7071} in container["ports"]
+    assert env["DISPATCHFLOW_RANK_PORT"] == "7071"
+    assert all(
+        {"name": "rank", "port": 7071, "targetPort": "rank"} in s["spec"]["ports"] for s in services
+    )
 
 
 def test_state_lives_on_a_volume_per_pod() -> None:

@@ -89,3 +89,9 @@ def test_a_refused_secret_is_never_repeated() -> None:
     with pytest.raises(SettingsError, match="ssl_keyfile_password") as caught:
         load_settings({"ssl_keyfile_password": 31415926})
     assert "31415926" not in str(caught.value)
+
+
+def test_the_rank_port_must_differ_from_the_web_port() -> None:
+    """One port cannot serve both the worker's views and the rank server."""
+    with pytest.raises(ValidationError, match="rank_port must differ from web_port"):
+        Settings(web_port=7000, rank_port=7000)

@@ -15,10 +15,10 @@ import pytest
 
 from contracts.geo import shard_of
 from contracts.partitioning import partition_for_key
-from streams.metrics import Metrics
 from streams.rank_pool import ThreadRankBackend
+from streams.rank_report import RankTally
 from streams.rank_route import MAX_RANK_BODY_BYTES, route_rank
-from streams.rank_service import RankLimits, RankService
+from streams.rank_service import RankLimits, RankService, ViewBoard
 from tests.unit.dispatch.live.shard_world import LAT, LON, PRECISION, SHARD, T0, World, offset
 
 PARTITIONS = 8
@@ -59,7 +59,18 @@ async def backend(world: World) -> AsyncIterator[ThreadRankBackend]:
 async def ask(
     world: World, backend: ThreadRankBackend, raw: bytes, owned: tuple[int, ...] = OWNED
 ) -> tuple[int, Any]:
-    """Status and decoded body of one request answered by a worker owning `owned`."""
+    """Status and decoded body of one request answered by a worker owning `owned`.
+
+    The board gets a shard's view (or hears it is empty) when it asks, as from the worker.
+    """
+
+    def publish(shard: str) -> None:
+        if shard in world.engine.shards():
+            board.put(world.engine.rank_view(shard))
+        else:
+            board.empty(shard)
+
+    board = ViewBoard(backend, publish)
     service = RankService(
         backend,
         RankLimits(),
@@ -70,10 +81,8 @@ async def ask(
             owned_partitions=owned,
             clock_ms=lambda: T0 + 1_000,
         ),
-        shards=world.engine.shards,
-        ticks=world.engine.ticks,
-        build_view=world.engine.rank_view,
-        metrics=Metrics(),
+        views=board,
+        tally=RankTally(),
     )
     status, payload, *_ = await service.answer(raw)
     return status, orjson.loads(payload)

@@ -1,9 +1,9 @@
-"""`POST /rank` admission: shedding at the in-flight limit, the deadline, view reuse, metrics."""
+"""`POST /rank` admission: shedding at the in-flight limit, the deadline, the views, the counts."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,10 @@ import pytest
 
 from contracts.partitioning import partition_for_key
 from dispatch.live.rank_view import RankView
-from streams.metrics import Metrics
 from streams.rank_pool import ANSWERED, JobResult, RankUnavailable
+from streams.rank_report import RankTally
 from streams.rank_route import RankJob, route_rank
-from streams.rank_service import RankLimits, RankService
+from streams.rank_service import RankLimits, RankService, ViewBoard
 from tests.clocks import ManualClock
 from tests.unit.dispatch.live.shard_world import LAT, LON, PRECISION, SHARD, T0, World, offset
 
@@ -39,6 +39,7 @@ class FakeBackend:
         self.unavailable = unavailable
         self.jobs: list[tuple[RankJob, float, asyncio.Future[JobResult]]] = []
         self.published: list[RankView] = []
+        self.forgotten: list[str] = []
         self.arrived = asyncio.Condition()
 
     @property
@@ -49,7 +50,7 @@ class FakeBackend:
         self.published.append(view)
 
     def forget(self, shard: str) -> None:
-        return
+        self.forgotten.append(shard)
 
     def submit(self, job: RankJob, deadline_s: float) -> asyncio.Future[JobResult]:
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
@@ -94,18 +95,20 @@ def service(
     world: World,
     backend: FakeBackend,
     limits: RankLimits,
-    metrics: Metrics | None = None,
+    tally: RankTally | None = None,
     clock: ManualClock | None = None,
-    built: list[str] | None = None,
+    *,
+    published: bool = True,
+    want: Callable[[str], None] = lambda shard: None,
 ) -> RankService:
-    """A service over `world`'s engine; `built` collects the shards whose view was built."""
+    """A service over `world`'s shard; its view is on the board unless not `published`.
 
-    def build_view(shard: str) -> RankView:
-        if built is not None:
-            built.append(shard)
-        return world.engine.rank_view(shard)
-
+    `want` is told the shards the board asks the worker for.
+    """
     extra: dict[str, Any] = {} if clock is None else {"clock_s": clock}
+    board = ViewBoard(backend, want)
+    if published:
+        board.put(world.engine.rank_view(SHARD))
     return RankService(
         backend,
         limits,
@@ -116,17 +119,10 @@ def service(
             owned_partitions=OWNED,
             clock_ms=lambda: T0,
         ),
-        shards=world.engine.shards,
-        ticks=world.engine.ticks,
-        build_view=build_view,
-        metrics=metrics or Metrics(),
+        views=board,
+        tally=tally or RankTally(),
         **extra,
     )
-
-
-def count(metrics: Metrics, name: str, **labels: str) -> float:
-    """A sample's value (0 when absent)."""
-    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(world: World) -> None:
@@ -148,31 +144,30 @@ async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(wo
 
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
     """A request shed at the limit counts in shed{capacity} and requests{shed}."""
-    backend, metrics = FakeBackend(), Metrics()
-    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), metrics)
+    backend, tally = FakeBackend(), RankTally()
+    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), tally)
     waiting = asyncio.create_task(rank.answer(BODY))
     await backend.wait_jobs(1)
     await rank.answer(BODY)
     backend.settle_all()
     await waiting
-    assert count(metrics, "dispatchflow_rank_shed_total", reason="capacity") == 1.0
-    assert count(metrics, "dispatchflow_rank_requests_total", outcome="shed") == 1.0
-    assert count(metrics, "dispatchflow_rank_requests_total", outcome="answered") == 1.0
+    report = tally.drain()
+    assert (report.shed, report.requests) == ({"capacity": 1}, {"shed": 1, "answered": 1})
 
 
 async def test_a_request_not_ranked_by_its_deadline_gets_503_with_retry_after(
     world: World,
 ) -> None:
     """A job the backend has not answered when the deadline passes is answered 503 (deadline)."""
-    backend, metrics = FakeBackend(), Metrics()
-    rank = service(world, backend, RankLimits(deadline_s=0.01, retry_after_s=2), metrics)
+    backend, tally = FakeBackend(), RankTally()
+    rank = service(world, backend, RankLimits(deadline_s=0.01, retry_after_s=2), tally)
     status, body, headers = await rank.answer(BODY)  # type: ignore[misc]
     assert (status, orjson.loads(body)["reason"], headers) == (
         503,
         "deadline",
         {"Retry-After": "2"},
     )
-    assert count(metrics, "dispatchflow_rank_shed_total", reason="deadline") == 1.0
+    assert tally.drain().shed == {"deadline": 1}
 
 
 async def test_the_backend_is_told_the_deadline_so_it_can_skip_the_job(world: World) -> None:
@@ -183,70 +178,94 @@ async def test_the_backend_is_told_the_deadline_so_it_can_skip_the_job(world: Wo
     assert [deadline for _, deadline, _ in backend.jobs] == [clock.now_s + 0.25]
 
 
-async def test_the_view_is_reused_until_it_is_max_age_old_then_rebuilt(world: World) -> None:
-    """Without ticks, requests within `view_max_age_s` of the build reuse it; later, rebuilt."""
-    backend, clock = FakeBackend(instant=True), ManualClock()
-    built: list[str] = []
-    rank = service(world, backend, RankLimits(view_max_age_s=1.0), clock=clock, built=built)
-    for moment in (0.0, 0.5, 0.99, 1.0, 1.5):
-        clock.now_s = 100.0 + moment
-        await rank.answer(BODY)
-    assert built == [SHARD, SHARD]
-    assert len(backend.published) == 2
-
-
-async def test_a_tick_of_the_shard_makes_the_next_request_rebuild_the_view(world: World) -> None:
-    """Requests reuse the view until the shard ticks; the first one after the tick rebuilds it."""
-    backend = FakeBackend(instant=True)
-    built: list[str] = []
-    rank = service(
-        world, backend, RankLimits(view_max_age_s=60.0), clock=ManualClock(), built=built
-    )
-    await rank.answer(BODY)
-    await rank.answer(BODY)
-    world.tick(T0 + 2_000)
-    await rank.answer(BODY)
-    await rank.answer(BODY)
-    assert built == [SHARD, SHARD]
-
-
 async def test_in_flight_counts_admitted_requests_until_they_are_answered(world: World) -> None:
-    """The gauge shows requests admitted and unanswered, and falls back when they are."""
-    backend, metrics = FakeBackend(), Metrics()
-    rank = service(world, backend, RankLimits(deadline_s=30.0), metrics)
+    """The tally's in-flight count shows requests admitted and unanswered, then falls back."""
+    backend, tally = FakeBackend(), RankTally()
+    rank = service(world, backend, RankLimits(deadline_s=30.0), tally)
     waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(3)]
     await backend.wait_jobs(3)
-    during = count(metrics, "dispatchflow_rank_in_flight")
+    during = tally.drain().in_flight
     backend.settle_all()
     await asyncio.gather(*waiting)
-    assert (during, count(metrics, "dispatchflow_rank_in_flight")) == (3.0, 0.0)
+    assert (during, tally.drain().in_flight) == (3, 0)
 
 
-async def test_each_answer_s_latency_is_observed_under_its_outcome(world: World) -> None:
-    """The latency histogram counts answered and refused requests under their own outcome."""
-    backend, metrics = FakeBackend(instant=True), Metrics()
-    rank = service(world, backend, RankLimits(), metrics)
+async def test_each_answer_s_latency_is_noted_under_its_outcome(world: World) -> None:
+    """The tally holds one latency per answer, under the answer's outcome."""
+    backend, tally = FakeBackend(instant=True), RankTally()
+    rank = service(world, backend, RankLimits(), tally)
     await rank.answer(BODY)
     await rank.answer(b"not json")
-    seconds = "dispatchflow_rank_request_seconds_count"
-    assert count(metrics, seconds, outcome="answered") == 1.0
-    assert count(metrics, seconds, outcome="bad_request") == 1.0
+    seconds = tally.drain().seconds
+    assert {k: len(v) for k, v in seconds.items()} == {"answered": 1, "bad_request": 1}
+
+
+async def test_the_shard_a_request_asks_about_is_noted(world: World) -> None:
+    """The report names the shards requests asked about (the worker keeps their views fresh)."""
+    tally = RankTally()
+    rank = service(world, FakeBackend(instant=True), RankLimits(), tally)
+    await rank.answer(BODY)
+    assert tally.drain().asked == frozenset({SHARD})
 
 
 async def test_no_ranking_process_means_503_unavailable(world: World) -> None:
     """When the backend cannot take the job, the answer is 503 (unavailable), counted."""
-    metrics = Metrics()
-    rank = service(world, FakeBackend(unavailable=True), RankLimits(), metrics)
+    tally = RankTally()
+    rank = service(world, FakeBackend(unavailable=True), RankLimits(), tally)
     status, body, _ = await rank.answer(BODY)  # type: ignore[misc]
     assert (status, orjson.loads(body)["reason"]) == (503, "unavailable")
-    assert count(metrics, "dispatchflow_rank_requests_total", outcome="unavailable") == 1.0
+    assert tally.drain().requests == {"unavailable": 1}
 
 
-async def test_a_shard_without_state_is_answered_without_the_backend(world: World) -> None:
-    """A job in an owned shard with no live state lists no couriers and ranks nothing."""
+async def test_a_shard_published_empty_is_answered_without_the_backend(world: World) -> None:
+    """A job in a shard the worker published as empty lists no couriers and ranks nothing."""
     backend = FakeBackend()
     rank = service(world, backend, RankLimits())
-    world.offline("c1", T0 + 1)
-    world.engine.state.delete_courier(SHARD, "c1")
+    rank.views.empty(SHARD)
     status, body, *_ = await rank.answer(BODY)
     assert (status, orjson.loads(body)["couriers"], backend.jobs) == (200, [], [])
+
+
+async def test_a_request_for_an_unknown_shard_asks_the_worker_for_its_view(world: World) -> None:
+    """The board asks for the view of a shard it knows nothing of, once for waiting requests."""
+    wanted: list[str] = []
+    rank = service(
+        world, FakeBackend(), RankLimits(deadline_s=0.01), published=False, want=wanted.append
+    )
+    await asyncio.gather(rank.answer(BODY), rank.answer(BODY))
+    assert wanted == [SHARD]
+
+
+async def test_a_request_waits_for_the_view_it_asked_for_then_is_ranked(world: World) -> None:
+    """A request of an unknown shard is ranked once the view it waits for is published."""
+    backend, asked = FakeBackend(instant=True), asyncio.Event()
+    rank = service(
+        world, backend, RankLimits(deadline_s=30.0), published=False, want=lambda _: asked.set()
+    )
+    waiting = asyncio.create_task(rank.answer(BODY))
+    await asked.wait()
+    rank.views.put(world.engine.rank_view(SHARD))
+    status, *_ = await waiting
+    assert (status, len(backend.jobs)) == (200, 1)
+
+
+async def test_a_view_that_does_not_come_by_the_deadline_means_503_deadline(
+    world: World,
+) -> None:
+    """A request of an unknown shard whose view is not published in time is shed (deadline)."""
+    tally = RankTally()
+    rank = service(world, FakeBackend(), RankLimits(deadline_s=0.01), tally, published=False)
+    status, body, *_ = await rank.answer(BODY)
+    assert (status, orjson.loads(body)["reason"], tally.drain().shed) == (
+        503,
+        "deadline",
+        {"deadline": 1},
+    )
+
+
+async def test_a_dropped_shard_is_unknown_again(world: World) -> None:
+    """After `drop`, the board knows nothing of the shard and the backend forgot its view."""
+    backend = FakeBackend()
+    rank = service(world, backend, RankLimits())
+    rank.views.drop(SHARD)
+    assert (rank.views.known(SHARD), backend.forgotten) == (None, [SHARD])
