@@ -192,11 +192,11 @@ class Settings(BaseSettings):
         description="couriers priced per POST /rank request (the nearest that may take the job)",
     )
     rank_workers: int = Field(
-        1,
+        2,
         ge=0,
         le=64,
-        description="processes that rank POST /rank requests beside the stream; 0 ranks in a "
-        "thread of the worker process, which then shares the interpreter lock with the stream",
+        description="processes that rank POST /rank requests under the rank server; 0 ranks in "
+        "a thread of the rank server, which then shares the interpreter lock with its HTTP server",
     )
     rank_max_in_flight: int = Field(
         16,

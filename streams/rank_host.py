@@ -147,12 +147,19 @@ class RankHost:
                 asyncio.get_running_loop().call_later(RESTART_DELAY_S, self._restart)
 
     def handle(self, message: tuple[Any, ...]) -> None:
-        """One message of the server: `ready`, `want` (a shard's view) or `report`."""
+        """One message of the server: `ready`, `want` (a shard's view) or `report`.
+
+        `serving` is set by `ready`, and then follows each report's `ranking_ready`.
+        """
         kind = message[0]
         if kind == "report":
             report: RankReport = message[1]
             apply_report(report, self.metrics)
             self.publisher.want(report.asked)
+            if report.ranking_ready:
+                self.serving.set()
+            else:
+                self.serving.clear()
         elif kind == "want":
             self.publisher.want((message[1],))
             self._wake.set()

@@ -1,19 +1,19 @@
-"""Where `POST /rank` jobs are ranked: processes beside the worker, or a thread inside it.
+"""Where `POST /rank` jobs are ranked: processes under the rank server, or a thread in it.
 
-`ProcessRankBackend` (`rank_workers` ≥ 1) runs child processes (`python -m streams.rank_pool`),
-each with its own ETA predictor (built from the worker's settings) and its own copy of every
-shard's ranking view. The worker sends a view whenever it rebuilds one, and each job to the
-child with the fewest jobs outstanding; a child ranks its jobs one at a time, in arrival order,
-and sends back the answer body. No ranking runs in the worker process, so it never holds the
-interpreter lock the stream needs: the stream's event loop only reads the request, hands the
-job over and writes the answer. A child skips a job whose deadline (`time.monotonic()`, one
-clock for every process of the machine) has passed when it comes to it: no work for a caller
-that has gone. A child that dies fails its outstanding jobs and is started again a second
-later, with the current views.
+The rank server (`streams.rank_server`) drives a backend. `ProcessRankBackend` (`rank_workers`
+≥ 1) runs child processes (`python -m streams.rank_pool`), each with its own ETA predictor
+(built from the worker's settings) and its own copy of every shard's ranking view. The rank
+server sends a view whenever the worker publishes one, and each job to the child with the
+fewest jobs outstanding; a child ranks its jobs one at a time, in arrival order, and sends back
+the answer body. No ranking runs in the rank server's process, so its event loop only reads
+requests, hands jobs over and writes answers. A child skips a job whose deadline
+(`time.monotonic()`, one clock for every process of the machine) has passed when it comes to
+it: no work for a caller that has gone. A child that dies fails its outstanding jobs and is
+started again a second later, with the current views.
 
-`ThreadRankBackend` (`rank_workers` = 0) ranks in one thread of the worker process: no extra
-process, but the ranking's Python code then takes turns with the stream for the interpreter
-lock (numpy releases it only inside its larger kernels).
+`ThreadRankBackend` (`rank_workers` = 0) ranks in one thread of the rank server's process: no
+extra process, but the ranking's Python code then takes turns with its HTTP server for the
+interpreter lock (numpy releases it only inside its larger kernels).
 
 Messages (both ways) are a 4-byte big-endian length and a pickle: to a child `("settings",
 Settings)` first, then `("view", RankView)`, `("forget", shard)` and `("job", id, deadline_s,
@@ -263,7 +263,7 @@ class ProcessRankBackend:
 
 
 class ThreadRankBackend:
-    """Ranks in one thread of the worker process (`rank_workers` = 0); see the module docstring."""
+    """Ranks in one thread of this process (`rank_workers` = 0); see the module docstring."""
 
     def __init__(self, predictor: LegPredictor) -> None:
         self.predictor = predictor

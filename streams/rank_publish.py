@@ -81,6 +81,8 @@ class ViewPublisher:
         Each wanted shard's view is built when the shard ticked since its last one, when that
         one is `max_age_s` old, or when it has none yet.
         """
+        if not self._asked_s:
+            return []
         now_s = self.clock_s()
         live = set(self.shards())
         messages: list[tuple[Any, ...]] = []

@@ -28,6 +28,7 @@ class RankReport:
         shed: requests answered 503 with Retry-After, by reason.
         in_flight: requests admitted and not yet answered when the report was made.
         asked: shards the requests asked about (their views are wanted).
+        ranking_ready: whether the ranking backend could take a job when the report was made.
     """
 
     requests: dict[str, int] = field(default_factory=dict)
@@ -35,6 +36,7 @@ class RankReport:
     shed: dict[str, int] = field(default_factory=dict)
     in_flight: int = 0
     asked: frozenset[str] = frozenset()
+    ranking_ready: bool = False
 
 
 class RankTally:
@@ -58,14 +60,15 @@ class RankTally:
         """A request asked about `shard`."""
         self._asked.add(shard)
 
-    def drain(self) -> RankReport:
-        """Everything noted since the last drain (and the in-flight count now)."""
+    def drain(self, ranking_ready: bool = False) -> RankReport:
+        """Everything noted since the last drain, the in-flight count now and `ranking_ready`."""
         report = RankReport(
             requests=dict(self._requests),
             seconds=self._seconds,
             shed=dict(self._shed),
             in_flight=self.in_flight,
             asked=frozenset(self._asked),
+            ranking_ready=ranking_ready,
         )
         self._requests.clear()
         self._seconds = {}

@@ -12,9 +12,9 @@ Control messages are frames (`streams.rank_pool.frame`). From the worker: `("set
 Settings, shard_partitions)` first; then `("partitions", frozenset[int])` (the shard partitions
 the worker owns; a request of any other is 421), `("view", RankView)`, `("empty", shard)` (no
 live state: no couriers) and `("drop", shard)` (forget it). To the worker: `("ready",)` once
-its ranking backend is ready, `("want", shard)` for a shard it has no view of, and `("report",
-RankReport)` every `REPORT_EVERY_S`. When the worker closes the control socket (or dies), the
-process stops its backend and exits.
+its ranking backend has started, `("want", shard)` for a shard it has no view of, and
+`("report", RankReport)` every `REPORT_EVERY_S` (with whether the backend can rank now). When
+the worker closes the control socket (or dies), the process stops its backend and exits.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ def handle_control(message: tuple[Any, ...], views: ViewBoard, owned: Owned) -> 
         logger.warning("rank server: unknown control message %r", kind)
 
 
-async def _report(writer: asyncio.StreamWriter, tally: RankTally) -> None:
+async def _report(writer: asyncio.StreamWriter, tally: RankTally, backend: RankBackend) -> None:
     while True:
         await asyncio.sleep(REPORT_EVERY_S)
-        writer.write(frame(("report", tally.drain())))
+        writer.write(frame(("report", tally.drain(ranking_ready=backend.ready))))
 
 
 async def _start_backend(backend: RankBackend, writer: asyncio.StreamWriter) -> None:
@@ -126,7 +126,7 @@ async def serve(control: socket.socket, listener: socket.socket) -> None:
     await web.SockSite(runner, listener, backlog=1024).start()
     tasks = [
         asyncio.create_task(_start_backend(backend, writer)),
-        asyncio.create_task(_report(writer, tally)),
+        asyncio.create_task(_report(writer, tally, backend)),
     ]
     try:
         while True:

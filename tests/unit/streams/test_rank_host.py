@@ -20,6 +20,7 @@ from dispatchflow.settings import Settings
 from streams.metrics import Metrics
 from streams.rank_host import RankHost
 from streams.rank_publish import ViewPublisher
+from streams.rank_report import RankReport
 from streams.rank_route import RankJob, RankRequest, rank_job
 from tests.unit.dispatch.live.shard_world import LAT, LON, SHARD, T0, World, offset
 
@@ -124,3 +125,19 @@ async def test_a_rank_server_that_died_is_started_again_on_the_same_port(
     await reading  # the host saw the server end on its control socket
     await asyncio.wait_for(host.serving.wait(), START_S)
     assert (host.port, (await post(host, REQUEST))[0]) == (port, 200)
+
+
+def test_readiness_follows_the_server_s_reports_once_it_said_ready(world: World) -> None:
+    """`ready` is set by the server's `ready`, then cleared by a report it cannot rank in."""
+    publisher = ViewPublisher(
+        shards=world.engine.shards,
+        ticks=world.engine.ticks,
+        build_view=world.engine.rank_view,
+        metrics=Metrics(),
+        max_age_s=5.0,
+    )
+    rank_host = RankHost(Settings(rank_port=0), PARTITIONS, publisher, set, Metrics())
+    rank_host.handle(("ready",))
+    said_ready = rank_host.ready
+    rank_host.handle(("report", RankReport(ranking_ready=False)))
+    assert (said_ready, rank_host.ready) == (True, False)
