@@ -92,7 +92,10 @@ class RankHost:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), PUBLISH_EVERY_S)
             self._wake.clear()
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # a view that cannot be built now may be built at the next look
+                logger.exception("publishing ranking views failed")
 
     def publish(self) -> None:
         """Send the owned partitions if they changed, and the views that are due."""
