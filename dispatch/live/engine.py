@@ -556,7 +556,7 @@ class ShardEngine:
             self._expire_orphans(source, effects, by_ticks=True)
         ticks = self._ticks[shard] = self._ticks.get(shard, 0) + 1
         self.releases.expire_leases(shard, now_ms, effects)
-        self.releases.expire_orders(shard, now_ms, effects)
+        self.releases.expire_orders(shard, now_ms, effects, str(event["event_id"]))
         policy, version = self.policy_for(shard)
         inputs = self.tick_inputs(source.partition if source is not None else None, now_ms)
         built = build_snapshot(

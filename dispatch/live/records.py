@@ -40,6 +40,8 @@ class OrderDispatch:
         eta_p90_ts_ms: announced drop-off time (p90, calibrated) of the current decision.
         eta_sent_ts_ms: when the last `eta_update` for the order was sent.
         expired_reason: why the dispatcher gave up on it, if it did.
+        expired_by: the event id of the tick that gave up on it: that tick, read again (its
+            state was stored, its `order_expired` maybe not), announces the expiry again.
         placement: the order's numeric features at placement, `(name, value)` sorted by name
             (None: unknown), read once when it was created (`features.feed`); the prep model
             reads them at every tick until the food is ready.
@@ -53,6 +55,7 @@ class OrderDispatch:
     eta_p90_ts_ms: int | None = None
     eta_sent_ts_ms: int | None = None
     expired_reason: str | None = None
+    expired_by: str | None = None
     placement: tuple[tuple[str, float | None], ...] = ()
 
     def cooling(self, courier_id: str, now_ts_ms: int) -> bool:

@@ -15,7 +15,10 @@ What releasing guarantees:
   decision, the reason and those orders, so the same release is never two different records.
 * a lease ends at `lease_expires_ts_ms`: the first tick at or after it releases the proposal
   (`lease_expired`, with a cool-down). An open order older than `max_order_age_s` is given up
-  once (`order_expired`, reason `max_age`).
+  once (`order_expired`, reason `max_age`). The order's state names the tick that gave it up;
+  the state and the announcement reach the broker separately, so that tick, read again after a
+  stop between the two, announces the same `order_expired` again (same event id, time and
+  trace; consumers keep each event id once).
 """
 
 from __future__ import annotations
@@ -154,8 +157,17 @@ class Releases:
                     decision, decision.order_ids, "lease_expired", now_ms, effects, cooldown=True
                 )
 
-    def expire_orders(self, shard: str, now_ms: int, effects: Effects) -> None:
-        """Close ended orders of `shard`; give up open ones older than `max_order_age_s`."""
+    def expire_orders(
+        self, shard: str, now_ms: int, effects: Effects, tick_id: str | None = None
+    ) -> None:
+        """Close ended orders of `shard`; give up open ones older than `max_order_age_s`.
+
+        `tick_id` is the event id of the tick doing it (None: a tick without one); the tick,
+        handled again, first announces again what it gave up before (`expired_by`).
+        """
+        if tick_id is not None:
+            for order in self.state.expired_by(tick_id):
+                self._announce_expiry(order, now_ms, effects)
         max_age_ms = int(self.config.max_order_age_s * 1000)
         for order in self.state.live_orders(shard):
             if order.status.terminal:
@@ -163,12 +175,20 @@ class Releases:
                 self.state.put_order(replace(order, dispatch=done))
                 continue
             if order.dispatch.phase is Phase.OPEN and now_ms - order.placed_ts_ms > max_age_ms:
-                reason = "max_age"
-                expired = replace(order.dispatch, phase=Phase.DONE, expired_reason=reason)
-                self.state.put_order(replace(order, dispatch=expired))
-                detail = f"no courier committed within {max_age_ms // 1000} s of placement"
-                event = expired_event(order.order_id, shard, reason, detail, now_ms)
-                effects.emit(ASSIGNMENT_RELEASED, shard, event, order_trace(order, event))
+                expired = replace(
+                    order.dispatch, phase=Phase.DONE, expired_reason="max_age", expired_by=tick_id
+                )
+                order = replace(order, dispatch=expired)
+                self.state.put_order(order)
+                self._announce_expiry(order, now_ms, effects)
+
+    def _announce_expiry(self, order: OrderState, now_ms: int, effects: Effects) -> None:
+        """The `order_expired` of `order`, given up at `now_ms` (its tick's event time)."""
+        max_age_ms = int(self.config.max_order_age_s * 1000)
+        reason = order.dispatch.expired_reason or "max_age"
+        detail = f"no courier committed within {max_age_ms // 1000} s of placement"
+        event = expired_event(order.order_id, order.shard, reason, detail, now_ms)
+        effects.emit(ASSIGNMENT_RELEASED, order.shard, event, order_trace(order, event))
 
 
 def _held(

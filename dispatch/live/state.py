@@ -51,6 +51,8 @@ class ShardState:
         # Every courier record of this worker's partitions, decoded and written through.
         self._records: dict[str, CourierRecord] = {}
         self._proposals: dict[str, set[str]] = defaultdict(set)
+        # Orders given up by each tick (by the tick's event id), for `expired_by`.
+        self._expired_by: dict[str, set[str]] = defaultdict(set)
 
     def reset(self) -> None:
         """Forget the indices; they are rebuilt from the tables when next needed."""
@@ -66,9 +68,12 @@ class ShardState:
         self._couriers.clear()
         self._records.clear()
         self._proposals.clear()
+        self._expired_by.clear()
         for order_id, order in self.stores.orders.items():
             if order.dispatch.phase is not Phase.DONE:
                 self._live_orders[order.shard].add(order_id)
+            elif order.dispatch.expired_by is not None:
+                self._expired_by[order.dispatch.expired_by].add(order_id)
         for key, courier in self.stores.couriers.items():
             self._records[key] = courier
             self._couriers[courier.shard].add(courier.courier_id)
@@ -96,8 +101,16 @@ class ShardState:
         self.stores.orders.put(order.order_id, order)
         if order.dispatch.phase is Phase.DONE:
             self._live_orders[order.shard].discard(order.order_id)
+            if order.dispatch.expired_by is not None:
+                self._expired_by[order.dispatch.expired_by].add(order.order_id)
         else:
             self._live_orders[order.shard].add(order.order_id)
+
+    def expired_by(self, tick_id: str) -> list[OrderState]:
+        """The orders the tick `tick_id` gave up on (`OrderDispatch.expired_by`), by order id."""
+        self.ensure_indexed()
+        found = (self.stores.orders.get(o) for o in sorted(self._expired_by.get(tick_id, ())))
+        return [o for o in found if o is not None and o.dispatch.expired_by == tick_id]
 
     def live_orders(self, shard: str) -> list[OrderState]:
         """The live orders of `shard` (dispatch phase not done), by order id."""
