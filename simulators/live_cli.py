@@ -17,6 +17,7 @@ from simulators.live_bench import (
     live_bench,
     means,
     parse_seeds,
+    prep_floor,
     table,
 )
 from simulators.plots import seed_bars
@@ -86,6 +87,12 @@ def _bench_live(args: argparse.Namespace) -> int:
         f"(models trained on seeds {','.join(map(str, train_seeds))} only):\n"
     )
     print(table(averages))
+    floor = prep_floor([PRESETS[args.preset](seed) for seed in seeds])
+    print(
+        f"\nfloor: the food's ready time predicted at placement from each kitchen's true median "
+        f"and slowdown (known only to the simulator) misses by {floor.p50_abs_err_min:.2f} min "
+        f"(p50) and {floor.p90_abs_err_min:.2f} min (p90) over {floor.orders} orders"
+    )
     plot = args.plot or args.json.with_suffix(".png")
     seed_bars(
         rows,

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simulators.live_bench import METRICS, BenchPlan, means, parse_seeds, table
+from simulators.city import small_town
+from simulators.live_bench import METRICS, BenchPlan, means, parse_seeds, prep_floor, table
 
 
 def row(variant: str, seed: int, value: float | None) -> dict[str, Any]:
@@ -48,3 +50,18 @@ def test_the_table_has_a_row_per_variant_and_a_column_per_metric() -> None:
     assert len(lines) == 4
     assert lines[0].split(" | ")[1:4] == ["orders", "on_time_rate", "ctod_mean_min"]
     assert lines[2].startswith("| fixed | 2.5 |") and "n/a" in lines[3]
+
+
+def test_the_prep_floor_is_zero_when_kitchens_keep_their_median() -> None:
+    """Without per-order kitchen noise, the true median and slowdown give every ready time."""
+    config = small_town(3)
+    exact = replace(config, merchants=replace(config.merchants, prep_sigma=0.0))
+    floor = prep_floor([exact])
+    assert floor.orders > 0 and floor.p90_abs_err_min < 0.01
+
+
+def test_the_prep_floor_grows_with_the_kitchens_noise() -> None:
+    """Noisier kitchens leave a larger error that no placement-time prediction removes."""
+    config = small_town(3)
+    noisy = replace(config, merchants=replace(config.merchants, prep_sigma=0.6))
+    assert prep_floor([noisy]).p50_abs_err_min > prep_floor([config]).p50_abs_err_min > 0.5
