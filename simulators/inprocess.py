@@ -6,7 +6,8 @@ core writes to its internal topics (positions, sightings, courier state updates)
 once, right after the record that caused them; outputs to external topics are returned. All
 records go through one partition. It implements the city simulator's `Dispatch`. Its online
 features live in a dict and apply pings when they are read (ticks, a new order's features),
-not on a wall-clock cadence, so a replay is deterministic; models come from a registry
+not on a wall-clock cadence, and ticks are not timed (no circuit breaker: a slow machine does
+not turn a tick greedy), so a replay is deterministic; models come from a registry
 (`models.registry.ModelRegistry`) when given one.
 """
 
@@ -172,6 +173,7 @@ class InProcessDispatch:
             predictor=predictor,
             features=self.features,
             telemetry=self.telemetry,
+            clock=None,  # no circuit breaker: the same records make the same decisions
             models=models,
         )
         self.engine = self.core.engine

@@ -234,7 +234,11 @@ Handler = Callable[[Record, Source], Effects]
 
 
 class WorkerCore:
-    """Every record of every topic a worker reads, one at a time; see the module docstring."""
+    """Every record of every topic a worker reads, one at a time; see the module docstring.
+
+    `clock` times the ticks (the engine's circuit breaker, tick intervals); None for a replay,
+    whose decisions must not depend on how fast the machine is (no breaker, no intervals).
+    """
 
     def __init__(
         self,
@@ -246,7 +250,7 @@ class WorkerCore:
         predictor: LegPredictor | None = None,
         features: FeatureFeed | None = None,
         telemetry: WorkerTelemetry | None = None,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] | None = time.perf_counter,
         models: ModelSets | None = None,
     ) -> None:
         self.config = config
@@ -471,11 +475,12 @@ class WorkerCore:
     def _on_tick(self, record: Record, source: Source) -> Effects:
         event = self._internal(record)
         shard = str(event["shard"])
-        now_s = self.clock()
-        previous = self._last_tick_s.get(shard)
-        if previous is not None:
-            self.telemetry.tick_interval(now_s - previous)
-        self._last_tick_s[shard] = now_s
+        if self.clock is not None:
+            now_s = self.clock()
+            previous = self._last_tick_s.get(shard)
+            if previous is not None:
+                self.telemetry.tick_interval(now_s - previous)
+            self._last_tick_s[shard] = now_s
         if self.features is not None:
             self.features.flush_due(record.partition)
         return self.engine.on_tick(event, source)
