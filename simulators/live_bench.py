@@ -211,8 +211,9 @@ class PrepFloor:
 
     The error of predicting each order's preparation time with its kitchen's true median,
     slowed by the orders already in preparation there (what the simulator draws from; no
-    model knows it): the share of the announced ETA's error that no placement-time
-    prediction removes, since the food is never handed over before it is ready.
+    model knows it). The food is never handed over before it is ready, so a drop-off announced
+    at placement inherits this error, unless the dispatcher held couriers to the announced
+    time (food waiting longer): a reference for the ETA figures, not a proven bound.
 
     Attributes:
         orders: orders counted.
