@@ -5,7 +5,8 @@ no request waits for the stream's event loop. For one request, in this order:
 
 1. **Admission.** With `max_in_flight` requests already admitted and unanswered, the request is
    shed at once: 503, `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing
-   queues for a caller who will have left by the time its turn comes.
+   queues for a caller who will have left by the time its turn comes. The HTTP front asks
+   `shed` before it reads the body, so a shed request is not parsed at all.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
    another worker owns (the owned partitions are the ones the worker last published).
 3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is the one the worker
@@ -176,6 +177,15 @@ class RankService:
             b'{"error":"no ranking process is running","reason":"unavailable"}',
             retry,
         )
+
+    def shed(self) -> Answer | None:
+        """The capacity shed (503, counted) when a request arriving now would be; else None.
+
+        Asked before a request's body is read: a request shed for capacity costs no parsing.
+        """
+        if self.in_flight < self.limits.max_in_flight:
+            return None
+        return self._done(self.clock_s(), "shed", self._shed_capacity, shed="capacity")
 
     async def answer(self, raw: bytes) -> Answer:
         """The answer to one request body `raw` (never raises for a bad request)."""

@@ -142,6 +142,32 @@ async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(wo
     assert len(backend.jobs) == 2
 
 
+async def test_at_the_in_flight_limit_shed_answers_503_before_any_body_is_read(
+    world: World,
+) -> None:
+    """`shed` (asked before the body is read) gives the capacity 503, counted as shed."""
+    backend, tally = FakeBackend(), RankTally()
+    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), tally)
+    waiting = asyncio.create_task(rank.answer(BODY))
+    await backend.wait_jobs(1)
+    shed = rank.shed()
+    backend.settle_all()
+    await waiting
+    assert shed is not None
+    assert (shed[0], orjson.loads(shed[1])["reason"], tally.drain().shed) == (
+        503,
+        "capacity",
+        {"capacity": 1},
+    )
+
+
+def test_below_the_in_flight_limit_shed_lets_the_request_in(world: World) -> None:
+    """With room in flight, `shed` answers nothing and counts nothing."""
+    tally = RankTally()
+    rank = service(world, FakeBackend(), RankLimits(max_in_flight=1), tally)
+    assert (rank.shed(), tally.drain().requests) == (None, {})
+
+
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
     """A request shed at the limit counts in shed{capacity} and requests{shed}."""
     backend, tally = FakeBackend(), RankTally()
