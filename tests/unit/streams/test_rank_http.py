@@ -91,6 +91,17 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
     return await asyncio.wait_for(reader.read(), 10.0) == b""
 
 
+async def answer_then_end(port: int, raw: bytes) -> tuple[int, dict[str, str], bool]:
+    """Send `raw`; the answer's status and headers, and whether the server then closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    try:
+        status, headers, _ = await read_answer(reader)
+        return status, headers, await closed_by_server(reader)
+    finally:
+        writer.close()
+
+
 async def test_a_post_is_answered_with_the_answer_s_status_body_and_headers(
     server: Server,
 ) -> None:
@@ -166,38 +177,29 @@ async def test_another_method_is_405_allowing_post(server: Server) -> None:
 
 async def test_a_chunked_body_is_411(server: Server) -> None:
     """A body without Content-Length is refused, and the connection closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
-    writer.write(b"POST /rank HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
-    status, _, _ = await read_answer(reader)
-    assert (status, await closed_by_server(reader)) == (411, True)
-    writer.close()
+    raw = b"POST /rank HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    status, _, closed = await answer_then_end(server[1], raw)
+    assert (status, closed) == (411, True)
 
 
 async def test_a_malformed_head_is_400_and_closes_the_connection(server: Server) -> None:
     """A head that cannot be read leaves the connection out of step: it is closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
-    writer.write(b"NONSENSE\r\n\r\n")
-    status, _, _ = await read_answer(reader)
-    assert (status, await closed_by_server(reader)) == (400, True)
-    writer.close()
+    status, _, closed = await answer_then_end(server[1], b"NONSENSE\r\n\r\n")
+    assert (status, closed) == (400, True)
 
 
 async def test_connection_close_is_honoured_after_the_answer(server: Server) -> None:
     """A caller that says `Connection: close` gets its answer, then the end of the stream."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
-    writer.write(post(b"{}", extra="Connection: close\r\n"))
-    status, headers, _ = await read_answer(reader)
-    assert (status, headers["connection"], await closed_by_server(reader)) == (200, "close", True)
-    writer.close()
+    raw = post(b"{}", extra="Connection: close\r\n")
+    status, headers, closed = await answer_then_end(server[1], raw)
+    assert (status, headers["connection"], closed) == (200, "close", True)
 
 
 async def test_an_http_1_0_request_closes_after_its_answer(server: Server) -> None:
     """HTTP/1.0 without keep-alive: one request per connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
-    writer.write(b"POST /rank HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
-    status, _, _ = await read_answer(reader)
-    assert (status, await closed_by_server(reader)) == (200, True)
-    writer.close()
+    raw = b"POST /rank HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}"
+    status, _, closed = await answer_then_end(server[1], raw)
+    assert (status, closed) == (200, True)
 
 
 async def test_expect_100_continue_is_answered_before_the_body_is_sent(server: Server) -> None:
