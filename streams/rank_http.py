@@ -209,6 +209,8 @@ class RankHttpConnection(asyncio.Protocol):
         self.skip = 0
         #: An answer is under way (later requests wait in the buffer).
         self.busy = False
+        #: The task answering the request under way (held so it is not collected).
+        self.answering: asyncio.Task[None] | None = None
         self.paused = False
         #: Since when no request has been under way (None while one is).
         self.idle_since_s: float | None = time.monotonic()
@@ -278,7 +280,9 @@ class RankHttpConnection(asyncio.Protocol):
             self.head = None
             self.busy = True
             self.idle_since_s = None
-            asyncio.get_running_loop().create_task(self._answer(body, head.keep_alive))
+            self.answering = asyncio.get_running_loop().create_task(
+                self._answer(body, head.keep_alive)
+            )
 
     def _read_head(self) -> _Head | None:
         """The next request's head if its body is to be read; None while it is incomplete.
