@@ -5,8 +5,9 @@ no request waits for the stream's event loop. For one request, in this order:
 
 1. **Admission.** With `max_in_flight` requests already admitted and unanswered, the request is
    shed at once: 503, `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing
-   queues for a caller who will have left by the time its turn comes. The HTTP front asks
-   `shed` before it reads the body, so a shed request is not parsed at all.
+   queues for a caller who will have left by the time its turn comes. A request whose ranking
+   is done no longer counts, though its answer is written a turn of the event loop later. The
+   HTTP front asks `shed` before it reads the body, so a shed request is not parsed at all.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
    another worker owns (the owned partitions are the ones the worker last published).
 3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is the one the worker
@@ -161,6 +162,8 @@ class RankService:
         self.tally = tally
         self.clock_s = clock_s
         self.in_flight = 0
+        #: Ranking jobs of admitted requests; a settled one no longer holds its request back.
+        self._ranking: set[asyncio.Future[JobResult]] = set()
         retry = {"Retry-After": str(limits.retry_after_s)}
         self._shed_capacity: Answer = (
             503,
@@ -183,14 +186,18 @@ class RankService:
 
         Asked before a request's body is read: a request shed for capacity costs no parsing.
         """
-        if self.in_flight < self.limits.max_in_flight:
+        if self._busy() < self.limits.max_in_flight:
             return None
         return self._done(self.clock_s(), "shed", self._shed_capacity, shed="capacity")
+
+    def _busy(self) -> int:
+        """Requests in flight, less those whose ranking is done and only the answer is due."""
+        return self.in_flight - sum(1 for future in self._ranking if future.done())
 
     async def answer(self, raw: bytes) -> Answer:
         """The answer to one request body `raw` (never raises for a bad request)."""
         started = self.clock_s()
-        if self.in_flight >= self.limits.max_in_flight:
+        if self._busy() >= self.limits.max_in_flight:
             return self._done(started, "shed", self._shed_capacity, shed="capacity")
         self.in_flight += 1
         self.tally.in_flight = self.in_flight
@@ -216,6 +223,7 @@ class RankService:
             return self._done(started, "answered", (200, answer_body(routed, ())))
         future = self.backend.submit(routed, deadline)
         timer = asyncio.get_running_loop().call_later(deadline - self.clock_s(), _expire, future)
+        self._ranking.add(future)
         try:
             result = await future
         except RankUnavailable as exc:
@@ -223,6 +231,7 @@ class RankService:
             return self._done(started, "unavailable", self._unavailable)
         finally:
             timer.cancel()
+            self._ranking.discard(future)
         if result.outcome == ANSWERED:
             return self._done(started, "answered", (200, result.body))
         if result.outcome == SKIPPED:

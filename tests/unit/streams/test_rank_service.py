@@ -168,6 +168,21 @@ def test_below_the_in_flight_limit_shed_lets_the_request_in(world: World) -> Non
     assert (rank.shed(), tally.drain().requests) == (None, {})
 
 
+async def test_a_request_whose_ranking_is_done_no_longer_counts_against_the_limit(
+    world: World,
+) -> None:
+    """At the limit, a job answered (its request not yet resumed) makes room at once."""
+    backend = FakeBackend()
+    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0))
+    waiting = asyncio.create_task(rank.answer(BODY))
+    await backend.wait_jobs(1)
+    full = rank.shed()
+    backend.settle_all()
+    room = rank.shed()
+    await waiting
+    assert (full is not None, room) == (True, None)
+
+
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
     """A request shed at the limit counts in shed{capacity} and requests{shed}."""
     backend, tally = FakeBackend(), RankTally()
