@@ -56,10 +56,18 @@ class Owned(Collection[int]):
         return len(self.partitions)
 
 
+#: A burst may hold this many times `rank_max_in_flight` in flight ...
+BURST_FACTOR = 4
+#: ... for at most this share of `rank_deadline_s`.
+BURST_SHARE_OF_DEADLINE = 0.5
+
+
 def limits_of(settings: Settings) -> RankLimits:
-    """The admission limits `settings` ask for."""
+    """The admission limits `settings` ask for (a burst: see `streams.rank_service`)."""
     return RankLimits(
         max_in_flight=settings.rank_max_in_flight,
+        burst_in_flight=BURST_FACTOR * settings.rank_max_in_flight,
+        burst_s=BURST_SHARE_OF_DEADLINE * settings.rank_deadline_s,
         deadline_s=settings.rank_deadline_s,
         retry_after_s=settings.rank_retry_after_s,
     )

@@ -128,7 +128,11 @@ def service(
 async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(world: World) -> None:
     """With the limit's worth of requests unanswered, the next is shed at once, not queued."""
     backend = FakeBackend()
-    rank = service(world, backend, RankLimits(max_in_flight=2, deadline_s=30.0, retry_after_s=3))
+    rank = service(
+        world,
+        backend,
+        RankLimits(max_in_flight=2, burst_in_flight=2, deadline_s=30.0, retry_after_s=3),
+    )
     waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(2)]
     await backend.wait_jobs(2)
     status, body, headers = await rank.answer(BODY)  # type: ignore[misc]
@@ -147,7 +151,9 @@ async def test_at_the_in_flight_limit_shed_answers_503_before_any_body_is_read(
 ) -> None:
     """`shed` (asked before the body is read) gives the capacity 503, counted as shed."""
     backend, tally = FakeBackend(), RankTally()
-    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), tally)
+    rank = service(
+        world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0), tally
+    )
     waiting = asyncio.create_task(rank.answer(BODY))
     await backend.wait_jobs(1)
     shed = rank.shed()
@@ -173,7 +179,7 @@ async def test_a_request_whose_ranking_is_done_no_longer_counts_against_the_limi
 ) -> None:
     """At the limit, a job answered (its request not yet resumed) makes room at once."""
     backend = FakeBackend()
-    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0))
+    rank = service(world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0))
     waiting = asyncio.create_task(rank.answer(BODY))
     await backend.wait_jobs(1)
     full = rank.shed()
@@ -183,10 +189,76 @@ async def test_a_request_whose_ranking_is_done_no_longer_counts_against_the_limi
     assert (full is not None, room) == (True, None)
 
 
+BURST = RankLimits(max_in_flight=1, burst_in_flight=3, burst_s=0.05, deadline_s=30.0)
+
+
+async def admitted(rank: RankService, backend: FakeBackend, count: int) -> list[asyncio.Task[Any]]:
+    """`count` requests admitted and waiting for their ranking."""
+    waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(count)]
+    await backend.wait_jobs(count)
+    return waiting
+
+
+async def test_a_burst_beyond_max_in_flight_is_admitted_for_up_to_burst_s(world: World) -> None:
+    """At `max_in_flight` for less than `burst_s`, a request is still admitted, not shed."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    first = rank.shed()
+    clock.now_s += 0.04
+    later = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert (first, later) == (None, None)
+
+
+async def test_in_flight_at_max_for_burst_s_sheds_the_excess(world: World) -> None:
+    """Lasting load (at `max_in_flight` for `burst_s`) is shed down to `max_in_flight`."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # the burst starts
+    clock.now_s += 0.06
+    shed = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert shed is not None and shed[0] == 503
+
+
+async def test_a_request_beyond_burst_in_flight_is_shed_at_once(world: World) -> None:
+    """No burst holds more than `burst_in_flight` in flight."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 3)
+    shed = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert shed is not None and shed[0] == 503
+
+
+async def test_the_burst_clock_restarts_once_in_flight_falls_below_max(world: World) -> None:
+    """A burst that ended does not count against the next one."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # a burst starts
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    rank.shed()  # below max: it ended
+    clock.now_s += 0.06
+    waiting = await admitted(rank, backend, 2)
+    again = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert again is None
+
+
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
     """A request shed at the limit counts in shed{capacity} and requests{shed}."""
     backend, tally = FakeBackend(), RankTally()
-    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), tally)
+    rank = service(
+        world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0), tally
+    )
     waiting = asyncio.create_task(rank.answer(BODY))
     await backend.wait_jobs(1)
     await rank.answer(BODY)
