@@ -172,6 +172,8 @@ class RankService:
         self.in_flight = 0
         #: Since when the requests in flight have been at `max_in_flight` or more (None: not).
         self._over_since_s: float | None = None
+        #: No burst is allowed before this time (lasting load was shed until `burst_s` ago).
+        self._no_burst_until_s = float("-inf")
         #: Ranking jobs of admitted requests; a settled one no longer holds its request back.
         self._ranking: set[asyncio.Future[JobResult]] = set()
         retry = {"Retry-After": str(limits.retry_after_s)}
@@ -202,7 +204,12 @@ class RankService:
         return self._done(now_s, "shed", self._shed_capacity, shed="capacity")
 
     def _full(self, now_s: float) -> bool:
-        """Whether a request arriving at `now_s` is beyond the in-flight limits."""
+        """Whether a request arriving at `now_s` is beyond the in-flight limits.
+
+        Once a burst has gone beyond its limits (lasting load), no new burst is allowed until
+        `burst_s` passed without a request shed: overload that ebbs and flows around
+        `max_in_flight` is held there, not let up to `burst_in_flight` again each time.
+        """
         # A request whose ranking is done no longer counts: only its answer is due.
         busy = self.in_flight - sum(1 for future in self._ranking if future.done())
         limits = self.limits
@@ -211,7 +218,14 @@ class RankService:
             return False
         if self._over_since_s is None:
             self._over_since_s = now_s
-        return busy >= limits.burst_in_flight or now_s - self._over_since_s >= limits.burst_s
+        if (
+            busy >= limits.burst_in_flight
+            or now_s < self._no_burst_until_s
+            or now_s - self._over_since_s >= limits.burst_s
+        ):
+            self._no_burst_until_s = now_s + limits.burst_s
+            return True
+        return False
 
     async def answer(self, raw: bytes) -> Answer:
         """The answer to one request body `raw` (never raises for a bad request)."""

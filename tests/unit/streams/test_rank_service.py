@@ -193,9 +193,10 @@ BURST = RankLimits(max_in_flight=1, burst_in_flight=3, burst_s=0.05, deadline_s=
 
 
 async def admitted(rank: RankService, backend: FakeBackend, count: int) -> list[asyncio.Task[Any]]:
-    """`count` requests admitted and waiting for their ranking."""
+    """`count` more requests admitted and waiting for their ranking."""
+    jobs = len(backend.jobs) + count
     waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(count)]
-    await backend.wait_jobs(count)
+    await backend.wait_jobs(jobs)
     return waiting
 
 
@@ -251,6 +252,32 @@ async def test_the_burst_clock_restarts_once_in_flight_falls_below_max(world: Wo
     backend.settle_all()
     await asyncio.gather(*waiting)
     assert again is None
+
+
+async def test_after_lasting_load_no_new_burst_is_allowed_until_burst_s_without_a_shed(
+    world: World,
+) -> None:
+    """Overload that dips below `max_in_flight` now and then is not let up to a burst again."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # a burst starts ...
+    clock.now_s += 0.06
+    rank.shed()  # ... and lasted: shed
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    rank.shed()  # a dip below max_in_flight
+    waiting = await admitted(rank, backend, 1)
+    at_once = rank.shed()  # no new burst yet
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    clock.now_s += 0.06  # calm: nothing shed for burst_s
+    rank.shed()
+    waiting = await admitted(rank, backend, 1)
+    after_calm = rank.shed()  # a new burst
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert (at_once is not None, after_calm) == (True, None)
 
 
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
