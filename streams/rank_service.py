@@ -8,9 +8,10 @@ no request waits for the stream's event loop. For one request, in this order:
    `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing queues for a caller
    who will have left by the time its turn comes; a burst (the ranking processes held up for a
    moment, on a busy machine) is ranked, not shed, while lasting overload is shed down to
-   `max_in_flight`. A request whose ranking is done no longer counts, though its answer is
-   written a turn of the event loop later. The HTTP front asks `shed` before it reads the
-   body, so a shed request is not parsed at all.
+   `max_in_flight` (no new burst is allowed until `calm_s` passed without a shed). A request
+   whose ranking is done no longer counts, though its answer is written a turn of the event
+   loop later. The HTTP front asks `shed` before it reads the body, so a shed request is not
+   parsed at all.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
    another worker owns (the owned partitions are the ones the worker last published).
 3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is the one the worker
@@ -52,6 +53,8 @@ class RankLimits:
         burst_in_flight: requests admitted at once for at most `burst_s`; any beyond are shed.
         burst_s: seconds the requests in flight may stay at `max_in_flight` or more (a burst:
             the ranking processes were held up and catch up) before the excess is shed.
+        calm_s: after a request was shed for capacity, seconds without another before a new
+            burst is allowed.
         deadline_s: seconds from arrival within which a request is answered, or shed (503).
         retry_after_s: `Retry-After` of a shed request, seconds.
     """
@@ -59,6 +62,7 @@ class RankLimits:
     max_in_flight: int = 16
     burst_in_flight: int = 64
     burst_s: float = 0.05
+    calm_s: float = 1.0
     deadline_s: float = 0.1
     retry_after_s: int = 1
 
@@ -172,7 +176,7 @@ class RankService:
         self.in_flight = 0
         #: Since when the requests in flight have been at `max_in_flight` or more (None: not).
         self._over_since_s: float | None = None
-        #: No burst is allowed before this time (lasting load was shed until `burst_s` ago).
+        #: No burst is allowed before this time (a request was shed less than `calm_s` ago).
         self._no_burst_until_s = float("-inf")
         #: Ranking jobs of admitted requests; a settled one no longer holds its request back.
         self._ranking: set[asyncio.Future[JobResult]] = set()
@@ -206,9 +210,9 @@ class RankService:
     def _full(self, now_s: float) -> bool:
         """Whether a request arriving at `now_s` is beyond the in-flight limits.
 
-        Once a burst has gone beyond its limits (lasting load), no new burst is allowed until
-        `burst_s` passed without a request shed: overload that ebbs and flows around
-        `max_in_flight` is held there, not let up to `burst_in_flight` again each time.
+        Once a request was shed, no new burst is allowed until `calm_s` passed without another:
+        overload that ebbs and flows around `max_in_flight` is held there, not let up to
+        `burst_in_flight` again each time it dips below.
         """
         # A request whose ranking is done no longer counts: only its answer is due.
         busy = self.in_flight - sum(1 for future in self._ranking if future.done())
@@ -223,7 +227,7 @@ class RankService:
             or now_s < self._no_burst_until_s
             or now_s - self._over_since_s >= limits.burst_s
         ):
-            self._no_burst_until_s = now_s + limits.burst_s
+            self._no_burst_until_s = now_s + limits.calm_s
             return True
         return False
 

@@ -189,7 +189,7 @@ async def test_a_request_whose_ranking_is_done_no_longer_counts_against_the_limi
     assert (full is not None, room) == (True, None)
 
 
-BURST = RankLimits(max_in_flight=1, burst_in_flight=3, burst_s=0.05, deadline_s=30.0)
+BURST = RankLimits(max_in_flight=1, burst_in_flight=3, burst_s=0.05, calm_s=1.0, deadline_s=30.0)
 
 
 async def admitted(rank: RankService, backend: FakeBackend, count: int) -> list[asyncio.Task[Any]]:
@@ -254,7 +254,7 @@ async def test_the_burst_clock_restarts_once_in_flight_falls_below_max(world: Wo
     assert again is None
 
 
-async def test_after_lasting_load_no_new_burst_is_allowed_until_burst_s_without_a_shed(
+async def test_after_lasting_load_no_new_burst_is_allowed_until_calm_s_without_a_shed(
     world: World,
 ) -> None:
     """Overload that dips below `max_in_flight` now and then is not let up to a burst again."""
@@ -271,7 +271,7 @@ async def test_after_lasting_load_no_new_burst_is_allowed_until_burst_s_without_
     at_once = rank.shed()  # no new burst yet
     backend.settle_all()
     await asyncio.gather(*waiting)
-    clock.now_s += 0.06  # calm: nothing shed for burst_s
+    clock.now_s += 1.01  # calm: nothing shed for calm_s
     rank.shed()
     waiting = await admitted(rank, backend, 1)
     after_calm = rank.shed()  # a new burst
