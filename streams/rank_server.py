@@ -58,10 +58,9 @@ class Owned(Collection[int]):
 
 #: A burst may hold this many times `rank_max_in_flight` in flight ...
 BURST_FACTOR = 4
-#: ... for at most this share of `rank_deadline_s`; after a shed, a new burst waits until
-#: `CALM_DEADLINES` deadlines passed without another.
+#: ... for at most this share of `rank_deadline_s`; after a shed, a new burst waits as long
+#: without another.
 BURST_SHARE_OF_DEADLINE = 0.5
-CALM_DEADLINES = 10
 
 
 def limits_of(settings: Settings) -> RankLimits:
@@ -70,7 +69,7 @@ def limits_of(settings: Settings) -> RankLimits:
         max_in_flight=settings.rank_max_in_flight,
         burst_in_flight=BURST_FACTOR * settings.rank_max_in_flight,
         burst_s=BURST_SHARE_OF_DEADLINE * settings.rank_deadline_s,
-        calm_s=CALM_DEADLINES * settings.rank_deadline_s,
+        calm_s=BURST_SHARE_OF_DEADLINE * settings.rank_deadline_s,
         deadline_s=settings.rank_deadline_s,
         retry_after_s=settings.rank_retry_after_s,
     )
