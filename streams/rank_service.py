@@ -62,7 +62,7 @@ class RankLimits:
     max_in_flight: int = 16
     burst_in_flight: int = 64
     burst_s: float = 0.05
-    calm_s: float = 1.0
+    calm_s: float = 0.05
     deadline_s: float = 0.1
     retry_after_s: int = 1
 
