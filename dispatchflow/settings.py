@@ -202,7 +202,8 @@ class Settings(BaseSettings):
         16,
         ge=1,
         le=10_000,
-        description="POST /rank requests admitted at once; any beyond get 503 with Retry-After",
+        description="POST /rank requests admitted at once under lasting load (a burst may hold 4x "
+        "for half of rank_deadline_s); any beyond get 503 with Retry-After",
     )
     rank_deadline_s: float = Field(
         0.1,

@@ -8,7 +8,9 @@ schedule (open loop; latency from each request's due time), while a sampler read
 `/metrics` every second. Per rate:
 
 * answers/s (200s), latency p50/p90/p99 of the answers, errors (timeouts, refused
-  connections, any status but 200 and 503), shed (503) and how fast the 503s came;
+  connections, any status but 200 and 503), shed (503) and how fast the 503s came, and the
+  worker's count of shed requests by reason (`cap/dl`: at the in-flight limit / past the
+  deadline);
 * worker CPU (its main process, and the processes it started: the rank server and its ranking
   processes), generator CPU and the generator's own lateness (p99, max), so a generator that
   could not keep its schedule shows;
@@ -177,16 +179,22 @@ class Sample:
     event_ts_s: dict[str, float]
     tick_buckets: dict[float, float]
     full_gc_buckets: dict[float, float]
+    shed_by_reason: dict[str, float] = field(default_factory=dict)
 
 
-def read_metrics(body: bytes) -> tuple[dict[str, float], dict[float, float], dict[float, float]]:
-    """(newest event time per topic, tick-interval buckets, full-GC pause buckets) from `/metrics`.
+def read_metrics(
+    body: bytes,
+) -> tuple[dict[str, float], dict[float, float], dict[float, float], dict[str, float]]:
+    """What a phase needs of `/metrics`.
 
-    Full GCs are the worker's generation-2 collections (`dispatchflow_gc_pause_seconds`).
+    That is: newest event time per topic, tick-interval buckets, full-GC pause buckets and
+    `POST /rank` requests shed so far by reason. Full GCs are the worker's generation-2
+    collections (`dispatchflow_gc_pause_seconds`).
     """
     event_ts: dict[str, float] = {}
     buckets: dict[float, float] = {}
     full_gc: dict[float, float] = {}
+    shed: dict[str, float] = {}
     for family in text_string_to_metric_families(body.decode()):
         if family.name == "dispatchflow_last_event_timestamp_seconds":
             for s in family.samples:
@@ -199,7 +207,11 @@ def read_metrics(body: bytes) -> tuple[dict[str, float], dict[float, float], dic
             for s in family.samples:
                 if s.name.endswith("_bucket") and s.labels["generation"] == "2":
                     full_gc[float(s.labels["le"])] = s.value
-    return event_ts, buckets, full_gc
+        elif family.name == "dispatchflow_rank_shed":
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    shed[s.labels["reason"]] = s.value
+    return event_ts, buckets, full_gc, shed
 
 
 def bucket_delta(before: dict[float, float], after: dict[float, float]) -> tuple[int, float | None]:
@@ -379,6 +391,10 @@ def phase_figures(
         figures["full_gcs"], figures["full_gc_max_bucket_s"] = bucket_delta(
             before.full_gc_buckets, after.full_gc_buckets
         )
+        figures["shed_by_reason"] = {
+            reason: int(n - before.shed_by_reason.get(reason, 0.0))
+            for reason, n in sorted(after.shed_by_reason.items())
+        }
         window_s = after.wall_s - before.wall_s
         figures["tick_cadence"] = round(ticks * tick_s / window_s, 2) if window_s > 0 else None
     return figures
@@ -457,7 +473,7 @@ def _now_ms() -> int:
 
 HEADER = (
     f"{'couriers':>8}{'rate/s':>8}{'answers/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
-    f"{'errors':>8}{'shed':>7}{'503 p99':>8}{'CPU w':>7}{'CPU r':>7}{'gen lag':>8}"
+    f"{'errors':>8}{'shed':>7}{'cap/dl':>11}{'503 p99':>8}{'CPU w':>7}{'CPU r':>7}{'gen lag':>8}"
     f"{'ticks>3s':>9}{'tick max':>9}{'cadence':>8}{'tick lag':>9}{'ping lag':>9}{'full GC':>8}"
     f"{'load':>6}"
 )
@@ -474,6 +490,10 @@ def _cell(value: Any, width: int, digits: int = 1) -> str:
 def print_row(row: dict[str, Any]) -> None:
     """One line of the table (CPU in cores: the worker's process, the rank server's processes)."""
     late = None if "ticks" not in row else f"{row['ticks_late']}/{row['ticks']}"
+    reasons = row.get("shed_by_reason")
+    split = (
+        None if reasons is None else f"{reasons.get('capacity', 0)}/{reasons.get('deadline', 0)}"
+    )
     longest = row.get("full_gc_max_bucket_s")
     gcs = (
         None
@@ -489,6 +509,7 @@ def print_row(row: dict[str, Any]) -> None:
         + _cell(row["p99_ms"], 8)
         + _cell(row["errors"], 8)
         + _cell(row["shed"], 7)
+        + _cell(split, 11)
         + _cell(row["shed_p99_ms"], 8)
         + _cell(row["worker_cpu_cores"], 7, 2)
         + _cell(row["rank_processes_cpu_cores"], 7, 2)

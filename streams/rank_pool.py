@@ -39,6 +39,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,9 +133,53 @@ class _Child:
     """One ranking process and the jobs it owes answers to."""
 
     process: subprocess.Popen[bytes]
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport | None = None
     pending: dict[int, asyncio.Future[JobResult]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send(self, data: bytes) -> None:
+        """Write `data` to the process (nothing once its socket is closed)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class _ChildConnection(asyncio.Protocol):
+    """The rank server's end of a ranking process's socket.
+
+    Each answer settles its job as soon as its bytes are read, in the same turn of the event
+    loop (no reader task to wake first).
+    """
+
+    def __init__(self, child: _Child, ended: Callable[[], None]) -> None:
+        self.child = child
+        self.ended = ended
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        """Settle every job whose answer is complete in the buffer."""
+        buffer = self.buffer
+        buffer += data
+        child = self.child
+        at = 0
+        while len(buffer) - at >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer, at)
+            end = at + _LENGTH.size + length
+            if len(buffer) < end:
+                break
+            job_id, outcome, body = pickle.loads(buffer[at + _LENGTH.size : end])  # noqa: S301
+            at = end
+            if job_id == READY_ID:
+                child.ready.set()
+                continue
+            future = child.pending.pop(job_id, None)
+            if future is not None and not future.done():
+                future.set_result(JobResult(outcome, body))
+        if at:
+            del buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The process ended (or closed its end)."""
+        self.ended()
 
 
 class ProcessRankBackend:
@@ -176,41 +221,30 @@ class ProcessRankBackend:
             stdin=subprocess.DEVNULL,
         )
         theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        child = _Child(process, writer)
-        writer.write(frame(("settings", self.settings)))
+        child = _Child(process)
+        transport, _ = await asyncio.get_running_loop().create_unix_connection(
+            lambda: _ChildConnection(child, lambda: self._ended(slot, child)), sock=ours
+        )
+        child.transport = transport
+        child.send(frame(("settings", self.settings)))
         for view in self._views.values():
-            writer.write(frame(("view", view)))
+            child.send(frame(("view", view)))
         self._children[slot] = child
-        task = asyncio.get_running_loop().create_task(self._read(slot, child, reader))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _read(self, slot: int, child: _Child, reader: asyncio.StreamReader) -> None:
-        """Settle `child`'s jobs as its answers come; when it ends, fail the rest and restart it."""
-        try:
-            while True:
-                job_id, outcome, body = await read_frame(reader)
-                if job_id == READY_ID:
-                    child.ready.set()
-                    continue
-                future = child.pending.pop(job_id, None)
-                if future is not None and not future.done():
-                    future.set_result(JobResult(outcome, body))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
+    def _ended(self, slot: int, child: _Child) -> None:
+        """`child` ended: fail the jobs it owed and, unless closing, start it again."""
+        if self._children[slot] is child:
             self._children[slot] = None
-            for future in child.pending.values():
-                if not future.done():
-                    future.set_exception(RankUnavailable("the ranking process ended"))
-            child.pending.clear()
-            child.writer.close()
-            if not self._closing:
-                code = child.process.poll()
-                logger.error("ranking process %d ended (exit code %s); restarting it", slot, code)
-                loop = asyncio.get_running_loop()
-                loop.call_later(RESTART_DELAY_S, self._restart, slot)
+        for future in child.pending.values():
+            if not future.done():
+                future.set_exception(RankUnavailable("the ranking process ended"))
+        child.pending.clear()
+        if child.transport is not None:
+            child.transport.close()
+        if not self._closing:
+            code = child.process.poll()
+            logger.error("ranking process %d ended (exit code %s); restarting it", slot, code)
+            asyncio.get_running_loop().call_later(RESTART_DELAY_S, self._restart, slot)
 
     def _restart(self, slot: int) -> None:
         task = asyncio.get_running_loop().create_task(self._spawn(slot))
@@ -221,7 +255,7 @@ class ProcessRankBackend:
         data = frame(message)
         for child in self._children:
             if child is not None:
-                child.writer.write(data)
+                child.send(data)
 
     def publish(self, view: RankView) -> None:
         """Send `view` to every ranking process (and to any started later)."""
@@ -243,7 +277,7 @@ class ProcessRankBackend:
         child = min(live, key=lambda c: len(c.pending))
         job_id = next(self._ids)
         child.pending[job_id] = future
-        child.writer.write(frame(("job", job_id, deadline_s, job)))
+        child.send(frame(("job", job_id, deadline_s, job)))
         return future
 
     async def close(self) -> None:
@@ -251,7 +285,8 @@ class ProcessRankBackend:
         self._closing = True
         children = [c for c in self._children if c is not None]
         for child in children:
-            child.writer.close()
+            if child.transport is not None:
+                child.transport.close()
         for child in children:
             try:
                 await asyncio.to_thread(child.process.wait, 5.0)

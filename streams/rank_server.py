@@ -3,10 +3,10 @@
 The worker (`streams.rank_host`) binds the rank port and starts this process with the
 listening socket and one end of a control socket: `python -m streams.rank_server CONTROL_FD
 LISTEN_FD`. The process runs its own event loop, with an HTTP server on that socket that
-serves `POST /rank` only (`streams.rank_service`: admission, routing, shedding) and its own
-ranking backend (`streams.rank_pool`). Request parsing, shedding and answering never wait for
-the stream's event loop; the stream side only publishes ranking views, at most once per tick
-of a shard, and reads the counts.
+serves `POST /rank` only (`streams.rank_http`: a minimal HTTP/1.1 front; `streams.rank_service`:
+admission, routing, shedding) and its own ranking backend (`streams.rank_pool`). Request
+parsing, shedding and answering never wait for the stream's event loop; the stream side only
+publishes ranking views, at most once per tick of a shard, and reads the counts.
 
 Control messages are frames (`streams.rank_pool.frame`). From the worker: `("settings",
 Settings, shard_partitions)` first; then `("partitions", frozenset[int])` (the shard partitions
@@ -31,7 +31,7 @@ from collections.abc import Collection
 from typing import Any
 
 from dispatchflow.settings import Settings
-from streams.json_post import json_post_handler
+from streams.rank_http import RankHttpServer
 from streams.rank_pool import RankBackend, frame, rank_backend, read_frame
 from streams.rank_report import REPORT_EVERY_S, RankTally
 from streams.rank_route import MAX_RANK_BODY_BYTES, RankJob, route_rank
@@ -56,10 +56,20 @@ class Owned(Collection[int]):
         return len(self.partitions)
 
 
+#: A burst may hold this many times `rank_max_in_flight` in flight ...
+BURST_FACTOR = 4
+#: ... for at most this share of `rank_deadline_s`; after a shed, a new burst waits as long
+#: without another.
+BURST_SHARE_OF_DEADLINE = 0.5
+
+
 def limits_of(settings: Settings) -> RankLimits:
-    """The admission limits `settings` ask for."""
+    """The admission limits `settings` ask for (a burst: see `streams.rank_service`)."""
     return RankLimits(
         max_in_flight=settings.rank_max_in_flight,
+        burst_in_flight=BURST_FACTOR * settings.rank_max_in_flight,
+        burst_s=BURST_SHARE_OF_DEADLINE * settings.rank_deadline_s,
+        calm_s=BURST_SHARE_OF_DEADLINE * settings.rank_deadline_s,
         deadline_s=settings.rank_deadline_s,
         retry_after_s=settings.rank_retry_after_s,
     )
@@ -97,8 +107,6 @@ async def _start_backend(backend: RankBackend, writer: asyncio.StreamWriter) -> 
 
 async def serve(control: socket.socket, listener: socket.socket) -> None:
     """Serve `POST /rank` on `listener` until the worker closes `control`."""
-    from aiohttp import web
-
     reader, writer = await asyncio.open_unix_connection(sock=control)
     kind, settings, shard_partitions = await read_frame(reader)
     if kind != "settings":
@@ -119,11 +127,8 @@ async def serve(control: socket.socket, listener: socket.socket) -> None:
         )
 
     service = RankService(backend, limits_of(settings), route=route, views=views, tally=tally)
-    app = web.Application()
-    app.router.add_post("/rank", json_post_handler(MAX_RANK_BODY_BYTES, service.answer))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.SockSite(runner, listener, backlog=1024).start()
+    http = RankHttpServer(service.answer, shed=service.shed, max_body_bytes=MAX_RANK_BODY_BYTES)
+    await http.start(listener)
     tasks = [
         asyncio.create_task(_start_backend(backend, writer)),
         asyncio.create_task(_report(writer, tally, backend)),
@@ -136,7 +141,7 @@ async def serve(control: socket.socket, listener: socket.socket) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        await runner.cleanup()
+        await http.close()
         await backend.close()
 
 

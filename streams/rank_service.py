@@ -3,9 +3,15 @@
 This runs in the rank server (`streams.rank_server`), a process with an event loop of its own:
 no request waits for the stream's event loop. For one request, in this order:
 
-1. **Admission.** With `max_in_flight` requests already admitted and unanswered, the request is
-   shed at once: 503, `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing
-   queues for a caller who will have left by the time its turn comes.
+1. **Admission.** With `max_in_flight` requests already admitted and unanswered for
+   `burst_s` or longer, or with `burst_in_flight`, the request is shed at once: 503,
+   `Retry-After: retry_after_s`, `{"error", "reason": "capacity"}`. Nothing queues for a caller
+   who will have left by the time its turn comes; a burst (the ranking processes held up for a
+   moment, on a busy machine) is ranked, not shed, while lasting overload is shed down to
+   `max_in_flight` (no new burst is allowed until `calm_s` passed without a shed). A request
+   whose ranking is done no longer counts, though its answer is written a turn of the event
+   loop later. The HTTP front asks `shed` before it reads the body, so a shed request is not
+   parsed at all.
 2. **Routing** (`streams.rank_route.route_rank`): 400/413 for a bad request, 421 for a shard
    another worker owns (the owned partitions are the ones the worker last published).
 3. **The view.** Each shard's ranking view (`dispatch.live.rank_view`) is the one the worker
@@ -43,12 +49,20 @@ class RankLimits:
     """How much `POST /rank` work a worker takes on.
 
     Attributes:
-        max_in_flight: requests admitted at once; any beyond are shed (503).
+        max_in_flight: requests admitted at once under lasting load; any beyond are shed (503).
+        burst_in_flight: requests admitted at once for at most `burst_s`; any beyond are shed.
+        burst_s: seconds the requests in flight may stay at `max_in_flight` or more (a burst:
+            the ranking processes were held up and catch up) before the excess is shed.
+        calm_s: after a request was shed for capacity, seconds without another before a new
+            burst is allowed.
         deadline_s: seconds from arrival within which a request is answered, or shed (503).
         retry_after_s: `Retry-After` of a shed request, seconds.
     """
 
     max_in_flight: int = 16
+    burst_in_flight: int = 64
+    burst_s: float = 0.05
+    calm_s: float = 0.05
     deadline_s: float = 0.1
     retry_after_s: int = 1
 
@@ -160,6 +174,12 @@ class RankService:
         self.tally = tally
         self.clock_s = clock_s
         self.in_flight = 0
+        #: Since when the requests in flight have been at `max_in_flight` or more (None: not).
+        self._over_since_s: float | None = None
+        #: No burst is allowed before this time (a request was shed less than `calm_s` ago).
+        self._no_burst_until_s = float("-inf")
+        #: Ranking jobs of admitted requests; a settled one no longer holds its request back.
+        self._ranking: set[asyncio.Future[JobResult]] = set()
         retry = {"Retry-After": str(limits.retry_after_s)}
         self._shed_capacity: Answer = (
             503,
@@ -177,10 +197,44 @@ class RankService:
             retry,
         )
 
+    def shed(self) -> Answer | None:
+        """The capacity shed (503, counted) when a request arriving now would be; else None.
+
+        Asked before a request's body is read: a request shed for capacity costs no parsing.
+        """
+        now_s = self.clock_s()
+        if not self._full(now_s):
+            return None
+        return self._done(now_s, "shed", self._shed_capacity, shed="capacity")
+
+    def _full(self, now_s: float) -> bool:
+        """Whether a request arriving at `now_s` is beyond the in-flight limits.
+
+        Once a request was shed, no new burst is allowed until `calm_s` passed without another:
+        overload that ebbs and flows around `max_in_flight` is held there, not let up to
+        `burst_in_flight` again each time it dips below.
+        """
+        # A request whose ranking is done no longer counts: only its answer is due.
+        busy = self.in_flight - sum(1 for future in self._ranking if future.done())
+        limits = self.limits
+        if busy < limits.max_in_flight:
+            self._over_since_s = None
+            return False
+        if self._over_since_s is None:
+            self._over_since_s = now_s
+        if (
+            busy >= limits.burst_in_flight
+            or now_s < self._no_burst_until_s
+            or now_s - self._over_since_s >= limits.burst_s
+        ):
+            self._no_burst_until_s = now_s + limits.calm_s
+            return True
+        return False
+
     async def answer(self, raw: bytes) -> Answer:
         """The answer to one request body `raw` (never raises for a bad request)."""
         started = self.clock_s()
-        if self.in_flight >= self.limits.max_in_flight:
+        if self._full(started):
             return self._done(started, "shed", self._shed_capacity, shed="capacity")
         self.in_flight += 1
         self.tally.in_flight = self.in_flight
@@ -206,6 +260,7 @@ class RankService:
             return self._done(started, "answered", (200, answer_body(routed, ())))
         future = self.backend.submit(routed, deadline)
         timer = asyncio.get_running_loop().call_later(deadline - self.clock_s(), _expire, future)
+        self._ranking.add(future)
         try:
             result = await future
         except RankUnavailable as exc:
@@ -213,6 +268,7 @@ class RankService:
             return self._done(started, "unavailable", self._unavailable)
         finally:
             timer.cancel()
+            self._ranking.discard(future)
         if result.outcome == ANSWERED:
             return self._done(started, "answered", (200, result.body))
         if result.outcome == SKIPPED:

@@ -12,6 +12,11 @@ shard's state, `rank_in_view` answers exactly what `dispatch.ranking.rank` answe
 
 A view holds plain values (numpy columns, the policy, service times), so it can be sent to
 another process and ranked there with that process's own ETA predictor.
+
+Its columns are checked once, when it is built (`check_view`: every rule of
+`dispatch.snapshot.CourierTable`); a request takes rows of them and adds the request time, which
+cannot break those rules, so its candidate table and snapshot are built unchecked
+(`dispatch.ranking.trusted`).
 """
 
 from __future__ import annotations
@@ -34,8 +39,20 @@ from dispatch.live.shard_snapshot import (
 )
 from dispatch.live.state import ShardState
 from dispatch.policy import Policy
-from dispatch.ranking import RankedCourier, cheapest, nearest_rows
-from dispatch.snapshot import BoolArray, CourierTable, FloatArray, IntArray, ServiceTimes
+from dispatch.ranking import RankedCourier, cheapest_in, nearest_rows, trusted
+from dispatch.snapshot import (
+    BoolArray,
+    CourierTable,
+    FloatArray,
+    IntArray,
+    MerchantTable,
+    ServiceTimes,
+    Snapshot,
+    SnapshotError,
+)
+
+#: The merchants of a request's snapshot: none (ranking never repositions).
+_NO_MERCHANTS = MerchantTable.empty()
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,29 +116,56 @@ def build_rank_view(
     def ints(values: list[int]) -> IntArray:
         return np.array(values, dtype=np.int64)
 
-    return RankView(
-        shard=shard,
-        courier_id=tuple(c.record.courier_id for c in starts),
-        free_xy_m=project_xy([c.lat for c in starts], [c.lon for c in starts], shard),
-        busy=np.array([c.busy_until_ts_ms is not None for c in starts], dtype=bool),
-        busy_until_ts_ms=ints([c.busy_until_ts_ms or 0 for c in starts]),
-        fix_ts_ms=ints([c.fix_ts_ms or 0 for c in starts]),
-        shift_start_ts_ms=ints([c.record.shift_start_ts_ms for c in starts]),
-        shift_end_ts_ms=ints(
-            [
-                c.record.shift_end_ts_ms or c.record.shift_start_ts_ms + default_shift_ms
-                for c in starts
-            ]
-        ),
-        spare_capacity=ints([c.record.spare_capacity for c in starts]),
-        pending_pickup_ts_ms=ints([c.pending_pickup_ts_ms for c in starts]),
-        orders_done=ints([c.record.orders_done for c in starts]),
-        policy=policy,
-        service=config.service,
-        tick_s=config.tick_s,
-        default_promise_s=config.default_promise_s,
-        position_max_age_ms=int(config.position_max_age_s * 1000),
+    return check_view(
+        RankView(
+            shard=shard,
+            courier_id=tuple(c.record.courier_id for c in starts),
+            free_xy_m=project_xy([c.lat for c in starts], [c.lon for c in starts], shard),
+            busy=np.array([c.busy_until_ts_ms is not None for c in starts], dtype=bool),
+            busy_until_ts_ms=ints([c.busy_until_ts_ms or 0 for c in starts]),
+            fix_ts_ms=ints([c.fix_ts_ms or 0 for c in starts]),
+            shift_start_ts_ms=ints([c.record.shift_start_ts_ms for c in starts]),
+            shift_end_ts_ms=ints(
+                [
+                    c.record.shift_end_ts_ms or c.record.shift_start_ts_ms + default_shift_ms
+                    for c in starts
+                ]
+            ),
+            spare_capacity=ints([c.record.spare_capacity for c in starts]),
+            pending_pickup_ts_ms=ints([c.pending_pickup_ts_ms for c in starts]),
+            orders_done=ints([c.record.orders_done for c in starts]),
+            policy=policy,
+            service=config.service,
+            tick_s=config.tick_s,
+            default_promise_s=config.default_promise_s,
+            position_max_age_ms=int(config.position_max_age_s * 1000),
+        )
     )
+
+
+def check_view(view: RankView) -> RankView:
+    """`view`, once its columns pass the checks of a `CourierTable` (`SnapshotError` if not).
+
+    All but the order of shift start and end, which depends on the request time: a request's
+    table starts each shift no later than the request, and only couriers whose shift ends no
+    earlier than the request (a policy's margins are never negative) are candidates, so no
+    candidate's shift ends before it starts.
+    """
+    CourierTable(
+        courier_id=view.courier_id,
+        free_xy_m=view.free_xy_m,
+        free_ts_ms=view.busy_until_ts_ms,
+        shift_end_ts_ms=view.shift_end_ts_ms,
+        spare_capacity=view.spare_capacity,
+        pending_pickup_ts_ms=view.pending_pickup_ts_ms,
+        orders_done=view.orders_done,
+        shift_start_ts_ms=np.minimum(view.shift_start_ts_ms, view.shift_end_ts_ms),
+    )
+    for name in ("busy", "fix_ts_ms"):
+        if getattr(view, name).shape != (view.m,):
+            msg = f"{name} must have shape ({view.m},)"
+            raise SnapshotError(msg)
+    return view
 
 
 def rank_in_view(
@@ -161,7 +205,10 @@ def rank_in_view(
     if rows.size == 0:
         return ()
     ids = operator.itemgetter(*rows.tolist())(view.courier_id)
-    couriers = CourierTable(
+    # Rows of checked columns (see `check_view`), with the request time as free time and as
+    # shift start where that is later and earlier: nothing to check again.
+    couriers = trusted(
+        CourierTable,
         courier_id=ids if rows.size > 1 else (ids,),
         free_xy_m=view.free_xy_m[rows],
         free_ts_ms=free_ts_ms[rows],
@@ -170,16 +217,19 @@ def rank_in_view(
         pending_pickup_ts_ms=view.pending_pickup_ts_ms[rows],
         orders_done=view.orders_done[rows],
         shift_start_ts_ms=np.minimum(view.shift_start_ts_ms[rows], now_ms),
+        decline_prob=np.zeros(rows.size, dtype=np.float64),
     )
     origin = decode_center(view.shard)
-    return cheapest(
-        request,
-        couriers,
-        now_ts_ms=now_ms,
+    job = trusted(
+        Snapshot,
+        now_ts_ms=int(now_ms),
         tick_s=view.tick_s,
+        orders=request,
+        couriers=couriers,
         eta=ShardEta(predictor, origin[0], origin[1], now_ms),
         service=view.service,
+        merchants=_NO_MERCHANTS,
         shard_id=view.shard,
-        k=k,
-        policy=view.policy,
+        forbidden=(),
     )
+    return cheapest_in(job, k, view.policy)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from streams.bench_rank import bucket_delta
+from prometheus_client import generate_latest
+
+from streams.bench_rank import bucket_delta, read_metrics
+from streams.metrics import Metrics
 
 INF = float("inf")
 
@@ -21,3 +24,11 @@ def test_bucket_delta_has_no_longest_bucket_without_observations() -> None:
     """Nothing observed between the reads: a count of 0 and no bucket."""
     same = {0.01: 1.0, INF: 1.0}
     assert bucket_delta(same, same) == (0, None)
+
+
+def test_read_metrics_reads_shed_requests_by_reason() -> None:
+    """The worker's shed counter is read per reason (the bench splits its 503s with it)."""
+    metrics = Metrics()
+    metrics.rank_shed.labels("capacity").inc(3)
+    metrics.rank_shed.labels("deadline").inc(2)
+    assert read_metrics(generate_latest(metrics.registry))[3] == {"capacity": 3.0, "deadline": 2.0}

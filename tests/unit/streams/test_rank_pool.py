@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -12,9 +14,13 @@ from dispatchflow.settings import Settings
 from streams.rank_pool import (
     ANSWERED,
     SKIPPED,
+    JobResult,
     ProcessRankBackend,
     RankUnavailable,
     ThreadRankBackend,
+    _Child,
+    _ChildConnection,
+    frame,
 )
 from streams.rank_route import RankJob, RankRequest, rank_job
 from tests.unit.dispatch.live.shard_world import LAT, LON, SHARD, T0, World, offset
@@ -97,3 +103,24 @@ async def test_the_thread_backend_answers_what_ranking_here_answers(world: World
     finally:
         await backend.close()
     assert result.body == rank_job(JOB, view, world.engine.predictor)
+
+
+async def test_answers_split_across_reads_settle_their_jobs_once_complete() -> None:
+    """The server's end of a ranking process's socket reads frames however the bytes come."""
+    loop = asyncio.get_running_loop()
+    child = _Child(cast(Any, None))
+    first, second = loop.create_future(), loop.create_future()
+    child.pending.update({1: first, 2: second})
+    connection = _ChildConnection(child, lambda: None)
+    data = frame((1, ANSWERED, b"one")) + frame((2, SKIPPED, b""))
+    cut = len(frame((1, ANSWERED, b"one"))) + 3
+    connection.data_received(data[:5])
+    settled_early = first.done()
+    connection.data_received(data[5:cut])
+    connection.data_received(data[cut:])
+    assert (settled_early, first.result(), second.result(), child.pending) == (
+        False,
+        JobResult(ANSWERED, b"one"),
+        JobResult(SKIPPED),
+        {},
+    )

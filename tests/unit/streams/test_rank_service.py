@@ -128,7 +128,11 @@ def service(
 async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(world: World) -> None:
     """With the limit's worth of requests unanswered, the next is shed at once, not queued."""
     backend = FakeBackend()
-    rank = service(world, backend, RankLimits(max_in_flight=2, deadline_s=30.0, retry_after_s=3))
+    rank = service(
+        world,
+        backend,
+        RankLimits(max_in_flight=2, burst_in_flight=2, deadline_s=30.0, retry_after_s=3),
+    )
     waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(2)]
     await backend.wait_jobs(2)
     status, body, headers = await rank.answer(BODY)  # type: ignore[misc]
@@ -142,10 +146,146 @@ async def test_a_request_beyond_the_in_flight_limit_gets_503_with_retry_after(wo
     assert len(backend.jobs) == 2
 
 
+async def test_at_the_in_flight_limit_shed_answers_503_before_any_body_is_read(
+    world: World,
+) -> None:
+    """`shed` (asked before the body is read) gives the capacity 503, counted as shed."""
+    backend, tally = FakeBackend(), RankTally()
+    rank = service(
+        world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0), tally
+    )
+    waiting = asyncio.create_task(rank.answer(BODY))
+    await backend.wait_jobs(1)
+    shed = rank.shed()
+    backend.settle_all()
+    await waiting
+    assert shed is not None
+    assert (shed[0], orjson.loads(shed[1])["reason"], tally.drain().shed) == (
+        503,
+        "capacity",
+        {"capacity": 1},
+    )
+
+
+def test_below_the_in_flight_limit_shed_lets_the_request_in(world: World) -> None:
+    """With room in flight, `shed` answers nothing and counts nothing."""
+    tally = RankTally()
+    rank = service(world, FakeBackend(), RankLimits(max_in_flight=1), tally)
+    assert (rank.shed(), tally.drain().requests) == (None, {})
+
+
+async def test_a_request_whose_ranking_is_done_no_longer_counts_against_the_limit(
+    world: World,
+) -> None:
+    """At the limit, a job answered (its request not yet resumed) makes room at once."""
+    backend = FakeBackend()
+    rank = service(world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0))
+    waiting = asyncio.create_task(rank.answer(BODY))
+    await backend.wait_jobs(1)
+    full = rank.shed()
+    backend.settle_all()
+    room = rank.shed()
+    await waiting
+    assert (full is not None, room) == (True, None)
+
+
+BURST = RankLimits(max_in_flight=1, burst_in_flight=3, burst_s=0.05, calm_s=1.0, deadline_s=30.0)
+
+
+async def admitted(rank: RankService, backend: FakeBackend, count: int) -> list[asyncio.Task[Any]]:
+    """`count` more requests admitted and waiting for their ranking."""
+    jobs = len(backend.jobs) + count
+    waiting = [asyncio.create_task(rank.answer(BODY)) for _ in range(count)]
+    await backend.wait_jobs(jobs)
+    return waiting
+
+
+async def test_a_burst_beyond_max_in_flight_is_admitted_for_up_to_burst_s(world: World) -> None:
+    """At `max_in_flight` for less than `burst_s`, a request is still admitted, not shed."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    first = rank.shed()
+    clock.now_s += 0.04
+    later = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert (first, later) == (None, None)
+
+
+async def test_in_flight_at_max_for_burst_s_sheds_the_excess(world: World) -> None:
+    """Lasting load (at `max_in_flight` for `burst_s`) is shed down to `max_in_flight`."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # the burst starts
+    clock.now_s += 0.06
+    shed = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert shed is not None and shed[0] == 503
+
+
+async def test_a_request_beyond_burst_in_flight_is_shed_at_once(world: World) -> None:
+    """No burst holds more than `burst_in_flight` in flight."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 3)
+    shed = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert shed is not None and shed[0] == 503
+
+
+async def test_the_burst_clock_restarts_once_in_flight_falls_below_max(world: World) -> None:
+    """A burst that ended does not count against the next one."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # a burst starts
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    rank.shed()  # below max: it ended
+    clock.now_s += 0.06
+    waiting = await admitted(rank, backend, 2)
+    again = rank.shed()
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert again is None
+
+
+async def test_after_lasting_load_no_new_burst_is_allowed_until_calm_s_without_a_shed(
+    world: World,
+) -> None:
+    """Overload that dips below `max_in_flight` now and then is not let up to a burst again."""
+    backend, clock = FakeBackend(), ManualClock()
+    rank = service(world, backend, BURST, clock=clock)
+    waiting = await admitted(rank, backend, 1)
+    rank.shed()  # a burst starts ...
+    clock.now_s += 0.06
+    rank.shed()  # ... and lasted: shed
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    rank.shed()  # a dip below max_in_flight
+    waiting = await admitted(rank, backend, 1)
+    at_once = rank.shed()  # no new burst yet
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    clock.now_s += 1.01  # calm: nothing shed for calm_s
+    rank.shed()
+    waiting = await admitted(rank, backend, 1)
+    after_calm = rank.shed()  # a new burst
+    backend.settle_all()
+    await asyncio.gather(*waiting)
+    assert (at_once is not None, after_calm) == (True, None)
+
+
 async def test_a_shed_request_is_counted_by_reason_and_outcome(world: World) -> None:
     """A request shed at the limit counts in shed{capacity} and requests{shed}."""
     backend, tally = FakeBackend(), RankTally()
-    rank = service(world, backend, RankLimits(max_in_flight=1, deadline_s=30.0), tally)
+    rank = service(
+        world, backend, RankLimits(max_in_flight=1, burst_in_flight=1, deadline_s=30.0), tally
+    )
     waiting = asyncio.create_task(rank.answer(BODY))
     await backend.wait_jobs(1)
     await rank.answer(BODY)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.live.engine_config import EngineConfig
-from dispatch.live.rank_view import RankView, rank_in_view
+from dispatch.live.rank_view import RankView, check_view, rank_in_view
 from dispatch.live.shard_snapshot import build_snapshot, request_table
 from dispatch.ranking import RankedCourier, nearest_rows, rank
+from dispatch.snapshot import SnapshotError
 from tests.unit.dispatch.live.shard_world import SHARD, T0, World, of_type, offset
 
 S = 1_000
@@ -149,6 +151,25 @@ def test_a_view_equals_one_rebuilt_from_scratch_after_any_updates(
         kept = columns(w.engine.rank_view(SHARD))
         w.engine.reset(w.engine.generation + 1)  # in-memory indices rebuilt from the tables
         assert columns(w.engine.rank_view(SHARD)) == kept
+
+
+def test_a_view_whose_columns_break_a_courier_table_rule_is_refused_when_checked() -> None:
+    """The columns are checked once, when the view is built: a negative capacity is refused."""
+    with World() as w:
+        w.online("c1", T0, at=offset(500.0, 0.0))
+        view = w.engine.rank_view(SHARD)
+    with pytest.raises(SnapshotError, match="spare_capacity"):
+        check_view(replace(view, spare_capacity=np.array([-1], dtype=np.int64)))
+
+
+def test_a_courier_whose_shift_ends_before_it_starts_is_never_a_candidate() -> None:
+    """The shift rule `check_view` leaves out cannot break in a request's table."""
+    with World() as w:
+        w.online("c1", T0, at=offset(500.0, 0.0))
+        view = w.engine.rank_view(SHARD)
+        ended = check_view(replace(view, shift_end_ts_ms=view.shift_start_ts_ms - 1))
+        pickup, dropoff = offset(0.0, 0.0), offset(900.0, 0.0)
+        assert rank_in_view(ended, w.engine.predictor, pickup, dropoff, T0, 1) == ()
 
 
 def test_a_request_prices_only_the_rank_candidates_nearest_couriers() -> None:
