@@ -14,13 +14,18 @@ _Table = TypeVar("_Table", bound="DataclassInstance")
 
 
 def take_rows(table: _Table, index: Any) -> _Table:
-    """A copy of the dataclass `table` with every array column indexed by `index`.
+    """A copy of the dataclass `table` with every column indexed by `index`.
 
-    `index` is a boolean mask or integer positions (rows kept in that order); fields that are
-    no array (a stride, for instance) are copied as they are.
+    Columns are its arrays and its tuples (of ids); `index` is a boolean mask or integer
+    positions (rows kept in that order). Other fields (a stride, for instance) are copied as
+    they are.
     """
     columns: dict[str, Any] = {}
     for f in dataclasses.fields(table):
         value = getattr(table, f.name)
-        columns[f.name] = value[index] if isinstance(value, np.ndarray) else value
+        if isinstance(value, np.ndarray):
+            value = value[index]
+        elif isinstance(value, tuple):
+            value = tuple(np.asarray(value, dtype=object)[index].tolist())
+        columns[f.name] = value
     return dataclasses.replace(table, **columns)
