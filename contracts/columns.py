@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -13,19 +14,24 @@ if TYPE_CHECKING:
 _Table = TypeVar("_Table", bound="DataclassInstance")
 
 
+@functools.cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def take_rows(table: _Table, index: Any) -> _Table:
-    """A copy of the dataclass `table` with every column indexed by `index`.
+    """A new table of the dataclass type of `table` with every column indexed by `index`.
 
     Columns are its arrays and its tuples (of ids); `index` is a boolean mask or integer
     positions (rows kept in that order). Other fields (a stride, for instance) are copied as
-    they are.
+    they are. Every field must be an `__init__` argument.
     """
     columns: dict[str, Any] = {}
-    for f in dataclasses.fields(table):
-        value = getattr(table, f.name)
+    for name in _field_names(type(table)):
+        value = getattr(table, name)
         if isinstance(value, np.ndarray):
             value = value[index]
         elif isinstance(value, tuple):
             value = tuple(np.asarray(value, dtype=object)[index].tolist())
-        columns[f.name] = value
-    return dataclasses.replace(table, **columns)
+        columns[name] = value
+    return type(table)(**columns)
