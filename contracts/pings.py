@@ -15,6 +15,7 @@ import fastjsonschema
 import numpy as np
 import numpy.typing as npt
 
+from contracts.columns import take_rows
 from contracts.limits import DecodeLimits, bounded_loads, check_bounds
 from contracts.rejections import EventRejected, RejectReason
 from contracts.schemas import compiled_validator, load_schema
@@ -49,15 +50,7 @@ class PingColumns:
 
     def take(self, index: npt.NDArray[np.intp]) -> PingColumns:
         """The fixes at `index`, in that order."""
-        return PingColumns(
-            self.courier_id[index],
-            self.lat[index],
-            self.lon[index],
-            self.ts_ms[index],
-            self.speed_mps[index],
-            self.heading_deg[index],
-            self.accuracy_m[index],
-        )
+        return take_rows(self, index)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from contracts.columns import take_rows
 from dispatch.candidates import TickFrame
 from dispatch.costs import (
     N_TERMS,
@@ -284,18 +285,7 @@ def _concat(parts: list[InsertionTable]) -> InsertionTable:
         dropoff_p90_s=np.vstack([pad(p.dropoff_p90_s, np.nan) for p in parts]),
         terms=np.vstack([p.terms for p in parts]),
     )
-    order = np.lexsort((table.order_row, table.courier_row))
-    return InsertionTable(
-        order_row=table.order_row[order],
-        courier_row=table.courier_row[order],
-        size=table.size[order],
-        sequence=table.sequence[order],
-        pending_pickup_p50_s=table.pending_pickup_p50_s[order],
-        pickup_p50_s=table.pickup_p50_s[order],
-        dropoff_p50_s=table.dropoff_p50_s[order],
-        dropoff_p90_s=table.dropoff_p90_s[order],
-        terms=table.terms[order],
-    )
+    return take_rows(table, np.lexsort((table.order_row, table.courier_row)))
 
 
 def _evaluate(

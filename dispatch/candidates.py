@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from contracts.columns import take_rows
 from dispatch.policy import Policy
 from dispatch.snapshot import NO_PICKUP, OPEN, Snapshot
 
@@ -146,20 +147,7 @@ class PairTable:
 
         The stride is kept: it stays meaningful when whole orders are kept.
         """
-        return PairTable(
-            order_row=self.order_row[keep],
-            courier_row=self.courier_row[keep],
-            feasible=self.feasible[keep],
-            stride=self.stride,
-            travel_p50_s=self.travel_p50_s[keep],
-            travel_p90_s=self.travel_p90_s[keep],
-            arrival_p50_s=self.arrival_p50_s[keep],
-            pickup_p50_s=self.pickup_p50_s[keep],
-            pickup_p90_s=self.pickup_p90_s[keep],
-            dropoff_p50_s=self.dropoff_p50_s[keep],
-            dropoff_p90_s=self.dropoff_p90_s[keep],
-            ride_p50_s=self.ride_p50_s[keep],
-        )
+        return take_rows(self, keep)
 
 
 @dataclass(frozen=True)

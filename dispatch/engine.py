@@ -39,7 +39,7 @@ from dispatch.greedy import greedy_decide
 from dispatch.matching import min_cost_matching
 from dispatch.policy import DEFAULT_POLICY, Policy
 from dispatch.reposition import repositions
-from dispatch.routes import build_assignment, explanation, runner_up
+from dispatch.routes import build_assignment, explanation, new_job_assignment, runner_up
 from dispatch.snapshot import Snapshot
 
 FloatArray = NDArray[np.float64]
@@ -496,19 +496,4 @@ def _assignment(
     e = choice.new_job
     if e is None:  # pragma: no cover - a choice is a new job or an insertion
         raise ValueError("a committed choice without a job")
-    row = int(pairs.order_row[e])
-    c = choice.courier
-    return build_assignment(
-        snapshot,
-        c,
-        [row],
-        [row],
-        updates_pending=False,
-        depart_s=max(float(frame.free_s[c]), 0.0),
-        arrival_s=float(pairs.arrival_p50_s[e]),
-        pickup_p50_s=float(pairs.pickup_p50_s[e]),
-        pickup_p90_s=float(pairs.pickup_p90_s[e]),
-        dropoff_p50_s=[float(pairs.dropoff_p50_s[e])],
-        dropoff_p90_s=[float(pairs.dropoff_p90_s[e])],
-        explain=explain,
-    )
+    return new_job_assignment(snapshot, frame, pairs, e, explain)

@@ -63,8 +63,28 @@ def _distance_m(origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> FloatA
     return np.asarray(np.sqrt(dx**2 + dy**2), dtype=np.float64)
 
 
+class _DistanceEta:
+    """A provider whose travel time depends only on the straight-line distance of each leg.
+
+    `travel_s` is the `EtaProvider` method for all of them; each says how its distance in
+    metres becomes p50 and p90 seconds in `_quantiles`. The courier does not matter.
+    """
+
+    def travel_s(
+        self,
+        origin_xy_m: FloatArray,
+        destination_xy_m: FloatArray,
+        courier_row: IntArray | None = None,
+    ) -> EtaQuantiles:
+        """Travel-time quantiles in seconds, the same for every courier."""
+        return self._quantiles(_distance_m(origin_xy_m, destination_xy_m))
+
+    def _quantiles(self, distance_m: FloatArray) -> EtaQuantiles:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class GridTravelTime:
+class GridTravelTime(_DistanceEta):
     """The MDRP travel rule: `ceil(distance_m / meters_per_minute)` whole minutes, p50 == p90.
 
     Attributes:
@@ -77,20 +97,14 @@ class GridTravelTime:
         if not (math.isfinite(self.meters_per_minute) and self.meters_per_minute > 0):
             raise ValueError(f"meters_per_minute must be positive, got {self.meters_per_minute}")
 
-    def travel_s(
-        self,
-        origin_xy_m: FloatArray,
-        destination_xy_m: FloatArray,
-        courier_row: IntArray | None = None,
-    ) -> EtaQuantiles:
-        """Whole-minute travel times in seconds, the same for every courier."""
-        minutes = np.ceil(_distance_m(origin_xy_m, destination_xy_m) / self.meters_per_minute)
-        seconds = minutes * 60.0
+    def _quantiles(self, distance_m: FloatArray) -> EtaQuantiles:
+        """Whole minutes of travel, in seconds."""
+        seconds = np.ceil(distance_m / self.meters_per_minute) * 60.0
         return EtaQuantiles(seconds, seconds)
 
 
 @dataclass(frozen=True)
-class StraightLineEta:
+class StraightLineEta(_DistanceEta):
     """Straight-line distance times a detour factor over a constant speed; p90 scaled up.
 
     Attributes:
@@ -111,12 +125,7 @@ class StraightLineEta:
         if not (math.isfinite(self.p90_factor) and self.p90_factor >= 1):
             raise ValueError(f"p90_factor must be at least 1, got {self.p90_factor}")
 
-    def travel_s(
-        self,
-        origin_xy_m: FloatArray,
-        destination_xy_m: FloatArray,
-        courier_row: IntArray | None = None,
-    ) -> EtaQuantiles:
-        """Travel-time quantiles in seconds, the same for every courier."""
-        p50 = _distance_m(origin_xy_m, destination_xy_m) * (self.detour_factor / self.speed_mps)
+    def _quantiles(self, distance_m: FloatArray) -> EtaQuantiles:
+        """Distance over speed, stretched by the detour factor; p90 scaled by its factor."""
+        p50 = distance_m * (self.detour_factor / self.speed_mps)
         return EtaQuantiles(p50, p50 * self.p90_factor)

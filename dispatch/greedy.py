@@ -14,7 +14,7 @@ from dispatch.candidates import TickFrame, courier_index, nearest_couriers, plan
 from dispatch.costs import single_terms
 from dispatch.decisions import Assignment, Decisions
 from dispatch.policy import Policy
-from dispatch.routes import build_assignment, explanation, runner_up
+from dispatch.routes import explanation, new_job_assignment, runner_up
 from dispatch.snapshot import Snapshot
 
 
@@ -60,27 +60,13 @@ def greedy_decide(
         used.add(c)
         others = candidates[candidates != chosen]
         second, second_cost = runner_up(pairs.courier_row[others], costs[others], c)
-        assignments.append(
-            build_assignment(
-                snapshot,
-                c,
-                [int(row)],
-                [int(row)],
-                updates_pending=False,
-                depart_s=max(float(frame.free_s[c]), 0.0),
-                arrival_s=float(pairs.arrival_p50_s[chosen]),
-                pickup_p50_s=float(pairs.pickup_p50_s[chosen]),
-                pickup_p90_s=float(pairs.pickup_p90_s[chosen]),
-                dropoff_p50_s=[float(pairs.dropoff_p50_s[chosen])],
-                dropoff_p90_s=[float(pairs.dropoff_p90_s[chosen])],
-                explain=explanation(
-                    terms[chosen],
-                    None if second is None else snapshot.couriers.courier_id[second],
-                    second_cost,
-                    "immediate",
-                ),
-            )
+        explain = explanation(
+            terms[chosen],
+            None if second is None else snapshot.couriers.courier_id[second],
+            second_cost,
+            "immediate",
         )
+        assignments.append(new_job_assignment(snapshot, frame, pairs, int(chosen), explain))
     return Decisions(
         now_ts_ms=snapshot.now_ts_ms,
         policy_name=policy.name,

@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from dispatch.candidates import PairTable, TickFrame
 from dispatch.costs import TERM_NAMES
 from dispatch.decisions import Assignment, Explanation, Stop, decision_id
 from dispatch.snapshot import Snapshot
@@ -135,6 +136,31 @@ def build_assignment(
         stops=tuple(stops),
         cost=explain.total_cost,
         explanation=explain,
+    )
+
+
+def new_job_assignment(
+    snapshot: Snapshot, frame: TickFrame, pairs: PairTable, e: int, explain: Explanation
+) -> Assignment:
+    """The assignment of pair `e`: its one order as a new job of its courier, no bundle.
+
+    The courier leaves when it is free (now at the earliest) and its times are the pair's.
+    """
+    c = int(pairs.courier_row[e])
+    row = int(pairs.order_row[e])
+    return build_assignment(
+        snapshot,
+        c,
+        [row],
+        [row],
+        updates_pending=False,
+        depart_s=max(float(frame.free_s[c]), 0.0),
+        arrival_s=float(pairs.arrival_p50_s[e]),
+        pickup_p50_s=float(pairs.pickup_p50_s[e]),
+        pickup_p90_s=float(pairs.pickup_p90_s[e]),
+        dropoff_p50_s=[float(pairs.dropoff_p50_s[e])],
+        dropoff_p90_s=[float(pairs.dropoff_p90_s[e])],
+        explain=explain,
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
+from contracts.columns import take_rows
 from dispatch.eta import EtaProvider
 
 FloatArray = NDArray[np.float64]
@@ -243,17 +244,7 @@ class CourierTable:
 
     def take(self, rows: IntArray) -> CourierTable:
         """The couriers at `rows`, in that order."""
-        return CourierTable(
-            courier_id=tuple(self.courier_id[i] for i in rows.tolist()),
-            free_xy_m=self.free_xy_m[rows],
-            free_ts_ms=self.free_ts_ms[rows],
-            shift_end_ts_ms=self.shift_end_ts_ms[rows],
-            spare_capacity=self.spare_capacity[rows],
-            pending_pickup_ts_ms=self.pending_pickup_ts_ms[rows],
-            orders_done=self.orders_done[rows],
-            shift_start_ts_ms=self.shift_start_ts_ms[rows],
-            decline_prob=None if self.decline_prob is None else self.decline_prob[rows],
-        )
+        return take_rows(self, rows)
 
     @property
     def p_decline(self) -> FloatArray:

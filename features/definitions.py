@@ -232,7 +232,36 @@ class OrdersWaitingState:
         self.open = {str(k): int(v) for k, v in state["o"]}
 
 
-class MeanState:
+class WindowedState:
+    """A state over one `BucketedStats` window: the base of the windowed mean, rate and count.
+
+    Its JSON-ready state is the newest event time counted (`u`) and the window (`s`).
+    """
+
+    def __init__(self, window_ms: int, bucket_ms: int) -> None:
+        self.updated_ts_ms = -1
+        self.stats = BucketedStats(window_ms, bucket_ms)
+
+    def _add(self, event: Mapping[str, Any], value: float) -> bool:
+        """Count `value` at the event's time; False (and nothing counted) if it is too late."""
+        ts = int(event["ts_ms"])
+        if self.stats.is_late(ts):
+            return False
+        self.stats.add(ts, value)
+        _mark(self, ts)
+        return True
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state."""
+        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `to_state` output."""
+        self.updated_ts_ms = int(state["u"])
+        self.stats.load_state(state["s"])
+
+
+class MeanState(WindowedState):
     """Windowed mean of one numeric event field (courier speed, zone observed speed).
 
     Values below `min_value` are left out (a standing courier's zero speed, for instance).
@@ -241,22 +270,17 @@ class MeanState:
     def __init__(
         self, window_ms: int, bucket_ms: int, field: str, output: str, min_value: float = 0.0
     ) -> None:
-        self.updated_ts_ms = -1
+        super().__init__(window_ms, bucket_ms)
         self.field = field
         self.output = output
         self.min_value = min_value
-        self.stats = BucketedStats(window_ms, bucket_ms)
 
     def update(self, event: Mapping[str, Any]) -> bool:
         """Add the event's field value when present and at least `min_value`."""
-        ts = int(event["ts_ms"])
-        if self.stats.is_late(ts):
-            return False
         v = event.get(self.field)
-        if v is not None and float(v) >= self.min_value:
-            self.stats.add(ts, float(v))
-            _mark(self, ts)
-        return True
+        if v is None or float(v) < self.min_value:
+            return not self.stats.is_late(int(event["ts_ms"]))
+        return self._add(event, float(v))
 
     def update_sorted(self, ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
         """Apply many events in ascending time order; returns how many were late.
@@ -285,31 +309,13 @@ class MeanState:
         """The windowed mean under the output name."""
         return {self.output: self.stats.mean(now_ms)}
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready state."""
-        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore from `to_state` output."""
-        self.updated_ts_ms = int(state["u"])
-        self.stats.load_state(state["s"])
-
-
-class AcceptanceState:
+class AcceptanceState(WindowedState):
     """Courier acceptance rate: accepts over responses in the window."""
-
-    def __init__(self, window_ms: int, bucket_ms: int) -> None:
-        self.updated_ts_ms = -1
-        self.stats = BucketedStats(window_ms, bucket_ms)
 
     def update(self, event: Mapping[str, Any]) -> bool:
         """Record 1 for accept, 0 for decline."""
-        ts = int(event["ts_ms"])
-        if self.stats.is_late(ts):
-            return False
-        self.stats.add(ts, 1.0 if event["response"] == "accept" else 0.0)
-        _mark(self, ts)
-        return True
+        return self._add(event, 1.0 if event["response"] == "accept" else 0.0)
 
     def value(self, now_ms: int) -> Values:
         """`acceptance_rate` and `responses`."""
@@ -318,45 +324,21 @@ class AcceptanceState:
             "responses": float(self.stats.count(now_ms)),
         }
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready state."""
-        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore from `to_state` output."""
-        self.updated_ts_ms = int(state["u"])
-        self.stats.load_state(state["s"])
-
-
-class CountState:
+class CountState(WindowedState):
     """Windowed count of events (zone demand)."""
 
     def __init__(self, window_ms: int, bucket_ms: int, output: str) -> None:
-        self.updated_ts_ms = -1
+        super().__init__(window_ms, bucket_ms)
         self.output = output
-        self.stats = BucketedStats(window_ms, bucket_ms)
 
     def update(self, event: Mapping[str, Any]) -> bool:
         """Count the event."""
-        ts = int(event["ts_ms"])
-        if self.stats.is_late(ts):
-            return False
-        self.stats.add(ts, 1.0)
-        _mark(self, ts)
-        return True
+        return self._add(event, 1.0)
 
     def value(self, now_ms: int) -> Values:
         """The count under the output name."""
         return {self.output: float(self.stats.count(now_ms))}
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready state."""
-        return {"u": self.updated_ts_ms, "s": self.stats.to_state()}
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore from `to_state` output."""
-        self.updated_ts_ms = int(state["u"])
-        self.stats.load_state(state["s"])
 
 
 class SupplyState:

@@ -29,20 +29,32 @@ from features import events as ev
 MerchantOf = Callable[[str], str | None]
 
 
+#: A copied field: its name (the same in both forms) and the type it is read as.
+_Field = tuple[str, Callable[[Any], Any]]
+_ORDER: tuple[_Field, ...] = (("order_id", str),)
+
+#: Per mapped contract type: its feature type and the fields copied, in the feature event's
+#: order (after `type`, `event_id` and `ts_ms`). `to_feature_event` adds what is not copied.
+_COPIED: dict[str, tuple[str, tuple[_Field, ...]]] = {
+    "order_created": (ev.ORDER_CREATED, (*_ORDER, ("merchant_id", str))),
+    "order_ready": (ev.MERCHANT_READY, (*_ORDER, ("merchant_id", str))),
+    "merchant_accepted": (
+        ev.MERCHANT_ESTIMATE,
+        (*_ORDER, ("merchant_id", str), ("estimated_ready_ts_ms", int)),
+    ),
+    "delivery_arrived": (ev.ARRIVED, (*_ORDER, ("courier_id", str), ("stop", str))),
+    "delivery_picked_up": (ev.PICKED_UP, _ORDER),
+    "order_cancelled": (ev.ORDER_CANCELLED, _ORDER),
+    "delivery_delivered": (ev.DELIVERED, (*_ORDER, ("courier_id", str))),
+    "courier_ping": (ev.COURIER_PING, (("courier_id", str), ("lat", float), ("lon", float))),
+    "assignment_response": (
+        ev.ASSIGNMENT_RESPONSE,
+        (("courier_id", str), ("decision_id", str), ("response", str)),
+    ),
+}
+
 #: Contract event types that map to a feature event.
-MAPPED_TYPES = frozenset(
-    {
-        "order_created",
-        "order_ready",
-        "merchant_accepted",
-        "delivery_arrived",
-        "delivery_picked_up",
-        "order_cancelled",
-        "delivery_delivered",
-        "courier_ping",
-        "assignment_response",
-    }
-)
+MAPPED_TYPES = frozenset(_COPIED)
 
 
 def _no_merchant(order_id: str) -> str | None:
@@ -70,85 +82,30 @@ def to_feature_event(
         its merchant is unknown).
     """
     etype = event.get("type")
-    if etype not in MAPPED_TYPES:
+    if etype not in _COPIED:
         return None
-    head = {"event_id": str(event["event_id"]), "ts_ms": int(event["ts_ms"])}
+    if etype == "merchant_accepted" and event.get("estimated_ready_ts_ms") is None:
+        return None
+    feature_type, fields = _COPIED[etype]
+    out: dict[str, Any] = {
+        "type": feature_type,
+        "event_id": str(event["event_id"]),
+        "ts_ms": int(event["ts_ms"]),
+    }
+    out.update((name, read(event[name])) for name, read in fields)
     if etype == "order_created":
-        pickup, dropoff = event["pickup"], event["dropoff"]
-        created = {
-            "type": ev.ORDER_CREATED,
-            **head,
-            "order_id": str(event["order_id"]),
-            "merchant_id": str(event["merchant_id"]),
-            "pickup_lat": float(pickup["lat"]),
-            "pickup_lon": float(pickup["lon"]),
-            "dropoff_lat": float(dropoff["lat"]),
-            "dropoff_lon": float(dropoff["lon"]),
-        }
+        for stop in ("pickup", "dropoff"):
+            out[f"{stop}_lat"] = float(event[stop]["lat"])
+            out[f"{stop}_lon"] = float(event[stop]["lon"])
         if event.get("prep_estimate_s") is not None:
-            created["prep_estimate_s"] = float(event["prep_estimate_s"])
-        return created
-    if etype == "merchant_accepted":
-        if event.get("estimated_ready_ts_ms") is None:
-            return None
-        return {
-            "type": ev.MERCHANT_ESTIMATE,
-            **head,
-            "order_id": str(event["order_id"]),
-            "merchant_id": str(event["merchant_id"]),
-            "estimated_ready_ts_ms": int(event["estimated_ready_ts_ms"]),
-        }
-    if etype == "delivery_arrived":
-        return {
-            "type": ev.ARRIVED,
-            **head,
-            "order_id": str(event["order_id"]),
-            "courier_id": str(event["courier_id"]),
-            "stop": str(event["stop"]),
-        }
-    if etype == "order_ready":
-        return {
-            "type": ev.MERCHANT_READY,
-            **head,
-            "order_id": str(event["order_id"]),
-            "merchant_id": str(event["merchant_id"]),
-        }
-    if etype in ("delivery_picked_up", "order_cancelled"):
-        order_id = str(event["order_id"])
-        merchant_id = merchant_of(order_id)
+            out["prep_estimate_s"] = float(event["prep_estimate_s"])
+    elif etype in ("delivery_picked_up", "order_cancelled"):
+        merchant_id = merchant_of(out["order_id"])
         if merchant_id is None:
             return None
-        out = {
-            "type": ev.PICKED_UP if etype == "delivery_picked_up" else ev.ORDER_CANCELLED,
-            **head,
-            "order_id": order_id,
-            "merchant_id": merchant_id,
-        }
+        out["merchant_id"] = merchant_id
         if etype == "delivery_picked_up":
             out["courier_id"] = str(event["courier_id"])
-        return out
-    if etype == "delivery_delivered":
-        return {
-            "type": ev.DELIVERED,
-            **head,
-            "order_id": str(event["order_id"]),
-            "courier_id": str(event["courier_id"]),
-        }
-    if etype == "courier_ping":
-        return {
-            "type": ev.COURIER_PING,
-            **head,
-            "courier_id": str(event["courier_id"]),
-            "lat": float(event["lat"]),
-            "lon": float(event["lon"]),
-            "speed_mps": _speed(event.get("speed_mps")),
-        }
-    if etype == "assignment_response":
-        return {
-            "type": ev.ASSIGNMENT_RESPONSE,
-            **head,
-            "courier_id": str(event["courier_id"]),
-            "decision_id": str(event["decision_id"]),
-            "response": str(event["response"]),
-        }
-    return None
+    elif etype == "courier_ping":
+        out["speed_mps"] = _speed(event.get("speed_mps"))
+    return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from contracts.columns import take_rows
 from contracts.geo import encode_ints as geohash_int_np
 from contracts.geo import int_to_geohash as geohash_int_to_str
 from features import events as ev
@@ -63,13 +64,7 @@ class PingBatch:
 
     def take(self, index: npt.NDArray[np.intp]) -> PingBatch:
         """The pings at `index`, in that order."""
-        return PingBatch(
-            self.courier_id[index],
-            self.lat[index],
-            self.lon[index],
-            self.ts_ms[index],
-            self.speed_mps[index],
-        )
+        return take_rows(self, index)
 
     @staticmethod
     def concat(batches: list[PingBatch]) -> PingBatch:

@@ -182,6 +182,15 @@ def _no_late(feature: str, level: str) -> None:
     return None
 
 
+#: Per entity kind with a city prior: its id field, and the event type that places it (with
+#: the fields of that point). Its city is remembered as backend context
+#: `<entity kind>_city|<id>` for its other events.
+_PLACED_BY = {
+    MERCHANT: ("merchant_id", ev.ORDER_CREATED, "pickup_lat", "pickup_lon"),
+    COURIER: ("courier_id", ev.COURIER_PING, "lat", "lon"),
+}
+
+
 class FeatureEngine:
     """Applies events to feature states and reads them with staleness degradation."""
 
@@ -209,22 +218,15 @@ class FeatureEngine:
     def _targets(self, fdef: FeatureDef, event: Mapping[str, Any]) -> list[tuple[str, str]]:
         etype = event["type"]
         city: str | None
-        if fdef.entity == MERCHANT:
-            mid = str(event["merchant_id"])
-            if etype == ev.ORDER_CREATED:
-                city = geohash_encode(event["pickup_lat"], event["pickup_lon"], CITY_PRECISION)
-                self.backend.set_context(f"merchant_city|{mid}", city)
+        if fdef.entity in _PLACED_BY:
+            id_field, placing_type, lat_field, lon_field = _PLACED_BY[fdef.entity]
+            entity = str(event[id_field])
+            context = f"{fdef.entity}_city|{entity}"
+            if etype == placing_type:
+                city = geohash_encode(event[lat_field], event[lon_field], CITY_PRECISION)
+                self.backend.set_context(context, city)
             else:
-                city = self.backend.get_context(f"merchant_city|{mid}")
-            entity = mid
-        elif fdef.entity == COURIER:
-            cid = str(event["courier_id"])
-            if etype == ev.COURIER_PING:
-                city = geohash_encode(event["lat"], event["lon"], CITY_PRECISION)
-                self.backend.set_context(f"courier_city|{cid}", city)
-            else:
-                city = self.backend.get_context(f"courier_city|{cid}")
-            entity = cid
+                city = self.backend.get_context(context)
         else:
             if etype == ev.ORDER_CREATED:
                 lat, lon = event["pickup_lat"], event["pickup_lon"]

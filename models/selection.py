@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -75,12 +75,7 @@ class CalibrationCandidate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "name": self.name,
-            "calibration_days": self.calibration_days,
-            "calibration_blocks": self.calibration_blocks,
-            "p90_bins": self.p90_bins,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -2,91 +2,77 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
-
-from streams.metrics import Metrics
+from streams.metrics import Metrics, counter, gauge, histogram, make_declared
 
 
 class PrometheusTelemetry:
     """Implements `dispatch.live.worker.WorkerTelemetry` with metrics on `metrics`."""
 
+    tick_seconds = histogram(
+        "Time to decide one shard's tick.",
+        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        name="tick_duration_seconds",
+    )
+    ticks = counter("Shard ticks decided.")
+    breaker = counter(
+        "Ticks that used the greedy policy because the optimiser would overrun the budget.",
+        name="circuit_breaker_ticks",
+    )
+    proposals = counter("Assignments offered to couriers.", name="assignments_proposed")
+    commits = counter("Assignments accepted and committed.", name="assignments_committed")
+    releases = counter(
+        "Proposals or commitments released, by reason.", "reason", name="assignments_released"
+    )
+    stale = counter(
+        "Courier responses to proposals no longer open (duplicates, late answers).",
+        name="stale_responses",
+    )
+    eta_error = histogram(
+        "Realized minus announced p50 drop-off time of delivered orders.",
+        buckets=(-900, -600, -300, -120, -60, 0, 60, 120, 300, 600, 900, 1800),
+        name="eta_error_seconds",
+    )
+    eta_labels = counter(
+        "Delivered orders with an announced ETA, by whether the p90 covered the delivery.",
+        "covered_p90",
+    )
+    eta_fallbacks = counter(
+        "Delivered orders whose announced ETA used the base-ETA fallback.",
+        name="eta_fallback_labels",
+    )
+    ready_sources = counter(
+        "Ready times a tick used, by source (order_ready, model, merchant_estimate, "
+        "order_estimate, default) and by why the prep model could not serve (no_model, "
+        "no_features).",
+        "source",
+        name="ready_times",
+    )
+    model_error = histogram(
+        "Absolute error of a model's p50 on its label (prep: food ready; total: delivery "
+        "against the placement ETA), for the served model set and the shadow candidate.",
+        "kind",
+        "role",
+        "version",
+        buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800),
+        name="model_abs_error_seconds",
+    )
+    model_covered = counter(
+        "Labels a model's p90 covered, by kind, role (served, candidate) and version.",
+        "kind",
+        "role",
+        "version",
+        name="model_p90_covered",
+    )
+    model_sets_loaded = gauge(
+        "1 for each model set the worker holds, by role (served, candidate) and version.",
+        "role",
+        "version",
+        name="model_set",
+    )
+
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        r = metrics.registry
-        self.tick_seconds = Histogram(
-            "dispatchflow_tick_duration_seconds",
-            "Time to decide one shard's tick.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=r,
-        )
-        self.ticks = Counter("dispatchflow_ticks", "Shard ticks decided.", registry=r)
-        self.breaker = Counter(
-            "dispatchflow_circuit_breaker_ticks",
-            "Ticks that used the greedy policy because the optimiser would overrun the budget.",
-            registry=r,
-        )
-        self.proposals = Counter(
-            "dispatchflow_assignments_proposed", "Assignments offered to couriers.", registry=r
-        )
-        self.commits = Counter(
-            "dispatchflow_assignments_committed", "Assignments accepted and committed.", registry=r
-        )
-        self.releases = Counter(
-            "dispatchflow_assignments_released",
-            "Proposals or commitments released, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.stale = Counter(
-            "dispatchflow_stale_responses",
-            "Courier responses to proposals no longer open (duplicates, late answers).",
-            registry=r,
-        )
-        self.eta_error = Histogram(
-            "dispatchflow_eta_error_seconds",
-            "Realized minus announced p50 drop-off time of delivered orders.",
-            buckets=(-900, -600, -300, -120, -60, 0, 60, 120, 300, 600, 900, 1800),
-            registry=r,
-        )
-        self.eta_labels = Counter(
-            "dispatchflow_eta_labels",
-            "Delivered orders with an announced ETA, by whether the p90 covered the delivery.",
-            ["covered_p90"],
-            registry=r,
-        )
-        self.eta_fallbacks = Counter(
-            "dispatchflow_eta_fallback_labels",
-            "Delivered orders whose announced ETA used the base-ETA fallback.",
-            registry=r,
-        )
-        self.ready_sources = Counter(
-            "dispatchflow_ready_times",
-            "Ready times a tick used, by source (order_ready, model, merchant_estimate, "
-            "order_estimate, default) and by why the prep model could not serve (no_model, "
-            "no_features).",
-            ["source"],
-            registry=r,
-        )
-        self.model_error = Histogram(
-            "dispatchflow_model_abs_error_seconds",
-            "Absolute error of a model's p50 on its label (prep: food ready; total: delivery "
-            "against the placement ETA), for the served model set and the shadow candidate.",
-            ["kind", "role", "version"],
-            buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800),
-            registry=r,
-        )
-        self.model_covered = Counter(
-            "dispatchflow_model_p90_covered",
-            "Labels a model's p90 covered, by kind, role (served, candidate) and version.",
-            ["kind", "role", "version"],
-            registry=r,
-        )
-        self.model_sets_loaded = Gauge(
-            "dispatchflow_model_set",
-            "1 for each model set the worker holds, by role (served, candidate) and version.",
-            ["role", "version"],
-            registry=r,
-        )
+        make_declared(self, metrics.registry)
 
     def tick(self, shard: str, duration_s: float, assignments: int, breaker: bool) -> None:
         """Record one tick."""

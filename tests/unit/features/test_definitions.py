@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.definitions import (
+    FeatureDef,
+    FeatureState,
     couriers_per_order,
     default_features,
     hour_of_week,
@@ -20,38 +22,47 @@ from features.synthetic import generate_event_log
 EVENTS = generate_event_log(np.random.default_rng(3), n_orders=40, duration_ms=3_600_000)
 END = EVENTS[-1]["ts_ms"]
 
+#: The property runs once for each default feature.
+every_feature = pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
 
-@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
-def test_state_round_trips_through_bytes(fdef) -> None:  # type: ignore[no-untyped-def]
-    """Serialized and restored state gives the same values (contract for every feature)."""
+
+def consumed(fdef: FeatureDef) -> list[dict[str, Any]]:
+    """The events of EVENTS that `fdef` consumes, in order."""
+    return [e for e in EVENTS if e["type"] in fdef.consumes]
+
+
+def fed(fdef: FeatureDef) -> FeatureState:
+    """A new state of `fdef` after every event of EVENTS it consumes."""
     state = fdef.factory()
-    for e in EVENTS:
-        if e["type"] in fdef.consumes:
-            state.update(e)
+    for e in consumed(fdef):
+        state.update(e)
+    return state
+
+
+@every_feature
+def test_state_round_trips_through_bytes(fdef: FeatureDef) -> None:
+    """Serialized and restored state gives the same values (contract for every feature)."""
+    state = fed(fdef)
     restored = fdef.factory()
     restored.load_state(orjson.loads(orjson.dumps(state.to_state())))
     assert restored.value(END) == state.value(END)
     assert restored.updated_ts_ms == state.updated_ts_ms
 
 
-@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
-def test_update_does_not_modify_the_event(fdef) -> None:  # type: ignore[no-untyped-def]
+@every_feature
+def test_update_does_not_modify_the_event(fdef: FeatureDef) -> None:
     """update() is pure on its input."""
     state = fdef.factory()
-    for e in EVENTS:
-        if e["type"] in fdef.consumes:
-            before = copy.deepcopy(e)
-            state.update(e)
-            assert e == before
+    for e in consumed(fdef):
+        before = copy.deepcopy(e)
+        state.update(e)
+        assert e == before
 
 
-@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
-def test_value_reports_exactly_the_declared_outputs(fdef) -> None:  # type: ignore[no-untyped-def]
+@every_feature
+def test_value_reports_exactly_the_declared_outputs(fdef: FeatureDef) -> None:
     """value() returns the outputs the definition declares, and does not change state."""
-    state = fdef.factory()
-    for e in EVENTS:
-        if e["type"] in fdef.consumes:
-            state.update(e)
+    state = fed(fdef)
     snapshot = state.to_state()
     assert tuple(state.value(END)) == fdef.outputs
     assert state.to_state() == snapshot
@@ -60,18 +71,17 @@ def test_value_reports_exactly_the_declared_outputs(fdef) -> None:  # type: igno
 LATE_BY_MS = 60 * 24 * 3_600_000  # older than every feature's window
 
 
-@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
-def test_an_event_older_than_the_window_is_reported_late_and_changes_no_value(fdef) -> None:  # type: ignore[no-untyped-def]
+@every_feature
+def test_an_event_older_than_the_window_is_reported_late_and_changes_no_value(
+    fdef: FeatureDef,
+) -> None:
     """A copy of each consumed type's newest event, sent 60 days late, is refused unchanged.
 
     update() returns False and every value stays as it was.
     """
-    state = fdef.factory()
-    for e in EVENTS:
-        if e["type"] in fdef.consumes:
-            state.update(e)
+    state = fed(fdef)
     before = state.value(END)
-    newest = {e["type"]: e for e in EVENTS if e["type"] in fdef.consumes}
+    newest = {e["type"]: e for e in consumed(fdef)}
     assert newest
     for e in newest.values():
         late = {**e, "event_id": f"{e['event_id']}-late", "ts_ms": e["ts_ms"] - LATE_BY_MS}
@@ -79,17 +89,17 @@ def test_an_event_older_than_the_window_is_reported_late_and_changes_no_value(fd
         assert state.value(END) == before
 
 
-@pytest.mark.parametrize("fdef", default_features(), ids=lambda f: f.name)
-def test_an_out_of_order_event_inside_the_window_counts(fdef) -> None:  # type: ignore[no-untyped-def]
+@every_feature
+def test_an_out_of_order_event_inside_the_window_counts(fdef: FeatureDef) -> None:
     """Events arriving in swapped pairs (a little out of order) are never reported late.
 
     Each swap is far shorter than any window.
     """
-    consumed = [e for e in EVENTS if e["type"] in fdef.consumes]
-    swapped = [e for i in range(0, len(consumed), 2) for e in reversed(consumed[i : i + 2])]
-    assert max(b["ts_ms"] - a["ts_ms"] for a, b in itertools.pairwise(consumed)) < 10 * 60_000
+    events = consumed(fdef)
+    swapped = [e for i in range(0, len(events), 2) for e in reversed(events[i : i + 2])]
+    assert max(b["ts_ms"] - a["ts_ms"] for a, b in itertools.pairwise(events)) < 10 * 60_000
     state = fdef.factory()
-    assert consumed and all(state.update(e) for e in swapped)
+    assert events and all(state.update(e) for e in swapped)
 
 
 def test_hour_of_week_starts_monday() -> None:

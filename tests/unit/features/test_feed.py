@@ -61,11 +61,16 @@ def zone_keys(table: dict[bytes, bytes], partition: int = 3) -> list[bytes]:
     return [k for k in table if k.startswith(f"p{partition}|f|zone_supply|".encode())]
 
 
-def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
-    """Nothing is written before `ping_flush_s`; then every buffered ping is applied."""
+def buffering_feed() -> tuple[FeatureFeed, dict[bytes, bytes], ManualClock]:
+    """A feed that flushes a partition's pings every 30 s, its table and its clock."""
     table: dict[bytes, bytes] = {}
     clock = ManualClock()
-    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    return FeatureFeed(table, ping_flush_s=30.0, clock=clock), table, clock
+
+
+def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
+    """Nothing is written before `ping_flush_s`; then every buffered ping is applied."""
+    feed, table, clock = buffering_feed()
     assert feed.on_pings(fixes([0, 10_000]), 3) == 0
     clock.now_s += 29.0
     assert feed.on_pings(fixes([20_000]), 3) == 0
@@ -79,9 +84,7 @@ def test_pings_wait_in_the_buffer_until_the_flush_interval_has_passed() -> None:
 
 def test_a_tick_flushes_a_quiet_partition_s_due_pings() -> None:
     """With no further pings, a flush check after the interval applies the buffer."""
-    table: dict[bytes, bytes] = {}
-    clock = ManualClock()
-    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    feed, table, clock = buffering_feed()
     feed.on_pings(fixes([0]), 3)
     clock.now_s += 20.0
     assert feed.flush_due(3) == 0
@@ -109,9 +112,7 @@ def test_without_a_flush_interval_every_batch_is_applied_at_once() -> None:
 
 def test_partitions_buffer_and_flush_separately() -> None:
     """A flush of one partition writes only its keys and leaves the other's buffer."""
-    table: dict[bytes, bytes] = {}
-    clock = ManualClock()
-    feed = FeatureFeed(table, ping_flush_s=30.0, clock=clock)
+    feed, table, clock = buffering_feed()
     feed.on_pings(fixes([0]), 3)
     clock.now_s += 10.0
     feed.on_pings(fixes([0]), 5)
@@ -133,8 +134,7 @@ def test_pings_feed_zone_features_and_the_courier_s_speed() -> None:
 
 def test_a_rebalance_drops_the_buffers_of_partitions_moved_away() -> None:
     """Pings of a partition this worker lost are dropped, not applied if it comes back later."""
-    table: dict[bytes, bytes] = {}
-    feed = FeatureFeed(table, ping_flush_s=30.0, clock=ManualClock())
+    feed, table, _ = buffering_feed()
     feed.on_pings(fixes([0, 1]), 3)
     feed.on_pings(fixes([0]), 5)
     assert feed.keep_only({5}) == 2

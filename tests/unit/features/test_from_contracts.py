@@ -64,17 +64,22 @@ def contract_samples() -> dict[str, dict[str, Any]]:
     }
 
 
-EXPECTED_TYPE = {
-    "order_created": ev.ORDER_CREATED,
-    "order_ready": ev.MERCHANT_READY,
-    "merchant_accepted": ev.MERCHANT_ESTIMATE,
-    "delivery_arrived": ev.ARRIVED,
-    "delivery_picked_up": ev.PICKED_UP,
-    "order_cancelled": ev.ORDER_CANCELLED,
-    "delivery_delivered": ev.DELIVERED,
-    "courier_ping": ev.COURIER_PING,
-    "assignment_response": ev.ASSIGNMENT_RESPONSE,
+#: Per feature event type: the contract type that stands for it and the fields both share.
+CONTRACT_OF = {
+    ev.ORDER_CREATED: ("order_created", ("order_id", "merchant_id")),
+    ev.MERCHANT_READY: ("order_ready", ("order_id", "merchant_id")),
+    ev.MERCHANT_ESTIMATE: (
+        "merchant_accepted",
+        ("order_id", "merchant_id", "estimated_ready_ts_ms"),
+    ),
+    ev.ARRIVED: ("delivery_arrived", ("order_id", "courier_id", "stop")),
+    ev.PICKED_UP: ("delivery_picked_up", ("order_id", "courier_id")),
+    ev.DELIVERED: ("delivery_delivered", ("order_id", "courier_id")),
+    ev.ORDER_CANCELLED: ("order_cancelled", ("order_id",)),
+    ev.COURIER_PING: ("courier_ping", ("courier_id", "lat", "lon")),
+    ev.ASSIGNMENT_RESPONSE: ("assignment_response", ("decision_id", "courier_id", "response")),
 }
+EXPECTED_TYPE = {ctype: ftype for ftype, (ctype, _) in CONTRACT_OF.items()}
 
 
 def merchant_m1(order_id: str) -> str | None:
@@ -84,86 +89,20 @@ def merchant_m1(order_id: str) -> str | None:
 
 def to_contract(event: Mapping[str, Any], shard: str) -> dict[str, Any] | None:
     """The contract event a feature-form synthetic event stands for (None: no contract)."""
-    etype = event["type"]
-    base = {"event_id": event["event_id"], "v": 1, "ts_ms": event["ts_ms"]}
-    if etype == ev.ORDER_CREATED:
-        return {
-            **base,
-            "type": "order_created",
-            "order_id": event["order_id"],
-            "merchant_id": event["merchant_id"],
-            "shard": shard,
-            "pickup": {"lat": event["pickup_lat"], "lon": event["pickup_lon"]},
-            "dropoff": {"lat": event["dropoff_lat"], "lon": event["dropoff_lon"]},
-        }
-    if etype == ev.MERCHANT_READY:
-        fields = {"merchant_id": event["merchant_id"]}
-        return {
-            **base,
-            "type": "order_ready",
-            "order_id": event["order_id"],
-            "shard": shard,
-            **fields,
-        }
-    if etype == ev.MERCHANT_ESTIMATE:
-        return {
-            **base,
-            "type": "merchant_accepted",
-            "order_id": event["order_id"],
-            "merchant_id": event["merchant_id"],
-            "shard": shard,
-            "estimated_ready_ts_ms": event["estimated_ready_ts_ms"],
-        }
-    if etype == ev.ARRIVED:
-        return {
-            **base,
-            "type": "delivery_arrived",
-            "order_id": event["order_id"],
-            "courier_id": event["courier_id"],
-            "shard": shard,
-            "stop": event["stop"],
-        }
-    if etype == ev.PICKED_UP:
-        return {
-            **base,
-            "type": "delivery_picked_up",
-            "order_id": event["order_id"],
-            "courier_id": event["courier_id"],
-            "shard": shard,
-        }
-    if etype == ev.DELIVERED:
-        return {
-            **base,
-            "type": "delivery_delivered",
-            "order_id": event["order_id"],
-            "courier_id": event["courier_id"],
-            "shard": shard,
-        }
-    if etype == ev.ORDER_CANCELLED:
-        fields = {"reason": "customer"}
-        return {
-            **base,
-            "type": "order_cancelled",
-            "order_id": event["order_id"],
-            "shard": shard,
-            **fields,
-        }
-    if etype == ev.COURIER_PING:
-        ping = {**base, "type": "courier_ping", "courier_id": event["courier_id"]}
-        ping.update(lat=event["lat"], lon=event["lon"])
-        if event["speed_mps"] is not None:
-            ping["speed_mps"] = event["speed_mps"]
-        return ping
-    if etype == ev.ASSIGNMENT_RESPONSE:
-        return {
-            **base,
-            "type": "assignment_response",
-            "decision_id": event["decision_id"],
-            "courier_id": event["courier_id"],
-            "shard": shard,
-            "response": event["response"],
-        }
-    return None
+    if event["type"] not in CONTRACT_OF:
+        return None
+    ctype, shared = CONTRACT_OF[event["type"]]
+    contract = {**head(ctype, event["event_id"], event["ts_ms"]), **{f: event[f] for f in shared}}
+    if ctype != "courier_ping":
+        contract["shard"] = shard
+    elif event["speed_mps"] is not None:
+        contract["speed_mps"] = event["speed_mps"]
+    if ctype == "order_created":
+        contract["pickup"] = {"lat": event["pickup_lat"], "lon": event["pickup_lon"]}
+        contract["dropoff"] = {"lat": event["dropoff_lat"], "lon": event["dropoff_lon"]}
+    if ctype == "order_cancelled":
+        contract["reason"] = "customer"
+    return contract
 
 
 @pytest.mark.parametrize("ctype", sorted(MAPPED_TYPES))

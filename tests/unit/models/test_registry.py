@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,17 +79,7 @@ def test_shadow_candidate_is_scored_but_never_served(
     reg = ModelRegistry(tmp_path)
     reg.publish(travel_model)
     reg.refresh()
-    candidate = ResidualQuantileModel(
-        kind=travel_model.kind,
-        feature_names=travel_model.feature_names,
-        target=travel_model.target,
-        booster_p50=travel_model.booster_p50,
-        booster_p90=travel_model.booster_p90,
-        p90_margin=travel_model.p90_margin,
-        clamp=travel_model.clamp,
-        metadata=travel_model.metadata,
-        p90_bins=(0, (), (0.5,)),
-    )
+    candidate = replace(travel_model, p90_bins=(0, (), (0.5,)))
     shadow = ShadowScorer(candidate, "v0002")
     plain = EtaService(reg, model_timeout_s=None).predict_legs(legs(5))
     served = EtaService(reg, model_timeout_s=None, shadow=shadow).predict_legs(legs(5))
