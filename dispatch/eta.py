@@ -6,6 +6,7 @@ planar frame (metres), with a median (p50) and a pessimistic (p90) quantile per 
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -63,7 +64,7 @@ def _distance_m(origin_xy_m: FloatArray, destination_xy_m: FloatArray) -> FloatA
     return np.asarray(np.sqrt(dx**2 + dy**2), dtype=np.float64)
 
 
-class _DistanceEta:
+class _DistanceEta(abc.ABC):
     """A provider whose travel time depends only on the straight-line distance of each leg.
 
     `travel_s` is the `EtaProvider` method for all of them; each says how its distance in
@@ -79,8 +80,9 @@ class _DistanceEta:
         """Travel-time quantiles in seconds, the same for every courier."""
         return self._quantiles(_distance_m(origin_xy_m, destination_xy_m))
 
-    def _quantiles(self, distance_m: FloatArray) -> EtaQuantiles:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _quantiles(self, distance_m: FloatArray) -> EtaQuantiles:
+        """p50 and p90 seconds of legs `distance_m` metres long."""
 
 
 @dataclass(frozen=True)

@@ -61,16 +61,21 @@ class Reports:
         host.handle = counting  # type: ignore[method-assign]
 
 
-@pytest.fixture
-async def host(world: World) -> AsyncIterator[RankHost]:
-    """A rank server on a free port, fed from `world`'s engine (one ranking process)."""
-    publisher = ViewPublisher(
+def publisher_of(world: World) -> ViewPublisher:
+    """A view publisher over `world`'s engine (views at most 5 s old)."""
+    return ViewPublisher(
         shards=world.engine.shards,
         ticks=world.engine.ticks,
         build_view=world.engine.rank_view,
         metrics=Metrics(),
         max_age_s=5.0,
     )
+
+
+@pytest.fixture
+async def host(world: World) -> AsyncIterator[RankHost]:
+    """A rank server on a free port, fed from `world`'s engine (one ranking process)."""
+    publisher = publisher_of(world)
     settings = Settings(rank_port=0, rank_deadline_s=30.0)
     rank_host = RankHost(settings, PARTITIONS, publisher, lambda: set(OWNED), Metrics())
     running = asyncio.create_task(rank_host.run())
@@ -129,13 +134,7 @@ async def test_a_rank_server_that_died_is_started_again_on_the_same_port(
 
 def test_readiness_follows_the_server_s_reports_once_it_said_ready(world: World) -> None:
     """`ready` is set by the server's `ready`, then cleared by a report it cannot rank in."""
-    publisher = ViewPublisher(
-        shards=world.engine.shards,
-        ticks=world.engine.ticks,
-        build_view=world.engine.rank_view,
-        metrics=Metrics(),
-        max_age_s=5.0,
-    )
+    publisher = publisher_of(world)
     rank_host = RankHost(Settings(rank_port=0), PARTITIONS, publisher, set, Metrics())
     rank_host.handle(("ready",))
     said_ready = rank_host.ready
